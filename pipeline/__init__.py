@@ -1,0 +1,1 @@
+"""Everything that executes: expression compiler, SCM sampling, planning, Ray runs, stores, validation, CLI."""

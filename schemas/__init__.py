@@ -1,0 +1,29 @@
+"""The crlgen spec language: pure data, validated with Pydantic; no engines, no I/O beyond spec files.
+
+Public names are re-exported here; the modules behind them are free to change.
+"""
+
+from .counterfactuals import Counterfactuals
+from .dataset import DatasetSpec, OutputSettings
+from .domains import Domain
+from .errors import SpecError
+from .expression import Expression, ExpressionError, parse_expression
+from .graph import CausalGraph, Node
+from .interventions import Do, Explicit, Observational, Scale, Sets, Shift, SingleNode, Soft
+from .io import load_spec
+from .noise import Bernoulli, Beta, Categorical, Exponential, Laplace, LogNormal, Mixture, Normal, Uniform
+from .render import Camera, RenderSettings, VideoSettings
+from .temporal import TemporalEdit
+from .variables import Boolean, Continuous, Integer
+from .variables import Categorical as CategoricalVariable
+
+#: The name spec authors use in Python.
+Dataset = DatasetSpec
+
+__all__ = [
+    "Bernoulli", "Beta", "Boolean", "Camera", "Categorical", "CategoricalVariable", "CausalGraph", "Continuous",
+    "Counterfactuals", "Dataset", "DatasetSpec", "Do", "Domain", "Explicit", "Exponential", "Expression",
+    "ExpressionError", "Integer", "Laplace", "LogNormal", "Mixture", "Node", "Normal", "Observational",
+    "OutputSettings", "RenderSettings", "Scale", "Sets", "Shift", "SingleNode", "Soft", "SpecError",
+    "TemporalEdit", "Uniform", "VideoSettings", "load_spec", "parse_expression",
+]

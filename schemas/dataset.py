@@ -1,0 +1,413 @@
+"""The dataset spec: one typed document stating every causal fact of a dataset once."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from .base import SpecModel
+from .counterfactuals import Counterfactuals
+from .domains import Domain
+from .errors import SpecError, from_validation_error
+from .expression import ALLOWED_FUNCTIONS
+from .graph import NAME, CausalGraph, Node, expand, find_cycle, mechanism_names, template_prefix, topological
+from .interventions import Do, Intervention, Observational, Regime, SingleNode, Soft
+from .render import RenderSettings, VideoSettings
+from .temporal import TemporalEdit
+from .variables import NOISE_NAME, Variable
+
+MAX_SAMPLES = 1_000_000_000
+
+
+class OutputSettings(SpecModel):
+    """Where a run writes; credentials in ``storage_options`` never reach sidecars or logs."""
+
+    url: str | None = Field(None, description="local path, file://, s3://bucket/prefix or memory://")
+    storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options (endpoint_url, key, secret...)")
+
+
+class DatasetSpec(SpecModel):
+    """What world, which causal variables and equations, which interventions, how many samples."""
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
+    description: str = ""
+    world: str | None = Field(None, description="world that renders it, e.g. static/spring; none = latents only")
+    objects: int | dict[str, int] | None = Field(None, description="count for per-object variables (name[i].field)")
+    parameters: dict[str, float] = Field(default_factory=dict, description="named constants mechanisms may use")
+    variables: dict[str, Variable] = Field(min_length=1)
+    domains: dict[str, Domain] = Field(default_factory=dict)
+    interventions: Regime = Field(default_factory=Observational)
+    counterfactuals: Counterfactuals | None = None
+    temporal_edits: tuple[TemporalEdit, ...] = ()
+    render: RenderSettings = Field(default_factory=RenderSettings)
+    video: VideoSettings | None = None
+    samples: int = Field(ge=1, le=MAX_SAMPLES)
+    seed: int = Field(0, ge=0, lt=2**63)
+    shard_size: int | None = Field(None, ge=1, le=1_000_000, description="samples per shard; default chosen by the planner")
+    output: OutputSettings = Field(default_factory=OutputSettings)
+
+    @field_validator("objects")
+    @classmethod
+    def _objects(cls, v):
+        counts = [v] if isinstance(v, int) else list((v or {}).values())
+        if any(not 1 <= c <= 256 for c in counts):
+            raise ValueError("expected 1..256 objects")
+        return v
+
+    @field_validator("parameters")
+    @classmethod
+    def _params(cls, v):
+        for k, x in v.items():
+            if not math.isfinite(x):
+                raise ValueError(f"parameter {k!r} must be finite")
+        return v
+
+    @model_validator(mode="after")
+    def _semantics(self):
+        problems: list[tuple[str, str]] = []
+        _check(self, problems)
+        if problems:
+            raise ValueError("\n".join(f"@{p}: {m}" for p, m in problems))
+        return self
+
+    # ----- derived structure -------------------------------------------------
+    @cached_property
+    def graph(self) -> CausalGraph:
+        """Expanded nodes in topological order; computed once per (frozen) spec."""
+        return _build_graph(self, [])
+
+    def object_count(self, prefix: str) -> int | None:
+        if self.objects is None:
+            return None
+        return self.objects if isinstance(self.objects, int) else self.objects.get(prefix)
+
+    def expand_names(self, name: str) -> list[str]:
+        """``ball[i].mass`` -> every object's name; a plain name -> itself."""
+        prefix = template_prefix(name)
+        if prefix is None:
+            return [name]
+        n = self.object_count(prefix) or 0
+        return [expand(name, k) for k in range(n)]
+
+    def expand_targets(self, targets: Mapping[str, Any]) -> dict[str, Any]:
+        return {e: v for k, v in targets.items() for e in self.expand_names(k)}
+
+    def intervention_options(self) -> tuple[dict[str, Any], ...]:
+        """The regime's options with templated targets expanded.
+
+        Single-node regimes expand one templated target into one option per
+        object (each sample still gets a single target).
+        """
+        reg = self.interventions
+        if isinstance(reg, SingleNode):
+            return tuple({e: v} for k, v in reg.targets.items() for e in self.expand_names(k))
+        return tuple(self.expand_targets(o) for o in reg.options())
+
+    @property
+    def is_video(self) -> bool:
+        return self.video is not None
+
+    # ----- authoring API -----------------------------------------------------
+    @classmethod
+    def load(cls, path: str | Path) -> "DatasetSpec":
+        from .io import load_spec
+
+        return load_spec(path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "DatasetSpec":
+        """Validate a mapping; raises :class:`SpecError` with one line per problem."""
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            raise from_validation_error(e) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    def to_yaml(self) -> str:
+        from .io import dump_yaml
+
+        return dump_yaml(self.to_dict())
+
+    def dump(self, path: str | Path) -> Path:
+        """Write YAML (or JSON for a .json suffix) that loads back equal."""
+        p = Path(path)
+        text = json.dumps(self.to_dict(), indent=2) if p.suffix == ".json" else self.to_yaml()
+        p.write_text(text)
+        return p
+
+    def replace(self, **changes: Any) -> "DatasetSpec":
+        """A re-validated copy with top-level fields changed."""
+        return type(self).from_dict({**self.to_dict(), **{k: _plain(v) for k, v in changes.items()}})
+
+    def with_samples(self, n: int) -> "DatasetSpec":
+        return self.replace(samples=n)
+
+    def with_seed(self, seed: int) -> "DatasetSpec":
+        return self.replace(seed=seed)
+
+    def intervene(self, target: str, *, do: float | str | None = None, shift: float | None = None,
+                  scale: float | None = None, soft: str | None = None, fraction: float | None = None) -> "DatasetSpec":
+        """Add ``target`` to a single-node regime (creating it if the spec is observational)."""
+        given = [(k, v) for k, v in (("do", do), ("shift", shift), ("scale", scale), ("soft", soft)) if v is not None]
+        if len(given) != 1:
+            raise SpecError([f"interventions.targets.{target}: give exactly one of do, shift, scale or soft"])
+        kind, v = given[0]
+        iv: Any
+        if kind == "do":
+            iv = f"do({v})" if isinstance(v, str) else {"kind": "do", "value": v}
+        elif kind == "soft":
+            iv = {"kind": "soft", "mechanism": v}
+        else:
+            iv = {"kind": kind, "by": v}
+        reg = self.interventions
+        if isinstance(reg, SingleNode):
+            targets = {k: _plain(x) for k, x in reg.targets.items()}
+            frac = fraction if fraction is not None else reg.fraction
+        elif isinstance(reg, Observational):
+            targets, frac = {}, fraction if fraction is not None else 0.5
+        else:
+            raise SpecError([f"interventions: intervene() adds to a single_node regime, this spec uses {reg.regime!r}"])
+        targets[target] = iv
+        return self.replace(interventions={"regime": "single_node", "fraction": frac, "targets": targets})
+
+    def check(self) -> "DatasetSpec":
+        """Also check the spec against its world (names it needs, engines, video); raises SpecError."""
+        from scenes.registry import check_world
+
+        problems = check_world(self)
+        if problems:
+            raise SpecError(problems)
+        return self
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, SpecModel):
+        return v.model_dump(mode="json", exclude_defaults=True)
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return v
+
+
+# ----- semantic checks (one problem per line, each with its field path) -------------
+def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGraph:
+    declared: list[tuple[str, str, int | None, Any]] = []  # (name, template, index, variable)
+    for tname, var in spec.variables.items():
+        prefix = template_prefix(tname)
+        if prefix is None:
+            declared.append((tname, tname, None, var))
+            continue
+        n = spec.object_count(prefix)
+        if n is None:
+            problems.append((f"variables.{tname}", f"a per-object name needs `objects: N` (or objects: {{{prefix}: N}})"))
+            continue
+        declared.extend((expand(tname, k), tname, k, var) for k in range(n))
+
+    states = tuple(name for name, _, _, v in declared if v.time_varying)
+    static = [(name, t, k, v) for name, t, k, v in declared if not v.time_varying]
+    known = {name for name, *_ in static}
+    params = set(spec.parameters)
+    state_set = set(states)
+
+    def names_in(src: str, k: int | None, path: str) -> tuple[list[str], list[str]]:
+        src = expand(src, k) if k is not None else src
+        parents, used_params = [], []
+        for nm in sorted(mechanism_names(src)):
+            if nm == NOISE_NAME:
+                continue
+            if nm in params:
+                used_params.append(nm)
+            elif nm in known:
+                parents.append(nm)
+            elif nm in state_set:
+                problems.append((path, f"uses the time-varying state {nm!r}; mechanisms relate static latents only"))
+            else:
+                hint = " (per-object names need `[i]` or an index)" if "[" in nm else ""
+                problems.append((path, f"unknown variable {nm!r}{hint}; expected one of the declared variables or parameters"))
+        return parents, used_params
+
+    nodes: dict[str, Node] = {}
+    for name, tname, k, var in static:
+        mech = expand(var.mechanism, k) if (var.mechanism and k is not None) else var.mechanism
+        parents, used = names_in(var.mechanism, k, f"variables.{tname}.mechanism") if var.mechanism else ([], [])
+        nodes[name] = Node(name, tname, k, var, mech, tuple(parents), tuple(used))
+
+    extra: list[tuple[str, str, str]] = []
+    for dname, dom in spec.domains.items():
+        for target, src in dom.overrides.items():
+            for e in spec.expand_names(target):
+                if e in nodes:
+                    parents, _ = names_in(src, nodes[e].object_index, f"domains.{dname}.overrides.{target}")
+                    extra.extend((p, e, f"domain {dname}") for p in parents if p not in nodes[e].parents)
+    for i, opt in enumerate(spec.intervention_options() if not problems else ()):
+        for target, iv in opt.items():
+            if isinstance(iv, Soft) and target in nodes:
+                parents, _ = names_in(iv.mechanism, nodes[target].object_index, f"interventions.targets.{target}")
+                extra.extend((p, target, "soft intervention") for p in parents if p not in nodes[target].parents)
+
+    edges = [(p, n.name) for n in nodes.values() for p in n.parents] + [(p, c) for p, c, _ in extra]
+    cycle = find_cycle(edges, nodes)
+    if cycle:
+        problems.append(("variables", f"the equations form a cycle: {' -> '.join(cycle)}"))
+        order = list(nodes)
+    else:
+        order = topological(list(nodes), edges)
+    return CausalGraph(tuple(nodes[n] for n in order), states, tuple(extra))
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _check_value(var, value: float, path: str, problems: list[tuple[str, str]], what: str) -> None:
+    lo, hi = var.bounds()
+    if not lo <= value <= hi:
+        problems.append((path, f"{what} {_fmt(value)} is outside the declared range [{_fmt(lo)}, {_fmt(hi)}]"))
+    elif var.type in ("integer", "categorical", "boolean") and value != int(value):
+        problems.append((path, f"{what} {_fmt(value)} must be a whole number for a {var.type} variable"))
+
+
+def _check_support(var, support: tuple[float, float], path: str, problems, what: str) -> None:
+    lo, hi = var.bounds()
+    if support[0] < lo or support[1] > hi:
+        if math.isinf(support[0]) or math.isinf(support[1]):
+            problems.append((path, f"{what} is unbounded but the variable declares range [{_fmt(lo)}, {_fmt(hi)}]; use a bounded distribution (uniform, beta) or drop the range"))
+        else:
+            problems.append((path, f"{what} ranges over [{_fmt(support[0])}, {_fmt(support[1])}], outside the declared range [{_fmt(lo)}, {_fmt(hi)}]"))
+
+
+def _check_intervention(spec: DatasetSpec, nodes: dict[str, Node], states: set[str], target: str, iv, path: str, problems) -> None:
+    if target in states:
+        problems.append((path, f"{target!r} is a time-varying state; intervene on it with a temporal edit"))
+        return
+    if target not in nodes:
+        problems.append((path, f"intervention on unknown variable {target!r}; expected one of {', '.join(sorted(nodes)) or 'none'}"))
+        return
+    var = nodes[target].variable
+    if isinstance(iv, Do):
+        if iv.value is not None:
+            _check_value(var, iv.value, path, problems, "do() value")
+        else:
+            _check_support(var, iv.dist.support(), path, problems, f"do() distribution {iv.dist.dist}")
+    elif iv.kind in ("shift", "scale") and nodes[target].mechanism is None and var.noise is not None:
+        lo, hi = var.noise.support()
+        moved = (lo + iv.by, hi + iv.by) if iv.kind == "shift" else tuple(sorted((lo * iv.by, hi * iv.by)))
+        if all(math.isfinite(x) for x in moved):
+            _check_support(var, moved, path, problems, f"{iv.kind}({_fmt(iv.by)}) of {target!r}")
+    elif isinstance(iv, Soft):
+        uses_eps = NOISE_NAME in mechanism_names(iv.mechanism)
+        has_noise = iv.noise is not None or var.noise is not None
+        if uses_eps and not has_noise:
+            problems.append((path, f"soft mechanism uses '{NOISE_NAME}' but {target!r} has no noise; give soft(..., noise=...)"))
+
+
+def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
+    reserved = {NOISE_NAME, *ALLOWED_FUNCTIONS}
+    for name in spec.variables:
+        if not NAME.match(name):
+            problems.append((f"variables.{name}", "expected a name like 'mass', 'ball[i].mass' or 'ball[0].mass'"))
+        elif name in reserved:
+            problems.append((f"variables.{name}", f"{name!r} is reserved (noise term or function name)"))
+        elif name in spec.parameters:
+            problems.append((f"variables.{name}", f"{name!r} is also declared as a parameter"))
+    for name in spec.parameters:
+        if not NAME.match(name) or "[" in name or name in reserved:
+            problems.append((f"parameters.{name}", "expected a plain identifier that is not 'eps' or a function name"))
+    if problems:
+        return
+    graph = _build_graph(spec, problems)
+    nodes = {n.name: n for n in graph.nodes}
+    states = set(graph.states)
+
+    # roots: the noise must fit the declared range
+    for n in graph.nodes:
+        v = n.variable
+        if n.mechanism is None and v.noise is not None:
+            _check_support(v, v.noise.support(), f"variables.{n.template}.noise", problems, f"noise {v.noise.dist}")
+
+    # domains
+    if spec.domains:
+        counts = [d.samples for d in spec.domains.values()]
+        if any(c is not None for c in counts):
+            if any(c is None for c in counts):
+                problems.append(("domains", "either every domain gives `samples` or none does"))
+            elif sum(counts) != spec.samples:
+                problems.append(("domains", f"domain sample counts add up to {sum(counts)}, expected samples = {spec.samples}"))
+    for dname, dom in spec.domains.items():
+        if not NAME.match(dname) or "[" in dname:
+            problems.append((f"domains.{dname}", "expected a plain identifier as domain name"))
+        for p in dom.parameters:
+            if p not in spec.parameters:
+                problems.append((f"domains.{dname}.parameters.{p}", f"unknown parameter {p!r}; declare it under `parameters`"))
+        for field in ("overrides", "noise"):
+            for target, val in getattr(dom, field).items():
+                path = f"domains.{dname}.{field}.{target}"
+                expanded = spec.expand_names(target)
+                if not expanded or any(e not in nodes for e in expanded):
+                    problems.append((path, f"unknown variable {target!r}" + (" (time-varying states cannot be overridden)" if target in states else "")))
+                    continue
+                var = nodes[expanded[0]].variable
+                if field == "noise":
+                    if var.noise is None:
+                        problems.append((path, f"{target!r} has no noise term to override"))
+                    elif var.mechanism is None:
+                        _check_support(var, val.support(), path, problems, f"noise {val.dist}")
+                elif NOISE_NAME in mechanism_names(val) and var.noise is None and target not in dom.noise:
+                    problems.append((path, f"mechanism uses '{NOISE_NAME}' but {target!r} has no noise"))
+
+    # interventions
+    reg = spec.interventions
+    if not isinstance(reg, Observational):
+        for i, opt in enumerate(reg.options()):
+            for target, iv in opt.items():
+                where = {"single_node": f"interventions.targets.{target}", "sets": f"interventions.sets[{i}].targets.{target}",
+                         "explicit": f"interventions.assignments[{i}].targets.{target}"}[reg.regime]
+                for e in spec.expand_names(target) or [target]:
+                    _check_intervention(spec, nodes, states, e, iv, where, problems)
+        if reg.regime == "explicit":
+            seen: dict[int, int] = {}
+            for i, a in enumerate(reg.assignments):
+                idx = a.indices()
+                if max(idx) >= spec.samples:
+                    problems.append((f"interventions.assignments[{i}].samples", f"sample index {max(idx)} is beyond samples = {spec.samples}"))
+                for s in idx:
+                    if s in seen:
+                        problems.append((f"interventions.assignments[{i}].samples", f"sample {s} is intervened twice (also in assignments[{seen[s]}])"))
+                        break
+                    seen[s] = i
+
+    # counterfactuals
+    cf = spec.counterfactuals
+    if cf is not None:
+        if cf.intervention is not None:
+            for target, iv in cf.intervention.items():
+                for e in spec.expand_names(target) or [target]:
+                    _check_intervention(spec, nodes, states, e, iv, f"counterfactuals.intervention.{target}", problems)
+        if cf.edit is not None:
+            _check_edit(spec, cf.edit, "counterfactuals.edit", problems)
+        if spec.samples < 2:
+            problems.append(("counterfactuals", "needs at least 2 samples"))
+
+    for i, e in enumerate(spec.temporal_edits):
+        _check_edit(spec, e, f"temporal_edits[{i}]", problems)
+
+
+def _check_edit(spec: DatasetSpec, e: TemporalEdit, path: str, problems) -> None:
+    if spec.video is None:
+        problems.append((path, "temporal edits need a video scene (add `video: {fps, frames}`)"))
+        return
+    n = spec.video.n_frames
+    start = e.start_frame(spec.video.fps)
+    if start >= n:
+        what = f"at_frame {e.at_frame}" if e.at_frame is not None else f"at_time {e.at_time:g}s (frame {start})"
+        problems.append((path, f"{what} is beyond the video length ({n} frames, last frame {n - 1})"))
+    if e.until_frame is not None and not start < e.until_frame <= n:
+        problems.append((path, f"until_frame {e.until_frame} must be in ({start}, {n}]"))

@@ -1,0 +1,141 @@
+"""Latent variables: type, range, unit and structural equation (mechanism + noise)."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from .base import SpecModel
+from .expression import ExpressionError, parse_expression
+from .noise import Noise
+
+#: The name a mechanism uses for its own exogenous noise term.
+NOISE_NAME = "eps"
+
+
+def check_mechanism(src: str | None) -> str | None:
+    if src is None:
+        return None
+    try:
+        parse_expression(src)
+    except ExpressionError as e:
+        raise ValueError(str(e)) from None
+    return src
+
+
+class _Variable(SpecModel):
+    description: str = ""
+    unit: str | None = None
+    mechanism: str | None = Field(None, description="structural equation over parents and 'eps'; omit for a root")
+    noise: Noise | None = Field(None, description="distribution of the exogenous noise 'eps' (a root's value)")
+    time_varying: bool = Field(False, description="a per-frame state simulated by the world, stored in `states`")
+
+    _check_mech = field_validator("mechanism")(classmethod(lambda cls, v: check_mechanism(v)))
+
+    @model_validator(mode="after")
+    def _equation(self):
+        uses_eps = self.mechanism is not None and NOISE_NAME in parse_expression(self.mechanism).names
+        if self.time_varying:
+            if self.mechanism is not None or self.noise is not None:
+                raise ValueError("a time_varying variable is simulated by the world: give it no mechanism or noise (its initial value is a separate latent)")
+        elif self.mechanism is None and self.noise is None:
+            raise ValueError("expected a mechanism, a noise distribution (for a root) or time_varying: true")
+        if uses_eps and self.noise is None:
+            raise ValueError(f"mechanism uses '{NOISE_NAME}' but no noise distribution is declared")
+        if self.mechanism is not None and self.noise is not None and not uses_eps:
+            raise ValueError(f"noise is declared but the mechanism does not use '{NOISE_NAME}'")
+        return self
+
+    @property
+    def is_root(self) -> bool:
+        return self.mechanism is None and not self.time_varying
+
+    def bounds(self) -> tuple[float, float]:
+        return (-math.inf, math.inf)
+
+
+def _check_range(rng, integer: bool):
+    if rng is None:
+        return rng
+    lo, hi = rng
+    if not (math.isfinite(lo) and math.isfinite(hi)) or not lo < hi:
+        raise ValueError(f"expected a finite [low, high] with low < high, got [{lo:g}, {hi:g}]")
+    if integer and (lo != int(lo) or hi != int(hi)):
+        raise ValueError(f"an integer variable needs integer bounds, got [{lo:g}, {hi:g}]")
+    return rng
+
+
+class Continuous(_Variable):
+    type: Literal["continuous"] = "continuous"
+    range: tuple[float, float] | None = Field(None, description="declared [low, high]; values outside fail validation")
+
+    _r = field_validator("range")(classmethod(lambda cls, v: _check_range(v, False)))
+
+    def bounds(self):
+        return tuple(self.range) if self.range else (-math.inf, math.inf)
+
+
+class Integer(_Variable):
+    """Values are rounded to the nearest integer after the mechanism."""
+
+    type: Literal["integer"] = "integer"
+    range: tuple[float, float] | None = None
+
+    _r = field_validator("range")(classmethod(lambda cls, v: _check_range(v, True)))
+
+    def bounds(self):
+        return tuple(self.range) if self.range else (-math.inf, math.inf)
+
+
+class Categorical(_Variable):
+    """Stored as integer codes 0..K-1 into ``levels``."""
+
+    type: Literal["categorical"] = "categorical"
+    levels: tuple[str, ...] = Field(min_length=2, max_length=1024)
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v):
+        dup = sorted({x for x in v if v.count(x) > 1})
+        if dup:
+            raise ValueError(f"duplicate levels {dup}")
+        return v
+
+    @model_validator(mode="after")
+    def _noise_matches(self):
+        if self.is_root and self.noise is not None:
+            if self.noise.dist != "categorical" or len(self.noise.probs) != len(self.levels):
+                raise ValueError(f"a categorical root needs categorical noise with {len(self.levels)} probabilities (one per level)")
+        return self
+
+    def bounds(self):
+        return (0.0, float(len(self.levels) - 1))
+
+
+class Boolean(_Variable):
+    """Stored as 0.0 / 1.0; a mechanism's value is true where non-zero."""
+
+    type: Literal["boolean"] = "boolean"
+
+    @model_validator(mode="after")
+    def _noise_matches(self):
+        if self.is_root and self.noise is not None and self.noise.dist != "bernoulli":
+            raise ValueError("a boolean root needs bernoulli noise")
+        return self
+
+    def bounds(self):
+        return (0.0, 1.0)
+
+
+def _default_type(v: Any) -> Any:
+    if isinstance(v, dict) and "type" not in v:
+        return {"type": "continuous", **v}
+    return v
+
+
+Variable = Annotated[
+    Annotated[Union[Continuous, Integer, Categorical, Boolean], Field(discriminator="type")],
+    BeforeValidator(_default_type),
+]
