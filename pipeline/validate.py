@@ -1,0 +1,381 @@
+"""The validation stage: proves a store's latents agree with its spec and its pixels.
+
+Six checks (architecture sketch): integrity, reproducibility, mechanisms,
+interventions, statistics (with Benjamini-Hochberg false-discovery control)
+and rendering. The report is deterministic (no timings) so that it is part of
+the byte-identical store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from schemas import DatasetSpec, SpecError
+from schemas.interventions import Do, Scale, Shift, Soft
+from schemas.variables import NOISE_NAME
+
+from .expressions import compile_expression
+from .plan import Plan, make_plan
+from .scm import ROLE_COUNTERFACTUAL, CompiledSCM, _cast
+from .store import Store
+from .urls import Location
+
+SMALL = ("latents", "noise", "domain", "intervention", "intervention_mask", "intervention_value", "pair", "pair_role")
+ALPHA = 0.01
+MIN_GROUP = 30
+
+
+@dataclass
+class Check:
+    name: str
+    problems: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+    skipped: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "problems": self.problems[:50],
+                "problem_count": len(self.problems), "details": self.details, "skipped": self.skipped}
+
+
+def _load_plan(store: Store) -> Plan:
+    text = store.read_text("spec.yaml")
+    if text is None:
+        raise SpecError(["spec.yaml: the store has no resolved spec; not a committed crlgen store"])
+    from schemas.io import parse_text
+
+    return make_plan(DatasetSpec.from_dict(parse_text(text, "spec.yaml")))
+
+
+def validate_store(location: Location, plan: Plan | None = None, reproduce_shards: int = 2,
+                   rerender_samples: int = 2) -> dict[str, Any]:
+    store = Store(location)
+    attrs = store.attrs()
+    if attrs is None or not attrs:
+        return _report([Check("integrity", [f"{location.redacted()}: not a crlgen store (no zarr group with crlgen attributes)"])], None)
+    plan = plan or _load_plan(store)
+    rng = np.random.default_rng(np.random.SeedSequence(plan.spec.seed, spawn_key=(0xBA11D,)))
+    integrity = check_integrity(plan, store, attrs)
+    if any("cannot read" in p or "no commit marker" in p or "not a crlgen" in p for p in integrity.problems) and not _readable(plan, store):
+        return _report([integrity], plan)
+    data = {name: np.asarray(store.group("r")[name][:]) for name in SMALL}
+    model = CompiledSCM(plan.spec)
+    checks = [
+        integrity,
+        check_reproducibility(plan, model, data, rng, reproduce_shards),
+        check_mechanisms(plan, model, data),
+        check_interventions(plan, model, data),
+        check_statistics(plan, model, data),
+        check_rendering(plan, model, store, rng, rerender_samples),
+    ]
+    return _report(checks, plan)
+
+
+def _readable(plan: Plan, store: Store) -> bool:
+    try:
+        g = store.group("r")
+        for name in SMALL:
+            g[name][:]
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _report(checks: list[Check], plan: Plan | None) -> dict[str, Any]:
+    return {"passed": all(c.passed for c in checks), "spec_hash": plan.spec_hash if plan else None,
+            "samples": plan.spec.samples if plan else None, "checks": [c.as_dict() for c in checks]}
+
+
+# ----- 1. integrity --------------------------------------------------------------------------
+def check_integrity(plan: Plan, store: Store, attrs: dict[str, Any]) -> Check:
+    c = Check("integrity")
+    if attrs.get("spec_hash") != plan.spec_hash:
+        c.problems.append(f"store spec hash {str(attrs.get('spec_hash'))[:12]} differs from its spec.yaml ({plan.spec_hash[:12]})")
+    g = store.group("r")
+    for a in plan.arrays:
+        try:
+            arr = g[a.name]
+        except KeyError:
+            c.problems.append(f"array {a.name} is missing")
+            continue
+        want = np.dtype(a.dtype) if a.dtype != "str" else None
+        if tuple(arr.shape) != a.shape or (want is not None and arr.dtype != want):
+            c.problems.append(f"array {a.name} is {arr.dtype}{tuple(arr.shape)}, expected {a.dtype}{a.shape}")
+    for k in range(len(plan.shards)):
+        c.problems.extend(store.verify_shard(plan, k))
+    if c.problems:
+        return c
+    lat = np.asarray(g["latents"][:])
+    bad = ~np.isfinite(lat)
+    if bad.any():
+        c.problems.append(f"latents hold {int(bad.sum())} NaN/inf values")
+    for j, node in enumerate(plan.spec.graph.nodes):
+        lo, hi = node.variable.bounds()
+        out = (lat[:, j] < lo) | (lat[:, j] > hi)
+        if out.any():
+            c.problems.append(f"{node.name}: {int(out.sum())} values outside the declared range [{lo:g}, {hi:g}]")
+    if "depth" in {a.name for a in plan.arrays}:
+        for k, (s0, s1) in enumerate(plan.shards):
+            d = np.asarray(g["depth"][s0:s1])
+            if not np.isfinite(d).all() or (d < 0).any():
+                c.problems.append(f"shard {k}: depth has NaN/inf or negative values")
+    pair = np.asarray(g["pair"][:])
+    has = pair >= 0
+    if has.any() and not np.array_equal(pair[pair[has]], np.flatnonzero(has)):
+        c.problems.append("pair indices are not symmetric (pair[pair[i]] != i)")
+    c.details = {"shards": len(plan.shards), "arrays": len(plan.arrays)}
+    return c
+
+
+# ----- 2. reproducibility ----------------------------------------------------------------------
+def check_reproducibility(plan: Plan, model: CompiledSCM, data: dict, rng, n_shards: int) -> Check:
+    c = Check("reproducibility")
+    picks = sorted(rng.choice(len(plan.shards), size=min(n_shards, len(plan.shards)), replace=False).tolist())
+    for k in picks:
+        a, b = plan.shards[k]
+        batch = model.sample(a, b, check=False)
+        fresh = {"latents": batch.latents, "noise": batch.noise, "domain": batch.domain, "intervention": batch.intervention,
+                 "intervention_mask": batch.intervention_mask, "intervention_value": batch.intervention_value,
+                 "pair": batch.pair, "pair_role": batch.pair_role}
+        for name, arr in fresh.items():
+            if not np.array_equal(arr, data[name][a:b], equal_nan=arr.dtype.kind == "f"):
+                c.problems.append(f"shard {k}: re-sampled {name} differs from the stored one")
+    c.details = {"shards_resampled": picks}
+    return c
+
+
+# ----- 3. mechanisms ------------------------------------------------------------------------------
+def _env(model: CompiledSCM, data: dict, rows: np.ndarray) -> dict[str, Any]:
+    dom = data["domain"][rows]
+    env: dict[str, Any] = {p: vals[dom] for p, vals in model.param_table.items()}
+    for j, name in enumerate(model.names):
+        env[name] = data["latents"][rows, j]
+    return env
+
+
+def check_mechanisms(plan: Plan, model: CompiledSCM, data: dict) -> Check:
+    c = Check("mechanisms")
+    lat, noise, mask, dom = data["latents"], data["noise"], data["intervention_mask"], data["domain"]
+    checked = 0
+    with np.errstate(all="ignore"):
+        for j, node in enumerate(model.nodes):
+            rows = np.flatnonzero(~mask[:, j])
+            if rows.size == 0:
+                continue
+            if model.mech[j] is None:
+                expect = _cast(node.variable, noise[rows, j].copy())
+            else:
+                env = _env(model, data, rows)
+                env[NOISE_NAME] = noise[rows, j]
+                expect = np.broadcast_to(model.mech[j](env), rows.shape).astype(np.float64, copy=True)
+                for d, f in model.domain_mech[j].items():
+                    sel = dom[rows] == d
+                    if sel.any():
+                        sub = {k: (v[sel] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+                        expect[sel] = f(sub)
+                expect = _cast(node.variable, expect)
+            got = lat[rows, j]
+            bad = ~np.isclose(got, expect, rtol=1e-12, atol=0.0)
+            checked += rows.size
+            if bad.any():
+                i = int(rows[np.flatnonzero(bad)[0]])
+                c.problems.append(f"{node.name}: {int(bad.sum())} non-intervened samples break its equation "
+                                  f"(first: sample {i}, stored {lat[i, j]:.6g}, equation gives {expect[np.flatnonzero(bad)[0]]:.6g})")
+    c.details = {"values_checked": checked}
+    return c
+
+
+# ----- 4. interventions ------------------------------------------------------------------------
+def check_interventions(plan: Plan, model: CompiledSCM, data: dict) -> Check:
+    c = Check("interventions")
+    lat, mask, ival, opt, role, noise = (data[k] for k in ("latents", "intervention_mask", "intervention_value",
+                                                          "intervention", "pair_role", "noise"))
+    n, L = lat.shape
+    expected = np.zeros((n, L), bool)
+    for o, targets in enumerate(model.options):
+        rows = opt == o
+        for t in targets:
+            expected[rows, model.index[t]] = True
+    if (opt >= len(model.options)).any() or (opt < -1).any():
+        c.problems.append("intervention holds option indices the spec does not define")
+    cf = role == ROLE_COUNTERFACTUAL
+    for t in model.cf_targets:
+        expected[cf, model.index[t]] = True
+    wrong = (expected != mask).any(axis=1)
+    if wrong.any():
+        c.problems.append(f"{int(wrong.sum())} samples have an intervention mask that does not match their regime option "
+                          f"(first: sample {int(np.flatnonzero(wrong)[0])})")
+    with np.errstate(all="ignore"):
+        for t, entries in model.by_target.items():
+            j = model.index[t]
+            node = model.nodes[j]
+            for src, iv in entries:
+                rows = np.flatnonzero(cf) if src == "cf" else np.flatnonzero((opt == src) & ~(cf & (t in model.cf_targets)))
+                rows = rows[mask[rows, j]]
+                if rows.size == 0:
+                    continue
+                got = lat[rows, j]
+                if isinstance(iv, Do):
+                    if iv.value is not None:
+                        ok = got == _cast(node.variable, np.full(rows.size, iv.value))
+                    else:
+                        lo, hi = iv.dist.support()
+                        ok = (got == _cast(node.variable, ival[rows, j].copy())) & (got >= lo) & (got <= hi)
+                else:
+                    env = _env(model, data, rows)
+                    env[NOISE_NAME] = noise[rows, j]
+                    if isinstance(iv, Soft):
+                        if iv.noise is not None:  # its own noise is not stored: check it is finite only
+                            ok = np.isfinite(got)
+                        else:
+                            ok = np.isclose(got, _cast(node.variable, np.broadcast_to(model.soft_mech[(src, t)](env), rows.shape).copy()), rtol=1e-12, atol=0)
+                    else:
+                        base = model.mech[j](env) if model.mech[j] is not None else noise[rows, j]
+                        base = _cast(node.variable, np.broadcast_to(base, rows.shape).astype(np.float64, copy=True))
+                        new = base + iv.by if isinstance(iv, Shift) else base * iv.by
+                        ok = np.isclose(got, _cast(node.variable, new), rtol=1e-12, atol=0) & (ival[rows, j] == iv.by)
+                if not ok.all():
+                    i = int(rows[np.flatnonzero(~ok)[0]])
+                    c.problems.append(f"{t}: {int((~ok).sum())} samples do not hold their {iv.kind} intervention "
+                                      f"({'counterfactual' if src == 'cf' else f'option {src}'}; first: sample {i}, value {lat[i, j]:.6g})")
+    edits = Check("edits")
+    c.details = {"intervened_samples": int(mask.any(axis=1).sum()), "options": len(model.options)}
+    del edits
+    return c
+
+
+# ----- 5. statistics -----------------------------------------------------------------------------
+def _bh(pvals: list[float], alpha: float = ALPHA) -> np.ndarray:
+    """Benjamini-Hochberg rejections."""
+    if not pvals:
+        return np.zeros(0, bool)
+    from scipy.stats import false_discovery_control
+
+    return false_discovery_control(np.asarray(pvals), method="bh") < alpha
+
+
+def _spearman_p(x: np.ndarray, y: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if np.ptp(x) == 0 or np.ptp(y) == 0:
+        return 1.0
+    return float(spearmanr(x, y).pvalue)
+
+
+def check_statistics(plan: Plan, model: CompiledSCM, data: dict) -> Check:
+    """Independencies the graph implies hold in observational data; interventions move only descendants."""
+    from scipy.stats import ks_2samp
+
+    c = Check("statistics")
+    g = plan.spec.graph
+    lat, noise, opt, role, dom = (data[k] for k in ("latents", "noise", "intervention", "pair_role", "domain"))
+    indep = role != ROLE_COUNTERFACTUAL  # partners share noise with their factual sample
+    obs = indep & (opt == -1)
+    names = model.names
+    desc = {n: g.descendants(n) for n in names}
+    anc = {n: {m for m in names if n in desc[m]} for n in names}
+    tests: list[tuple[str, float]] = []
+    for d in range(len(model.domain_names)):
+        rows = np.flatnonzero(obs & (dom == d))
+        if rows.size < MIN_GROUP:
+            continue
+        # (a) each noise term is independent of the variable's non-descendants
+        for j, node in enumerate(model.nodes):
+            if node.mechanism is None or not np.isfinite(noise[rows, j]).all():
+                continue
+            for k, other in enumerate(names):
+                if other == node.name or other in desc[node.name]:
+                    continue
+                tests.append((f"domain {model.domain_names[d]}: noise of {node.name} vs {other}", _spearman_p(noise[rows, j], lat[rows, k])))
+        # (b) variables with no common ancestor and no directed path between them are independent
+        for a in range(len(names)):
+            for b in range(a + 1, len(names)):
+                x, y = names[a], names[b]
+                if x in anc[y] or y in anc[x] or (anc[x] | {x}) & (anc[y] | {y}):
+                    continue
+                tests.append((f"domain {model.domain_names[d]}: {x} vs {y}", _spearman_p(lat[rows, a], lat[rows, b])))
+    # (c) an intervention leaves non-descendants' distributions unchanged
+    obs_rows = np.flatnonzero(obs)
+    moved, skipped = [], []
+    move_tests: list[tuple[str, float, int]] = []
+    for o, targets in enumerate(model.options):
+        rows = np.flatnonzero(indep & (opt == o))
+        if rows.size < MIN_GROUP or obs_rows.size < MIN_GROUP:
+            skipped.append(o)
+            continue
+        downstream = set().union(*(desc[t] for t in targets)) | set(targets)
+        for k, name in enumerate(names):
+            p = float(ks_2samp(lat[rows, k], lat[obs_rows, k]).pvalue) if np.ptp(np.r_[lat[rows, k], lat[obs_rows, k]]) > 0 else 1.0
+            if name in downstream:
+                move_tests.append((f"option {o}: {name}", p, o))
+            else:
+                tests.append((f"option {o} ({', '.join(targets)}): non-descendant {name} moved", p))
+    rejected = _bh([p for _, p in tests])
+    for (label, p), r in zip(tests, rejected):
+        if r:
+            c.problems.append(f"{label}: dependence where the graph implies none (p={p:.2g}, BH at {ALPHA})")
+    # (d) each intervention with enough samples moves some variable it should (its target or a descendant)
+    if move_tests:
+        rej = _bh([p for _, p, _ in move_tests])
+        for o in {o for *_, o in move_tests}:
+            if any(r for (_, _, oo), r in zip(move_tests, rej) if oo == o):
+                moved.append(o)
+            else:
+                c.problems.append(f"option {o} ({', '.join(model.options[o])}): no target or descendant changed its distribution")
+    c.details = {"independence_tests": len(tests), "observational_samples": int(obs.sum()),
+                 "options_moved": moved, "options_skipped_small": skipped}
+    if not tests and not move_tests:
+        c.skipped = f"fewer than {MIN_GROUP} observational samples per domain"
+    return c
+
+
+# ----- 6. rendering --------------------------------------------------------------------------------
+def check_rendering(plan: Plan, model: CompiledSCM, store: Store, rng, n: int) -> Check:
+    c = Check("rendering")
+    if plan.kind == "latents":
+        c.skipped = "latents-only dataset"
+        return c
+    from scenes.registry import world_class
+
+    from .tasks import world_batch
+
+    picks = sorted(rng.choice(plan.spec.samples, size=min(n, plan.spec.samples), replace=False).tolist())
+    g = store.group("r")
+    world = world_class(plan.spec.world)(plan.spec, threads=0)
+    try:
+        for i in picks:
+            batch = model.sample(i, i + 1, check=False)
+            out = world.render(world_batch(plan.spec, model, batch))
+            stored = {plan.pixel_array: np.asarray(g[plan.pixel_array][i:i + 1])}
+            fresh = {plan.pixel_array: out.pixels}
+            if "depth" in plan.spec.render.annotations:
+                stored["depth"], fresh["depth"] = np.asarray(g["depth"][i:i + 1]), out.depth
+            if "segmentation" in plan.spec.render.annotations:
+                stored["segmentation"], fresh["segmentation"] = np.asarray(g["segmentation"][i:i + 1]), out.segmentation
+            if plan.kind == "video":
+                stored["states"], fresh["states"] = np.asarray(g["states"][i:i + 1]), out.states
+            for name in stored:
+                if not np.array_equal(stored[name], fresh[name]):
+                    diff = float(np.mean(stored[name].astype(np.float64) != fresh[name].astype(np.float64)))
+                    c.problems.append(f"sample {i}: re-rendered {name} differs from the stored one ({diff:.1%} of values)")
+    finally:
+        world.close()
+    c.details = {"samples_rerendered": picks}
+    return c
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    out = []
+    for ch in report["checks"]:
+        mark = "SKIP" if ch["skipped"] and ch["passed"] else ("PASS" if ch["passed"] else "FAIL")
+        extra = ch["skipped"] or json.dumps(ch["details"], sort_keys=True)
+        out.append(f"{mark} {ch['name']}: {extra}")
+        out.extend(f"     - {p}" for p in ch["problems"][:10])
+    return out
