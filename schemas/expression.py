@@ -22,7 +22,9 @@ Names and attributes starting with ``_`` are rejected, and so are caps breaches
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = [
     "ALLOWED_FUNCTIONS",
@@ -238,6 +240,19 @@ class _Checker:
         self.source = source
         self.names: set[str] = set()
         self.functions: set[str] = set()
+        # Explicit whitelist: node type -> handler. Any other node type is rejected.
+        self._visitors: dict[type[ast.AST], Callable[[Any], None]] = {
+            ast.Constant: self.visit_Constant,
+            ast.Name: self.visit_Name,
+            ast.Attribute: self._visit_chain,
+            ast.Subscript: self._visit_chain,
+            ast.BinOp: self.visit_BinOp,
+            ast.UnaryOp: self.visit_UnaryOp,
+            ast.Compare: self.visit_Compare,
+            ast.BoolOp: self.visit_BoolOp,
+            ast.IfExp: self.visit_IfExp,
+            ast.Call: self.visit_Call,
+        }
 
     def fail(self, node: ast.AST, problem: str, hint: str = "") -> ExpressionError:
         """Build (not raise) an error quoting ``node``; callers ``raise self.fail(...)``."""
@@ -246,7 +261,7 @@ class _Checker:
                                f"{_where(self.source, node)}{suffix}")
 
     def visit(self, node: ast.AST) -> None:
-        method = getattr(self, "visit_" + type(node).__name__, None)
+        method = self._visitors.get(type(node))
         if method is None:
             raise self.fail(node, f"disallowed syntax ({_describe(node)})")
         method(node)
@@ -268,12 +283,6 @@ class _Checker:
     def visit_Name(self, node: ast.Name) -> None:
         self._check_identifier(node, node.id)
         self.names.add(node.id)
-
-    def visit_Attribute(self, node: ast.Attribute) -> None:
-        self._visit_chain(node)
-
-    def visit_Subscript(self, node: ast.Subscript) -> None:
-        self._visit_chain(node)
 
     def _visit_chain(self, node: ast.Attribute | ast.Subscript) -> None:
         """Object-variable reference such as ``ball[i].radius``: checked and kept as one name."""

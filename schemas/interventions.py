@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_serializer, model_validator
 
-from .base import SpecModel
+from .base import SpecModel, TaggedModel
 from .noise import Noise, call_to_noise
 from .shorthand import ShorthandError, parse_call
 from .variables import check_mechanism
@@ -31,12 +31,20 @@ class Do(SpecModel):
     def support(self) -> tuple[float, float]:
         return (self.value, self.value) if self.value is not None else self.dist.support()
 
+    @model_serializer(mode="plain")
+    def _as_shorthand(self) -> str:
+        return f"do({self.value!r})" if self.value is not None else f"do({self.dist.shorthand()})"
+
 
 class Shift(SpecModel):
     """The mechanism's value plus ``by``."""
 
     kind: Literal["shift"] = "shift"
     by: float
+
+    @model_serializer(mode="plain")
+    def _as_shorthand(self) -> str:
+        return f"shift({self.by!r})"
 
     @field_validator("by")
     @classmethod
@@ -52,6 +60,10 @@ class Scale(SpecModel):
     kind: Literal["scale"] = "scale"
     by: float
 
+    @model_serializer(mode="plain")
+    def _as_shorthand(self) -> str:
+        return f"scale({self.by!r})"
+
     @field_validator("by")
     @classmethod
     def _finite(cls, v):
@@ -60,9 +72,10 @@ class Scale(SpecModel):
         return v
 
 
-class Soft(SpecModel):
+class Soft(TaggedModel):
     """Soft intervention: a replacement mechanism (and optionally a new noise)."""
 
+    tag_field = "kind"
     kind: Literal["soft"] = "soft"
     mechanism: str
     noise: Noise | None = None
@@ -139,18 +152,20 @@ def _non_empty(v: dict) -> dict:
     return v
 
 
-class Observational(SpecModel):
+class Observational(TaggedModel):
     """No sample is intervened on."""
 
+    tag_field = "regime"
     regime: Literal["observational"] = "observational"
 
     def options(self) -> tuple[dict[str, Any], ...]:
         return ()
 
 
-class SingleNode(SpecModel):
+class SingleNode(TaggedModel):
     """A ``fraction`` of samples each get one target drawn uniformly from ``targets``."""
 
+    tag_field = "regime"
     regime: Literal["single_node"] = "single_node"
     fraction: float = Field(gt=0, le=1)
     targets: Targets
@@ -169,9 +184,10 @@ class TargetSet(SpecModel):
     _t = field_validator("targets")(classmethod(lambda cls, v: _non_empty(v)))
 
 
-class Sets(SpecModel):
+class Sets(TaggedModel):
     """A ``fraction`` of samples each get one of the fixed target sets, chosen by weight."""
 
+    tag_field = "regime"
     regime: Literal["sets"] = "sets"
     fraction: float = Field(gt=0, le=1)
     sets: tuple[TargetSet, ...] = Field(min_length=1, max_length=10_000)
@@ -213,9 +229,10 @@ class Assignment(SpecModel):
         return range(self.samples.start, self.samples.stop) if isinstance(self.samples, SampleRange) else self.samples
 
 
-class Explicit(SpecModel):
+class Explicit(TaggedModel):
     """Named sample indices (or ranges) get named interventions."""
 
+    tag_field = "regime"
     regime: Literal["explicit"] = "explicit"
     assignments: tuple[Assignment, ...] = Field(min_length=1, max_length=10_000)
 

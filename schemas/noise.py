@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_serializer, model_validator
 
 from .base import SpecModel
 from .shorthand import ShorthandError, parse_call
@@ -17,6 +17,11 @@ from .shorthand import ShorthandError, parse_call
 
 class _Dist(SpecModel):
     _positional: tuple[str, ...] = ()
+
+    @model_serializer(mode="plain")
+    def _as_shorthand(self) -> str:
+        """Distributions are written back the way authors write them: ``uniform(0.02, 0.1)``."""
+        return self.shorthand()
 
     def support(self) -> tuple[float, float]:
         """Smallest interval holding every draw (may be infinite)."""
