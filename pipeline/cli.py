@@ -330,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     cmd = typer.main.get_command(app)
     try:
         rv = cmd.main(args=argv if argv is not None else sys.argv[1:], prog_name="crlgen", standalone_mode=False)
+        if rv == 130:  # typer turns Ctrl-C into a silent exit code
+            raise KeyboardInterrupt
         return rv if isinstance(rv, int) else 0
     except SpecError as e:
         for line in e.problems:

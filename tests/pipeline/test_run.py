@@ -157,3 +157,39 @@ def test_s3_run_validates_and_keeps_credentials_out(s3, tmp_path):
 def test_memory_url_runs_in_process():
     res = run(latent_spring(samples=200), resolve("memory://tests/mem.zarr"), RunOptions(executor="inline"))
     assert res.valid and res.shards_run == 1
+
+
+def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(reference_store, spec_file, tmp_path):
+    out = tmp_path / "interrupted.zarr"
+    proc = subprocess.Popen([*CLI, "run", str(spec_file), "--out", str(out), "--workers", "1", "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and not list((out / "_crlgen/shards").glob("*.json")):
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert proc.returncode == 130, stderr
+    assert "run the same command again to resume" in stderr and "Traceback" not in stderr
+    assert json.loads((out / "zarr.json").read_text())["attributes"]["crlgen"]["status"] == "writing"
+    r = _cli("run", str(spec_file), "--out", str(out), "--workers", "1", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert tree_digest(out) == tree_digest(reference_store)
+
+
+def test_credentials_in_a_spec_never_reach_the_sidecars():
+    from pipeline.sidecars import resolved_spec_yaml
+
+    spec = latent_spring(samples=10).replace(output={"url": "s3://b/x.zarr", "storage_options": {
+        "key": "AKIA-SECRET-KEY", "secret": "very-secret", "client_kwargs": {"endpoint_url": "http://127.0.0.1:1"}}})
+    text = resolved_spec_yaml(spec)
+    assert "very-secret" not in text and "AKIA-SECRET-KEY" not in text and "s3://b" not in text
+    from pipeline.urls import redact_url
+
+    assert redact_url("s3://user:pw@bucket/x") == "s3://bucket/x"
