@@ -8,6 +8,7 @@ the same as hand-written numpy. Source text is never passed to ``eval``/``exec``
 Semantics (chosen so results do not depend on Python's int/bool rules):
 
 * all arithmetic is float64 (int literals become floats; ``2**64`` never builds a big int);
+  ``x ** 2`` / ``pow(x, 2)`` are computed as ``x * x`` (np.square), like numpy's ``ndarray ** 2``;
 * comparisons, ``not``, ``and``/``or`` yield 0.0/1.0; truthiness is ``value != 0``
   (so NaN is true, as in Python); ``and``/``or`` do not short-circuit;
 * ``a if c else b`` and ``where(c, a, b)`` are ``np.where(c != 0, a, b)`` (both branches
@@ -176,8 +177,10 @@ def _compile(node: ast.AST) -> _Node:
     if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript)):
         return _compile_name(node)
     if isinstance(node, ast.BinOp):
-        return _apply(_BINARY[type(node.op)], [_float(_compile(node.left)),
-                                               _float(_compile(node.right))])
+        left, right = _float(_compile(node.left)), _float(_compile(node.right))
+        if isinstance(node.op, ast.Pow):
+            return _power(left, right)
+        return _apply(_BINARY[type(node.op)], [left, right])
     if isinstance(node, ast.UnaryOp):
         return _compile_unary(node)
     if isinstance(node, ast.Compare):
@@ -232,7 +235,17 @@ def _compile_call(node: ast.Call) -> _Node:
     args = [_compile(a) for a in node.args]
     if name == "where":
         return _where(*args)
+    if name == "pow":
+        return _power(_float(args[0]), _float(args[1]))
     return _apply(_FUNCTIONS[name], [_float(a) for a in args])
+
+
+def _power(base: _Node, exponent: _Node) -> _Node:
+    """``x ** 2`` as np.square (exact x*x, and ~1.5x faster than np.power on 1e6
+    elements), matching numpy's own ``ndarray ** 2`` fast path."""
+    if exponent.run is None and exponent.value == 2.0:
+        return _apply(np.square, [base])
+    return _apply(np.power, [base, exponent])
 
 
 def _where(cond: _Node, body: _Node, orelse: _Node) -> _Node:
@@ -275,19 +288,21 @@ def _apply(func: Callable[..., Any], args: list[_Node], is_bool: bool = False) -
 
 
 def _closure(func: Callable[..., Any], args: list[_Node]) -> _Run:
-    if len(args) == 1:
-        (f,) = (args[0].run,)
-        return lambda vals: func(f(vals))  # type: ignore[misc]
+    """Specialise the common shapes (unary; binary with an optional constant side)."""
+    if len(args) == 1 and args[0].run is not None:
+        f = args[0].run
+        return lambda vals: func(f(vals))
     if len(args) == 2:
         left, right = args
-        if left.run is None:
+        if left.run is None and right.run is not None:
             c, g = left.value, right.run
-            return lambda vals: func(c, g(vals))  # type: ignore[misc]
-        if right.run is None:
+            return lambda vals: func(c, g(vals))
+        if left.run is not None and right.run is None:
             f, c = left.run, right.value
             return lambda vals: func(f(vals), c)
-        f, g = left.run, right.run
-        return lambda vals: func(f(vals), g(vals))  # type: ignore[misc]
+        if left.run is not None and right.run is not None:
+            f, g = left.run, right.run
+            return lambda vals: func(f(vals), g(vals))
     getters = [_getter(a) for a in args]
     return lambda vals: func(*[g(vals) for g in getters])
 

@@ -287,6 +287,7 @@ class CompiledSCM:
             for c, (src, t) in enumerate(self.dist_slots):
                 iv = self.options[src][t] if src != "cf" else self.cf_targets[t]
                 idraws[c] = draw(iv.dist if isinstance(iv, Do) else iv.noise, irng, n)
+            idraws[:, partners] = idraws[:, partners - 1]  # drawn values are exogenous too: the partner shares them
 
         seeds = _rng(self.seed, blk, _WORLD).integers(0, 2**63, size=n, dtype=np.uint64)
         seeds[partners] = seeds[partners - 1]
@@ -391,7 +392,10 @@ class CompiledSCM:
         for j, node in enumerate(self.nodes):
             col = cols[j]
             lo, hi = node.variable.bounds()
-            if col.size == 0 or (lo <= col.min() and col.max() <= hi):  # NaN fails both comparisons
+            if col.size == 0:
+                continue
+            mn, mx = col.min(), col.max()
+            if lo <= mn and mx <= hi and np.isfinite(mn) and np.isfinite(mx):  # NaN fails both comparisons, inf isfinite
                 continue
             bad = ~np.isfinite(col)
             if bad.any():

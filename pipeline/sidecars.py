@@ -152,6 +152,23 @@ def preview_png(plan: Plan, store: Store, max_samples: int = 6) -> bytes | None:
     return buf.getvalue()
 
 
+def preview_gif(plan: Plan, store: Store, max_samples: int = 4, max_frames: int = 90) -> bytes | None:
+    """An animated grid for video datasets: rows = samples, columns = views."""
+    if plan.kind != "video":
+        return None
+    from PIL import Image
+
+    g = store.group("r")
+    n = min(max_samples, plan.spec.samples)
+    frames = np.asarray(g[plan.pixel_array][:n, :max_frames])  # (n, T, V, H, W, 3)
+    tiles = [np.concatenate([np.concatenate(list(frames[i, t]), axis=1) for i in range(n)], axis=0)
+             for t in range(frames.shape[1])]
+    images = [Image.fromarray(t) for t in tiles]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000 / plan.spec.video.fps)), loop=0)
+    return buf.getvalue()
+
+
 def write_sidecars(plan: Plan, store: Store) -> None:
     graph = causal_graph(plan.spec, plan.spec_hash)
     store.write_text("causal_graph.json", json.dumps(graph, indent=1))
@@ -162,3 +179,6 @@ def write_sidecars(plan: Plan, store: Store) -> None:
     png = preview_png(plan, store)
     if png is not None:
         store.write_text("preview.png", png)
+    gif = preview_gif(plan, store)
+    if gif is not None:
+        store.write_text("preview.gif", gif)

@@ -395,6 +395,12 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
             _check_edit(spec, cf.edit, "counterfactuals.edit", problems)
         if spec.samples < 2:
             problems.append(("counterfactuals", "needs at least 2 samples"))
+        if spec.domains and any(d.samples is not None for d in spec.domains.values()):
+            problems.append(("counterfactuals", "cannot combine with exact domain `samples` counts: a partner shares its "
+                             "factual sample's domain, so the counts could not hold; give domains `weight` instead"))
+        if spec.interventions.regime == "explicit":
+            problems.append(("counterfactuals", "cannot combine with an explicit regime: a partner copies its factual "
+                             "sample's interventions, so listed samples could be overridden; use sets or single_node"))
 
     for i, e in enumerate(spec.temporal_edits):
         _check_edit(spec, e, f"temporal_edits[{i}]", problems)

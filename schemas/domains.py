@@ -26,7 +26,7 @@ class Domain(SpecModel):
             try:
                 check_mechanism(src)
             except ValueError as e:
-                raise ValueError(f"{name}: {e}") from None
+                raise ValueError(f"@{name}: {e}") from None  # "@": reported at overrides.<name>
         return v
 
     @model_validator(mode="after")

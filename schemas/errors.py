@@ -26,7 +26,9 @@ def _path(loc: tuple) -> str:
     prev = None
     for item in loc:
         s = str(item)
-        if s in _TAGS and prev not in _KEYED:
+        # after `noise` a tag is a dict key only in a domain's noise map (domains.d.noise.<variable>)
+        keyed = prev in _KEYED and not (prev == "noise" and parts[-3:-2] != ["domains"])
+        if s in _TAGS and not keyed:
             prev = s
             continue
         if s.startswith(("function-", "tagged-union", "union[", "json-or-python")):

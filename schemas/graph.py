@@ -85,8 +85,7 @@ def find_cycle(edges: Iterable[tuple[str, str]], nodes: Iterable[str]) -> list[s
     try:
         ts.prepare()
     except graphlib.CycleError as e:
-        cyc = list(e.args[1])
-        return cyc[::-1]
+        return list(e.args[1])  # graphlib lists each node before its child: already parent -> child
     return None
 
 

@@ -163,7 +163,11 @@ class Observational(TaggedModel):
 
 
 class SingleNode(TaggedModel):
-    """A ``fraction`` of samples each get one target drawn uniformly from ``targets``."""
+    """A ``fraction`` of samples each get one target drawn uniformly from ``targets``.
+
+    With counterfactual pairs, ``fraction`` counts the independent samples; a partner
+    copies its factual sample's intervention (and adds the counterfactual one).
+    """
 
     tag_field = "regime"
     regime: Literal["single_node"] = "single_node"
@@ -185,7 +189,10 @@ class TargetSet(SpecModel):
 
 
 class Sets(TaggedModel):
-    """A ``fraction`` of samples each get one of the fixed target sets, chosen by weight."""
+    """A ``fraction`` of samples each get one of the fixed target sets, chosen by weight.
+
+    As for single_node, partners of counterfactual pairs copy their factual's set.
+    """
 
     tag_field = "regime"
     regime: Literal["sets"] = "sets"

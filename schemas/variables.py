@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from .base import SpecModel
+from .base import TaggedModel
 from .expression import ExpressionError, parse_expression
 from .noise import Noise
 
@@ -25,7 +25,7 @@ def check_mechanism(src: str | None) -> str | None:
     return src
 
 
-class _Variable(SpecModel):
+class _Variable(TaggedModel):
     description: str = ""
     unit: str | None = None
     mechanism: str | None = Field(None, description="structural equation over parents and 'eps'; omit for a root")
@@ -56,6 +56,16 @@ class _Variable(SpecModel):
         return (-math.inf, math.inf)
 
 
+def _require_type(schema: dict[str, Any], cls: type) -> None:
+    """JSON Schema: only a continuous variable may omit ``type`` (a missing type reads as continuous)."""
+    if "type" not in schema.setdefault("required", []):
+        schema["required"].append("type")
+
+
+#: For every type but continuous: ``type`` is always written (to_dict drops defaults) and required in the JSON Schema.
+_TAGGED = ConfigDict(json_schema_extra=_require_type)
+
+
 def _check_range(rng, integer: bool):
     if rng is None:
         return rng
@@ -80,6 +90,8 @@ class Continuous(_Variable):
 class Integer(_Variable):
     """Values are rounded to the nearest integer after the mechanism."""
 
+    model_config = _TAGGED
+    tag_field = "type"
     type: Literal["integer"] = "integer"
     range: tuple[float, float] | None = None
 
@@ -92,6 +104,8 @@ class Integer(_Variable):
 class Categorical(_Variable):
     """Stored as integer codes 0..K-1 into ``levels``."""
 
+    model_config = _TAGGED
+    tag_field = "type"
     type: Literal["categorical"] = "categorical"
     levels: tuple[str, ...] = Field(min_length=2, max_length=1024)
 
@@ -117,6 +131,8 @@ class Categorical(_Variable):
 class Boolean(_Variable):
     """Stored as 0.0 / 1.0; a mechanism's value is true where non-zero."""
 
+    model_config = _TAGGED
+    tag_field = "type"
     type: Literal["boolean"] = "boolean"
 
     @model_validator(mode="after")
