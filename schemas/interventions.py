@@ -133,7 +133,8 @@ def parse_targets(value: Any) -> Any:
         try:
             call = parse_call(value)
         except ShorthandError as e:
-            raise ValueError(str(e)) from None
+            hint = " (for names with [ ] or . use a mapping: {target: do(value)})" if any(c in value for c in "[].") else ""
+            raise ValueError(f"{e}{hint}") from None
         if call["args"] or not call["kwargs"]:
             raise ValueError(f"expected {call['name']}(target = value, ...) naming each target, got {value!r}")
         return {t: _call_to_intervention({"name": call["name"], "args": [v], "kwargs": {}}) for t, v in call["kwargs"].items()}

@@ -56,3 +56,41 @@ def check_by_name(report: dict, name: str) -> dict:
 
 
 __all__ = ["tiny_spring", "latent_spring", "tree_digest", "rewrite_marker", "edit_array", "check_by_name", "np"]
+
+
+def session_pids(sid: int) -> list[int]:
+    """PIDs of every live process in session ``sid`` (a driver started with start_new_session and its Ray children)."""
+    import os
+
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:  # state, ppid, pgrp, session
+            out.append(int(entry))
+    return out
+
+
+def kill_session(sid: int, timeout: float = 20.0) -> None:
+    """SIGKILL every process of a session, by PID, and wait until none is left."""
+    import os
+    import signal
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        pids = session_pids(sid)
+        if not pids:
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+    raise RuntimeError(f"processes of session {sid} survived SIGKILL: {session_pids(sid)}")

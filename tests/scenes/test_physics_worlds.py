@@ -1,0 +1,351 @@
+"""physics/falling, physics/projectile, physics/collision: PyBullet videos at tiny sizes.
+
+16-24 px, 1-2 views, 8-12 frames, 1-2 objects; the Cycles case needs bpy and is marked slow.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scenes.base import BatchEdit, WorldBatch
+from schemas.render import RenderSettings, VideoSettings
+
+pytest.importorskip("pybullet", reason="PyBullet is not installed")
+
+from scenes.physics import bullet as pb  # noqa: E402
+from scenes.physics.worlds import (  # noqa: E402
+    N_STATE,
+    CollisionWorld,
+    FallingWorld,
+    PhysicsWorld,
+    ProjectileWorld,
+    state_names,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+FPS = 30
+
+GLOBAL = {"gravity": 9.81, "friction": 0.5, "restitution": 0.5}
+OBJ0 = {"shape": 0, "size": 0.2, "mass": 1.0, "hue": 0.0, "x0": 0.0, "y0": 0.0, "z0": 1.2, "yaw0": 0.0,
+        "vx0": 0.0, "vy0": 0.0, "vz0": 0.0}
+OBJ1 = {**OBJ0, "shape": 1, "size": 0.15, "hue": 0.6, "x0": 0.5, "y0": 0.3, "z0": 0.6, "yaw0": 0.4}
+#: Per world: two objects in view that move during 10 frames.
+CASES = {
+    FallingWorld: (GLOBAL, [OBJ0, OBJ1]),
+    ProjectileWorld: (
+        {**GLOBAL, "wall.x": 1.0, "wall.height": 0.5},
+        [{**OBJ0, "x0": -1.2, "z0": 0.4, "vx0": 2.5, "vz0": 3.0}, {**OBJ1, "x0": -1.2, "y0": 0.4, "vx0": 2.0, "vz0": 2.0}],
+    ),
+    CollisionWorld: (
+        {"gravity": 9.81, "restitution": 0.9},
+        [{**OBJ0, "size": 0.15, "x0": -0.5, "y0": 0.0, "vx0": 3.0, "z0": 0.15},
+         {**OBJ0, "shape": 2, "size": 0.15, "hue": 0.3, "x0": 0.0, "y0": 0.0, "z0": 0.15}],
+    ),
+}
+WORLDS = list(CASES)
+
+
+def spec(size=16, views=2, frames=10, fps=FPS, substeps=8, engine="tiny", **render):
+    return types.SimpleNamespace(
+        render=RenderSettings(size=size, views=views, engine=engine, **render),
+        video=VideoSettings(fps=fps, frames=frames, substeps=substeps),
+    )
+
+
+def flat(glob: dict, objs: list[dict]) -> dict:
+    out = dict(glob)
+    for i, o in enumerate(objs):
+        out.update({f"obj[{i}].{k}": v for k, v in o.items()})
+    return out
+
+
+def batch(rows: list[dict], edits=()) -> WorldBatch:
+    n = len(rows)
+    names = sorted({k for r in rows for k in r})
+    return WorldBatch(
+        index=np.arange(n),
+        latents={k: np.array([float(r[k]) for r in rows]) for k in names},
+        seeds=np.zeros(n, np.uint64),
+        edits=tuple(edits),
+    )
+
+
+def edit(target, op, frame, value, end=-1, n=1):
+    full = lambda v: np.full(n, v)  # noqa: E731
+    return BatchEdit(target, op, frame=full(frame).astype(np.int64), end_frame=full(end).astype(np.int64), value=full(float(value)))
+
+
+def case(cls, **obj0) -> dict:
+    glob, objs = CASES[cls]
+    return flat(glob, [{**objs[0], **obj0}, *objs[1:]])
+
+
+def drop(**obj0) -> dict:
+    """One object falling in the falling world."""
+    return flat(GLOBAL, [{**OBJ0, **obj0}])
+
+
+@pytest.fixture(scope="module", params=WORLDS, ids=lambda c: c.info.name)
+def world(request):
+    w = request.param(spec())
+    yield w
+    w.close()
+
+
+@pytest.fixture(scope="module")
+def falling():
+    w = FallingWorld(spec(size=16, views=1, frames=12))
+    yield w
+    w.close()
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def test_import_does_not_load_engines():
+    code = "import sys, scenes.physics.worlds, scenes.physics.bullet; assert 'pybullet' not in sys.modules and 'bpy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_info_and_state_names():
+    for cls, name in ((FallingWorld, "physics/falling"), (ProjectileWorld, "physics/projectile"), (CollisionWorld, "physics/collision")):
+        info = cls.info
+        assert info.name == name and info.kind == "video" and info.engine == "pybullet"
+        assert info.engines == ("tiny", "cycles") and info.annotations == ("depth", "segmentation")
+        assert info.states == tuple(f"obj[i].{s}" for s in ("x", "y", "z", "qx", "qy", "qz", "qw", "vx", "vy", "vz", "wx", "wy", "wz"))
+        assert set(info.edit_targets) == {"obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "gravity", "friction", "wind"}
+        assert "gravity" in info.latents and "obj[i].mass" in info.latents and "obj[i].shape" in info.latents
+        assert not set(info.latents) & set(info.optional_latents)
+    assert {"wall.x", "wall.height"} <= set(ProjectileWorld.info.optional_latents)
+    assert "obj[i].z0" in CollisionWorld.info.optional_latents
+    names = state_names(2)
+    assert len(names) == 2 * N_STATE and names[0] == "obj[0].x" and names[6] == "obj[0].qw" and names[13] == "obj[1].x"
+    assert names[-1] == "obj[1].wz"
+
+
+def test_shapes_dtypes_annotations(world):
+    out = world.render(batch([case(type(world))] * 2))
+    n, T, V, S = 2, 10, 2, 16
+    assert out.pixels.shape == (n, T, V, S, S, 3) and out.pixels.dtype == np.uint8
+    assert out.depth.shape == (n, T, V, S, S) and out.depth.dtype == np.float32
+    assert out.segmentation.shape == (n, T, V, S, S) and out.segmentation.dtype == np.uint8
+    assert out.states.shape == (n, T, 2 * N_STATE) and out.states.dtype == np.float64
+    assert np.all(np.isfinite(out.states))
+    assert out.extras["max_penetration"].shape == (n,) and out.extras["energy"].shape == (n, T)
+    seg, depth = out.segmentation, out.depth
+    ids = set(np.unique(seg).tolist())
+    assert ids <= {0, 1, 2, 3} and {1, 2, 3} <= ids, ids
+    assert np.all(depth[seg == 0] == 0.0)
+    assert np.all(depth[seg > 0] > 0.05) and np.all(depth[seg > 0] < 100.0)
+    # objects stand in front of the ground behind them
+    assert depth[seg >= 2].mean() < depth[seg == 1].mean()
+    # quaternions stay unit
+    q = out.states[..., 3:7]
+    assert np.allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-6)
+    assert 30 < out.pixels.mean() < 250
+
+
+def test_annotations_off_non_square_named_views():
+    with FallingWorld(spec(size=(24, 16), views=("front", "top"), frames=8, annotations=())) as w:
+        out = w.render(batch([drop()]))
+    assert out.pixels.shape == (1, 8, 2, 16, 24, 3)
+    assert out.depth is None and out.segmentation is None and out.states.shape == (1, 8, N_STATE)
+
+
+def test_deterministic_and_independent_of_batch(world):
+    cls = type(world)
+    rows = [case(cls), case(cls, hue=0.4, vx0=1.0), case(cls, size=0.1)]
+    a = world.render(batch(rows))
+    b = world.render(batch(rows))
+    alone = world.render(batch(rows[1:2]))
+    assert np.array_equal(a.pixels, b.pixels) and np.array_equal(a.states, b.states)
+    assert np.array_equal(a.depth, b.depth) and np.array_equal(a.segmentation, b.segmentation)
+    assert np.array_equal(alone.states[0], a.states[1]) and np.array_equal(alone.pixels[0], a.pixels[1])
+    assert np.array_equal(alone.extras["energy"][0], a.extras["energy"][1])
+    # a second world instance (its own client) agrees too
+    with cls(spec()) as other:
+        c = other.render(batch(rows[1:2]))
+    assert np.array_equal(c.states[0], a.states[1]) and np.array_equal(c.pixels[0], a.pixels[1])
+    assert np.array_equal(world.simulate(batch(rows)), a.states)
+
+
+def test_latents_visible(world):
+    cls = type(world)
+    base = world.render(batch([case(cls)]))
+    for change in ({"hue": 0.5}, {"size": 0.12}):
+        other = world.render(batch([case(cls, **change)]))
+        assert not np.array_equal(base.pixels[0, 0], other.pixels[0, 0]), change
+    moved = world.render(batch([case(cls, vx0=case(cls)["obj[0].vx0"] + 1.0)]))
+    assert np.array_equal(moved.states[0, 0, 0:3], base.states[0, 0, 0:3])
+    assert not np.array_equal(moved.states[0, -1], base.states[0, -1])
+    assert not np.array_equal(moved.pixels[0, -1], base.pixels[0, -1])
+    dim = world.render(batch([{**case(cls), "light": 0.3}]))
+    assert dim.pixels[0, 0].mean() < base.pixels[0, 0].mean()
+
+
+def test_bad_inputs_fail_clearly():
+    with pytest.raises(ValueError, match="engine"):
+        FallingWorld(spec(engine="eevee"))
+    with FallingWorld(spec(frames=8)) as w:
+        row = drop()
+        with pytest.raises(KeyError, match="gravity"):
+            w.render(batch([{k: v for k, v in row.items() if k != "gravity"}]))
+        with pytest.raises(ValueError, match="shape"):
+            w.render(batch([drop(shape=3)]))
+        with pytest.raises(ValueError, match="mass"):
+            w.render(batch([drop(mass=0.0)]))
+        with pytest.raises(ValueError, match="cannot edit"):
+            w.render(batch([row], [edit("obj[0].hue", "set", 2, 0.5)]))
+        with pytest.raises(ValueError, match="objects"):
+            w.render(batch([row], [edit("obj[3].vx", "add", 2, 0.5)]))
+
+
+# --------------------------------------------------------------------------- physics
+
+
+def test_falling_object_lands_and_rests():
+    with FallingWorld(spec(size=16, views=1, frames=12, fps=10, substeps=24)) as w:
+        out = w.render(batch([{**drop(z0=0.6, size=0.1), "restitution": 0.1}]))
+    z = out.states[0, :, 2]
+    assert z[1] < z[0] and z[2] < z[1]
+    assert abs(z[-1] - 0.1) < 5e-3 and abs(z[-2] - z[-1]) < 1e-3
+    assert np.abs(out.states[0, -1, 7:10]).max() < 0.05
+    assert 0.0 <= out.extras["max_penetration"][0] < 0.02
+
+
+def test_gravity_changes_fall_time(falling):
+    out = falling.simulate(batch([{**drop(z0=1.0), "gravity": g} for g in (9.81, 3.0)]))
+    z = out[:, :, 2]
+    assert np.all(z[1, 1:] > z[0, 1:])  # lower gravity: still higher at every later frame
+    t = 5 / FPS
+    assert abs(z[0, 5] - (1.0 - 0.5 * 9.81 * t * t)) < 0.01  # free fall (semi-implicit Euler)
+
+
+def test_energy_conserved_in_free_flight(falling):
+    out = falling.render(batch([drop(z0=1.5, vx0=1.0, vz0=1.0)]))
+    e = out.extras["energy"][0]
+    m, g = 1.0, 9.81
+    assert abs(e[0] - (0.5 * m * 2.0 + m * g * 1.5)) < 1e-9
+    assert np.all(np.abs(e - e[0]) < 0.02 * e[0])  # semi-implicit Euler drifts a little
+
+
+def test_velocity_impulse_edit_at_frame(falling):
+    rows = [drop(z0=1.5)]
+    plain = falling.simulate(batch(rows))
+    edited = falling.simulate(batch(rows, [edit("obj[0].vx", "add", 5, 1.5)]))
+    assert np.array_equal(edited[0, :5], plain[0, :5])
+    assert not np.array_equal(edited[0, 5], plain[0, 5])
+    assert abs(edited[0, 5, 7] - (plain[0, 5, 7] + 1.5)) < 1e-9  # vx
+    assert np.allclose(edited[0, 5:, 2], plain[0, 5:, 2])  # z unaffected while in the air
+    # frame -1 = not applied; frame 0 acts from the first step on
+    assert np.array_equal(falling.simulate(batch(rows, [edit("obj[0].vx", "add", -1, 1.5)])), plain)
+    first = falling.simulate(batch(rows, [edit("obj[0].vx", "add", 0, 1.5)]))
+    assert np.array_equal(first[0, 0], plain[0, 0]) and first[0, 1, 7] == pytest.approx(1.5)
+
+
+def test_gravity_set_edit_window(falling):
+    rows = [drop(z0=1.5)]
+    plain = falling.simulate(batch(rows))
+    edited = falling.simulate(batch(rows, [edit("gravity", "set", 3, 1.0, end=6)]))
+    assert np.array_equal(edited[0, :3], plain[0, :3])
+    assert np.all(edited[0, 3:, 2] > plain[0, 3:, 2])
+    dv = np.diff(edited[0, :, 9])  # vz change per frame
+    assert np.allclose(dv[2:5], -1.0 / FPS) and np.allclose(dv[5:], -9.81 / FPS)  # restored at end_frame
+    assert np.allclose(dv[:2], -9.81 / FPS)
+
+
+def test_mass_and_wind_edits(falling):
+    rows = [drop(z0=1.5)]
+    plain = falling.render(batch(rows))
+    heavy = falling.render(batch(rows, [edit("obj[0].mass", "scale", 4, 2.0)]))
+    e0, e1 = plain.extras["energy"][0], heavy.extras["energy"][0]
+    assert np.array_equal(e1[:4], e0[:4]) and np.allclose(e1[4:], 2.0 * e0[4:], rtol=1e-9)
+    assert np.allclose(heavy.states[0], plain.states[0])  # free fall does not depend on mass
+    windy = falling.simulate(batch(rows, [edit("wind", "set", 2, 3.0)]))
+    vx = windy[0, :, 7]
+    assert np.array_equal(windy[0, :2], plain.states[0, :2])
+    assert np.allclose(np.diff(vx)[1:], 3.0 / FPS) and np.all(np.diff(vx)[:1] == 0)
+
+
+def test_wind_drag_and_friction_latents(falling):
+    row = {**drop(z0=1.5, vx0=2.0), "wind": 0.0, "drag": 0.0}
+    still, windy, draggy = falling.simulate(batch([row, {**row, "wind": 2.0}, {**row, "drag": 0.5}]))
+    assert np.array_equal(still, falling.simulate(batch([drop(z0=1.5, vx0=2.0)]))[0])  # defaults are 0
+    assert windy[-1, 7] > still[-1, 7] + 0.5 and draggy[-1, 7] < still[-1, 7] - 0.05
+    # friction: a box sliding on the ground stops sooner with more friction (and a friction edit)
+    slide = dict(shape=1, size=0.1, z0=0.1, vx0=2.0)
+    rough, slick = falling.simulate(batch([{**drop(**slide), "friction": 0.8}, {**drop(**slide), "friction": 0.2}]))
+    assert rough[-1, 0] < slick[-1, 0]
+    edited = falling.simulate(batch([{**drop(**slide), "friction": 0.2}], [edit("friction", "scale", 3, 4.0)]))
+    assert np.array_equal(edited[0, :3], slick[:3]) and edited[0, -1, 0] < slick[-1, 0]
+
+
+def test_projectile_hits_wall_and_bounces_back():
+    with ProjectileWorld(spec(size=16, views=1, frames=12, fps=10, substeps=24)) as w:
+        row = flat({**GLOBAL, "restitution": 0.9, "wall.x": 0.5, "wall.height": 1.0},
+                   [{**OBJ0, "size": 0.1, "x0": -0.5, "z0": 0.5, "vx0": 3.0, "vz0": 1.0}])
+        out = w.render(batch([row, {**row, "wall.height": 0.0}]))
+    x, vx = out.states[:, :, 0], out.states[:, :, 7]
+    assert x[0].max() < 0.5 - 0.05 - 0.1 + 0.01 and vx[0, -1] < 0  # stopped by the wall, moving back
+    assert x[1, -1] > 1.0  # no wall (height 0): flies on
+    assert 1 in np.unique(out.segmentation[0])
+
+
+def test_collision_transfers_momentum():
+    with CollisionWorld(spec(size=16, views=1, frames=12)) as w:
+        out = w.render(batch([case(CollisionWorld)]))
+    s = out.states[0]
+    vx0, vx1 = s[:, 7], s[:, N_STATE + 7]
+    assert vx1[0] == 0.0 and vx1[-1] > 1.0 and vx0[-1] < vx0[0]
+    # z0 defaults to size (resting on the table)
+    row = case(CollisionWorld)
+    del row["obj[0].z0"], row["obj[1].z0"]
+    with CollisionWorld(spec(size=16, views=1, frames=2)) as w:
+        st = w.simulate(batch([row]))
+    assert st[0, 0, 2] == pytest.approx(0.15) and abs(st[0, 1, 2] - 0.15) < 2e-3
+
+
+def test_overlapping_start_shows_as_penetration(falling):
+    overlap = flat(GLOBAL, [{**OBJ0, "z0": 0.5}, {**OBJ0, "z0": 0.5, "x0": 0.1, "hue": 0.5}])
+    apart = flat(GLOBAL, [{**OBJ0, "z0": 1.5}, {**OBJ0, "z0": 1.5, "x0": 0.6, "hue": 0.5}])
+    pen = falling.render(batch([overlap, apart])).extras["max_penetration"]
+    assert pen[0] > 0.2 and pen[1] == 0.0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_bullet_helpers():
+    assert pb.hsv_to_rgb(0.0) == pytest.approx((0.9, 0.225, 0.225))
+    z = pb.linearize_depth(np.array([[0.0, 1.0]]), 0.1, 10.0)
+    assert z[0, 0] == pytest.approx(0.1) and z[0, 1] == 0.0
+    lut = pb.segmentation_lut({0: 1, 1: 1, 3: 2})
+    assert pb.map_segmentation(np.array([[-1, 0, 1, 2, 3, 9]]), lut).tolist() == [[0, 1, 1, 0, 2, 0]]
+    q = pb.yaw_quaternion(0.7)
+    r = pb.quaternion_matrix(q)
+    assert np.allclose(r @ [1, 0, 0], [np.cos(0.7), np.sin(0.7), 0])
+    assert issubclass(FallingWorld, PhysicsWorld) and issubclass(CollisionWorld, PhysicsWorld)
+
+
+@pytest.mark.slow
+def test_cycles_engine_same_states():
+    pytest.importorskip("bpy", reason="Blender's Python module 'bpy' is not installed")
+    rows = [drop(z0=0.8), drop(z0=0.5, shape=1, hue=0.3)]
+    kw = dict(size=16, views=1, frames=3)
+    with FallingWorld(spec(engine="cycles", samples=4, device="cpu", **kw), threads=1) as w:
+        cyc = w.render(batch(rows))
+    with FallingWorld(spec(**kw)) as w:
+        tiny = w.render(batch(rows))
+    assert cyc.pixels.shape == (2, 3, 1, 16, 16, 3) and cyc.pixels.dtype == np.uint8
+    assert cyc.depth.shape == (2, 3, 1, 16, 16) and cyc.segmentation.shape == (2, 3, 1, 16, 16)
+    assert np.array_equal(cyc.states, tiny.states)
+    assert set(np.unique(cyc.segmentation).tolist()) <= {0, 1, 2} and 2 in np.unique(cyc.segmentation)
+    assert np.all(cyc.depth[cyc.segmentation > 0] > 0)
+    assert 20 < cyc.pixels.mean() < 250
+    assert not np.array_equal(cyc.pixels[0, 0], cyc.pixels[0, -1])  # the object moved
