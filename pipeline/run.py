@@ -98,7 +98,7 @@ def run(spec: DatasetSpec, location: Location, options: RunOptions | None = None
 def _execute(plan: Plan, location: Location, pending: list[int], options: RunOptions) -> list[dict[str, Any]]:
     spec_dict = plan.spec.to_dict()
     spec_dict.pop("output", None)
-    if options.executor == "inline":
+    if options.executor == "inline" or location.protocol == "memory":  # memory:// lives in this process only
         out = []
         for k in pending:
             out.append(run_shard(spec_dict, location.url, location.storage_options, k, threads=0))

@@ -96,9 +96,25 @@ def shard_arrays(spec: DatasetSpec, plan: Plan, model: CompiledSCM, start: int, 
     return {k: np.ascontiguousarray(v) for k, v in data.items()}, render_s
 
 
+#: Fault injection for tests and chaos drills: if this variable names an existing file,
+#: the first task to see it deletes it and kills its worker process (a crash, not an exception).
+CRASH_ONCE_ENV = "CRLGEN_CRASH_ONCE_FILE"
+
+
+def _maybe_crash() -> None:
+    token = os.environ.get(CRASH_ONCE_ENV)
+    if token:
+        try:
+            os.unlink(token)
+        except FileNotFoundError:
+            return
+        os._exit(17)
+
+
 def run_shard(spec_dict: dict[str, Any], url: str, storage_options: dict[str, Any], shard: int, threads: int = 0) -> dict[str, Any]:
     """Sample, render and commit one shard; returns a summary for the driver."""
     t0 = time.perf_counter()
+    _maybe_crash()
     spec, plan, model = plan_for(spec_dict)
     start, stop = plan.shards[shard]
     data, render_s = shard_arrays(spec, plan, model, start, stop, threads)

@@ -188,3 +188,30 @@ def test_credentials_in_a_spec_never_reach_the_sidecars():
     from pipeline.urls import redact_url
 
     assert redact_url("s3://user:pw@bucket/x") == "s3://bucket/x"
+
+
+def test_a_crashed_worker_is_retried_and_the_store_is_unchanged(reference_store, spec_file, tmp_path):
+    token = tmp_path / "crash-once"
+    token.write_text("x")
+    out = tmp_path / "crashed.zarr"
+    r = _cli("run", str(spec_file), "--out", str(out), "--workers", "2", "--quiet", env={"CRLGEN_CRASH_ONCE_FILE": str(token)})
+    assert r.returncode == 0, r.stderr
+    assert not token.exists()  # a worker really died
+    assert tree_digest(out) == tree_digest(reference_store)
+
+
+def test_transient_storage_errors_are_retried_with_backoff(monkeypatch):
+    from pipeline import store
+
+    monkeypatch.setattr(store.time, "sleep", lambda s: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise ConnectionError("reset by peer")
+        return "ok"
+
+    assert store._retry(flaky) == "ok" and len(calls) == 3
+    with pytest.raises(PermissionError):  # not transient: no retry
+        store._retry(lambda: (_ for _ in ()).throw(PermissionError("denied")))
