@@ -18,6 +18,9 @@ from .base import World, WorldInfo
 #: world name -> "module:Class"; a new world is one line here plus its module.
 WORLDS: dict[str, str] = {
     "static/spring": "scenes.static.spring:SpringWorld",
+    "physics/falling": "scenes.physics.worlds:FallingWorld",
+    "physics/projectile": "scenes.physics.worlds:ProjectileWorld",
+    "physics/collision": "scenes.physics.worlds:CollisionWorld",
 }
 
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
@@ -37,13 +40,13 @@ def world_info(name: str) -> WorldInfo:
 
 
 def _expand(spec, names: tuple[str, ...]) -> list[str]:
-    out = []
-    for n in names:
-        prefix = template_prefix(n)
-        if prefix is None:
-            out.append(n)
-        else:
-            out.extend(expand(n, k) for k in range(spec.object_count(prefix) or 0))
+    """Plain names in order, then templated ones object-major (obj[0].x, obj[0].y, obj[1].x...)."""
+    out = [n for n in names if template_prefix(n) is None]
+    prefixes = list(dict.fromkeys(template_prefix(n) for n in names if template_prefix(n) is not None))
+    for prefix in prefixes:
+        group = [n for n in names if template_prefix(n) == prefix]
+        for k in range(spec.object_count(prefix) or 0):
+            out.extend(expand(n, k) for n in group)
     return out
 
 
