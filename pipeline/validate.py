@@ -65,7 +65,8 @@ def validate_store(location: Location, plan: Plan | None = None, reproduce_shard
     integrity = check_integrity(plan, store, attrs)
     if any("cannot read" in p or "no commit marker" in p or "not a crlgen" in p for p in integrity.problems) and not _readable(plan, store):
         return _report([integrity], plan)
-    data = {name: np.asarray(store.group("r")[name][:]) for name in SMALL}
+    g = store.group("r")
+    data = {name: np.asarray(g[name][:]) for name in SMALL + ("edit_frame", "edit_value") if name in g}
     model = CompiledSCM(plan.spec)
     checks = [
         integrity,
@@ -74,6 +75,7 @@ def validate_store(location: Location, plan: Plan | None = None, reproduce_shard
         check_interventions(plan, model, data),
         check_statistics(plan, model, data),
         check_rendering(plan, model, store, rng, rerender_samples),
+        check_dynamics(plan, model, store, data, rng, rerender_samples),
     ]
     return _report(checks, plan)
 
@@ -144,6 +146,8 @@ def check_reproducibility(plan: Plan, model: CompiledSCM, data: dict, rng, n_sha
         fresh = {"latents": batch.latents, "noise": batch.noise, "domain": batch.domain, "intervention": batch.intervention,
                  "intervention_mask": batch.intervention_mask, "intervention_value": batch.intervention_value,
                  "pair": batch.pair, "pair_role": batch.pair_role}
+        if "edit_frame" in data:
+            fresh["edit_frame"], fresh["edit_value"] = batch.edit_frame, batch.edit_value
         for name, arr in fresh.items():
             if not np.array_equal(arr, data[name][a:b], equal_nan=arr.dtype.kind == "f"):
                 c.problems.append(f"shard {k}: re-sampled {name} differs from the stored one")
@@ -369,6 +373,92 @@ def check_rendering(plan: Plan, model: CompiledSCM, store: Store, rng, n: int) -
         world.close()
     c.details = {"samples_rerendered": picks}
     return c
+
+
+# ----- 7. dynamics (video worlds) ----------------------------------------------------------------
+#: Largest contact penetration (m) a plausible simulation may show; hard impacts at 8 substeps reach ~4 cm.
+PENETRATION_TOLERANCE = 0.06
+#: Energy may not grow by more than this share of the initial energy (plus 1 mJ) without an edit or wind.
+ENERGY_TOLERANCE = 0.05
+
+
+def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, rng, n: int) -> Check:
+    """Re-simulated state series are bitwise equal; edits act at their frame; no energy from nowhere."""
+    c = Check("dynamics")
+    if plan.kind != "video":
+        c.skipped = "still images"
+        return c
+    from scenes.base import WorldBatch
+    from scenes.registry import world_class
+
+    from .tasks import world_batch
+
+    g = store.group("r")
+    ef = data.get("edit_frame", np.zeros((plan.spec.samples, 0), np.int32))
+    role, pair = data["pair_role"], data["pair"]
+    picks = set(rng.choice(plan.spec.samples, size=min(n, plan.spec.samples), replace=False).tolist())
+    edited = np.flatnonzero((ef >= 0).any(axis=1)) if ef.size else np.zeros(0, int)
+    picks |= set(rng.choice(edited, size=min(2, edited.size), replace=False).tolist()) if edited.size else set()
+    picks = sorted(picks)
+    world = world_class(plan.spec.world)(plan.spec, threads=0)
+    checked_edits = energy_checked = 0
+    try:
+        for i in picks:
+            wb = world_batch(plan.spec, model, model.sample(i, i + 1, check=False))
+            states, extras = world.simulate(wb, extras=True)
+            if not np.array_equal(states, np.asarray(g["states"][i:i + 1])):
+                c.problems.append(f"sample {i}: re-simulated states differ from the stored ones")
+            pen = float(extras["max_penetration"][0])
+            if pen > PENETRATION_TOLERANCE:
+                c.problems.append(f"sample {i}: objects interpenetrate by {pen:.3f} m (tolerance {PENETRATION_TOLERANCE} m)")
+            for k, e in enumerate(wb.edits):
+                t = int(e.frame[0])
+                if t < 0:
+                    continue
+                others = tuple(x for j, x in enumerate(wb.edits) if j != k)
+                plain = world.simulate(WorldBatch(wb.index, wb.latents, wb.seeds, others))
+                checked_edits += 1
+                if not np.array_equal(states[0, :t], plain[0, :t]):
+                    c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op}) changed states before its frame {t}")
+                if not _no_op(e, wb) and np.array_equal(states[0, t:], plain[0, t:]):
+                    c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g}) had no effect from frame {t}")
+            applied = any(int(e.frame[0]) >= 0 for e in wb.edits)
+            if not applied and float(wb.latents.get("wind", np.zeros(1))[0]) == 0.0:
+                energy = extras["energy"][0]
+                limit = energy[0] + ENERGY_TOLERANCE * abs(energy[0]) + 1e-3
+                energy_checked += 1
+                if energy.max() > limit:
+                    c.problems.append(f"sample {i}: energy grows from {energy[0]:.4g} J to {energy.max():.4g} J without an edit")
+    finally:
+        world.close()
+    # counterfactual videos: identical before the partner's edit
+    cf_cols = [k for k, e in enumerate(model.edits) if e.counterfactual]
+    partners = np.flatnonzero(role == ROLE_COUNTERFACTUAL)
+    pairs_checked = 0
+    for j in partners[:4] if cf_cols else ():
+        t = int(ef[j, cf_cols[0]])
+        f = int(pair[j])
+        if t <= 0:
+            continue
+        pairs_checked += 1
+        for name in ("states", plan.pixel_array):
+            a, b = np.asarray(g[name][j, :t]), np.asarray(g[name][f, :t])
+            if not np.array_equal(a, b):
+                c.problems.append(f"pair {f}/{j}: {name} differ before the counterfactual edit at frame {t}")
+    c.details = {"samples_resimulated": picks, "edits_checked": checked_edits, "energy_checked": energy_checked,
+                 "counterfactual_pairs_checked": pairs_checked}
+    return c
+
+
+def _no_op(edit, wb) -> bool:
+    """An edit that cannot change anything (add 0, scale 1, set a global to its current value)."""
+    v = float(edit.value[0])
+    if edit.op == "add":
+        return v == 0.0
+    if edit.op == "scale":
+        return v == 1.0
+    current = wb.latents.get(edit.target)
+    return current is not None and float(current[0]) == v
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:

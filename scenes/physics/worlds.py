@@ -554,9 +554,13 @@ class PhysicsWorld(World):
 
     # ---------------------------------------------------------------- public API
 
-    def simulate(self, batch: WorldBatch) -> np.ndarray:
-        """State series only, no rendering: (n, T, 13 N) float64, bitwise equal to ``render(batch).states``."""
-        return self._run(batch, images=False)[0]
+    def simulate(self, batch: WorldBatch, extras: bool = False):
+        """State series only, no rendering: (n, T, 13 N) float64, bitwise equal to ``render(batch).states``.
+
+        With ``extras``, also the plausibility series ``{"energy": (n, T), "max_penetration": (n,)}``.
+        """
+        states, energy, pen, *_ = self._run(batch, images=False)
+        return (states, {"energy": energy, "max_penetration": pen}) if extras else states
 
     def render(self, batch: WorldBatch) -> RenderOutput:
         states, energy, pen, pixels, depth, seg = self._run(batch, images=True)

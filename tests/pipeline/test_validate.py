@@ -46,7 +46,7 @@ def test_good_store_passes_every_check(latent_store):
     report = validate_store(resolve(str(latent_store)))
     assert report["passed"]
     names = [c["name"] for c in report["checks"]]
-    assert names == ["integrity", "reproducibility", "mechanisms", "interventions", "statistics", "rendering"]
+    assert names == ["integrity", "reproducibility", "mechanisms", "interventions", "statistics", "rendering", "dynamics"]
     stats = check_by_name(report, "statistics")
     assert stats["details"]["independence_tests"] > 10 and stats["details"]["options_moved"] == [0, 1, 2]
 
@@ -158,3 +158,72 @@ def test_not_a_store_is_reported(tmp_path):
     (tmp_path / "x").mkdir()
     report = validate_store(resolve(str(tmp_path / "x")))
     assert not report["passed"] and "not a crlgen store" in report["checks"][0]["problems"][0]
+
+
+# ----- video stores --------------------------------------------------------------------------------
+def video_spec():
+    from schemas import load_spec
+
+    return load_spec("physics/falling_simple").replace(
+        samples=20, shard_size=5, video={"fps": 15, "frames": 24},
+        temporal_edits=[{"at_frame": 10, "do": "gravity = 1.62", "fraction": 0.3}],
+        counterfactuals={"fraction": 0.1, "edit": {"at_frame": 6, "do": "obj[0].vx += 1.0"}},
+        render={"size": 16, "views": 2, "engine": "tiny"})
+
+
+@pytest.fixture(scope="module")
+def video_store(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("video") / "falling.zarr"
+    result = run(video_spec(), resolve(str(root)), RunOptions(executor="inline"))
+    assert result.valid, result.report
+    return root
+
+
+def test_video_store_passes_dynamics(video_store):
+    report = validate_store(resolve(str(video_store)))
+    dyn = check_by_name(report, "dynamics")
+    assert report["passed"] and dyn["details"]["edits_checked"] >= 1 and dyn["details"]["counterfactual_pairs_checked"] >= 1
+    assert (video_store / "preview.gif").read_bytes()[:3] == b"GIF"
+
+
+def test_tampered_states_fail_dynamics(video_store, tmp_path):
+    root = tmp_path / "v.zarr"
+    shutil.copytree(video_store, root)
+    plan = make_plan(video_spec())
+    g = __import__("zarr").open_group(str(root), mode="r+")
+    states = np.asarray(g["states"][:])
+    states[:, 12:, 2] += 0.05  # every object floats 5 cm higher from frame 12 on
+    g["states"][:] = states
+    for s in range(len(plan.shards)):
+        rewrite_marker(root, plan, s)
+    report = validate_store(resolve(str(root)))
+    assert "dynamics" in _failed(report)
+    assert any("re-simulated states differ" in p for p in check_by_name(report, "dynamics")["problems"])
+
+
+def test_counterfactual_frames_must_match_before_the_edit(video_store, tmp_path):
+    root = tmp_path / "v.zarr"
+    shutil.copytree(video_store, root)
+    plan = make_plan(video_spec())
+    g = __import__("zarr").open_group(str(root), mode="r+")
+    j = int(np.flatnonzero(np.asarray(g["pair_role"][:]) == 2)[0])
+    frames = np.asarray(g["frames"][j])
+    frames[0] = 255 - frames[0]
+    g["frames"][j] = frames
+    rewrite_marker(root, plan, plan.shard_of(j))
+    report = validate_store(resolve(str(root)), rerender_samples=0)
+    assert any("differ before the counterfactual edit" in p for p in check_by_name(report, "dynamics")["problems"])
+
+
+def test_moved_edit_frame_fails_reproducibility(video_store, tmp_path):
+    root = tmp_path / "v.zarr"
+    shutil.copytree(video_store, root)
+    plan = make_plan(video_spec())
+    g = __import__("zarr").open_group(str(root), mode="r+")
+    ef = np.asarray(g["edit_frame"][:])
+    ef[ef >= 0] += 1
+    g["edit_frame"][:] = ef
+    for s in range(len(plan.shards)):
+        rewrite_marker(root, plan, s)
+    report = validate_store(resolve(str(root)), reproduce_shards=4)
+    assert "reproducibility" in _failed(report)
