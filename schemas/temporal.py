@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from .base import SpecModel
 from .noise import Noise, call_to_noise
@@ -14,11 +14,21 @@ from .shorthand import ShorthandError, parse_assignment
 _OPS = {"=": "set", "~": "set", "+=": "add", "-=": "add", "*=": "scale"}
 
 
+def _shorthand_schema(schema: dict[str, Any]) -> None:
+    """JSON Schema: either target/op/value, or the one-line ``do: "target += value"``."""
+    schema["properties"]["do"] = {"type": "string", "description": "shorthand: 'ball[0].vx += 1.5', 'gravity = 1.62', 'x *= 2'"}
+    schema["required"] = [r for r in schema.get("required", []) if r not in ("target", "value")]
+    schema["oneOf"] = [{"required": ["target", "value"], "not": {"required": ["do"]}},
+                       {"required": ["do"], "not": {"anyOf": [{"required": ["target"]}, {"required": ["value"]}]}}]
+
+
 class TemporalEdit(SpecModel):
     """``target`` is set / increased / scaled by ``value`` from ``at_frame`` until ``until_frame``.
 
     Written either explicitly or as ``do: "ball[0].vx += 1.5"``.
     """
+
+    model_config = ConfigDict(json_schema_extra=_shorthand_schema)
 
     target: str = Field(min_length=1)
     op: Literal["set", "add", "scale"] = "set"
