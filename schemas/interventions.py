@@ -36,40 +36,33 @@ class Do(SpecModel):
         return f"do({self.value!r})" if self.value is not None else f"do({self.dist.shorthand()})"
 
 
-class Shift(SpecModel):
+class _Amount(SpecModel):
+    """Shared by shift and scale: a finite number, written back as ``kind(by)``."""
+
+    by: float
+
+    @model_serializer(mode="plain")
+    def _as_shorthand(self) -> str:
+        return f"{self.kind}({self.by!r})"
+
+    @field_validator("by")
+    @classmethod
+    def _finite(cls, v):
+        if not math.isfinite(v):
+            raise ValueError("the amount must be finite")
+        return v
+
+
+class Shift(_Amount):
     """The mechanism's value plus ``by``."""
 
     kind: Literal["shift"] = "shift"
-    by: float
-
-    @model_serializer(mode="plain")
-    def _as_shorthand(self) -> str:
-        return f"shift({self.by!r})"
-
-    @field_validator("by")
-    @classmethod
-    def _finite(cls, v):
-        if not math.isfinite(v):
-            raise ValueError("shift must be finite")
-        return v
 
 
-class Scale(SpecModel):
+class Scale(_Amount):
     """The mechanism's value times ``by``."""
 
     kind: Literal["scale"] = "scale"
-    by: float
-
-    @model_serializer(mode="plain")
-    def _as_shorthand(self) -> str:
-        return f"scale({self.by!r})"
-
-    @field_validator("by")
-    @classmethod
-    def _finite(cls, v):
-        if not math.isfinite(v):
-            raise ValueError("scale must be finite")
-        return v
 
 
 class Soft(TaggedModel):

@@ -673,26 +673,6 @@ def _cube_data():
     return verts, faces, [False] * 6
 
 
-def _cylinder_data(segments: int = 32):
-    """Unit cylinder centred on the origin: radius 1, z from -1 to 1; smooth sides, flat caps."""
-    ring = [(math.cos(2 * math.pi * i / segments), math.sin(2 * math.pi * i / segments)) for i in range(segments)]
-    verts = [(x, y, z) for z in (-1.0, 1.0) for x, y in ring]
-    faces, smooth = [], []
-    for i in range(segments):
-        j = (i + 1) % segments
-        faces.append((i, j, segments + j, segments + i))
-        smooth.append(True)
-    b = len(verts)
-    verts += [(x, y, -1.0) for x, y in ring]
-    faces.append(tuple(b + i for i in reversed(range(segments))))
-    smooth.append(False)
-    t = len(verts)
-    verts += [(x, y, 1.0) for x, y in ring]
-    faces.append(tuple(t + i for i in range(segments)))
-    smooth.append(False)
-    return verts, faces, smooth
-
-
 class _CyclesView:
     """Blender Cycles view of a physics world: same cameras, scenery and colours, poses from the states."""
 
@@ -726,7 +706,7 @@ class _CyclesView:
         self.meshes = [
             own(bl.mesh_from_data("sphere", *_sphere_data())),
             own(bl.mesh_from_data("box", *_cube_data())),
-            own(bl.mesh_from_data("cylinder", *_cylinder_data())),
+            own(bl.mesh_from_data("cylinder", *bl.cylinder_data(z=(-1.0, 1.0)))),
         ]
         self.material = own(bl.object_color_material("object", roughness=0.45))
         for mesh in self.meshes:

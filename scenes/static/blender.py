@@ -395,27 +395,31 @@ def mesh_from_data(name: str, verts, faces, smooth: Sequence[bool] | None = None
     return mesh
 
 
-def cylinder_mesh(name: str, segments: int = 32, caps: bool = True):
-    """Unit cylinder: radius 1, z from 0 to 1, smooth sides and flat caps (own vertices)."""
+def cylinder_data(segments: int = 32, caps: bool = True, z: tuple[float, float] = (0.0, 1.0)):
+    """Vertices, faces and smooth flags of a radius-1 cylinder from z[0] to z[1] (smooth sides, flat caps)."""
     verts, faces, smooth = [], [], []
-    ang = [2.0 * math.pi * i / segments for i in range(segments)]
-    ring = [(math.cos(a), math.sin(a)) for a in ang]
-    for z in (0.0, 1.0):
-        verts += [(x, y, z) for x, y in ring]
+    ring = [(math.cos(2.0 * math.pi * i / segments), math.sin(2.0 * math.pi * i / segments)) for i in range(segments)]
+    for zz in z:
+        verts += [(x, y, zz) for x, y in ring]
     for i in range(segments):
         j = (i + 1) % segments
         faces.append((i, j, segments + j, segments + i))
         smooth.append(True)
-    if caps:
+    if caps:  # caps get their own vertices so their normals stay flat
         b = len(verts)
-        verts += [(x, y, 0.0) for x, y in ring]
+        verts += [(x, y, z[0]) for x, y in ring]
         faces.append(tuple(b + i for i in reversed(range(segments))))
         smooth.append(False)
         t = len(verts)
-        verts += [(x, y, 1.0) for x, y in ring]
+        verts += [(x, y, z[1]) for x, y in ring]
         faces.append(tuple(t + i for i in range(segments)))
         smooth.append(False)
-    return mesh_from_data(name, verts, faces, smooth)
+    return verts, faces, smooth
+
+
+def cylinder_mesh(name: str, segments: int = 32, caps: bool = True):
+    """Unit cylinder: radius 1, z from 0 to 1, smooth sides and flat caps (own vertices)."""
+    return mesh_from_data(name, *cylinder_data(segments, caps))
 
 
 def disc_mesh(name: str, segments: int = 64):
