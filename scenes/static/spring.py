@@ -10,7 +10,8 @@ k -> l). Every latent is drawn so that it shows in the pixels:
 - its wire radius grows linearly with the spring constant k over ``K_RANGE``
   (clamped), so stiffer springs look thicker;
 - the cylinder (radius r, height h) sits on the seat with its bottom at z=l;
-  its colour encodes the density rho over ``RHO_RANGE`` (clamped): hue from
+  its colour encodes the density rho over ``RHO_RANGE`` (the catalogue range
+  including the shift intervention; clamped): hue from
   blue (light) to red (dense) and brightness from light to dark, so the mass
   m = rho*pi*r^2*h is readable from r, h and colour;
 - optional latents: ``light`` scales the sun's strength (default 1) and
@@ -41,7 +42,7 @@ POINTS_PER_TURN = 32
 K_RANGE = (50.0, 400.0)
 WIRE_RADIUS = (0.001, 0.004)
 #: Density range (kg/m^3) mapped onto the cylinder's colour ramp (clamped).
-RHO_RANGE = (500.0, 9000.0)
+RHO_RANGE = (500.0, 11000.0)
 #: Seat plate on top of the coil (part of the spring): radius and thickness (m).
 SEAT_RADIUS = COIL_RADIUS + WIRE_RADIUS[1]
 SEAT_THICKNESS = 0.003
