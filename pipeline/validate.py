@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 
 from schemas import DatasetSpec, SpecError
-from schemas.interventions import Do, Scale, Shift, Soft
+from schemas.interventions import Do, Shift, Soft
 from schemas.variables import NOISE_NAME
 
-from .expressions import compile_expression
 from .plan import Plan, make_plan
 from .scm import ROLE_COUNTERFACTUAL, CompiledSCM, _cast
 from .store import Store
@@ -249,9 +248,7 @@ def check_interventions(plan: Plan, model: CompiledSCM, data: dict) -> Check:
                     i = int(rows[np.flatnonzero(~ok)[0]])
                     c.problems.append(f"{t}: {int((~ok).sum())} samples do not hold their {iv.kind} intervention "
                                       f"({'counterfactual' if src == 'cf' else f'option {src}'}; first: sample {i}, value {lat[i, j]:.6g})")
-    edits = Check("edits")
     c.details = {"intervened_samples": int(mask.any(axis=1).sum()), "options": len(model.options)}
-    del edits
     return c
 
 

@@ -16,7 +16,7 @@ from .domains import Domain
 from .errors import SpecError, from_validation_error
 from .expression import ALLOWED_FUNCTIONS
 from .graph import NAME, CausalGraph, Node, expand, find_cycle, mechanism_names, template_prefix, topological
-from .interventions import Do, Intervention, Observational, Regime, SingleNode, Soft
+from .interventions import Do, Observational, Regime, SingleNode, Soft
 from .render import RenderSettings, VideoSettings
 from .temporal import TemporalEdit
 from .variables import NOISE_NAME, Variable
