@@ -322,16 +322,15 @@ def check_statistics(plan: Plan, model: CompiledSCM, data: dict) -> Check:
     for (label, p), r in zip(tests, rejected):
         if r:
             c.problems.append(f"{label}: dependence where the graph implies none (p={p:.2g}, BH at {ALPHA})")
-    # (d) each intervention with enough samples moves some variable it should (its target or a descendant)
+    # (d) which interventions visibly move their targets or descendants: reported, not failed, since a
+    # legitimately small shift need not be detectable (check 4 already proves every value holds)
+    undetected = []
     if move_tests:
         rej = _bh([p for _, p, _ in move_tests])
-        for o in {o for *_, o in move_tests}:
-            if any(r for (_, _, oo), r in zip(move_tests, rej) if oo == o):
-                moved.append(o)
-            else:
-                c.problems.append(f"option {o} ({', '.join(model.options[o])}): no target or descendant changed its distribution")
+        for o in sorted({o for *_, o in move_tests}):
+            (moved if any(r for (_, _, oo), r in zip(move_tests, rej) if oo == o) else undetected).append(o)
     c.details = {"independence_tests": len(tests), "observational_samples": int(obs.sum()),
-                 "options_moved": moved, "options_skipped_small": skipped}
+                 "options_moved": moved, "options_effect_not_detected": undetected, "options_skipped_small": skipped}
     if not tests and not move_tests:
         c.skipped = f"fewer than {MIN_GROUP} observational samples per domain"
     return c
