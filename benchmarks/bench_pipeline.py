@@ -76,8 +76,7 @@ def main() -> None:
     from schemas import load_spec
 
     spec = load_spec(args.spec).with_samples(args.samples)
-    # bare rates come from child processes: a driver that has rendered with Cycles keeps
-    # its render threads spinning and would slow the Ray workers that follow (measured 2x)
+    # bare rates come from child processes, so the driver holds no Blender state while Ray runs
     bare = concurrent_bare_rate(args.spec, args.samples, args.bare_samples, 1)
     parallel = concurrent_bare_rate(args.spec, args.samples, args.bare_samples, args.workers)
     pipe, render_s = pipeline_rate(spec, args.workers)

@@ -140,18 +140,19 @@ class CyclesView:
         for objs in self.pool[len(scene.bodies):]:
             for o in objs:
                 o.hide_render = True
-        for t in range(states.shape[0]):
-            for k, o in enumerate(active):
-                row = states[t, k * N_STATE:(k + 1) * N_STATE]
-                o.location = (float(row[0]), float(row[1]), float(row[2]))
-                o.rotation_quaternion = (float(row[6]), float(row[3]), float(row[4]), float(row[5]))
-            for j, cam in enumerate(self.cameras):
-                rgb, z, ids = self.bs.render(cam)
-                pixels[t, j] = rgb
-                if depth is not None:
-                    depth[t, j] = z
-                if seg is not None:
-                    seg[t, j] = ids
+        with self.bs.persistent():
+            for t in range(states.shape[0]):
+                for k, o in enumerate(active):
+                    row = states[t, k * N_STATE:(k + 1) * N_STATE]
+                    o.location = (float(row[0]), float(row[1]), float(row[2]))
+                    o.rotation_quaternion = (float(row[6]), float(row[3]), float(row[4]), float(row[5]))
+                for j, cam in enumerate(self.cameras):
+                    rgb, z, ids = self.bs.render(cam)
+                    pixels[t, j] = rgb
+                    if depth is not None:
+                        depth[t, j] = z
+                    if seg is not None:
+                        seg[t, j] = ids
 
     def close(self) -> None:
         if self.bs is not None:

@@ -178,6 +178,11 @@ class SpringWorld(World):
         for name, arr in lat.items():
             if name in self.info.latents + self.info.optional_latents and not np.all(np.isfinite(arr)):
                 raise ValueError(f"latent {name!r} has non-finite values")
+        with self.bs.persistent():
+            self._render_into(lat, n, pixels, depth, seg)
+        return RenderOutput(pixels=pixels, depth=depth, segmentation=seg)
+
+    def _render_into(self, lat, n, pixels, depth, seg) -> None:
         for i in range(n):
             self._pose(
                 *(float(lat[name][i]) for name in ("h", "r", "rho", "k", "l")),
@@ -191,7 +196,6 @@ class SpringWorld(World):
                     depth[i, j] = z
                 if seg is not None:
                     seg[i, j] = ids
-        return RenderOutput(pixels=pixels, depth=depth, segmentation=seg)
 
     def close(self) -> None:
         bs = getattr(self, "bs", None)

@@ -1,0 +1,99 @@
+"""The CLI's commands, their --json output and their exit codes (in-process, so fast)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from pipeline.cli import main
+from tests.support.stores import latent_spring
+
+
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def latent_spec_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("cli") / "latent.yaml"
+    latent_spring(samples=2000).dump(p)
+    return p
+
+
+def test_scenes_lists_the_catalogue(capsys):
+    code, out, _ = run_cli(capsys, "scenes", "--json")
+    names = {e["name"] for e in json.loads(out)}
+    assert code == 0 and "static/spring" in names and len([n for n in names if n.startswith("physics/")]) == 6
+
+
+def test_schema_prints_the_committed_json_schema(capsys):
+    from schemas.jsonschema import SCHEMA_PATH
+
+    code, out, _ = run_cli(capsys, "schema")
+    assert code == 0 and json.loads(out) == json.loads(SCHEMA_PATH.read_text())
+
+
+def test_check_json(capsys):
+    code, out, _ = run_cli(capsys, "check", "static/spring", "--json")
+    info = json.loads(out)
+    assert code == 0 and info["ok"] and info["latents"] == 6 and info["edges"] == 5
+
+
+def test_plan_json_reports_shards_shapes_and_bytes(capsys):
+    code, out, _ = run_cli(capsys, "plan", "static/spring", "--samples", "300", "--no-calibrate", "--json")
+    plan = json.loads(out)
+    assert code == 0 and plan["samples"] == 300 and plan["shards"] * plan["shard_size"] >= 300
+    arrays = {a["name"]: a for a in plan["arrays"]}
+    assert arrays["images"]["shape"] == [300, 4, 64, 64, 3] and arrays["images"]["dims"][0] == "sample"
+    assert plan["bytes_uncompressed"] == sum(a["bytes"] for a in plan["arrays"])
+
+
+def test_plan_calibrates_a_run_time_estimate(capsys):
+    code, out, _ = run_cli(capsys, "plan", "static/spring", "--samples", "20", "--workers", "2", "--json")
+    plan = json.loads(out)
+    assert code == 0 and plan["calibration_seconds_per_sample"] > 0
+    assert plan["estimated_seconds"] == pytest.approx(plan["calibration_seconds_per_sample"] * 20 / 2)
+
+
+def test_run_inspect_validate_round_trip(capsys, latent_spec_file, tmp_path):
+    out_url = str(tmp_path / "s.zarr")
+    code, out, err = run_cli(capsys, "run", str(latent_spec_file), "--out", out_url, "--inline", "--quiet")
+    assert code == 0, err
+    assert "passed" in out
+    code, out, _ = run_cli(capsys, "inspect", out_url, "--json")
+    info = json.loads(out)
+    assert code == 0 and info["status"] == "complete" and info["validation"] is True
+    assert info["arrays"]["latents"]["shape"] == [2000, 6]
+    code, out, _ = run_cli(capsys, "validate", out_url, "--json")
+    assert code == 0 and json.loads(out)["passed"]
+    # a store whose marker is gone fails validation with exit 1
+    broken = tmp_path / "broken.zarr"
+    shutil.copytree(out_url, broken)
+    (broken / "_crlgen/shards/000000.json").unlink()
+    code, out, _ = run_cli(capsys, "validate", str(broken))
+    assert code == 1 and "FAIL integrity" in out
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["run", "static/spring", "--samples", "0"], "--samples: expected a positive count"),
+    (["run", "static/spring", "--workers", "0"], "--workers: expected at least 1"),
+    (["run", "static/spring", "--out", "ftp://host/x"], "unsupported URL scheme 'ftp'"),
+    (["run", "static/spring", "--out", "s3://"], "s3 URLs need a bucket"),
+    (["run", "static/spring", "--out", "s3://bucket"], "not a bucket's root"),
+    (["run", "static/spring", "--out", "s3://key:secret@bucket/x.zarr"], "do not put credentials in the URL"),
+    (["run", "static/spring", "--frobnicate"], "No such option: --frobnicate"),
+    (["plan", "nope/nothing"], "no such spec file or catalogue scene"),
+    (["validate", "/nonexistent/store.zarr"], "does not exist or is empty"),
+    (["inspect", "/"], "is not a crlgen store"),
+    (["check"], "Missing argument"),
+])
+def test_user_mistakes_exit_2_with_one_line(capsys, args, fragment):
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert "Traceback" not in err and "secret" not in err.replace("do not put credentials", "")
