@@ -166,6 +166,6 @@ def make_plan(spec: DatasetSpec) -> Plan:
 
 def world_states(spec: DatasetSpec) -> tuple[str, ...]:
     """State names a video world records for this spec (templates expanded)."""
-    from scenes.registry import _expand, world_info
+    from scenes.registry import expand_templates, world_info
 
-    return tuple(_expand(spec, world_info(spec.world).states))
+    return tuple(expand_templates(spec, world_info(spec.world).states))

@@ -39,7 +39,7 @@ def world_info(name: str) -> WorldInfo:
     return world_class(name).info
 
 
-def _expand(spec, names: tuple[str, ...]) -> list[str]:
+def expand_templates(spec, names: tuple[str, ...]) -> list[str]:
     """Plain names in order, then templated ones object-major (obj[0].x, obj[0].y, obj[1].x...)."""
     out = [n for n in names if template_prefix(n) is None]
     prefixes = list(dict.fromkeys(template_prefix(n) for n in names if template_prefix(n) is not None))
@@ -62,10 +62,10 @@ def check_world(spec) -> list[str]:
     problems = []
     graph = spec.graph
     latents = set(graph.names)
-    for name in _expand(spec, info.latents):
+    for name in expand_templates(spec, info.latents):
         if name not in latents:
             problems.append(f"variables: world {info.name} needs the latent {name!r}")
-    allowed_states = set(_expand(spec, info.states))
+    allowed_states = set(expand_templates(spec, info.states))
     for s in graph.states:
         if s not in allowed_states:
             problems.append(f"variables.{s}: world {info.name} does not simulate a state {s!r}; it simulates {', '.join(sorted(allowed_states)) or 'none'}")
@@ -78,7 +78,7 @@ def check_world(spec) -> list[str]:
     for a in spec.render.annotations:
         if a not in info.annotations:
             problems.append(f"render.annotations: {info.name} cannot produce {a!r}")
-    targets = set(_expand(spec, info.edit_targets))
+    targets = set(expand_templates(spec, info.edit_targets))
     edits = list(spec.temporal_edits) + ([spec.counterfactuals.edit] if spec.counterfactuals and spec.counterfactuals.edit else [])
     for i, e in enumerate(edits):
         if e.target not in targets:
