@@ -9,6 +9,7 @@ and a user error (a bad spec or world input) stops the run at once.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import uuid
@@ -120,6 +121,8 @@ def start_ray(options: RunOptions) -> tuple[bool, int]:
         ray.init(address=address, log_to_driver=False, logging_level="WARNING")
         return True, int(ray.cluster_resources().get("CPU", 1))
     cpus = options.workers or os.cpu_count() or 1
+    # the embedded cluster keeps Ray's default token authentication; only its notice is silenced
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
              _node_ip_address="127.0.0.1", _system_config={"task_oom_retries": max(0, options.max_attempts - 1)})
     return True, cpus

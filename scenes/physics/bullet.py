@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import colorsys
 import math
+import os
 from typing import Sequence
 
 import numpy as np
@@ -42,11 +43,27 @@ OBJECT_VALUE = 0.9
 
 
 def require_pybullet():
-    """Import and return ``pybullet``, or raise a RuntimeError that says how to install it."""
+    """Import and return ``pybullet``, or raise a RuntimeError that says how to install it.
+
+    pybullet's C module prints its build time to stdout on import; that line would land in
+    the middle of `--json` output, so the import runs with file descriptor 1 pointed at /dev/null.
+    """
+    import sys
+
+    if "pybullet" in sys.modules:
+        return sys.modules["pybullet"]
+    sys.stdout.flush()
+    saved = os.dup(1)
+    devnull = os.open(os.devnull, os.O_WRONLY)
     try:
+        os.dup2(devnull, 1)
         import pybullet  # noqa: PLC0415
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(PYBULLET_MISSING) from exc
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(devnull)
     return pybullet
 
 

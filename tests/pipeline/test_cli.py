@@ -97,3 +97,14 @@ def test_user_mistakes_exit_2_with_one_line(capsys, args, fragment):
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
     assert "Traceback" not in err and "secret" not in err.replace("do not put credentials", "")
+
+
+def test_json_output_stays_clean_when_engines_load():
+    """Engines that print on import (pybullet) must not corrupt --json on stdout."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "plan", "physics/falling_simple", "--samples", "2", "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["estimated_seconds"] > 0
