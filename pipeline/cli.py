@@ -190,6 +190,8 @@ def run(spec: str = typer.Argument(..., help="spec file or catalogue name"),
         result = run_dataset(s, loc, RunOptions(workers=workers, address=address, overwrite=overwrite, validate=validate_,
                                                executor="inline" if inline else "ray", on_progress=on_progress))
     t = Table(title="summary", show_header=False)
+    t.add_column(no_wrap=True)
+    t.add_column(overflow="fold")
     t.add_row("store", loc.redacted())
     t.add_row("shards run / skipped (resumed)", f"{result.shards_run} / {result.shards_skipped}")
     t.add_row("samples", str(total))
