@@ -146,13 +146,7 @@ class CyclesView:
                     row = states[t, k * N_STATE:(k + 1) * N_STATE]
                     o.location = (float(row[0]), float(row[1]), float(row[2]))
                     o.rotation_quaternion = (float(row[6]), float(row[3]), float(row[4]), float(row[5]))
-                for j, cam in enumerate(self.cameras):
-                    rgb, z, ids = self.bs.render(cam)
-                    pixels[t, j] = rgb
-                    if depth is not None:
-                        depth[t, j] = z
-                    if seg is not None:
-                        seg[t, j] = ids
+                self.bs.render_views(self.cameras, pixels[t], None if depth is None else depth[t], None if seg is None else seg[t])
 
     def close(self) -> None:
         if self.bs is not None:

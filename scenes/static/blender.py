@@ -639,6 +639,16 @@ class BlenderScene:
         finally:
             r.use_persistent_data = False  # the RNA update frees the persistent render data
 
+    def render_views(self, cameras, pixels: np.ndarray, depth: np.ndarray | None, seg: np.ndarray | None) -> None:
+        """Render every camera into row j of the given (view, ...) arrays (None = not wanted)."""
+        for j, cam in enumerate(cameras):
+            rgb, z, ids = self.render(cam)
+            pixels[j] = rgb
+            if depth is not None:
+                depth[j] = z
+            if seg is not None:
+                seg[j] = ids
+
     def render(self, camera) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
         """Render ``camera``; returns (rgb uint8 HxWx3, depth float32 HxW | None, ids uint8 HxW | None)."""
         bpy = require_bpy()

@@ -189,13 +189,7 @@ class SpringWorld(World):
                 light=float(lat["light"][i]) if "light" in lat else 1.0,
                 hue=float(lat["hue"][i]) if "hue" in lat else None,
             )
-            for j, cam in enumerate(self.cameras):
-                rgb, z, ids = self.bs.render(cam)
-                pixels[i, j] = rgb
-                if depth is not None:
-                    depth[i, j] = z
-                if seg is not None:
-                    seg[i, j] = ids
+            self.bs.render_views(self.cameras, pixels[i], None if depth is None else depth[i], None if seg is None else seg[i])
 
     def close(self) -> None:
         bs = getattr(self, "bs", None)
