@@ -154,8 +154,11 @@ def run(spec: str = typer.Argument(..., help="spec file or catalogue name"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bar")) -> None:
     """Sample, render and write a dataset with Ray, then validate it. Re-running resumes.
 
-    Examples: crlgen run static/spring --samples 300 --out out/spring.zarr
-              crlgen run my.yaml --out s3://bucket/my.zarr --address auto
+    \b
+    Examples:
+      crlgen run static/spring --samples 300 --out out/spring.zarr
+      crlgen run my.yaml --out s3://bucket/my.zarr        # AWS_* credentials from the environment
+      crlgen run my.yaml --address auto                    # join a running Ray cluster
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
