@@ -141,38 +141,37 @@ def _execute_ray(plan: Plan, location: Location, pending: list[int], options: Ru
         inflight: dict[Any, int] = {}
         attempts: dict[int, int] = {}
         out: list[dict[str, Any]] = []
-        try:
-            while queue or inflight:
-                while queue and len(inflight) < window:
-                    k = queue.popleft()
-                    attempts[k] = attempts.get(k, 0) + 1
-                    inflight[task.remote(spec_ref, location.url, location.storage_options, k, 1)] = k
-                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
-                for ref in ready:
-                    k = inflight.pop(ref)
-                    try:
-                        summary = ray.get(ref)
-                    except rx.RayTaskError as e:
-                        cause = e.cause
-                        if isinstance(cause, (SpecError, ValueError, TypeError, KeyError)):
-                            raise RunError(f"shard {k}: {type(cause).__name__}: {cause}") from None
-                        if attempts[k] >= options.max_attempts:
-                            raise RunError(f"shard {k} failed {attempts[k]} times; last error: {type(cause).__name__}: {cause}") from None
-                        time.sleep(min(5.0, 0.5 * 2 ** attempts[k]))
-                        queue.append(k)
-                        continue
-                    except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError) as e:
-                        if attempts[k] >= options.max_attempts:
-                            raise RunError(f"shard {k} failed {attempts[k]} times: {type(e).__name__}") from None
-                        queue.append(k)
-                        continue
-                    out.append(summary)
-                    if options.on_progress:
-                        options.on_progress(summary)
-        except BaseException:
-            for ref in inflight:
-                ray.cancel(ref, force=True)
-            raise
+        # On Ctrl-C nothing is cancelled by hand: tasks fate-share with this driver, so leaving
+        # (ray.shutdown below) stops them, and ray.cancel racing a task's reply trips an internal
+        # Ray check (seen: "Tried to complete task that was not pending"). A shard that still
+        # finishes only adds a committed shard the next run skips.
+        while queue or inflight:
+            while queue and len(inflight) < window:
+                k = queue.popleft()
+                attempts[k] = attempts.get(k, 0) + 1
+                inflight[task.remote(spec_ref, location.url, location.storage_options, k, 1)] = k
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
+            for ref in ready:
+                k = inflight.pop(ref)
+                try:
+                    summary = ray.get(ref)
+                except rx.RayTaskError as e:
+                    cause = e.cause
+                    if isinstance(cause, (SpecError, ValueError, TypeError, KeyError)):
+                        raise RunError(f"shard {k}: {type(cause).__name__}: {cause}") from None
+                    if attempts[k] >= options.max_attempts:
+                        raise RunError(f"shard {k} failed {attempts[k]} times; last error: {type(cause).__name__}: {cause}") from None
+                    time.sleep(min(5.0, 0.5 * 2 ** attempts[k]))
+                    queue.append(k)
+                    continue
+                except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError) as e:
+                    if attempts[k] >= options.max_attempts:
+                        raise RunError(f"shard {k} failed {attempts[k]} times: {type(e).__name__}") from None
+                    queue.append(k)
+                    continue
+                out.append(summary)
+                if options.on_progress:
+                    options.on_progress(summary)
         return out
     finally:
         if started:
