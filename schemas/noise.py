@@ -39,20 +39,25 @@ class Normal(_Dist):
     _positional = ("mean", "std")
 
 
-class Uniform(_Dist):
-    dist: Literal["uniform"] = "uniform"
+class _Interval(_Dist):
+    """A distribution on [low, high]."""
+
     low: float = 0.0
     high: float = 1.0
-    _positional = ("low", "high")
 
     @model_validator(mode="after")
     def _order(self):
         if not self.low < self.high:
-            raise ValueError(f"uniform needs low < high, got low={self.low:g}, high={self.high:g}")
+            raise ValueError(f"{self.dist} needs low < high, got low={self.low:g}, high={self.high:g}")
         return self
 
     def support(self):
         return (self.low, self.high)
+
+
+class Uniform(_Interval):
+    dist: Literal["uniform"] = "uniform"
+    _positional = ("low", "high")
 
 
 class Laplace(_Dist):
@@ -62,24 +67,13 @@ class Laplace(_Dist):
     _positional = ("loc", "scale")
 
 
-class Beta(_Dist):
+class Beta(_Interval):
     """Beta(a, b) stretched onto [low, high]."""
 
     dist: Literal["beta"] = "beta"
     a: float = Field(gt=0)
     b: float = Field(gt=0)
-    low: float = 0.0
-    high: float = 1.0
     _positional = ("a", "b", "low", "high")
-
-    @model_validator(mode="after")
-    def _order(self):
-        if not self.low < self.high:
-            raise ValueError(f"beta needs low < high, got low={self.low:g}, high={self.high:g}")
-        return self
-
-    def support(self):
-        return (self.low, self.high)
 
 
 class Exponential(_Dist):
