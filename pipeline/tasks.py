@@ -53,6 +53,10 @@ def world_for(spec: DatasetSpec, threads: int):
         return cur[1]
     if cur is not None:
         cur[1].close()
+    if threads == 1 and os.environ.get("CRLGEN_PIN_CPU", "1") != "0":
+        from .affinity import claim_cpu
+
+        claim_cpu()  # before the engine starts its threads, so they inherit the pin
     world = world_class(spec.world)(spec, threads=threads)
     _CACHE["world"] = (key, world)
     return world
