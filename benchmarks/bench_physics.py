@@ -54,7 +54,10 @@ def main() -> None:
 
     from schemas import load_spec
 
-    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+    from pipeline.run import loopback_only
+
+    loopback_only()
+    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
              logging_level="WARNING")
     try:
         print(f"{'scene':20s} {'frames/sample':>13s} {'bare fps':>9s} {'pipeline fps':>12s} {'pipeline/bare':>13s} {'per worker':>10s}")

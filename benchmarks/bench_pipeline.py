@@ -51,10 +51,11 @@ def concurrent_bare_rate(spec_name: str, samples: int, n: int, procs: int) -> fl
 def pipeline_rate(spec, workers: int) -> tuple[float, float]:
     import ray
 
-    from pipeline.run import RunOptions, run
+    from pipeline.run import RunOptions, loopback_only, run
     from pipeline.urls import resolve
 
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1",
+    loopback_only()
+    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
              logging_level="WARNING")
     try:
         with tempfile.TemporaryDirectory() as d:

@@ -109,12 +109,28 @@ def _execute(plan: Plan, location: Location, pending: list[int], options: RunOpt
     return _execute_ray(plan, location, pending, options, spec_dict)
 
 
+def loopback_only() -> None:
+    """Make an embedded (single-machine) Ray use 127.0.0.1 as its node address.
+
+    Ray replaces 127.0.0.1 with the machine's "remotely reachable" interface address unless
+    its multi-node mode is off (the switch it uses on macOS and Windows); an embedded cluster
+    never has other nodes, so its driver, GCS, raylet and workers should talk over loopback.
+    The variable covers processes Ray starts; the constant covers a `ray` already imported.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
 def start_ray(options: RunOptions) -> tuple[bool, int]:
     """Join a cluster or start an embedded one on loopback; returns (started here, worker slots)."""
-    import ray
-
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     address = options.address or os.environ.get("RAY_ADDRESS")
+    if not address:
+        loopback_only()
+    import ray
+
     if ray.is_initialized():
         return False, int(ray.cluster_resources().get("CPU", 1))
     if address:
@@ -124,7 +140,7 @@ def start_ray(options: RunOptions) -> tuple[bool, int]:
     # the embedded cluster keeps Ray's default token authentication; only its notice is silenced
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
-             _node_ip_address="127.0.0.1", _system_config={"task_oom_retries": max(0, options.max_attempts - 1)})
+             _system_config={"task_oom_retries": max(0, options.max_attempts - 1)})
     return True, cpus
 
 

@@ -215,3 +215,18 @@ def test_transient_storage_errors_are_retried_with_backoff(monkeypatch):
     assert store._retry(flaky) == "ok" and len(calls) == 3
     with pytest.raises(PermissionError):  # not transient: no retry
         store._retry(lambda: (_ for _ in ()).throw(PermissionError("denied")))
+
+
+def test_embedded_ray_talks_over_loopback_only():
+    """Ray would pick the machine's interface address; the embedded cluster must use 127.0.0.1."""
+    import ray
+
+    from pipeline.run import start_ray
+
+    started, slots = start_ray(RunOptions(workers=1))
+    try:
+        assert started and slots == 1
+        assert ray.get_runtime_context().gcs_address.startswith("127.0.0.1:")
+        assert {n["NodeManagerAddress"] for n in ray.nodes()} == {"127.0.0.1"}
+    finally:
+        ray.shutdown()
