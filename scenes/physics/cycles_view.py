@@ -52,15 +52,9 @@ class CyclesView:
 
         self.bl = bl
         self.world = world
-        self.bs = bl.BlenderScene(
-            world.info.name.replace("/", "-"), width=rs.width, height=rs.height, samples=rs.samples,
-            device=rs.device, threads=threads, seed=0, depth=world.want_depth, segmentation=world.want_seg,
-        )
-        try:
+        self.bs = bl.BlenderScene.from_settings(world.info.name.replace("/", "-"), rs, threads)
+        with self.bs.building():
             self._build(rs)
-        except BaseException:
-            self.bs.close()
-            raise
 
     def _build(self, rs) -> None:
         bl, bs, w = self.bl, self.bs, self.world

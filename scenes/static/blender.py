@@ -624,6 +624,21 @@ class BlenderScene:
         self._owned.extend(ids)
         return ids[0] if ids else None
 
+    @classmethod
+    def from_settings(cls, name: str, rs, threads: int = 0) -> "BlenderScene":
+        """A scene for a ``schemas.render.RenderSettings``: size, samples, device, annotations."""
+        return cls(name, width=rs.width, height=rs.height, samples=rs.samples, device=rs.device, threads=threads,
+                   seed=0, depth="depth" in rs.annotations, segmentation="segmentation" in rs.annotations)
+
+    @contextlib.contextmanager
+    def building(self):
+        """Close this scene again if populating it fails, so no half-built datablocks stay behind."""
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            raise
+
     @contextlib.contextmanager
     def persistent(self):
         """Keep Cycles' synced scene between the renders of one batch, and free it after.

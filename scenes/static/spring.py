@@ -108,15 +108,9 @@ class SpringWorld(World):
         self.width, self.height = rs.width, rs.height
         self.want_depth = "depth" in rs.annotations
         self.want_seg = "segmentation" in rs.annotations
-        self.bs = bl.BlenderScene(
-            "spring", width=rs.width, height=rs.height, samples=rs.samples, device=rs.device,
-            threads=threads, seed=0, depth=self.want_depth, segmentation=self.want_seg,
-        )
-        try:
+        self.bs = bl.BlenderScene.from_settings("spring", rs, threads)
+        with self.bs.building():
             self._build(rs)
-        except BaseException:
-            self.bs.close()
-            raise
 
     def _build(self, rs) -> None:
         bs, sc = self.bs, self.bs.scene
