@@ -2,38 +2,46 @@
 PY ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-stamp
 DEMO_OUT ?= out/spring_demo.zarr
 
 .PHONY: demo demo-video test venv bench clean schema
 
-$(STAMP): pyproject.toml
-	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "crlgen needs Python 3.11 (bpy wheels are 3.11-only); set PY=/path/to/python3.11"'
+$(BIN)/python:
+	@$(PY) -c 'import sys; assert sys.version_info[:2] == (3, 11), "make demo/test need Python 3.11 (the Blender engine, bpy 5.0.1, is 3.11-only); set PY=/path/to/python3.11"'
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+
+# what the demo needs: the core and the Blender engine
+$(VENV)/.stamp-demo: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[blender]"
+	@touch $@
+
+# what the tests need: every engine crlgen tests, and the test tools
+$(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
-	@touch $(STAMP)
+	@touch $@ $(VENV)/.stamp-demo
 
-venv: $(STAMP)
+venv: $(VENV)/.stamp-test
 
-demo: $(STAMP)
+demo: $(VENV)/.stamp-demo
 	$(BIN)/crlgen run static/spring --samples 300 --out $(DEMO_OUT)
 	$(BIN)/crlgen inspect $(DEMO_OUT)
 
-demo-video: $(STAMP)
+demo-video: $(VENV)/.stamp-test
 	$(BIN)/crlgen run physics/collision_simple --samples 24 --out out/collision_demo.zarr
 	$(BIN)/crlgen inspect out/collision_demo.zarr
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q
+# pytest's own script (not `python -m pytest`), so the checkout itself is not on sys.path
+test: $(VENV)/.stamp-test
+	$(BIN)/pytest -q
 
-bench: $(STAMP)
+bench: $(VENV)/.stamp-test
 	$(BIN)/python benchmarks/bench_scm.py
 	$(BIN)/python benchmarks/bench_pipeline.py --samples 400
 	$(BIN)/python benchmarks/bench_physics.py
 
-schema: $(STAMP)
+schema: $(VENV)/.stamp-test
 	$(BIN)/crlgen schema --write
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache dist build

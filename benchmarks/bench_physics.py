@@ -21,22 +21,21 @@ SCENES = ("falling_simple", "falling_complex", "projectile_simple", "projectile_
 
 
 def bare_fps(spec, n: int) -> float:
-    from pipeline.scm import CompiledSCM
-    from pipeline.tasks import world_batch
-    from scenes.registry import world_class
+    from crlgen.pipeline import CompiledSCM
+    from crlgen.pipeline._tasks import world_batch
+    from crlgen.scenes import build_world
 
     model = CompiledSCM(spec)
-    with world_class(spec.world)(spec, threads=1) as world:
-        world.render(world_batch(spec, model, model.sample(0, 1)))  # warm-up
+    with build_world(spec, threads=1) as world:
+        world.render(world_batch(model, model.sample(0, 1)))  # warm-up
         t = time.perf_counter()
-        out = world.render(world_batch(spec, model, model.sample(0, n)))
+        out = world.render(world_batch(model, model.sample(0, n)))
         dt = time.perf_counter() - t
     return out.pixels.shape[0] * out.pixels.shape[1] * out.pixels.shape[2] / dt
 
 
 def pipeline_fps(spec, workers: int) -> float:
-    from pipeline.run import RunOptions, run
-    from pipeline.urls import resolve
+    from crlgen.pipeline import RunOptions, resolve, run
 
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
@@ -52,13 +51,10 @@ def main() -> None:
     args = ap.parse_args()
     import ray
 
-    from schemas import load_spec
+    from crlgen.pipeline import RunOptions, load_spec
+    from crlgen.pipeline._run import start_ray
 
-    from pipeline.run import loopback_only
-
-    loopback_only()
-    ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False,
-             logging_level="WARNING")
+    start_ray(RunOptions(workers=args.workers))  # up before the timed runs, as a cluster would be
     try:
         print(f"{'scene':20s} {'frames/sample':>13s} {'bare fps':>9s} {'pipeline fps':>12s} {'pipeline/bare':>13s} {'per worker':>10s}")
         for name in args.scenes:

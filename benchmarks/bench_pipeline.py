@@ -21,19 +21,17 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 def bare_rate(spec, n: int) -> float:
     """Samples per second of world.render alone, one process, one thread, after a warm-up render."""
-    from pipeline.scm import CompiledSCM
-    from pipeline.tasks import world_batch
-    from scenes.registry import world_class
+    from crlgen.pipeline import CompiledSCM
+    from crlgen.pipeline._tasks import world_batch
+    from crlgen.scenes import build_world
 
     model = CompiledSCM(spec)
-    batch = model.sample(0, n)
-    with world_class(spec.world)(spec, threads=1) as world:
-        world.render(world_batch(spec, model, model.sample(0, 1)))
+    with build_world(spec, threads=1) as world:
+        world.render(world_batch(model, model.sample(0, 1)))
         t = time.perf_counter()
         for a in range(0, n, 8):
-            world.render(world_batch(spec, model, model.sample(a, min(a + 8, n))))
+            world.render(world_batch(model, model.sample(a, min(a + 8, n))))
         return n / (time.perf_counter() - t)
-    del batch
 
 
 def concurrent_bare_rate(spec_name: str, samples: int, n: int, procs: int) -> float:
@@ -41,9 +39,9 @@ def concurrent_bare_rate(spec_name: str, samples: int, n: int, procs: int) -> fl
     import subprocess
     import sys
 
-    code = ("import sys; sys.path.insert(0, %r); from benchmarks.bench_pipeline import bare_rate; "
-            "from schemas import load_spec; print(bare_rate(load_spec(%r).with_samples(%d), %d))"
-            % (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), spec_name, samples, n))
+    code = ("import runpy; bare_rate = runpy.run_path(%r)['bare_rate']; "
+            "from crlgen.pipeline import load_spec; print(bare_rate(load_spec(%r).with_samples(%d), %d))"
+            % (os.path.abspath(__file__), spec_name, samples, n))
     ps = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(procs)]
     return sum(float(p.communicate()[0].strip().splitlines()[-1]) for p in ps)
 
@@ -51,12 +49,10 @@ def concurrent_bare_rate(spec_name: str, samples: int, n: int, procs: int) -> fl
 def pipeline_rate(spec, workers: int) -> tuple[float, float]:
     import ray
 
-    from pipeline.run import RunOptions, loopback_only, run
-    from pipeline.urls import resolve
+    from crlgen.pipeline import RunOptions, resolve, run
+    from crlgen.pipeline._run import start_ray
 
-    loopback_only()
-    ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-             logging_level="WARNING")
+    start_ray(RunOptions(workers=workers))  # up before the timed run, as a cluster would be
     try:
         with tempfile.TemporaryDirectory() as d:
             t = time.perf_counter()
@@ -74,7 +70,7 @@ def main() -> None:
     ap.add_argument("--bare-samples", type=int, default=48)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
-    from schemas import load_spec
+    from crlgen.pipeline import load_spec
 
     spec = load_spec(args.spec).with_samples(args.samples)
     # bare rates come from child processes, so the driver holds no Blender state while Ray runs

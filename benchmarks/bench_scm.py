@@ -14,8 +14,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from schemas import DatasetSpec  # noqa: E402
-from pipeline.scm import CompiledSCM  # noqa: E402
+from crlgen.schemas import DatasetSpec  # noqa: E402
+from crlgen.pipeline._scm import CompiledSCM  # noqa: E402
 
 FUNCS = ["tanh({})", "sin({})", "sigmoid({})", "{}**2", "exp(-abs({}))", "log1p(abs({}))"]
 

@@ -17,13 +17,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import xarray as xr
-
-import pipeline.run
-import pipeline.urls
-from schemas import (CategoricalVariable, Categorical, Continuous, Counterfactuals, Dataset, Do, Domain, Normal, Scale,
-                     Sets, Uniform)
-from schemas.interventions import TargetSet
+from crlgen.pipeline import RunOptions, check_spec, open_store, resolve, run
+from crlgen.schemas import (Categorical, CategoricalVariable, Continuous, Counterfactuals, Dataset, Do, Domain, Normal,
+                            Scale, Sets, Uniform)
+from crlgen.schemas.interventions import TargetSet
 
 
 def build() -> Dataset:
@@ -51,15 +48,15 @@ def build() -> Dataset:
 
 
 def main() -> None:
-    spec = build().check()
+    spec = check_spec(build())
     print("graph:", ", ".join(f"{p} -> {c}" for p, c in spec.graph.edges()))
 
     with tempfile.TemporaryDirectory() as tmp:
-        location = pipeline.urls.resolve(str(Path(tmp) / "two_balls.zarr"))
-        result = pipeline.run.run(spec, location, pipeline.run.RunOptions(executor="inline"))
+        location = resolve(str(Path(tmp) / "two_balls.zarr"))
+        result = run(spec, location, RunOptions(executor="inline"))
         print(f"wrote {result.shards_run} shard(s) in {result.seconds:.1f} s\n")
 
-        ds = xr.open_zarr(location.url)
+        ds = open_store(location.url)
         print(ds)
         latents = ds["latents"].load()
         print("\nmean of each latent:", {str(k): round(float(v), 4) for k, v in zip(ds["latent"].values, latents.mean("sample").values)})

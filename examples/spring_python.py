@@ -15,18 +15,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.scm import ROLE_COUNTERFACTUAL, CompiledSCM
-from schemas import Dataset
+from crlgen.pipeline import CompiledSCM, check_spec, load_spec
 
 
 def main() -> None:
-    spec = Dataset.load("static/spring").with_samples(1000)
+    spec = load_spec("static/spring").with_samples(1000)
     spec = spec.intervene("k", do=350.0, fraction=0.2)  # replaces the catalogue's do(uniform(300, 400)) on k
-    spec.check()  # every problem at once, one "path: message" line each
+    check_spec(spec)  # every problem at once, one "path: message" line each
 
     with tempfile.TemporaryDirectory() as tmp:
         path = spec.dump(Path(tmp) / "my_spring.yaml")
-        again = Dataset.load(path)
+        again = load_spec(path)
         assert again == spec
         print(f"wrote and re-read {path.name} ({len(path.read_text().splitlines())} lines)")
 
@@ -50,7 +49,7 @@ def main() -> None:
     length = batch.column("l")
     for d, name in enumerate(domains):
         print(f"  mean spring length on {name} (observational): {length[free & (batch.domain == d)].mean():.4f} m")
-    partners = np.flatnonzero(batch.pair_role == ROLE_COUNTERFACTUAL)
+    partners = np.flatnonzero(batch.pair_role == 2)  # 2 = counterfactual partner (see the pair_role labels)
     print(f"counterfactual pairs: {partners.size}; k of every partner = {np.unique(batch.column('k')[partners])}")
 
 

@@ -1,1 +1,49 @@
-"""Everything that executes: expression compiler, SCM sampling, planning, Ray runs, stores, validation, CLI."""
+"""Everything that executes (``crlgen.pipeline``): load and check specs, plan, sample, run on Ray,
+write Zarr stores, validate them, and open them for reading.
+
+The names below are the public face; the ``_``-prefixed modules behind them are
+free to change. A typical session::
+
+    from crlgen.pipeline import RunOptions, check_spec, load_spec, open_store, resolve, run
+
+    spec = check_spec(load_spec("static/spring").with_samples(200))
+    result = run(spec, resolve("out/spring.zarr"), RunOptions(workers=2))
+    ds = open_store("out/spring.zarr")          # xarray.Dataset
+    ds.latents.sel(latent="k")
+"""
+
+from __future__ import annotations
+
+from ._plan import FORMAT_VERSION, ArraySpec, Plan, make_plan
+from ._run import RunError, RunOptions, RunResult, run
+from ._scm import SAMPLE_FIELDS, CompiledSCM, SampleBatch
+from ._specs import check_spec, load_spec
+from ._store import Store, StoreError
+from ._urls import Location, UrlError, resolve
+from ._validate import validate_store
+from ._version import __version__
+
+
+def open_store(url: str, storage_options: dict | None = None):
+    """A crlgen store as an ``xarray.Dataset`` (lazy, read-only), dims named as in the plan.
+
+    ``latents`` has dims (sample, latent) with the latent names as the ``latent``
+    coordinate; pixel arrays (sample, [time,] view, y, x[, channel]). Raises
+    :class:`UrlError` when the location cannot be read or holds no crlgen store.
+    """
+    import xarray as xr
+
+    from ._urls import check_location
+
+    loc = resolve(url, storage_options, arg="URL")
+    check_location(loc, write=False)
+    if not Store(loc).attrs():
+        raise loc.error("not a crlgen store (no zarr group with crlgen attributes)")
+    return xr.open_zarr(loc.zarr_store(read_only=True), consolidated=True)
+
+
+__all__ = [
+    "FORMAT_VERSION", "ArraySpec", "CompiledSCM", "Location", "Plan", "RunError", "RunOptions", "RunResult",
+    "SAMPLE_FIELDS", "SampleBatch", "Store", "StoreError", "UrlError", "__version__", "check_spec", "load_spec",
+    "make_plan", "open_store", "resolve", "run", "validate_store",
+]

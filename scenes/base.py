@@ -33,7 +33,16 @@ class WorldInfo:
     """Names a temporal edit may target."""
     annotations: tuple[str, ...] = ("depth", "segmentation")
     engines: tuple[str, ...] = ()
-    """Render engines the world accepts in ``render.engine``."""
+    """Render engines the world accepts in ``render.engine``; the first is the default."""
+    requires: tuple[str, ...] = ()
+    """Python modules the world always needs (``bpy``, ``pybullet``); each maps to a ``crlgen`` extra."""
+    engine_requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Extra modules per render engine, e.g. ``(("cycles", ("bpy", "OpenEXR")),)``."""
+
+    def modules_for(self, engine: str | None) -> tuple[str, ...]:
+        """Every Python module a spec with ``render.engine = engine`` needs."""
+        extra = dict(self.engine_requires).get(engine or (self.engines[0] if self.engines else ""), ())
+        return tuple(dict.fromkeys(self.requires + extra))
 
 
 @dataclass(frozen=True)

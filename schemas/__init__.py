@@ -1,6 +1,10 @@
-"""The crlgen spec language: pure data, validated with Pydantic; no engines, no I/O beyond spec files.
+"""The crlgen spec language (``crlgen.schemas``): pure data, validated with Pydantic.
 
-Public names are re-exported here; the modules behind them are free to change.
+A leaf package: it imports nothing from ``crlgen.scenes`` or ``crlgen.pipeline``, runs no
+engine and does no I/O beyond reading and writing spec files. Public names are
+re-exported here; the modules behind them are free to change. To load catalogue
+scenes by name (``static/spring``) use :func:`crlgen.pipeline.load_spec`, which passes
+the catalogue in.
 """
 
 from .counterfactuals import Counterfactuals
@@ -10,7 +14,7 @@ from .errors import SpecError
 from .expression import Expression, ExpressionError, parse_expression
 from .graph import CausalGraph, Node
 from .interventions import Do, Explicit, Observational, Scale, Sets, Shift, SingleNode, Soft
-from .io import load_spec
+from .loading import load_spec
 from .noise import Bernoulli, Beta, Categorical, Exponential, Laplace, LogNormal, Mixture, Normal, Uniform
 from .render import Camera, RenderSettings, VideoSettings
 from .temporal import TemporalEdit

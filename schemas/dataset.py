@@ -6,10 +6,11 @@ import json
 import math
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from ._yaml import dump_yaml
 from .base import SpecModel
 from .counterfactuals import Counterfactuals
 from .domains import Domain
@@ -94,7 +95,23 @@ class DatasetSpec(SpecModel):
         n = self.object_count(prefix) or 0
         return [expand(name, k) for k in range(n)]
 
+    def expand_all(self, names: Iterable[str]) -> list[str]:
+        """Many names at once: plain names in their order, then templated ones object-major.
+
+        ``("gravity", "obj[i].x", "obj[i].vx")`` with 2 objects ->
+        ``["gravity", "obj[0].x", "obj[0].vx", "obj[1].x", "obj[1].vx"]``: the order
+        worlds store per-object states in.
+        """
+        names = tuple(names)
+        out = [n for n in names if template_prefix(n) is None]
+        for prefix in dict.fromkeys(template_prefix(n) for n in names if template_prefix(n) is not None):
+            group = [n for n in names if template_prefix(n) == prefix]
+            for k in range(self.object_count(prefix) or 0):
+                out.extend(expand(n, k) for n in group)
+        return out
+
     def expand_targets(self, targets: Mapping[str, Any]) -> dict[str, Any]:
+        """An intervention's ``{name: value}`` with templated names expanded per object."""
         return {e: v for k, v in targets.items() for e in self.expand_names(k)}
 
     def intervention_options(self) -> tuple[dict[str, Any], ...]:
@@ -108,17 +125,7 @@ class DatasetSpec(SpecModel):
             return tuple({e: v} for k, v in reg.targets.items() for e in self.expand_names(k))
         return tuple(self.expand_targets(o) for o in reg.options())
 
-    @property
-    def is_video(self) -> bool:
-        return self.video is not None
-
     # ----- authoring API -----------------------------------------------------
-    @classmethod
-    def load(cls, path: str | Path) -> "DatasetSpec":
-        from .io import load_spec
-
-        return load_spec(path)
-
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "DatasetSpec":
         """Validate a mapping; raises :class:`SpecError` with one line per problem."""
@@ -131,8 +138,6 @@ class DatasetSpec(SpecModel):
         return self.model_dump(mode="json", exclude_defaults=True)
 
     def to_yaml(self) -> str:
-        from .io import dump_yaml
-
         return dump_yaml(self.to_dict())
 
     def dump(self, path: str | Path) -> Path:
@@ -176,15 +181,6 @@ class DatasetSpec(SpecModel):
             raise SpecError([f"interventions: intervene() adds to a single_node regime, this spec uses {reg.regime!r}"])
         targets[target] = iv
         return self.replace(interventions={"regime": "single_node", "fraction": frac, "targets": targets})
-
-    def check(self) -> "DatasetSpec":
-        """Also check the spec against its world (names it needs, engines, video); raises SpecError."""
-        from scenes.registry import check_world
-
-        problems = check_world(self)
-        if problems:
-            raise SpecError(problems)
-        return self
 
 
 def _plain(v: Any) -> Any:

@@ -2,11 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
 
-from tests.support.s3server import LocalS3
+from support.s3server import LocalS3
+
+# Every Ray this suite starts (embedded clusters, `ray start`) keeps its addresses on 127.0.0.1;
+# Ray reads this once, on import, so it is set before any test imports ray.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+
+@pytest.fixture(autouse=True)
+def _no_outside_cluster_or_endpoint(monkeypatch) -> None:
+    """The suite never talks to a Ray cluster, an S3 endpoint or credentials from the developer's environment.
+
+    Tests that need an endpoint pass the loopback server's settings explicitly; the EC2
+    metadata lookup is off so a missing credential never leaves the machine.
+    """
+    for name in list(os.environ):
+        if name.startswith("AWS_") or name in ("RAY_ADDRESS", "S3_ENDPOINT_URL"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,12 @@
 """Physics video worlds: rigid objects simulated with PyBullet, filmed from every camera.
 
-- :mod:`scenes.physics.bullet`: engine helpers (a private PyBullet client per
-  world, body creation, camera matrices, image/depth/segmentation conversion);
-  ``pybullet`` is imported lazily, only when a world is built.
-- :mod:`scenes.physics.worlds`: :class:`~scenes.physics.worlds.PhysicsWorld`
-  (the shared simulator) and its three scenes ``physics/falling``,
-  ``physics/projectile`` and ``physics/collision``.
+- :mod:`.scene`: the scene as data (stage, bodies, state layout, lighting), read by both
+  the simulation and the Blender view;
+- :mod:`.worlds`: :class:`~.worlds.PhysicsWorld` (the PyBullet simulation, filmed with
+  TinyRenderer) and its three scenes ``physics/falling``, ``physics/projectile`` and
+  ``physics/collision``;
+- :mod:`.cycles_view`: the same recorded states filmed with Blender Cycles.
 
-Importing this package never imports ``pybullet`` or ``bpy``.
+Engine helpers live in :mod:`crlgen.scenes.engines`; importing this package never
+imports ``pybullet`` or ``bpy``.
 """
-
-from __future__ import annotations
-
-__all__ = ["bullet", "worlds"]

@@ -10,8 +10,10 @@ import math
 
 import numpy as np
 
-from . import bullet as pb
-from .worlds import LIGHT_DIRECTION, N_STATE, SUN_STRENGTH, WALL_RGB, WALL_THICKNESS, WALL_WIDTH, PhysicsWorld, Scene
+from ..engines import blender as bl
+from ..engines import bullet as pb
+from .scene import LIGHT_DIRECTION, N_STATE, SUN_STRENGTH, WALL_RGB, WALL_THICKNESS, WALL_WIDTH, Scene, Stage
+
 
 def _sphere_data(segments: int = 32, rings: int = 16):
     """Unit UV sphere: vertices, quad/triangle faces, all smooth."""
@@ -47,24 +49,22 @@ def _cube_data():
 class CyclesView:
     """Blender Cycles view of a physics world: same cameras, scenery and colours, poses from the states."""
 
-    def __init__(self, world: PhysicsWorld, rs, threads: int) -> None:
-        from scenes.static import blender as bl  # noqa: PLC0415 - imports bpy lazily itself
-
+    def __init__(self, stage: Stage, label: str, rs, threads: int) -> None:
         self.bl = bl
-        self.world = world
-        self.bs = bl.BlenderScene.from_settings(world.info.name.replace("/", "-"), rs, threads)
+        self.stage = stage
+        self.bs = bl.BlenderScene.from_settings(label.replace("/", "-"), rs, threads)
         with self.bs.building():
             self._build(rs)
 
     def _build(self, rs) -> None:
-        bl, bs, w = self.bl, self.bs, self.world
+        bl, bs, st = self.bl, self.bs, self.stage
         sc, own = bs.scene, bs.own
         own(bl.set_world_color(sc, bl.srgb_to_linear((0.85, 0.88, 0.92)), strength=0.7))
         self.sun = own(bl.add_sun(sc, "sun", direction_to=LIGHT_DIRECTION, strength=SUN_STRENGTH, angle_deg=6.0))
         own(self.sun.data)
-        half = w.GROUND_OUTER
-        tile = 2.0 * w.GROUND_HALF / w.GROUND_TILES
-        ground_mat = own(self._checker_material("ground", w.GROUND_COLORS, half / tile))
+        half = st.ground_outer
+        tile = 2.0 * st.ground_half / st.ground_tiles
+        ground_mat = own(self._checker_material("ground", st.ground_colors, half / tile))
         ground_mesh = own(bl.mesh_from_data("ground", [(-1, -1, 0), (1, -1, 0), (1, 1, 0), (-1, 1, 0)], [(0, 1, 2, 3)]))
         ground = own(bl.add_object(sc, "ground", ground_mesh, pass_index=pb.SCENERY_ID, material=ground_mat))
         ground.scale = (half, half, 1.0)
@@ -83,7 +83,7 @@ class CyclesView:
         self.pool: list[list] = []  # per object index: one Blender object per shape
         self.cameras = []
         for cam in rs.cameras():
-            obj = own(bl.add_camera(sc, f"cam.{cam.name}", cam, w.BASE_DISTANCE, w.TARGET))
+            obj = own(bl.add_camera(sc, f"cam.{cam.name}", cam, st.base_distance, st.target))
             own(obj.data)
             self.cameras.append(obj)
 

@@ -71,31 +71,18 @@ from typing import ClassVar, Mapping, Sequence
 
 import numpy as np
 
-from scenes.base import BatchEdit, RenderOutput, World, WorldBatch, WorldInfo
-
-from . import bullet as pb
-
-STATE_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw", "vx", "vy", "vz", "wx", "wy", "wz")
-N_STATE = len(STATE_FIELDS)
+from ..base import BatchEdit, RenderOutput, World, WorldBatch, WorldInfo
+from ..engines import bullet as pb
+from .scene import (
+    AMBIENT, DIFFUSE, LIGHT_DIRECTION, N_STATE, SPECULAR, STATE_FIELDS, WALL_RGB, WALL_THICKNESS, WALL_WIDTH, Body, Scene, Stage,
+)
 
 OBJECT_FIELDS = ("shape", "size", "mass", "hue", "x0", "y0", "z0", "yaw0", "vx0", "vy0", "vz0")
 GLOBAL_LATENTS = ("gravity", "friction", "restitution")
 GLOBAL_OPTIONAL = ("light", "wind", "drag")
 OBJECT_OPTIONAL = ("restitution", "friction")
 WALL_LATENTS = ("wall.x", "wall.height")
-
 EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "gravity", "friction", "wind")
-
-#: Direction towards the light (TinyRenderer's lightDirection, Blender's sun).
-LIGHT_DIRECTION = (0.5, -0.8, 1.1)
-#: TinyRenderer shading: ambient is fixed, diffuse and specular scale with ``light``.
-AMBIENT, DIFFUSE, SPECULAR = 0.55, 0.5, 0.05
-SUN_STRENGTH = 3.0
-
-#: Wall of the projectile world: thickness (m) and width across y (m).
-WALL_THICKNESS = 0.1
-WALL_WIDTH = 3.0
-WALL_RGB = (0.55, 0.5, 0.45)
 
 _OBJ = re.compile(r"^obj\[(\d+)\]\.([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -114,31 +101,6 @@ def object_count(latents: Mapping[str, object]) -> int:
 
 
 # --------------------------------------------------------------------------- per-sample data
-
-
-@dataclass(frozen=True)
-class Body:
-    shape: int
-    size: float
-    mass: float
-    rgb: tuple[float, float, float]
-    position: tuple[float, float, float]
-    orientation: tuple[float, float, float, float]
-    velocity: tuple[float, float, float]
-    friction: float
-    restitution: float
-
-
-@dataclass(frozen=True)
-class Scene:
-    gravity: float
-    friction: float
-    restitution: float
-    light: float
-    wind: float
-    drag: float
-    wall: tuple[float, float] | None  # (x, height)
-    bodies: tuple[Body, ...]
 
 
 @dataclass(frozen=True)
@@ -193,6 +155,8 @@ def _info(name: str, description: str, *, optional: tuple[str, ...] = (), drop: 
         states=tuple(f"obj[i].{f}" for f in STATE_FIELDS),
         edit_targets=EDIT_TARGETS,
         annotations=("depth", "segmentation"),
+        requires=("pybullet",),
+        engine_requires=(("cycles", ("bpy", "OpenEXR")),),
     )
 
 
@@ -205,15 +169,8 @@ class PhysicsWorld(World):
     """
 
     info: ClassVar[WorldInfo]
-    #: Camera aim point and default distance (m) for ``Camera.position``.
-    TARGET: ClassVar[tuple[float, float, float]] = (0.0, 0.0, 0.5)
-    BASE_DISTANCE: ClassVar[float] = 4.0
-    #: Drawn ground: half side (m), checker tiles per side, the two tile colours (sRGB).
-    GROUND_HALF: ClassVar[float] = 4.0
-    GROUND_TILES: ClassVar[int] = 16
-    GROUND_COLORS: ClassVar[tuple[tuple[float, float, float], ...]] = ((0.80, 0.80, 0.78), (0.62, 0.62, 0.60))
-    #: Half side (m) of the plain band around the checker that carries the ground to the horizon.
-    GROUND_OUTER: ClassVar[float] = 40.0
+    #: Framing and scenery (camera aim point and distance, ground).
+    STAGE: ClassVar[Stage] = Stage()
     #: Defaults of optional latents (per object without the ``obj[i].`` prefix).
     DEFAULTS: ClassVar[dict[str, float]] = {"light": 1.0, "wind": 0.0, "drag": 0.0}
     OBJECT_DEFAULTS: ClassVar[dict[str, float]] = {}
@@ -235,22 +192,22 @@ class PhysicsWorld(World):
         self.want_depth = "depth" in rs.annotations
         self.want_seg = "segmentation" in rs.annotations
         self.cameras = rs.cameras()
-        self.client = pb.BulletClient()
+        self.client = pb.BulletScene()
         self._cycles = None
         try:
-            scene_radius = self.GROUND_OUTER
+            stage = self.STAGE
             self._views = []
             for cam in self.cameras:
-                near, far = pb.clip_planes(cam.distance * self.BASE_DISTANCE, scene_radius)
+                near, far = pb.clip_planes(cam.distance * stage.base_distance, stage.ground_outer)
                 self._views.append((
-                    self.client.view_matrix(cam, self.BASE_DISTANCE, self.TARGET),
+                    self.client.view_matrix(cam, stage.base_distance, stage.target),
                     self.client.projection_matrix(cam.fov, self.width, self.height, near, far),
                     near, far,
                 ))
             if self.engine == "cycles":
                 from .cycles_view import CyclesView  # noqa: PLC0415 - Blender only when asked for
 
-                self._cycles = CyclesView(self, rs, threads)
+                self._cycles = CyclesView(self.STAGE, self.info.name, rs, threads)
         except BaseException:
             self.close()
             raise
@@ -391,8 +348,8 @@ class PhysicsWorld(World):
         c = self.client
         c.reset(self.dt, scene.gravity)
         ground = c.add_ground(
-            half_size=self.GROUND_HALF, tiles=self.GROUND_TILES, colors=self.GROUND_COLORS,
-            friction=scene.friction, restitution=scene.restitution, outer=self.GROUND_OUTER,
+            half_size=self.STAGE.ground_half, tiles=self.STAGE.ground_tiles, colors=self.STAGE.ground_colors,
+            friction=scene.friction, restitution=scene.restitution, outer=self.STAGE.ground_outer,
         )
         walls = []
         if scene.wall is not None:
@@ -448,7 +405,7 @@ class PhysicsWorld(World):
             if on_frame is not None:
                 on_frame(t, static, bodies)
 
-        c.call("performCollisionDetection")
+        c.bc.performCollisionDetection()
         min_d = c.min_contact_distance()
         record(0)
         forces = scene.drag > 0 or scene.wind != 0 or ("wind",) in by_key
@@ -478,14 +435,14 @@ class PhysicsWorld(World):
             # one-shot velocity edits at the start of frame t's step
             for e in impulses.get(t, ()):
                 _, k, axis = e.key
-                lin, ang = c.call("getBaseVelocity", bodies[k])
+                lin, ang = c.bc.getBaseVelocity(bodies[k])
                 lin = list(lin)
                 lin[axis] = _apply(e.op, lin[axis], e.value)
-                c.call("resetBaseVelocity", bodies[k], linearVelocity=lin, angularVelocity=list(ang))
+                c.bc.resetBaseVelocity(bodies[k], linearVelocity=lin, angularVelocity=list(ang))
             for _ in range(self.substeps):
                 if forces:
                     self._apply_forces(bodies, cur_mass, cur_wind, scene.drag)
-                c.call("stepSimulation")
+                c.bc.stepSimulation()
                 min_d = min(min_d, c.min_contact_distance())
             record(t)
         pen = 0.0 if not math.isfinite(min_d) else max(0.0, -min_d)
@@ -495,12 +452,12 @@ class PhysicsWorld(World):
         c = self.client
         frame = c.p.WORLD_FRAME
         for body, m in zip(bodies, masses):
-            pos, _ = c.call("getBasePositionAndOrientation", body)
-            (vx, vy, vz), _ = c.call("getBaseVelocity", body)
+            pos, _ = c.bc.getBasePositionAndOrientation(body)
+            (vx, vy, vz), _ = c.bc.getBaseVelocity(body)
             speed = math.sqrt(vx * vx + vy * vy + vz * vz)
             f = [m * wind - drag * speed * vx, -drag * speed * vy, -drag * speed * vz]
             if f != [0.0, 0.0, 0.0]:
-                c.call("applyExternalForce", body, -1, f, list(pos), frame)
+                c.bc.applyExternalForce(body, -1, f, list(pos), frame)
 
     def _run(self, batch: WorldBatch, *, images: bool):
         scenes = self._scenes(batch)
@@ -600,8 +557,7 @@ class FallingWorld(PhysicsWorld):
         "N rigid objects (spheres, boxes, cylinders) fall under gravity onto the ground, bounce and settle.",
         drop=("obj[i].yaw0", "obj[i].vx0", "obj[i].vy0", "obj[i].vz0"),
     )
-    TARGET = (0.0, 0.0, 0.7)
-    BASE_DISTANCE = 3.5
+    STAGE = Stage(target=(0.0, 0.0, 0.7), base_distance=3.5)
     OBJECT_DEFAULTS = {"yaw0": 0.0, "vx0": 0.0, "vy0": 0.0, "vz0": 0.0}
 
 
@@ -616,11 +572,8 @@ class ProjectileWorld(PhysicsWorld):
         "N rigid objects are thrown along +x under gravity, wind and quadratic drag, optionally hit a wall, and land.",
         optional=WALL_LATENTS,
     )
-    TARGET = (0.0, 0.0, 0.5)
-    BASE_DISTANCE = 5.0
-    GROUND_HALF = 6.0
-    GROUND_TILES = 24
-    GROUND_COLORS = ((0.70, 0.78, 0.66), (0.56, 0.64, 0.52))
+    STAGE = Stage(target=(0.0, 0.0, 0.5), base_distance=5.0, ground_half=6.0, ground_tiles=24,
+                  ground_colors=((0.70, 0.78, 0.66), (0.56, 0.64, 0.52)))
     HAS_WALL = True
 
 
@@ -632,10 +585,7 @@ class CollisionWorld(PhysicsWorld):
         "N rigid objects slide and collide on a low-friction table top; momentum passes between them on impact.",
         drop=("friction", "obj[i].z0", "obj[i].yaw0", "obj[i].vz0"),
     )
-    TARGET = (0.0, 0.0, 0.05)
-    BASE_DISTANCE = 2.6
-    GROUND_HALF = 3.0
-    GROUND_TILES = 20
-    GROUND_COLORS = ((0.78, 0.70, 0.60), (0.66, 0.57, 0.47))
+    STAGE = Stage(target=(0.0, 0.0, 0.05), base_distance=2.6, ground_half=3.0, ground_tiles=20,
+                  ground_colors=((0.78, 0.70, 0.60), (0.66, 0.57, 0.47)))
     DEFAULTS = {**PhysicsWorld.DEFAULTS, "friction": 0.1}
     OBJECT_DEFAULTS = {"yaw0": 0.0, "vz0": 0.0}  # z0 defaults to size: resting on the table

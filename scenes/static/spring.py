@@ -28,9 +28,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from scenes.base import RenderOutput, World, WorldBatch, WorldInfo
-
-from . import blender as bl
+from ..base import RenderOutput, World, WorldBatch, WorldInfo
+from ..engines import blender as bl
 
 #: Centre-line radius of the coil (m); r is read against it.
 COIL_RADIUS = 0.035
@@ -98,6 +97,7 @@ class SpringWorld(World):
         latents=("h", "r", "rho", "k", "l"),
         optional_latents=("light", "hue"),
         annotations=("depth", "segmentation"),
+        requires=("bpy", "OpenEXR"),
     )
 
     def __init__(self, spec, threads: int = 0) -> None:

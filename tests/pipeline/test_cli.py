@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
-from pipeline.cli import main
-from tests.support.stores import latent_spring
+from crlgen.pipeline._cli import main
+from support.stores import latent_spring
 
 
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
@@ -31,7 +32,7 @@ def test_scenes_lists_the_catalogue(capsys):
 
 
 def test_schema_prints_the_committed_json_schema(capsys):
-    from schemas.jsonschema import SCHEMA_PATH
+    from crlgen.schemas.jsonschema import SCHEMA_PATH
 
     code, out, _ = run_cli(capsys, "schema")
     assert code == 0 and json.loads(out) == json.loads(SCHEMA_PATH.read_text())
@@ -85,9 +86,9 @@ def test_run_inspect_validate_round_trip(capsys, latent_spec_file, tmp_path):
     (["run", "static/spring", "--out", "s3://"], "s3 URLs need a bucket"),
     (["run", "static/spring", "--out", "s3://bucket"], "not a bucket's root"),
     (["run", "static/spring", "--out", "s3://key:secret@bucket/x.zarr"], "do not put credentials in the URL"),
-    (["run", "static/spring", "--frobnicate"], "No such option: --frobnicate"),
+    (["run", "static/spring", "--frobnicate"], "No such option '--frobnicate'"),
     (["plan", "nope/nothing"], "no such spec file or catalogue scene"),
-    (["validate", "/nonexistent/store.zarr"], "does not exist or is empty"),
+    (["validate", "/nonexistent/store.zarr"], "URL: /nonexistent/store.zarr: does not exist"),
     (["inspect", "/"], "is not a crlgen store"),
     (["check"], "Missing argument"),
 ])
@@ -104,7 +105,19 @@ def test_json_output_stays_clean_when_engines_load():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "pipeline.cli", "plan", "physics/falling_simple", "--samples", "2", "--json"],
+    r = subprocess.run([sys.executable, "-m", "crlgen.pipeline", "plan", "physics/falling_simple", "--samples", "2", "--json"],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["estimated_seconds"] > 0
+
+
+def test_a_format_1_store_still_opens_and_validate_says_what_to_do(capsys, tmp_path):
+    """tests/data/format1_latents.zarr was written by crlgen 0.1 (store format 1, 40 samples)."""
+    from crlgen.pipeline import open_store
+
+    old = shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "format1_latents.zarr", tmp_path / "old.zarr")
+    ds = open_store(str(old))
+    assert ds["latents"].shape == (40, 6) and list(ds["latent"].values) == ["h", "r", "rho", "m", "k", "l"]
+    code, _, err = run_cli(capsys, "validate", str(old))
+    assert code == 2 and err.strip() == (f"error: URL: {old}: store format 1 (written by crlgen 0.1); this crlgen "
+                                         "validates format 2: regenerate it with `crlgen run` on its spec.yaml")

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from pipeline.run import RunOptions, run
-from pipeline.urls import resolve
-from schemas import load_spec
-from scenes.registry import catalog
+from crlgen.pipeline._run import RunOptions, run
+from crlgen.pipeline._urls import resolve
+from crlgen.pipeline import load_spec
+from crlgen.scenes.registry import catalog
 
 PHYSICS = sorted(e.name for e in catalog() if e.name.startswith("physics/"))
 

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.scm import BLOCK, ROLE_COUNTERFACTUAL, ROLE_FACTUAL, ROLE_NONE, CompiledSCM, SampleBatch
-from schemas import DatasetSpec, SpecError
+from crlgen.pipeline._scm import BLOCK, ROLE_COUNTERFACTUAL, ROLE_FACTUAL, ROLE_NONE, CompiledSCM, SampleBatch
+from crlgen.schemas import DatasetSpec, SpecError
 
 #: Every per-sample array of a SampleBatch (all dataclass fields but the range and the names).
 FIELDS = tuple(f.name for f in dataclasses.fields(SampleBatch) if f.name not in ("start", "stop", "names"))

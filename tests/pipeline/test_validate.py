@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.plan import make_plan
-from pipeline.run import RunOptions, run
-from pipeline.urls import resolve
-from pipeline.validate import validate_store
-from tests.support.stores import check_by_name, edit_array, latent_spring, rewrite_marker, tiny_spring
+from crlgen.pipeline._plan import make_plan
+from crlgen.pipeline._run import RunOptions, run
+from crlgen.pipeline._urls import resolve
+from crlgen.pipeline._validate import validate_store
+from support.stores import check_by_name, edit_array, latent_spring, rewrite_marker, tiny_spring
 
 
 def _failed(report: dict) -> set[str]:
@@ -117,7 +117,7 @@ def test_dependence_the_graph_forbids_fails_statistics(latent_copy):
     new_k = 50 + 350 * (lat[:, h] - 0.02) / 0.08
     lat[:, k], noise[:, k] = new_k, new_k
     # keep l consistent with its equation so that only the statistics can notice
-    from pipeline.scm import CompiledSCM
+    from crlgen.pipeline._scm import CompiledSCM
 
     model = CompiledSCM(plan.spec)
     params = {p: v[np.asarray(g["domain"][:])] for p, v in model.param_table.items()}
@@ -162,7 +162,7 @@ def test_not_a_store_is_reported(tmp_path):
 
 # ----- video stores --------------------------------------------------------------------------------
 def video_spec():
-    from schemas import load_spec
+    from crlgen.pipeline import load_spec
 
     return load_spec("physics/falling_simple").replace(
         samples=20, shard_size=5, video={"fps": 15, "frames": 24},

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schemas import load_spec
-from tests.scenes.contract import WorldContract
+from crlgen.pipeline import load_spec
+from support.contract import WorldContract
 
 
 class TestSpringContract(WorldContract):

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from schemas.expression import (
+from crlgen.schemas.expression import (
     ALLOWED_FUNCTIONS,
     MAX_CONST_EXPONENT,
     MAX_DEPTH,
@@ -242,9 +242,14 @@ def test_result_does_not_depend_on_warning_filters() -> None:
     assert caught == []  # and no noise on stderr
 
 
-def test_expression_error_is_a_value_error() -> None:
-    # Spec validators (pydantic) turn ValueError into validation errors.
-    assert issubclass(ExpressionError, ValueError)
+def test_expression_errors_become_spec_errors_naming_the_field() -> None:
+    # ExpressionError is a ValueError, so pydantic's validators report it at the mechanism's path.
+    from crlgen.schemas import DatasetSpec, SpecError
+
+    with pytest.raises(SpecError) as info:
+        DatasetSpec.from_dict({"name": "x", "samples": 1,
+                               "variables": {"a": {"noise": "uniform(0, 1)"}, "b": {"mechanism": "a.__class__"}}})
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith("variables.b.mechanism: ")
 
 
 def test_dotted_name_is_a_variable_reference_not_module_access() -> None:

@@ -3,8 +3,8 @@
 Every case is built from a small valid base spec (or is a YAML text) and states the
 field path the problem must be reported at and a fragment of the message. Three
 layers are exercised: ``DatasetSpec.from_dict`` (fields and semantics),
-``schemas.io.parse_text`` (YAML-level problems) and ``DatasetSpec.check`` (the
-spec against its world). A few cases then go through ``crlgen check`` as files.
+``crlgen.schemas._yaml.parse_text`` (YAML-level problems) and ``crlgen.pipeline.check_spec``
+(the spec against its world). A few cases then go through ``crlgen check`` as files.
 """
 
 from __future__ import annotations
@@ -19,8 +19,11 @@ from typing import Any
 import pytest
 import yaml
 
-from schemas import DatasetSpec, SpecError
-from schemas.io import parse_text, read_mapping
+from crlgen.pipeline import check_spec
+from crlgen.scenes.registry import catalog_path
+from crlgen.schemas import DatasetSpec, SpecError
+from crlgen.schemas._yaml import parse_text
+from crlgen.schemas.loading import read_mapping
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -83,7 +86,7 @@ def edit(**e: Any) -> dict:
 
 def spring() -> dict:
     """The catalogue spring as a mapping (for world-level cases)."""
-    return read_mapping("static/spring")
+    return read_mapping("static/spring", catalog_path)
 
 
 def spring_without_k() -> dict:
@@ -253,7 +256,7 @@ CASES: list[Case] = [
     Case("variable-also-parameter", var(g={"noise": "normal(0, 1)"}), "variables.g", "'g' is also declared as a parameter"),
     Case("reserved-parameter", spec(parameters={"eps": 1.0}), "parameters.eps", "expected a plain identifier that is not 'eps'"),
     Case("non-finite-parameter", spec(parameters={"g": float("inf")}), "parameters", "parameter 'g' must be finite"),
-    # ----- YAML-level (schemas.io.parse_text)
+    # ----- YAML-level (parse_text)
     Case("yaml-duplicate-variable", "name: bad\nsamples: 10\nvariables:\n  a: {noise: 'normal(0, 1)'}\n  a: {noise: 'normal(0, 2)'}\n",
          "line 5", "duplicate key 'a'"),
     Case("yaml-duplicate-top-level-key", "name: bad\nsamples: 10\nsamples: 20\nvariables:\n  a: {noise: 'normal(0, 1)'}\n",
@@ -301,7 +304,7 @@ def _problems(case: Case) -> list[str]:
         data = parse_text(case.data) if isinstance(case.data, str) else case.data
         s = DatasetSpec.from_dict(data)
         if case.world:
-            s.check()
+            check_spec(s)
     return info.value.problems
 
 
@@ -373,7 +376,7 @@ CLI_CASES = [
 
 
 def _crlgen(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "pipeline.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "crlgen.pipeline", *args], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 

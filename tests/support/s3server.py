@@ -2,7 +2,7 @@
 
 Usage (pytest: use the session fixture ``s3`` from ``tests/conftest.py``)::
 
-    from tests.support.s3server import LocalS3
+    from support.s3server import LocalS3
 
     with LocalS3() as s3:
         fs = s3fs.S3FileSystem(**s3.storage_options)
@@ -165,6 +165,9 @@ class LocalS3:
         self.bucket = bucket
         self.key = key or "crlgen-" + secrets.token_hex(6)
         self.secret = secret or secrets.token_hex(20)
+        #: a second identity that may read and list but not write
+        self.reader_key = "crlgen-reader-" + secrets.token_hex(6)
+        self.reader_secret = secrets.token_hex(20)
         self.region = REGION
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
@@ -295,7 +298,14 @@ class LocalS3:
                         {"accessKey": self.key, "secretKey": self.secret}
                     ],
                     "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                }
+                },
+                {
+                    "name": "crlgen-test-reader",
+                    "credentials": [
+                        {"accessKey": self.reader_key, "secretKey": self.reader_secret}
+                    ],
+                    "actions": ["Read", "List"],
+                },
             ]
         }
 

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas import DatasetSpec, load_spec
+from crlgen.pipeline import load_spec
+from crlgen.schemas import DatasetSpec
 
 
 def tiny_spring(samples: int = 12, **render) -> DatasetSpec:
@@ -34,8 +35,8 @@ def tree_digest(root: Path, skip: tuple[str, ...] = ("_crlgen/runs",)) -> dict[s
 
 def rewrite_marker(store_root: Path, plan, shard: int) -> None:
     """Recompute a shard's checksums, as an adversary (or a buggy writer) would, so only semantic checks can notice."""
-    from pipeline.store import Store, checksum
-    from pipeline.urls import resolve
+    from crlgen.pipeline._store import Store, checksum
+    from crlgen.pipeline._urls import resolve
 
     store = Store(resolve(str(store_root)))
     data = store.read_shard(plan, shard)

@@ -9,7 +9,7 @@ import s3fs
 import zarr
 import zarr.storage
 
-from tests.support.s3server import LocalS3
+from support.s3server import LocalS3
 
 
 def _pid_alive(pid: int) -> bool:

@@ -1,0 +1,362 @@
+"""The ``crlgen`` command line: check, plan, run, validate, inspect, scenes, schema.
+
+Built on click. User mistakes (a bad spec, flag, URL or store) print one
+``error: ...`` line per problem and exit 2 without writing anything; a failed
+validation or a failed run exits 1; Ctrl-C exits 130 and keeps committed shards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..scenes.engines.quiet import EngineMissing
+from ..schemas import SpecError
+from ._run import RunError
+from ._store import StoreError
+from ._urls import UrlError
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+EXIT_USER = 2
+#: Which crlgen wrote each older store format.
+_WRITTEN_BY = {1: "crlgen 0.1"}
+
+
+class UserError(Exception):
+    """Any mistake of the user's: reported in one line per problem, exit 2."""
+
+
+def _load(spec: str, samples: int | None = None):
+    """Load, world-check and dry-run a spec (the checks every command makes before it acts)."""
+    from ._specs import check_spec, load_spec
+
+    if samples is not None and samples < 1:
+        raise UserError(f"--samples: expected a positive count, got {samples}")
+    return check_spec(load_spec(spec, overrides={"samples": samples} if samples is not None else None))
+
+
+def _location(url: str | None, spec):
+    from ._urls import resolve
+
+    if url is not None:
+        return resolve(url, dict(spec.output.storage_options), arg="--out")
+    if spec.output.url:
+        return resolve(spec.output.url, dict(spec.output.storage_options), arg="output.url")
+    return resolve(f"out/{spec.name}.zarr", dict(spec.output.storage_options), arg="--out")
+
+
+def _store_location(url: str):
+    """A URL argument naming an existing store (validate, inspect)."""
+    from ._urls import check_location, resolve
+
+    loc = resolve(url, arg="URL")
+    check_location(loc, write=False)
+    return loc
+
+
+def _emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _examples(*lines: str) -> str:
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="crlgen", prog_name="crlgen")
+def app() -> None:
+    """crlgen: generate causal-representation-learning datasets from typed scene specs."""
+
+
+# ----- commands ------------------------------------------------------------------------------
+@app.command(epilog=_examples("crlgen check static/spring", "crlgen check my_spec.yaml --json"))
+@click.argument("spec")
+@click.option("--json", "json_out", is_flag=True, help="machine-readable result")
+def check(spec: str, json_out: bool) -> None:
+    """Validate a spec (fields, equations, graph, interventions, world) without running anything.
+
+    SPEC is a spec file (YAML/JSON/.py) or a catalogue name.
+    """
+    s = _load(spec)
+    g = s.graph
+    info = {"ok": True, "name": s.name, "world": s.world, "latents": len(g.nodes), "states": len(g.states),
+            "edges": len(g.edges()), "samples": s.samples, "regime": s.interventions.regime}
+    if json_out:
+        _emit_json(info)
+    else:
+        out.print(f"OK {s.name}: {info['latents']} latents, {info['edges']} edges, world {s.world or 'none'}, "
+                  f"{s.samples} samples, regime {info['regime']}")
+
+
+@app.command(epilog=_examples("crlgen plan static/spring --samples 300 --json"))
+@click.argument("spec")
+@click.option("--samples", type=int, default=None, help="override the sample count")
+@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True, help="workers the estimate assumes")
+@click.option("--calibrate/--no-calibrate", default=True, help="time a short render for the estimate")
+@click.option("--json", "json_out", is_flag=True, help="machine-readable plan")
+def plan(spec: str, samples: int | None, workers: int, calibrate: bool, json_out: bool) -> None:
+    """Print shards, array shapes and bytes, and an estimated run time."""
+    from ._plan import make_plan
+
+    if workers < 1:
+        raise UserError(f"--workers: expected at least 1, got {workers}")
+    s = _load(spec, samples)
+    p = make_plan(s)
+    info = p.describe()
+    if calibrate and p.kind != "latents":
+        per = _calibrate(s)
+        info["calibration_seconds_per_sample"] = per
+        info["estimated_seconds"] = per * s.samples / workers
+        info["estimate_workers"] = workers
+    if json_out:
+        _emit_json(info)
+        return
+    t = Table(title=f"{s.name}: {s.samples} samples in {len(p.shards)} shards of {p.shard_size}")
+    for col in ("array", "dims", "shape", "dtype", "MB"):
+        t.add_column(col)
+    for a in p.arrays:
+        t.add_row(a.name, ",".join(a.dims), "x".join(map(str, a.shape)), a.dtype, f"{a.nbytes / 1e6:.2f}")
+    out.print(t)
+    out.print(f"total {p.bytes_total / 1e6:.1f} MB uncompressed; spec hash {p.spec_hash[:16]}")
+    if "estimated_seconds" in info:
+        out.print(f"estimate: {info['calibration_seconds_per_sample']:.3f} s/sample -> ~{info['estimated_seconds']:.0f} s on {workers} workers")
+
+
+def _calibrate(spec) -> float:
+    """Seconds per sample of this machine's render, from a warm-up and a timed batch of 2."""
+    from ..scenes.registry import build_world
+    from ._scm import CompiledSCM
+    from ._tasks import world_batch
+
+    model = CompiledSCM(spec)
+    n = min(2, spec.samples)
+    with build_world(spec, threads=1) as world:
+        world.render(world_batch(model, model.sample(0, 1)))  # warm-up
+        t = time.perf_counter()
+        world.render(world_batch(model, model.sample(0, n)))
+        return (time.perf_counter() - t) / n
+
+
+@app.command(epilog=_examples(
+    "crlgen run static/spring --samples 300 --out out/spring.zarr",
+    "crlgen run my.yaml --out s3://bucket/my.zarr        # AWS_* credentials from the environment",
+    "crlgen run my.yaml --address auto                    # join a running Ray cluster"))
+@click.argument("spec")
+@click.option("--out", "out_url", default=None, help="store URL: path, file://, s3://bucket/x.zarr, memory://x")
+@click.option("--samples", type=int, default=None, help="override the sample count")
+@click.option("--workers", type=int, default=None, help="local Ray CPUs (default: all cores)")
+@click.option("--address", default=None, help="join a Ray cluster (or set RAY_ADDRESS)")
+@click.option("--overwrite", is_flag=True, help="replace a store that holds another spec")
+@click.option("--validate/--no-validate", "validate_", default=True, help="run the validation stage at the end")
+@click.option("--inline", is_flag=True, help="no Ray: render in this process (debugging)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def run(spec: str, out_url: str | None, samples: int | None, workers: int | None, address: str | None,
+        overwrite: bool, validate_: bool, inline: bool, quiet: bool) -> None:
+    """Sample, render and write a dataset with Ray, then validate it. Re-running resumes."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ._plan import make_plan
+    from ._run import RunOptions
+    from ._run import run as run_dataset
+    from ._validate import summary_lines
+
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers: expected at least 1, got {workers}")
+    s = _load(spec, samples)
+    loc = _location(out_url, s)
+    p = make_plan(s)
+    _preflight(p, loc, overwrite)
+    total = s.samples
+    done = {"samples": 0, "frames": 0, "t0": time.perf_counter()}
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("samples"),
+                        TextColumn("{task.fields[fps]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+                        console=err, disable=quiet, transient=False)
+    task = progress.add_task(s.name, total=total, fps="")
+
+    def on_progress(summary: dict[str, Any]) -> None:
+        done["samples"] += summary["samples"]
+        done["frames"] += summary["frames"]
+        rate = done["frames"] / max(1e-9, time.perf_counter() - done["t0"])
+        progress.update(task, advance=summary["samples"], fps=f"{rate:.1f} frames/s" if done["frames"] else "")
+
+    out.print(f"run {s.name}: {total} samples, {len(p.shards)} shards -> {loc.redacted()}")
+    with progress:
+        result = run_dataset(s, loc, RunOptions(workers=workers, address=address, overwrite=overwrite, validate=validate_,
+                                               executor="inline" if inline else "ray", on_progress=on_progress))
+    t = Table(title="summary", show_header=False)
+    t.add_column(no_wrap=True)
+    t.add_column(overflow="fold")
+    t.add_row("store", loc.redacted())
+    t.add_row("shards run / skipped (resumed)", f"{result.shards_run} / {result.shards_skipped}")
+    t.add_row("samples", str(total))
+    t.add_row("seconds", f"{result.seconds:.1f}")
+    if result.frames:
+        t.add_row("frames rendered", f"{result.frames} ({result.frames / max(result.seconds, 1e-9):.1f} frames/s)")
+    if p.kind != "latents":
+        t.add_row("preview", f"{loc.redacted().rstrip('/')}/preview.png")
+    t.add_row("validation", {True: "passed", False: "FAILED", None: "not run"}[result.valid])
+    out.print(t)
+    if result.report is not None and not result.valid:
+        for line in summary_lines(result.report):
+            err.print(line, markup=False)
+        raise SystemExit(1)
+
+
+def _preflight(p, loc, overwrite: bool) -> None:
+    """Refuse, before anything is written, a location that cannot be written or holds something else."""
+    from ._store import Existing, Store
+    from ._urls import check_location
+
+    check_location(loc, write=True)
+    state, attrs = Store(loc).existing(p.spec_hash)
+    if state is Existing.FOREIGN:
+        raise UserError(f"{loc.arg}: {loc.redacted()} exists and is not a crlgen store; choose another location")
+    if state is Existing.OTHER and not overwrite:
+        raise UserError(f"{loc.arg}: {loc.redacted()} holds a different dataset ({attrs.get('name')}, spec hash "
+                        f"{str(attrs.get('spec_hash'))[:12]}); pass --overwrite to replace it or choose another --out")
+
+
+@app.command(epilog=_examples("crlgen validate out/spring.zarr --json", "crlgen validate s3://bucket/spring.zarr --full"))
+@click.argument("url")
+@click.option("--json", "json_out", is_flag=True, help="print the report as JSON")
+@click.option("--write", is_flag=True, help="also store the report as validation.json")
+@click.option("--full", is_flag=True, help="re-read and re-hash every shard (default: sizes of all, checksums of a few)")
+def validate(url: str, json_out: bool, write: bool, full: bool) -> None:
+    """Run the validation checks on a store; exit 1 if any fails."""
+    from ._store import Store
+    from ._validate import summary_lines, validate_store
+
+    from ._plan import FORMAT_VERSION
+
+    loc = _store_location(url)
+    attrs = Store(loc).attrs()
+    if not attrs:
+        raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
+    if attrs.get("format") != FORMAT_VERSION:
+        raise UserError(f"URL: {loc.redacted()}: store format {attrs.get('format')} (written by "
+                        f"{_WRITTEN_BY.get(attrs.get('format'), 'another crlgen')}); this crlgen "
+                        f"validates format {FORMAT_VERSION}: regenerate it with `crlgen run` on its spec.yaml")
+    report = validate_store(loc, full=full)
+    if write:
+        Store(loc).write_text("validation.json", json.dumps(report, indent=1, sort_keys=True))
+    if json_out:
+        _emit_json(report)
+    else:
+        for line in summary_lines(report):
+            out.print(line, markup=False)
+        out.print("passed" if report["passed"] else "FAILED")
+    if not report["passed"]:
+        raise SystemExit(1)
+
+
+@app.command(epilog=_examples("crlgen inspect out/spring.zarr"))
+@click.argument("url")
+@click.option("--json", "json_out", is_flag=True, help="machine-readable summary")
+def inspect(url: str, json_out: bool) -> None:
+    """Summarise a store: status, arrays, variables, graph, validation."""
+    from ._store import Store
+
+    loc = _store_location(url)
+    store = Store(loc)
+    attrs = store.attrs()
+    if not attrs:
+        raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
+    g = store.group("r")
+    graph = json.loads(store.read_text("causal_graph.json") or "{}")
+    val = json.loads(store.read_text("validation.json") or "null")
+    info = {**attrs, "arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in g.arrays()},
+            "edges": [f"{e['source']} -> {e['target']}" for e in graph.get("edges", [])],
+            "validation": None if val is None else val.get("passed")}
+    if json_out:
+        _emit_json(info)
+        return
+    t = Table(title=f"{attrs.get('name')} ({attrs.get('status')})")
+    t.add_column("array")
+    t.add_column("shape")
+    t.add_column("dtype")
+    for k, a in sorted(info["arrays"].items()):
+        t.add_row(k, "x".join(map(str, a["shape"])), a["dtype"])
+    out.print(t)
+    out.print(f"world {attrs.get('world')}, {attrs.get('samples')} samples, spec hash {str(attrs.get('spec_hash'))[:16]}")
+    out.print("graph: " + (", ".join(info["edges"]) or "no edges"))
+    out.print(f"validation: {({True: 'passed', False: 'FAILED', None: 'not run'})[info['validation']]}")
+
+
+@app.command(epilog=_examples("crlgen scenes --json"))
+@click.option("--json", "json_out", is_flag=True, help="machine-readable list")
+def scenes(json_out: bool) -> None:
+    """List the catalogue of ready scene specs."""
+    from ..scenes.registry import catalog
+
+    entries = [{"name": e.name, "world": e.world, "path": str(e.path), "description": " ".join(e.description.split())} for e in catalog()]
+    if json_out:
+        _emit_json(entries)
+        return
+    t = Table(title="catalogue")
+    for col in ("name", "world", "description"):
+        t.add_column(col)
+    for e in entries:
+        t.add_row(e["name"], e["world"] or "", e["description"][:90])
+    out.print(t)
+
+
+@app.command(epilog=_examples("crlgen schema > dataset.schema.json"))
+@click.option("--write", is_flag=True, help="regenerate schemas/json/dataset.schema.json in the source tree")
+def schema(write: bool) -> None:
+    """Print the JSON Schema of specs (for editors)."""
+    from ..schemas.jsonschema import render_schema, write_schema
+
+    if write:
+        out.print(f"wrote {write_schema()}")
+    else:
+        sys.stdout.write(render_schema())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI with ``argv``; returns the exit code (user mistakes: one line each on stderr, 2)."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        app.main(args=argv if argv is not None else sys.argv[1:], prog_name="crlgen", standalone_mode=False)
+        return 0
+    except SpecError as e:
+        for line in e.problems:
+            err.print(f"error: {line}", markup=False)
+        return EXIT_USER
+    except (UserError, UrlError, StoreError, EngineMissing) as e:
+        for line in str(e).splitlines():
+            err.print(f"error: {line}", markup=False)
+        return EXIT_USER
+    except click.exceptions.NoArgsIsHelpError as e:
+        err.print(e.ctx.get_help() if e.ctx else str(e), markup=False)
+        return EXIT_USER
+    except click.exceptions.UsageError as e:
+        hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
+        err.print(f"error: {e.format_message()}{hint}", markup=False)
+        return EXIT_USER
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        err.print("stopped: committed shards are kept; run the same command again to resume", markup=False)
+        return 130
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else 1
+    except KeyboardInterrupt:
+        err.print("stopped: committed shards are kept; run the same command again to resume", markup=False)
+        return 130
+    except RunError as e:
+        err.print(f"error: {e}", markup=False)
+        return 1
+
+
+def entry() -> None:
+    """Console-script wrapper: exits with main()'s code."""
+    raise SystemExit(main())

@@ -1,0 +1,227 @@
+"""The Ray driver: plan, create or resume the store, run shard tasks in a bounded window, commit, validate.
+
+Retries have one owner each: Ray re-runs a task whose worker crashed or was killed
+(``max_retries``; the embedded cluster bounds out-of-memory kills the same way),
+object storage retries its own requests (botocore's standard mode, see ``_urls``),
+and an exception raised by a task's own code is final: the run stops with it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+import warnings
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..schemas import DatasetSpec, SpecError
+from ._faults import signal_after
+from ._plan import Plan, make_plan
+from ._store import Existing, Store, StoreError
+from ._tasks import run_shard
+from ._urls import Location, check_location
+
+
+class RunError(Exception):
+    """A run that could not finish (its message is one line for the user)."""
+
+
+@dataclass
+class RunOptions:
+    """How to run: where (local Ray, a cluster, or inline), how wide, and what to do with an existing store.
+
+    ``workers``: CPUs of the embedded Ray (None = all cores); ``address``: join a
+    cluster (``auto`` or ``host:port``; also ``RAY_ADDRESS``); ``overwrite``: replace
+    a store of another spec; ``validate``: run the validation stage at the end;
+    ``max_retries``: how often Ray re-runs a task whose worker died; ``window``:
+    tasks in flight (default 2 x worker slots); ``executor``: ``"ray"`` or
+    ``"inline"`` (this process, no Ray); ``on_progress``: called with each shard's summary.
+    """
+
+    workers: int | None = None
+    address: str | None = None
+    overwrite: bool = False
+    validate: bool = True
+    max_retries: int = 2
+    window: int | None = None
+    executor: str = "ray"
+    on_progress: Callable[[dict[str, Any]], None] | None = None
+
+
+@dataclass
+class RunResult:
+    """What a run did: shards run and skipped (resumed), seconds, frames rendered, and the validation report."""
+
+    url: str
+    plan: Plan
+    shards_run: int
+    shards_skipped: int
+    seconds: float
+    frames: int
+    render_seconds: float
+    valid: bool | None
+    report: dict[str, Any] | None = None
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+
+def prepare_store(plan: Plan, store: Store, overwrite: bool) -> set[int]:
+    """Create the store, or find the shards an earlier run of the same spec committed.
+
+    Raises :class:`StoreError` for a foreign location or another spec's store without ``overwrite``.
+    """
+    state, _ = store.existing(plan.spec_hash)
+    if state is Existing.SAME and not overwrite:
+        return store.committed_shards(plan)
+    store.create(plan, overwrite=overwrite)
+    return set()
+
+
+def run(spec: DatasetSpec, location: Location, options: RunOptions | None = None) -> RunResult:
+    """Generate the dataset ``spec`` describes at ``location``: sample, render, write, commit, validate.
+
+    A store of the same spec is resumed (committed shards are skipped); the result
+    is byte-identical to an uninterrupted run whatever the worker count. Raises
+    :class:`~crlgen.pipeline.UrlError` for an unusable location, :class:`StoreError`
+    for a store it must not touch, :class:`RunError` when a shard fails, and
+    :class:`~crlgen.schemas.SpecError` for values the spec's ranges forbid.
+    """
+    from ._sidecars import write_sidecars
+    from ._validate import validate_store
+
+    options = options or RunOptions()
+    if options.executor not in ("ray", "inline"):
+        raise ValueError(f"executor: expected 'ray' or 'inline', got {options.executor!r}")
+    t0 = time.perf_counter()
+    check_location(location, write=True)
+    plan = make_plan(spec)
+    store = Store(location)
+    done = prepare_store(plan, store, options.overwrite)
+    pending = [k for k in range(len(plan.shards)) if k not in done]
+    if pending:
+        store.set_status(plan, "writing")
+    summaries = _execute(plan, location, pending, options) if pending else []
+    run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+    store.write_run_log(run_id, {"shards_run": pending, "shards_skipped": sorted(done), "summaries": summaries,
+                                 "seconds": time.perf_counter() - t0, "workers": options.workers, "address": bool(options.address)})
+    write_sidecars(plan, store)
+    store.consolidate()
+    valid, report = None, None
+    if options.validate:
+        report = validate_store(location, plan=plan)
+        valid = report["passed"]
+        store.write_text("validation.json", json.dumps(report, indent=1, sort_keys=True))
+    store.set_status(plan, "complete" if valid is not False else "invalid")
+    store.consolidate()
+    frames = sum(s["frames"] for s in summaries)
+    return RunResult(location.url, plan, len(pending), len(done), time.perf_counter() - t0, frames,
+                     sum(s["render_seconds"] for s in summaries), valid, report, summaries)
+
+
+def _spec_payload(plan: Plan) -> dict[str, Any]:
+    data = plan.spec.to_dict()
+    data.pop("output", None)
+    return data
+
+
+def _report(out: list[dict[str, Any]], summary: dict[str, Any], options: RunOptions) -> None:
+    out.append(summary)
+    if options.on_progress:
+        options.on_progress(summary)
+    signal_after(len(out))
+
+
+def _execute(plan: Plan, location: Location, pending: list[int], options: RunOptions) -> list[dict[str, Any]]:
+    spec_dict = _spec_payload(plan)
+    if options.executor == "inline" or location.protocol == "memory":  # memory:// lives in this process only
+        out: list[dict[str, Any]] = []
+        for k in pending:
+            _report(out, run_shard(spec_dict, location, k, threads=0), options)
+        return out
+    return _execute_ray(location, pending, options, spec_dict)
+
+
+#: Ray's documented switch for single-machine clusters: "0" keeps every Ray address on 127.0.0.1
+#: (on Linux Ray otherwise swaps loopback for the machine's interface address). Ray reads it once,
+#: when it is imported.
+RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def _import_ray(embedded: bool):
+    """Import ray; for an embedded cluster, with its addresses on loopback when ray was not imported yet."""
+    if embedded and "ray" not in sys.modules:
+        os.environ.setdefault(RAY_LOOPBACK_ENV, "0")
+    elif embedded and os.environ.get(RAY_LOOPBACK_ENV) != "0":
+        warnings.warn(f"ray was imported before crlgen started its embedded cluster, so the cluster may listen on "
+                      f"this machine's interface address; set {RAY_LOOPBACK_ENV}=0 before importing ray to keep it "
+                      f"on 127.0.0.1", RuntimeWarning, stacklevel=3)
+    import ray
+
+    return ray
+
+
+def start_ray(options: RunOptions) -> tuple[bool, int]:
+    """Join a cluster or start an embedded one on loopback; returns (started here, worker slots).
+
+    The embedded cluster's addresses are 127.0.0.1 (see ``RAY_LOOPBACK_ENV``), it has
+    no dashboard, keeps Ray's default token authentication (only its notice is
+    silenced), and bounds out-of-memory retries by ``max_retries``.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    address = options.address or os.environ.get("RAY_ADDRESS")
+    ray = _import_ray(embedded=not address)
+
+    if ray.is_initialized():
+        return False, int(ray.cluster_resources().get("CPU", 1))
+    if address:
+        ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+        return True, int(ray.cluster_resources().get("CPU", 1))
+    cpus = options.workers or os.cpu_count() or 1
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
+    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
+             _system_config={"task_oom_retries": max(0, options.max_retries)})
+    return True, cpus
+
+
+def _execute_ray(location: Location, pending: list[int], options: RunOptions, spec_dict: dict) -> list[dict[str, Any]]:
+    import ray
+    from ray import exceptions as rx
+
+    started, slots = start_ray(options)
+    try:
+        task = ray.remote(num_cpus=1, max_retries=options.max_retries, retry_exceptions=False)(run_shard)
+        spec_ref = ray.put(spec_dict)
+        window = options.window or 2 * slots
+        queue: deque[int] = deque(pending)
+        inflight: dict[Any, int] = {}
+        out: list[dict[str, Any]] = []
+        # On Ctrl-C nothing is cancelled by hand: tasks fate-share with this driver, so leaving
+        # (ray.shutdown below) stops them, and ray.cancel racing a task's reply trips an internal
+        # Ray check (seen: "Tried to complete task that was not pending"). A shard that still
+        # finishes only adds a committed shard the next run skips.
+        while queue or inflight:
+            while queue and len(inflight) < window:
+                k = queue.popleft()
+                inflight[task.remote(spec_ref, location, k, 1)] = k
+            ready, _ = ray.wait(list(inflight), num_returns=1)
+            for ref in ready:
+                k = inflight.pop(ref)
+                try:
+                    summary = ray.get(ref)
+                except rx.RayTaskError as e:
+                    cause = e.cause
+                    if isinstance(cause, SpecError):
+                        raise RunError(f"shard {k}: {cause}".replace("\n", "; ")) from None
+                    raise RunError(f"shard {k}: {type(cause).__name__}: {cause}".splitlines()[0]) from None
+                except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError) as e:
+                    raise RunError(f"shard {k}: its worker died {options.max_retries + 1} times "
+                                   f"({type(e).__name__}); committed shards are kept, re-run to resume") from None
+                _report(out, summary, options)
+        return out
+    finally:
+        if started:
+            ray.shutdown()

@@ -1,0 +1,98 @@
+"""What one Ray task does: sample a shard's latents, render them, write the shard.
+
+Runs inside Ray workers (and in-process for tests and benchmarks). The world
+and the compiled SCM are cached per worker process and reused across shards,
+so an engine is set up once, not once per task. Tasks return small summaries,
+never pixels.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from typing import Any
+
+import numpy as np
+
+from ..scenes.base import BatchEdit, WorldBatch
+from ..scenes.registry import build_world
+from ..schemas import DatasetSpec
+from ._faults import maybe_crash
+from ._plan import Plan, make_plan
+from ._scm import CompiledSCM, SampleBatch
+from ._store import Store
+from ._urls import Location
+
+_CACHE: dict[str, Any] = {}
+
+
+def plan_for(spec_dict: dict[str, Any]) -> tuple[DatasetSpec, Plan, CompiledSCM]:
+    """The (cached) spec, plan and compiled SCM of a spec mapping."""
+    key = "spec:" + json.dumps(spec_dict, sort_keys=True)
+    if key not in _CACHE:
+        spec = DatasetSpec.from_dict(spec_dict)
+        _CACHE[key] = (spec, make_plan(spec), CompiledSCM(spec))
+    return _CACHE[key]
+
+
+def world_for(spec: DatasetSpec, threads: int):
+    """This process's world for the spec's world and render settings; an older one is closed first."""
+    key = f"{spec.world}|{spec.render.model_dump_json()}|{spec.video.model_dump_json() if spec.video else ''}|{threads}"
+    cur = _CACHE.get("world")
+    if cur is not None and cur[0] == key:
+        return cur[1]
+    if cur is not None:
+        cur[1].close()
+        del _CACHE["world"]
+    if threads == 1 and os.environ.get("CRLGEN_PIN_CPU", "1") != "0":
+        from ._affinity import claim_cpu
+
+        claim_cpu()  # before the engine starts its threads, so they inherit the pin
+    world = build_world(spec, threads=threads)
+    _CACHE["world"] = (key, world)
+    return world
+
+
+def world_batch(model: CompiledSCM, batch: SampleBatch) -> WorldBatch:
+    """What a world receives for a sampled batch: latents by name, seeds, and the per-sample temporal edits."""
+    latents = {name: np.ascontiguousarray(batch.latents[:, j]) for j, name in enumerate(batch.names)}
+    edits = tuple(
+        BatchEdit(e.target, e.op, batch.edit_frame[:, c].astype(np.int64),
+                  np.where(batch.edit_frame[:, c] >= 0, e.end, -1).astype(np.int64), batch.edit_value[:, c])
+        for c, e in enumerate(model.edits)
+    )
+    return WorldBatch(np.arange(batch.start, batch.stop), latents, batch.seeds, edits)
+
+
+def shard_arrays(spec: DatasetSpec, plan: Plan, model: CompiledSCM, start: int, stop: int, threads: int = 0) -> tuple[dict[str, np.ndarray], float]:
+    """Every per-sample array of samples ``start..stop-1`` (by name), and the seconds spent rendering."""
+    batch = model.sample(start, stop)
+    data = batch.arrays()
+    render_s = 0.0
+    if plan.kind != "latents":
+        world = world_for(spec, threads)
+        t = time.perf_counter()
+        out = world.render(world_batch(model, batch))
+        render_s = time.perf_counter() - t
+        data[plan.pixel_array] = out.pixels
+        if plan.has("depth"):
+            data["depth"] = out.depth
+        if plan.has("segmentation"):
+            data["segmentation"] = out.segmentation
+        if plan.has("states"):
+            data["states"] = out.states
+    return {k: np.ascontiguousarray(v) for k, v in data.items()}, render_s
+
+
+def run_shard(spec_dict: dict[str, Any], location: Location, shard: int, threads: int = 0) -> dict[str, Any]:
+    """Sample, render and commit one shard; returns a small summary for the driver (never pixels)."""
+    t0 = time.perf_counter()
+    maybe_crash()
+    spec, plan, model = plan_for(spec_dict)
+    start, stop = plan.shards[shard]
+    data, render_s = shard_arrays(spec, plan, model, start, stop, threads)
+    Store(location).write_shard(plan, shard, data)
+    return {"shard": shard, "samples": stop - start, "frames": (stop - start) * plan.frames * len(plan.views) if plan.kind != "latents" else 0,
+            "seconds": time.perf_counter() - t0, "render_seconds": render_s, "pid": os.getpid(), "host": socket.gethostname()}

@@ -1,0 +1,222 @@
+"""Store locations: URL checks, fsspec filesystems, one-line errors for every way a location can be wrong,
+and keeping credentials out of logs."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+SUPPORTED = ("file", "s3", "memory")
+_SECRET_KEYS = re.compile(r"(secret|token|password|key$|^key|credential|session)", re.I)
+
+#: The one retry layer for object storage: botocore's "standard" mode (exponential backoff
+#: with jitter on throttling, 5xx and connection errors), 5 attempts per request. crlgen
+#: itself never retries a storage call; Ray retries a crashed task (see ``_run``).
+S3_RETRIES = {"max_attempts": 5, "mode": "standard"}
+
+
+class UrlError(ValueError):
+    """A store location crlgen cannot use; the message is one line naming the argument."""
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a store lives: a normalised URL, fsspec options (never logged), and the
+    argument that named it (``--out``, ``URL``, ``output.url``), for error messages."""
+
+    url: str
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
+    arg: str = "--out"
+
+    @property
+    def protocol(self) -> str:
+        return urlsplit(self.url).scheme or "file"
+
+    @property
+    def is_local(self) -> bool:
+        return self.protocol == "file"
+
+    def redacted(self) -> str:
+        """The URL without any credentials."""
+        return redact_url(self.url)
+
+    def options(self, attempts: int | None = None) -> dict[str, Any]:
+        """fsspec options, with crlgen's storage retry policy where the user set none.
+
+        Filesystems are not shared through fsspec's instance cache: one made before the
+        environment's credentials or endpoint changed would keep using the old ones.
+        """
+        opts = dict(self.storage_options)
+        if self.protocol != "file":
+            opts.setdefault("skip_instance_cache", True)
+        if self.protocol == "s3":
+            cfg = dict(opts.get("config_kwargs") or {})
+            cfg.setdefault("retries", S3_RETRIES if attempts is None else {**S3_RETRIES, "max_attempts": attempts})
+            opts["config_kwargs"] = cfg
+        return opts
+
+    def fs(self, attempts: int | None = None):
+        """(filesystem, root path) for sidecars, markers and listings; ``attempts`` overrides the retry policy."""
+        import fsspec
+
+        return fsspec.core.url_to_fs(self.url, **self.options(attempts))
+
+    def zarr_store(self, read_only: bool = False):
+        """A zarr-python store over this location."""
+        import zarr.storage
+
+        if self.is_local:
+            return zarr.storage.LocalStore(self.url, read_only=read_only)
+        return zarr.storage.FsspecStore.from_url(self.url, storage_options=self.options() or None, read_only=read_only)
+
+    def error(self, what: str) -> UrlError:
+        """A one-line :class:`UrlError`: ``"<arg>: <redacted url>: <what>"``."""
+        return UrlError(f"{self.arg}: {self.redacted()}: {what}")
+
+
+def redact_url(url: str) -> str:
+    """Drop any user:password@ part of a URL."""
+    parts = urlsplit(url)
+    if parts.username or parts.password:
+        host = parts.hostname or ""
+        if parts.port:
+            host += f":{parts.port}"
+        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+    return url
+
+
+def redact_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """Storage options with every credential-looking value replaced by '***'."""
+    out: dict[str, Any] = {}
+    for k, v in opts.items():
+        if isinstance(v, dict):
+            out[k] = redact_options(v)
+        elif _SECRET_KEYS.search(str(k)):
+            out[k] = "***"
+        else:
+            out[k] = v
+    return out
+
+
+def resolve(url: str, storage_options: dict[str, Any] | None = None, arg: str = "--out") -> Location:
+    """Check and normalise a store URL (syntax only, nothing is contacted).
+
+    Local paths become absolute paths; ``s3://`` URLs pick up ``AWS_ENDPOINT_URL``.
+    Raises :class:`UrlError` naming ``arg`` and what is wrong.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise UrlError(f"{arg}: expected a path or a URL (file://, s3://bucket/prefix, memory://name)")
+    url = url.strip()
+    if "\x00" in url:
+        raise UrlError(f"{arg}: the URL contains a NUL byte")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if len(scheme) == 1:  # a Windows drive letter is a path
+        scheme = ""
+    opts = dict(storage_options or {})
+    if scheme in ("", "file"):
+        path = parts.path if scheme == "file" else url
+        if scheme == "file" and parts.netloc not in ("", "localhost"):
+            raise UrlError(f"{arg}: file URLs name a local path (file:///abs/path), got host {parts.netloc!r}")
+        return Location(os.path.abspath(os.path.expanduser(path)), opts, arg)
+    if scheme not in SUPPORTED:
+        raise UrlError(f"{arg}: unsupported URL scheme {scheme!r}; expected a local path, file://, s3:// or memory://")
+    if scheme == "s3":
+        if not parts.netloc:
+            raise UrlError(f"{arg}: s3 URLs need a bucket: s3://bucket/prefix")
+        if parts.username or parts.password:
+            raise UrlError(f"{arg}: do not put credentials in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or storage_options")
+        endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("S3_ENDPOINT_URL")
+        if endpoint and "endpoint_url" not in opts and "endpoint_url" not in opts.get("client_kwargs", {}):
+            opts["endpoint_url"] = endpoint
+        if not parts.path.strip("/"):
+            raise UrlError(f"{arg}: write under a prefix, not a bucket's root: s3://bucket/name.zarr")
+    return Location(f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}", opts, arg)
+
+
+# ----- is the location usable? ------------------------------------------------------------
+def storage_error(loc: Location, exc: BaseException, doing: str = "access") -> UrlError | None:
+    """The one-line :class:`UrlError` for an exception a filesystem raised, or None if it is no
+    location problem (a bug, which should surface as itself).
+
+    Covers missing or wrong credentials, an unreachable endpoint, a missing bucket,
+    missing permission, and a file where a folder should be.
+    """
+    name = type(exc).__name__
+    mro = {c.__name__ for c in type(exc).__mro__}
+    text = str(exc).splitlines()[0] if str(exc) else name
+    if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError") or "Unable to locate credentials" in text:
+        return loc.error("no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                         "(or output.storage_options key/secret)")
+    if "EndpointConnectionError" in mro or "ConnectTimeoutError" in mro or name in ("ClientConnectorError", "ConnectionRefusedError"):
+        endpoint = loc.storage_options.get("endpoint_url") or "the default endpoint"
+        return loc.error(f"cannot reach {endpoint} ({text}); check the endpoint URL (AWS_ENDPOINT_URL) and the network")
+    if isinstance(exc, NotADirectoryError) or isinstance(exc, FileExistsError):
+        return loc.error(f"a file stands where a folder is needed ({text}); choose another location")
+    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+        return loc.error(f"permission denied to {doing} it ({text}); check the credentials' rights or choose another location")
+    if isinstance(exc, FileNotFoundError) and ("bucket" in text.lower()):
+        bucket = urlsplit(loc.url).netloc
+        return loc.error(f"the bucket {bucket!r} does not exist; create it first")
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return loc.error(f"cannot {doing} it: {exc.strerror or text}")
+    return None
+
+
+def _nearest_existing(path: str) -> str:
+    p = path
+    while not os.path.lexists(p):
+        parent = os.path.dirname(p)
+        if parent == p:
+            break
+        p = parent
+    return p
+
+
+def check_location(loc: Location, *, write: bool) -> None:
+    """Make sure a location can be read (``write=False``: it must exist) or written, before anything is.
+
+    Local: a file where the store's folder (or one of its parents) should be, a
+    missing store, or a folder that cannot be written. Remote: credentials, the
+    endpoint and the bucket, with one listing call. Writes nothing (a local write
+    check creates and removes an empty temporary folder). Raises :class:`UrlError`.
+    """
+    if loc.protocol == "memory":
+        return
+    if loc.is_local:
+        path = loc.url
+        if os.path.lexists(path) and not os.path.isdir(path):
+            raise loc.error("is a file, not a folder; a Zarr store is a folder" + ("" if write else " (is this a crlgen store?)"))
+        if not write:
+            if not os.path.isdir(path):
+                raise loc.error("does not exist")
+            return
+        base = _nearest_existing(path)
+        if not os.path.isdir(base):
+            raise loc.error(f"{base} is a file, so no folder can be created below it; choose another location")
+        try:
+            probe = tempfile.mkdtemp(prefix=".crlgen-write-check-", dir=base)
+            shutil.rmtree(probe, ignore_errors=True)
+        except OSError as e:
+            raise loc.error(f"cannot create it: {e.strerror or e} in {base}; choose a folder you can write") from None
+        return
+    try:
+        fs, root = loc.fs(attempts=1)  # a location mistake should not wait out the retry policy
+        bucket = root.split("/", 1)[0]
+        fs.ls(bucket, detail=False)
+        if write and fs.isfile(root):
+            raise NotADirectoryError(f"{root} is an object, not a prefix")
+        if not write and not fs.exists(f"{root}/zarr.json"):
+            raise loc.error("no store there (no zarr.json)")
+    except UrlError:
+        raise
+    except Exception as e:  # noqa: BLE001 - classified below; anything else is re-raised
+        err = storage_error(loc, e, "write" if write else "read")
+        if err is None:
+            raise
+        raise err from None

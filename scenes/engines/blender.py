@@ -1,0 +1,598 @@
+"""Small bpy helpers shared by every Blender world.
+
+Nothing here imports ``bpy`` at module import time: each function that needs it
+calls :func:`require_bpy` (cheap after the first call), so importing this module
+stays fast and works without Blender installed.
+
+The centre piece is :class:`BlenderScene`: a private ``bpy`` scene owned by one
+world (so several worlds can live in one process), set up for deterministic
+Cycles rendering, that renders one camera at a time into numpy arrays:
+
+- ``rgb``: uint8 (H, W, 3), exactly the bytes a PNG save of the render holds
+  (scene colour management: 'Standard' view transform on the sRGB display);
+- ``depth``: float32 (H, W) metres along the camera axis (Cycles' Z pass),
+  0.0 where no surface was hit;
+- ``segmentation``: uint8 (H, W) of each object's ``pass_index`` (object-index
+  pass), 0 on the background.
+
+Passes reach numpy without a display or the compositor: after
+``bpy.ops.render.render`` the ``Render Result`` is saved once as PNG (colour,
+through Blender's own view transform) and once as an uncompressed 32-bit
+multilayer OpenEXR (depth and object index), both into a private temporary
+directory, and read back with Pillow and the ``OpenEXR`` package (the Academy
+Software Foundation's bindings; installed with the ``blender`` extra). All arrays
+are top row first.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import contextlib
+import math
+import os
+import shutil
+import tempfile
+from itertools import count
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from .quiet import quiet_output, require
+
+#: Depth values at or above this are "no hit" (Cycles writes 1e10 for the background).
+BACKGROUND_DEPTH = 1e9
+
+_GPU_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
+_ids = count()
+
+
+def require_bpy():
+    """Import and return ``bpy``, or raise :class:`~crlgen.scenes.engines.EngineMissing` naming ``crlgen[blender]``."""
+    return require("bpy")
+
+
+def _mathutils():
+    require_bpy()
+    import mathutils  # noqa: PLC0415 - ships with bpy
+
+    return mathutils
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def srgb_to_linear(c: Iterable[float]) -> tuple[float, ...]:
+    """sRGB-encoded components in [0, 1] to linear (what Blender's colour inputs expect)."""
+    out = []
+    for v in c:
+        v = min(max(float(v), 0.0), 1.0)
+        out.append(v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4)
+    return tuple(out)
+
+
+def hsv_to_linear_rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
+    """An HSV colour (sRGB-encoded, all in [0, 1]) as linear RGB."""
+    return srgb_to_linear(colorsys.hsv_to_rgb(float(h) % 1.0, float(s), float(v)))  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------- engine setup
+
+
+_probed = False
+
+
+def setup_device(scene, device: str = "auto") -> str:
+    """Pick Cycles' device: 'cpu', or 'gpu'/'auto' = the first working GPU backend.
+
+    Tries OptiX, CUDA, HIP, oneAPI and Metal through the Cycles add-on
+    preferences and quietly falls back to the CPU when none has a device.
+    Returns the backend used ('CPU', 'OPTIX', 'CUDA', ...).
+    """
+    scene.cycles.device = "CPU"
+    if device == "cpu":
+        return "CPU"
+    if device not in ("gpu", "auto"):
+        raise ValueError(f"expected device 'cpu', 'gpu' or 'auto', got {device!r}")
+    bpy = require_bpy()
+    try:
+        import _cycles  # noqa: PLC0415 - Cycles' C module, ships with bpy
+
+        flags = _cycles.get_device_types()  # (cuda, optix, hip, metal, oneapi, hiprt)
+        compiled = {
+            "CUDA": flags[0], "OPTIX": flags[1], "HIP": flags[2], "METAL": flags[3], "ONEAPI": flags[4],
+        }
+        prefs = bpy.context.preferences.addons["cycles"].preferences
+    except Exception:  # noqa: BLE001 - no Cycles add-on or odd build: CPU it is
+        return "CPU"
+    global _probed
+    if not _probed:  # the first probe loads GPU libraries, and Cycles logs each one it misses
+        with quiet_output():
+            try:
+                prefs.refresh_devices()
+            except Exception:  # noqa: BLE001
+                pass
+        _probed = True
+    for kind in _GPU_TYPES:
+        if not compiled.get(kind):
+            continue
+        try:
+            entries = prefs.get_devices_for_type(kind)
+        except Exception:  # noqa: BLE001 - broken driver for this backend
+            continue
+        gpus = [e for e in entries if e.type == kind]
+        if not gpus:
+            continue
+        prefs.compute_device_type = kind
+        for e in prefs.devices:
+            e.use = e.type == kind
+        scene.cycles.device = "GPU"
+        return kind
+    return "CPU"
+
+
+def setup_cycles(
+    scene,
+    *,
+    width: int,
+    height: int,
+    samples: int,
+    device: str = "cpu",
+    threads: int = 0,
+    seed: int = 0,
+    max_bounces: int = 4,
+    filter_width: float = 1.5,
+    light_tree: bool = False,
+) -> str:
+    """Deterministic Cycles settings on ``scene``; returns the device backend used.
+
+    Fixed seed (not animated), no adaptive sampling, no denoising, opaque film,
+    no dithering, 'Standard' view transform on an sRGB display. Persistent data
+    is off here and switched on only around a batch (:meth:`BlenderScene.persistent`).
+    """
+    r = scene.render
+    r.engine = "CYCLES"
+    r.resolution_x, r.resolution_y, r.resolution_percentage = int(width), int(height), 100
+    r.pixel_aspect_x = r.pixel_aspect_y = 1.0
+    r.film_transparent = False
+    r.dither_intensity = 0.0
+    r.use_persistent_data = False
+    r.use_compositing = False
+    r.use_sequencer = False
+    r.use_stamp = False
+    if threads and threads > 0:
+        r.threads_mode = "FIXED"
+        r.threads = int(threads)
+    else:
+        r.threads_mode = "AUTO"
+    c = scene.cycles
+    used = setup_device(scene, device)
+    c.samples = int(samples)
+    c.use_adaptive_sampling = False
+    c.use_denoising = False
+    c.seed = int(seed)
+    c.use_animated_seed = False
+    c.max_bounces = int(max_bounces)
+    c.diffuse_bounces = min(2, int(max_bounces))
+    c.glossy_bounces = min(2, int(max_bounces))
+    c.transmission_bounces = int(max_bounces)
+    c.transparent_max_bounces = 8
+    c.use_light_tree = bool(light_tree)  # pays off with many lights only
+    c.caustics_reflective = False
+    c.caustics_refractive = False
+    c.sample_clamp_indirect = 10.0
+    c.pixel_filter_type = "BLACKMAN_HARRIS"
+    c.filter_width = float(filter_width)
+    c.film_exposure = 1.0
+    set_standard_view(scene)
+    return used
+
+
+def set_standard_view(scene, exposure: float = 0.0) -> None:
+    """'Standard' view transform on the sRGB display: plain sRGB encoding, no tone curve."""
+    scene.display_settings.display_device = "sRGB"
+    v = scene.view_settings
+    v.view_transform = "Standard"
+    v.look = "None"
+    v.exposure = float(exposure)
+    v.gamma = 1.0
+    v.use_curve_mapping = False
+
+
+def enable_passes(scene, *, depth: bool, segmentation: bool) -> None:
+    vl = scene.view_layers[0]
+    vl.use_pass_combined = True
+    vl.use_pass_z = bool(depth)
+    vl.use_pass_object_index = bool(segmentation)
+
+
+# --------------------------------------------------------------------------- objects
+
+
+def look_at(obj, target: Sequence[float]) -> None:
+    """Rotate ``obj`` (a camera or light) so its -Z axis points at ``target``, +Y up."""
+    mu = _mathutils()
+    direction = mu.Vector(tuple(float(t) for t in target)) - obj.location
+    obj.rotation_mode = "XYZ"
+    obj.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
+
+
+def add_camera(scene, name: str, camera, base_distance: float, target: Sequence[float] = (0.0, 0.0, 0.0)):
+    """A camera object for a ``schemas.render.Camera`` placed around ``target``.
+
+    ``camera.fov`` is the vertical field of view; the camera looks at ``target``.
+    """
+    bpy = require_bpy()
+    data = bpy.data.cameras.new(name)
+    data.type = "PERSP"
+    data.sensor_fit = "VERTICAL"
+    data.sensor_height = 24.0
+    data.lens = 0.5 * data.sensor_height / math.tan(math.radians(camera.fov) / 2.0)
+    dist = camera.distance * base_distance
+    data.clip_start = max(1e-4, dist * 1e-3)
+    data.clip_end = max(100.0, dist * 100.0)
+    obj = bpy.data.objects.new(name, data)
+    scene.collection.objects.link(obj)
+    obj.location = camera.position(base_distance, tuple(target))
+    look_at(obj, target)
+    return obj
+
+
+def add_object(scene, name: str, data, *, pass_index: int = 0, material=None):
+    """Link a new object for ``data`` (mesh, curve, ...) into ``scene``."""
+    bpy = require_bpy()
+    obj = bpy.data.objects.new(name, data)
+    scene.collection.objects.link(obj)
+    obj.pass_index = int(pass_index)
+    if material is not None and hasattr(data, "materials"):
+        data.materials.append(material)
+    return obj
+
+
+def add_sun(
+    scene, name: str, *, direction_to: Sequence[float], strength: float, angle_deg: float = 5.0, color=(1, 1, 1)
+):
+    """A sun lamp whose light travels towards ``-direction_to`` (``direction_to`` points at the sun)."""
+    bpy = require_bpy()
+    light = bpy.data.lights.new(name, "SUN")
+    light.energy = float(strength)
+    light.angle = math.radians(angle_deg)
+    light.color = tuple(color)
+    obj = bpy.data.objects.new(name, light)
+    scene.collection.objects.link(obj)
+    obj.location = tuple(direction_to)
+    look_at(obj, (0.0, 0.0, 0.0))
+    return obj
+
+
+def set_world_color(scene, color_linear: Sequence[float], strength: float = 1.0):
+    """A uniform background/ambient colour (linear RGB) for ``scene``; returns the world."""
+    bpy = require_bpy()
+    world = scene.world or bpy.data.worlds.new(f"{scene.name}.world")
+    scene.world = world
+    _ensure_nodes(world)
+    bg = world.node_tree.nodes.get("Background") or world.node_tree.nodes.new("ShaderNodeBackground")
+    out = world.node_tree.nodes.get("World Output") or world.node_tree.nodes.new("ShaderNodeOutputWorld")
+    if not bg.outputs["Background"].links:
+        world.node_tree.links.new(bg.outputs["Background"], out.inputs["Surface"])
+    bg.inputs["Color"].default_value = (*tuple(color_linear)[:3], 1.0)
+    bg.inputs["Strength"].default_value = float(strength)
+    return world
+
+
+# --------------------------------------------------------------------------- materials
+
+
+def _ensure_nodes(idblock) -> None:
+    """Give a material/world its shader node tree (always there from Blender 5.0 on)."""
+    bpy = require_bpy()
+    if idblock.node_tree is None or bpy.app.version < (5, 0, 0):
+        idblock.use_nodes = True  # deprecated in 5.0, needed before
+
+
+def principled_material(
+    name: str, color_linear=(0.8, 0.8, 0.8), *, roughness: float = 0.5, metallic: float = 0.0, specular: float = 0.5
+):
+    """A Principled BSDF material with a fixed base colour (linear RGB)."""
+    bpy = require_bpy()
+    mat = bpy.data.materials.new(name)
+    _ensure_nodes(mat)
+    bsdf = mat.node_tree.nodes.get("Principled BSDF")
+    bsdf.inputs["Base Color"].default_value = (*tuple(color_linear)[:3], 1.0)
+    bsdf.inputs["Roughness"].default_value = float(roughness)
+    bsdf.inputs["Metallic"].default_value = float(metallic)
+    if "Specular IOR Level" in bsdf.inputs:
+        bsdf.inputs["Specular IOR Level"].default_value = float(specular)
+    return mat
+
+
+def object_color_material(name: str, *, roughness: float = 0.5, metallic: float = 0.0, specular: float = 0.5):
+    """A Principled material whose base colour is the object's ``color`` (Object Info node).
+
+    Changing ``obj.color`` per sample then needs no shader update; use
+    :func:`set_object_color`.
+    """
+    mat = principled_material(name, roughness=roughness, metallic=metallic, specular=specular)
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    info = nodes.new("ShaderNodeObjectInfo")
+    links.new(info.outputs["Color"], nodes["Principled BSDF"].inputs["Base Color"])
+    return mat
+
+
+def set_object_color(obj, color_linear: Sequence[float]) -> None:
+    obj.color = (*(float(c) for c in tuple(color_linear)[:3]), 1.0)
+
+
+# --------------------------------------------------------------------------- meshes
+
+
+def mesh_from_data(name: str, verts, faces, smooth: Sequence[bool] | None = None):
+    """A mesh from vertex and face lists; ``smooth`` flags per face (default flat)."""
+    bpy = require_bpy()
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata([tuple(map(float, v)) for v in verts], [], [tuple(f) for f in faces])
+    if smooth is not None:
+        mesh.polygons.foreach_set("use_smooth", [bool(s) for s in smooth])
+    mesh.update()
+    mesh.validate()
+    return mesh
+
+
+def cylinder_data(segments: int = 32, caps: bool = True, z: tuple[float, float] = (0.0, 1.0)):
+    """Vertices, faces and smooth flags of a radius-1 cylinder from z[0] to z[1] (smooth sides, flat caps)."""
+    verts, faces, smooth = [], [], []
+    ring = [(math.cos(2.0 * math.pi * i / segments), math.sin(2.0 * math.pi * i / segments)) for i in range(segments)]
+    for zz in z:
+        verts += [(x, y, zz) for x, y in ring]
+    for i in range(segments):
+        j = (i + 1) % segments
+        faces.append((i, j, segments + j, segments + i))
+        smooth.append(True)
+    if caps:  # caps get their own vertices so their normals stay flat
+        b = len(verts)
+        verts += [(x, y, z[0]) for x, y in ring]
+        faces.append(tuple(b + i for i in reversed(range(segments))))
+        smooth.append(False)
+        t = len(verts)
+        verts += [(x, y, z[1]) for x, y in ring]
+        faces.append(tuple(t + i for i in range(segments)))
+        smooth.append(False)
+    return verts, faces, smooth
+
+
+def cylinder_mesh(name: str, segments: int = 32, caps: bool = True):
+    """Unit cylinder: radius 1, z from 0 to 1, smooth sides and flat caps (own vertices)."""
+    return mesh_from_data(name, *cylinder_data(segments, caps))
+
+
+def disc_mesh(name: str, segments: int = 64):
+    """Unit disc of radius 1 in the z=0 plane, facing +z."""
+    verts = [(math.cos(2 * math.pi * i / segments), math.sin(2 * math.pi * i / segments), 0.0) for i in range(segments)]
+    return mesh_from_data(name, verts, [tuple(range(segments))])
+
+
+def poly_curve(name: str, n_points: int, *, bevel_radius: float = 0.001, bevel_resolution: int = 3):
+    """A 3D poly-line curve with a round bevel (a tube); fill its points with :func:`set_curve_points`."""
+    bpy = require_bpy()
+    curve = bpy.data.curves.new(name, "CURVE")
+    curve.dimensions = "3D"
+    curve.twist_mode = "MINIMUM"
+    curve.bevel_mode = "ROUND"
+    curve.bevel_depth = float(bevel_radius)
+    curve.bevel_resolution = int(bevel_resolution)
+    curve.use_fill_caps = True
+    spline = curve.splines.new("POLY")
+    spline.points.add(int(n_points) - 1)
+    spline.use_smooth = True
+    return curve
+
+
+def set_curve_points(curve, points: np.ndarray) -> None:
+    """Set the first spline's points from an (n, 3) array (weights 1)."""
+    pts = np.asarray(points, dtype=np.float64)
+    co = np.ones((pts.shape[0], 4), dtype=np.float64)
+    co[:, :3] = pts
+    curve.splines[0].points.foreach_set("co", co.ravel())
+    curve.update_tag()
+
+
+# --------------------------------------------------------------------------- OpenEXR
+
+
+def read_exr(path: str) -> dict[str, np.ndarray]:
+    """Every channel of a (multi-part) OpenEXR file: ``{full channel name: (H, W) float32}``, top row first.
+
+    Blender writes multilayer files with names such as ``ViewLayer.Depth.Z``.
+    Raises :class:`~crlgen.scenes.engines.EngineMissing` when ``OpenEXR`` is missing.
+    """
+    exr = require("OpenEXR", needed_by="reading Blender's depth and object-index passes")
+    out: dict[str, np.ndarray] = {}
+    with exr.File(path, separate_channels=True) as f:
+        for part in f.parts:
+            for name, ch in part.channels.items():
+                out[name] = np.asarray(ch.pixels, dtype=np.float32)
+    return out
+
+
+def _find_channel(channels: dict[str, np.ndarray], pass_names: Sequence[str]) -> np.ndarray | None:
+    for key, arr in channels.items():
+        parts = key.split(".")
+        if len(parts) >= 2 and parts[-2] in pass_names:
+            return arr
+    return None
+
+
+# --------------------------------------------------------------------------- the scene
+
+
+class BlenderScene:
+    """A private bpy scene set up for deterministic Cycles renders into numpy.
+
+    Build geometry with the module's helpers (``add_object(bs.scene, ...)`` etc.),
+    register every datablock you create with :meth:`own` so :meth:`close`
+    removes it, then call :meth:`render` per camera.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        width: int,
+        height: int,
+        samples: int,
+        device: str = "cpu",
+        threads: int = 0,
+        seed: int = 0,
+        depth: bool = False,
+        segmentation: bool = False,
+        max_bounces: int = 4,
+    ) -> None:
+        bpy = require_bpy()
+        self.scene = bpy.data.scenes.new(f"crlgen.{name}.{os.getpid()}.{next(_ids)}")
+        self.width, self.height = int(width), int(height)
+        self.depth, self.segmentation = bool(depth), bool(segmentation)
+        self.device = setup_cycles(
+            self.scene, width=width, height=height, samples=samples, device=device,
+            threads=threads, seed=seed, max_bounces=max_bounces,
+        )
+        enable_passes(self.scene, depth=self.depth, segmentation=self.segmentation)
+        self._owned: list = []
+        self._tmp = tempfile.mkdtemp(prefix="crlgen-bpy-")
+        self._closed = False
+
+    def own(self, *ids):
+        """Remember datablocks (objects, meshes, materials, ...) for :meth:`close`; returns the first."""
+        self._owned.extend(ids)
+        return ids[0] if ids else None
+
+    @classmethod
+    def from_settings(cls, name: str, rs, threads: int = 0) -> "BlenderScene":
+        """A scene for a ``schemas.render.RenderSettings``: size, samples, device, annotations."""
+        return cls(name, width=rs.width, height=rs.height, samples=rs.samples, device=rs.device, threads=threads,
+                   seed=0, depth="depth" in rs.annotations, segmentation="segmentation" in rs.annotations)
+
+    @contextlib.contextmanager
+    def building(self):
+        """Close this scene again if populating it fails, so no half-built datablocks stay behind."""
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            raise
+
+    @contextlib.contextmanager
+    def persistent(self):
+        """Keep Cycles' synced scene between the renders of one batch, and free it after.
+
+        Persistent data makes 2 concurrent workers ~25 % faster here (less re-sync per
+        render), but Blender 5.0 then keeps a session thread spinning at 100 % of a core
+        until the data is freed (measured), so a world must not leave it on between batches.
+        """
+        r = self.scene.render
+        r.use_persistent_data = True
+        try:
+            yield
+        finally:
+            r.use_persistent_data = False  # the RNA update frees the persistent render data
+
+    def render_views(self, cameras, pixels: np.ndarray, depth: np.ndarray | None, seg: np.ndarray | None) -> None:
+        """Render every camera into row j of the given (view, ...) arrays (None = not wanted)."""
+        for j, cam in enumerate(cameras):
+            rgb, z, ids = self.render(cam)
+            pixels[j] = rgb
+            if depth is not None:
+                depth[j] = z
+            if seg is not None:
+                seg[j] = ids
+
+    def render(self, camera) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Render ``camera``; returns (rgb uint8 HxWx3, depth float32 HxW | None, ids uint8 HxW | None)."""
+        bpy = require_bpy()
+        from PIL import Image  # noqa: PLC0415
+
+        sc = self.scene
+        sc.camera = camera
+        bpy.ops.render.render(write_still=False, scene=sc.name)
+        result = bpy.data.images["Render Result"]
+        fmt = sc.render.image_settings
+        fmt.media_type = "IMAGE"
+        fmt.file_format = "PNG"
+        fmt.color_mode = "RGB"
+        fmt.color_depth = "8"
+        fmt.compression = 0
+        fmt.color_management = "FOLLOW_SCENE"
+        png = os.path.join(self._tmp, "view.png")
+        result.save_render(png, scene=sc)
+        with Image.open(png) as im:
+            rgb = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        depth = seg = None
+        if self.depth or self.segmentation:
+            fmt.media_type = "MULTI_LAYER_IMAGE"
+            fmt.file_format = "OPEN_EXR_MULTILAYER"
+            fmt.color_depth = "32"
+            fmt.exr_codec = "NONE"
+            exr = os.path.join(self._tmp, "view.exr")
+            result.save_render(exr, scene=sc)
+            channels = read_exr(exr)
+            if self.depth:
+                z = _find_channel(channels, ("Depth", "Z"))
+                if z is None:
+                    raise RuntimeError(f"no depth pass in the render (channels: {sorted(channels)})")
+                depth = np.where((z >= BACKGROUND_DEPTH) | ~np.isfinite(z), 0.0, z).astype(np.float32)
+            if self.segmentation:
+                ix = _find_channel(channels, ("Object Index", "IndexOB"))
+                if ix is None:
+                    raise RuntimeError(f"no object-index pass in the render (channels: {sorted(channels)})")
+                seg = np.clip(np.rint(ix), 0, 255).astype(np.uint8)
+        if rgb.shape != (self.height, self.width, 3):
+            raise RuntimeError(f"render came back as {rgb.shape}, expected {(self.height, self.width, 3)}")
+        return rgb, depth, seg
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        try:
+            bpy = require_bpy()
+        except RuntimeError:  # pragma: no cover
+            return
+        objects = [i for i in self._owned if isinstance(i, bpy.types.Object)]
+        others = [i for i in self._owned if not isinstance(i, bpy.types.Object)]
+        for obj in objects:
+            try:
+                bpy.data.objects.remove(obj, do_unlink=True)
+            except ReferenceError:
+                pass
+        for data in others:
+            try:
+                coll = _collection_for(bpy, data)
+                if coll is not None:
+                    coll.remove(data, do_unlink=True)
+            except ReferenceError:
+                pass
+        try:
+            world = self.scene.world
+            bpy.data.scenes.remove(self.scene, do_unlink=True)
+            if world is not None and world.users == 0:
+                bpy.data.worlds.remove(world)
+        except ReferenceError:
+            pass
+        self._owned.clear()
+
+    def __del__(self):  # best effort: temp files only (bpy may be gone at exit)
+        try:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _collection_for(bpy, data):
+    t = bpy.types
+    for typ, coll in (
+        (t.Mesh, bpy.data.meshes), (t.Curve, bpy.data.curves), (t.Material, bpy.data.materials),
+        (t.Light, bpy.data.lights), (t.Camera, bpy.data.cameras), (t.World, bpy.data.worlds),
+        (t.Image, bpy.data.images), (t.NodeTree, bpy.data.node_groups),
+    ):
+        if isinstance(data, typ):
+            return coll
+    return None

@@ -1,0 +1,71 @@
+"""YAML (and JSON) text <-> plain mappings, strict about what a spec file may hold.
+
+Knows nothing of the spec model: :mod:`.loading` and :mod:`.dataset` build on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from .errors import SpecError
+
+#: Largest spec file read (bytes): a spec is text a person writes, not data.
+MAX_SPEC_BYTES = 4 * 1024 * 1024
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys (a silently dropped variable is a wrong dataset)."""
+
+
+def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    out: dict = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise SpecError([f"line {key_node.start_mark.line + 1}: expected a plain key, got {type(key).__name__}"])
+        if key in out:
+            raise SpecError([f"line {key_node.start_mark.line + 1}: duplicate key {key!r}"])
+        out[key] = loader.construct_object(value_node, deep=deep)
+    return out
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def parse_text(text: str, source: str = "<spec>") -> dict[str, Any]:
+    """YAML (a superset of JSON) text -> mapping.
+
+    Raises :class:`~crlgen.schemas.SpecError` (one line naming ``source`` and the
+    line/column) for syntax errors, duplicate keys, non-mapping documents and
+    texts over ``MAX_SPEC_BYTES``.
+    """
+    if len(text.encode("utf-8", "replace")) > MAX_SPEC_BYTES:
+        raise SpecError([f"{source}: spec is larger than {MAX_SPEC_BYTES // 1024 // 1024} MiB"])
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise SpecError([f"{source}: not valid YAML/JSON at {where}: {e.problem}"]) from None
+    except yaml.YAMLError as e:
+        raise SpecError([f"{source}: not valid YAML/JSON: {e}"]) from None
+    except RecursionError:
+        raise SpecError([f"{source}: nesting too deep"]) from None
+    if not isinstance(data, dict):
+        raise SpecError([f"{source}: expected a mapping at the top level, got {type(data).__name__}"])
+    return data
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    """``over`` merged into ``base`` key by key (nested mappings merge, anything else replaces)."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def dump_yaml(data: dict[str, Any]) -> str:
+    """A mapping as block-style YAML, keys in their given order."""
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
