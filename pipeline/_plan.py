@@ -1,9 +1,12 @@
-"""From a spec to a plan: shard boundaries, every array's layout and coordinate values, before anything runs.
+"""From a spec to a plan: shard boundaries, every array's layout, fill value and coordinate values,
+before anything runs.
 
-The layout depends only on the spec (never on worker count), so runs with
-1 or 20 workers write byte-identical stores. The plan is the one description
-of a store: the store creates exactly the arrays it lists (with the coordinate
-values it carries), shard tasks fill them, validation reads them back.
+The layout depends only on the spec (never on worker count), so runs with 1 or 20
+workers write byte-identical stores. The plan is the one description of a store: the
+sampler's arrays (``SAMPLE_FIELDS``) plus the outputs the spec's world declares plus the
+coordinates both name. The store creates exactly these arrays, shard tasks fill the
+per-sample ones, validation and the sidecars read them back; nothing downstream knows
+which world made them.
 """
 
 from __future__ import annotations
@@ -16,24 +19,35 @@ from typing import Any
 
 import numpy as np
 
-from ..scenes.registry import world_info
+from ..scenes.base import Compare, Output
+from ..scenes.registry import world_class
 from ..schemas import DatasetSpec
 from ._scm import BLOCK, SAMPLER_VERSION, edit_columns, sample_fields
 
 #: Version of the store layout (arrays, markers, attributes); part of every spec hash.
-#: 2: markers record each shard's object sizes; coordinates come from the plan.
+#: 2: markers record each shard's object sizes; arrays come from the world's declared
+#: outputs (camera geometry, declared states, units, time, fill values outside each domain).
 FORMAT_VERSION = 2
 TARGET_SHARD_BYTES = 128 * 1024 * 1024
 TARGET_SHARDS = 64
 MAX_SHARD_SAMPLES = 4096
+#: Per-sample outputs at least this large are sharded (inner chunks of one sample or frame).
+SHARD_OUTPUT_BYTES = 16 * 1024
+
+#: Fill values of the sampler's arrays: outside each array's domain (a lost chunk never reads as data).
+_SAMPLER_FILL = {"latents": float("nan"), "noise": float("nan"), "domain": -1, "intervention": -2,
+                 "intervention_mask": False, "intervention_value": float("nan"), "pair": -2, "pair_role": -1,
+                 "edit_frame": -2, "edit_value": float("nan")}
 
 
 @dataclass(frozen=True)
 class ArraySpec:
-    """One Zarr array: shape, dtype (``"str"`` for text), chunk and shard shapes, named dims.
+    """One Zarr array: shape, dtype (``"str"`` for text), chunk and shard shapes, named dims, fill value.
 
-    ``per_sample`` arrays have a leading ``sample`` axis written by shard tasks;
-    the others are coordinates whose ``values`` the plan carries.
+    ``source`` says who writes it: ``sampler`` and ``world`` arrays have a leading
+    ``sample`` axis filled by shard tasks; ``coordinate`` and ``constant`` arrays are
+    written once from ``values`` when the store is created. ``compare`` is how validation
+    compares a re-rendered world output with the stored one.
     """
 
     name: str
@@ -43,8 +57,15 @@ class ArraySpec:
     shards: tuple[int, ...] | None
     dims: tuple[str, ...]
     attrs: dict[str, Any] = field(default_factory=dict)
-    per_sample: bool = True
-    values: tuple[str, ...] | None = None
+    source: str = "sampler"
+    values: Any = None
+    fill: Any = None
+    kind: str = "other"
+    compare: Compare | None = None
+
+    @property
+    def per_sample(self) -> bool:
+        return self.source in ("sampler", "world")
 
     @property
     def nbytes(self) -> int:
@@ -61,9 +82,7 @@ class Plan:
     shard_size: int
     shards: tuple[tuple[int, int], ...]
     arrays: tuple[ArraySpec, ...]
-    kind: str  # "image", "video" or "latents"
-    views: tuple[str, ...]
-    frames: int
+    kind: str  # the world's kind ("image", "video") or "latents": descriptive only
 
     @property
     def bytes_total(self) -> int:
@@ -71,14 +90,14 @@ class Plan:
         return sum(a.nbytes for a in self.arrays)
 
     @property
-    def pixel_array(self) -> str | None:
-        return {"image": "images", "video": "frames"}.get(self.kind)
-
-    @property
     def sample_arrays(self) -> tuple[ArraySpec, ...]:
         """The per-sample arrays the sampler produces (latents, noise, masks, pairs, edits)."""
-        names = {f.name for f in sample_fields(True)}
-        return tuple(a for a in self.arrays if a.name in names)
+        return tuple(a for a in self.arrays if a.source == "sampler")
+
+    @property
+    def world_arrays(self) -> tuple[ArraySpec, ...]:
+        """The per-sample outputs the world writes."""
+        return tuple(a for a in self.arrays if a.source == "world")
 
     @property
     def per_sample_arrays(self) -> tuple[ArraySpec, ...]:
@@ -91,6 +110,10 @@ class Plan:
     def has(self, name: str) -> bool:
         return any(a.name == name for a in self.arrays)
 
+    def images_per_sample(self) -> int:
+        """Rendered colour images per sample (views x frames over every RGB output)."""
+        return sum(int(np.prod(a.shape[1:-3])) for a in self.world_arrays if a.kind == "rgb")
+
     def shard_of(self, sample: int) -> int:
         return sample // self.shard_size
 
@@ -101,14 +124,16 @@ class Plan:
             "shard_size": self.shard_size, "shards": len(self.shards), "spec_hash": self.spec_hash,
             "bytes_uncompressed": self.bytes_total,
             "arrays": [{"name": a.name, "shape": list(a.shape), "dtype": a.dtype, "dims": list(a.dims),
-                        "chunks": list(a.chunks), "shards": list(a.shards) if a.shards else None, "bytes": a.nbytes}
+                        "chunks": list(a.chunks), "shards": list(a.shards) if a.shards else None, "bytes": a.nbytes,
+                        "units": a.attrs.get("units")}
                        for a in self.arrays],
         }
 
 
 def spec_hash(spec: DatasetSpec) -> str:
-    """Identity of the data a spec produces (SHA-256 hex): everything but where it is written."""
-    data = spec.to_dict()
+    """Identity of the data a spec produces (SHA-256 hex): its resolved form (every default written
+    out, see ``DatasetSpec.resolved``) without where it is written, plus the sampler and store versions."""
+    data = spec.resolved().model_dump(mode="json")
     data.pop("output", None)
     payload = {"spec": data, "sampler": SAMPLER_VERSION, "block": BLOCK, "format": FORMAT_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -130,68 +155,81 @@ def default_shard_size(spec: DatasetSpec, bytes_per_sample: int) -> int:
     return int(min(s, by_bytes, MAX_SHARD_SAMPLES if bytes_per_sample >= 1024 else 1_000_000, spec.samples))
 
 
-def world_states(spec: DatasetSpec) -> tuple[str, ...]:
-    """State names a video world records for this spec (templates expanded, object-major)."""
-    return tuple(spec.expand_all(world_info(spec.world).states))
+def world_outputs(spec: DatasetSpec) -> tuple[Output, ...]:
+    """The outputs the spec's world declares for it (none for a latents-only spec)."""
+    return () if spec.world is None else tuple(world_class(spec.world).outputs(spec))
+
+
+def _coordinate(name: str, dim: str, values: tuple) -> ArraySpec:
+    text = any(isinstance(v, str) for v in values)
+    arr = np.array(values, dtype=object if text else np.float64)
+    return ArraySpec(name, (len(values),), "str" if text else "float64", (max(1, len(values)),), None, (dim,),
+                     source="coordinate", values=arr, fill="" if text else float("nan"))
 
 
 def make_plan(spec: DatasetSpec) -> Plan:
     """The plan of a (valid) spec: shards and every array. Pure: reads nothing, writes nothing.
 
-    Raises KeyError for a world the registry does not know (``check_spec`` reports
-    that as a spec error first).
+    Raises KeyError for a world the registry does not know and ValueError for a world whose
+    outputs contradict each other (two different values for one coordinate).
     """
-    kind = "latents" if spec.world is None else world_info(spec.world).kind
-    names = spec.graph.names
-    L = len(names)
-    n = spec.samples
+    kind = "latents" if spec.world is None else world_class(spec.world).info.kind
+    graph = spec.graph
+    names = graph.names
+    L, n = len(names), spec.samples
     edits = edit_columns(spec)
     E = len(edits)
-    cams = spec.render.cameras()
-    V, H, W = len(cams), spec.render.height, spec.render.width
-    T = spec.video.n_frames if spec.video else 1
-    ann = set(spec.render.annotations)
-
-    pix_per_sample = {"image": V * H * W * 3, "video": T * V * H * W * 3}.get(kind, 0)
-    extra = (V * H * W * T * (4 * ("depth" in ann) + ("segmentation" in ann))) if kind != "latents" else 0
-    per_sample = pix_per_sample + extra + L * 8 * 3 + 64
+    outputs = world_outputs(spec)
+    per_sample = sum(int(np.prod(o.shape)) * np.dtype(o.dtype).itemsize for o in outputs if o.per_sample) + L * 8 * 3 + 64
     S = default_shard_size(spec, per_sample)
     shards = tuple((a, min(a + S, n)) for a in range(0, n, S))
 
-    def coordinate(name: str, values) -> ArraySpec:
-        values = tuple(values)
-        return ArraySpec(name, (len(values),), "str", (len(values),), None, (name,), per_sample=False, values=values)
-
+    coords: dict[str, tuple[str, tuple]] = {"latent": ("latent", names),
+                                            "latent_unit": ("latent", tuple(graph.node(x).variable.unit or "" for x in names))}
+    if E:
+        coords["edit"] = ("edit", tuple(f"{e.name}:{e.target}" for e in edits))
     trailing = {"latent": L, "edit": E}
     arrays = []
     for f in sample_fields(E > 0):
         tail = (trailing[f.dim],) if f.dim else ()
-        attrs = {"description": f.description}
+        attrs: dict[str, Any] = {"description": f.description}
         if f.name == "domain":
             attrs["labels"] = list(spec.domains) or ["default"]
         if f.name == "pair_role":
             attrs["labels"] = ["none", "factual", "counterfactual"]
-        arrays.append(ArraySpec(f.name, (n, *tail), f.dtype, (S, *tail), None, ("sample", *((f.dim,) if f.dim else ())), attrs))
-    arrays.append(coordinate("latent", names))
-    if E:
-        arrays.append(coordinate("edit", (f"{e.name}:{e.target}" for e in edits)))
-    if kind == "image":
-        lead, ldims = (V, H, W), ("view", "y", "x")
-    elif kind == "video":
-        lead, ldims = (T, V, H, W), ("time", "view", "y", "x")
-    if kind != "latents":
-        one = (1,) * (len(lead) - 3) if kind == "video" else ()
-        # inner chunk: one sample (one frame of it for videos); shard: the task's samples
-        inner = (1, *one, V, H, W) if kind == "video" else (1, V, H, W)
-        pix = "images" if kind == "image" else "frames"
-        arrays.append(ArraySpec(pix, (n, *lead, 3), "uint8", (*inner, 3), (S, *lead, 3), ("sample", *ldims, "channel")))
-        if "depth" in ann:
-            arrays.append(ArraySpec("depth", (n, *lead), "float32", inner, (S, *lead), ("sample", *ldims), {"units": "m", "background": 0.0}))
-        if "segmentation" in ann:
-            arrays.append(ArraySpec("segmentation", (n, *lead), "uint8", inner, (S, *lead), ("sample", *ldims), {"background": 0}))
-        arrays.append(coordinate("view", (c.name for c in cams)))
-    if kind == "video":
-        states = world_states(spec)
-        arrays.append(ArraySpec("states", (n, T, len(states)), "float64", (S, T, len(states)), None, ("sample", "time", "state")))
-        arrays.append(coordinate("state", states))
-    return Plan(spec, spec_hash(spec), S, shards, tuple(arrays), kind, tuple(c.name for c in cams), T)
+        arrays.append(ArraySpec(f.name, (n, *tail), f.dtype, (S, *tail), None, ("sample", *((f.dim,) if f.dim else ())), attrs,
+                                fill=_SAMPLER_FILL[f.name]))
+    for o in outputs:
+        for cname, (dim, values) in o.coords.items():
+            if cname in coords and coords[cname] != (dim, tuple(values)):
+                raise ValueError(f"world {spec.world}: outputs disagree on the coordinate {cname!r}")
+            coords[cname] = (dim, tuple(values))
+        attrs = {"description": o.description, **({"units": o.units} if o.units else {}), **dict(o.attrs)}
+        if not o.per_sample:
+            value = np.asarray(o.value, dtype=o.dtype)
+            if value.shape != o.shape:
+                raise ValueError(f"world {spec.world}: constant output {o.name} has shape {value.shape}, declared {o.shape}")
+            arrays.append(ArraySpec(o.name, o.shape, o.dtype, o.shape, None, o.dims, attrs, source="constant", values=value,
+                                    fill=o.fill, kind=o.kind))
+            continue
+        attrs["compare"] = o.compare.describe()
+        nbytes = int(np.prod(o.shape)) * np.dtype(o.dtype).itemsize
+        if nbytes >= SHARD_OUTPUT_BYTES:  # inner chunk: one sample (or one frame of it); shard: the task's samples
+            chunks, shard = (1, *(o.chunk or o.shape)), (S, *o.shape)
+        else:
+            chunks, shard = (S, *o.shape), None
+        arrays.append(ArraySpec(o.name, (n, *o.shape), o.dtype, chunks, shard, ("sample", *o.dims), attrs, source="world",
+                                fill=o.fill, kind=o.kind, compare=o.compare))
+    aux = {c: dim for c, (dim, _) in coords.items() if c != dim}
+    arrays = [_with_coordinates(a, aux) for a in arrays]
+    arrays += [_coordinate(c, dim, values) for c, (dim, values) in coords.items()]
+    return Plan(spec, spec_hash(spec), S, shards, tuple(arrays), kind)
+
+
+def _with_coordinates(a: ArraySpec, aux: dict[str, str]) -> ArraySpec:
+    """Name the array's non-index coordinates (units, projections) in its ``coordinates`` attribute (CF, read by xarray)."""
+    mine = [c for c, dim in aux.items() if dim in a.dims]
+    if not mine:
+        return a
+    return ArraySpec(a.name, a.shape, a.dtype, a.chunks, a.shards, a.dims, {**a.attrs, "coordinates": " ".join(mine)},
+                     a.source, a.values, a.fill, a.kind, a.compare)

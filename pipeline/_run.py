@@ -19,11 +19,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..scenes.base import Resources
+from ..scenes.registry import world_class
 from ..schemas import DatasetSpec, SpecError
 from ._faults import signal_after
 from ._plan import Plan, make_plan
 from ._store import Existing, Store, StoreError
-from ._tasks import run_shard
+from ._tasks import release_world, run_shard
 from ._urls import Location, check_location
 
 
@@ -139,10 +141,14 @@ def _execute(plan: Plan, location: Location, pending: list[int], options: RunOpt
     spec_dict = _spec_payload(plan)
     if options.executor == "inline" or location.protocol == "memory":  # memory:// lives in this process only
         out: list[dict[str, Any]] = []
-        for k in pending:
-            _report(out, run_shard(spec_dict, location, k, threads=0), options)
+        try:
+            for k in pending:
+                _report(out, run_shard(spec_dict, location, k, threads=0), options)
+        finally:
+            release_world()  # the engine does not outlive the run
         return out
-    return _execute_ray(location, pending, options, spec_dict)
+    resources = world_class(plan.spec.world).resources(plan.spec) if plan.spec.world else Resources()
+    return _execute_ray(location, pending, options, spec_dict, resources)
 
 
 #: Ray's documented switch for single-machine clusters: "0" keeps every Ray address on 127.0.0.1
@@ -187,13 +193,18 @@ def start_ray(options: RunOptions) -> tuple[bool, int]:
     return True, cpus
 
 
-def _execute_ray(location: Location, pending: list[int], options: RunOptions, spec_dict: dict) -> list[dict[str, Any]]:
+def _execute_ray(location: Location, pending: list[int], options: RunOptions, spec_dict: dict,
+                 resources: Resources) -> list[dict[str, Any]]:
+    started, slots = start_ray(options)  # first: it decides how ray is imported (loopback)
     import ray
     from ray import exceptions as rx
 
-    started, slots = start_ray(options)
     try:
-        task = ray.remote(num_cpus=1, max_retries=options.max_retries, retry_exceptions=False)(run_shard)
+        # one task per shard, taking what the world declares (CPUs, GPUs, custom resources such as a
+        # CARLA server slot); each worker process keeps one world (_tasks.world_for) until Ray ends it
+        opts = resources.ray_options()
+        task = ray.remote(max_retries=options.max_retries, retry_exceptions=False, **opts)(run_shard)
+        threads = max(1, int(opts["num_cpus"]))
         spec_ref = ray.put(spec_dict)
         window = options.window or 2 * slots
         queue: deque[int] = deque(pending)
@@ -206,7 +217,7 @@ def _execute_ray(location: Location, pending: list[int], options: RunOptions, sp
         while queue or inflight:
             while queue and len(inflight) < window:
                 k = queue.popleft()
-                inflight[task.remote(spec_ref, location, k, 1)] = k
+                inflight[task.remote(spec_ref, location, k, threads)] = k
             ready, _ = ray.wait(list(inflight), num_returns=1)
             for ref in ready:
                 k = inflight.pop(ref)

@@ -1,5 +1,6 @@
 """Files beside the arrays: the causal graph (JSON + GraphML), the resolved spec, the manifest,
-a dataset card and a preview image. All are functions of the spec and the data."""
+a dataset card and preview images. All are functions of the spec and the data, and all are
+written from the plan's arrays: nothing here knows which world made them."""
 
 from __future__ import annotations
 
@@ -12,13 +13,9 @@ import numpy as np
 from ..schemas import DatasetSpec
 from ..schemas._yaml import dump_yaml
 from ..schemas.interventions import SingleNode
-
 from ._plan import Plan
-from ._store import Store
+from ._store import GENERATOR_VERSION, Store
 from ._urls import redact_options
-from ._version import __version__
-
-GENERATOR_VERSION = f"crlgen {__version__}"
 
 
 def _shorthand(v: Any) -> Any:
@@ -30,6 +27,9 @@ def _shorthand(v: Any) -> Any:
 
 
 def causal_graph(spec: DatasetSpec, spec_hash: str) -> dict[str, Any]:
+    """The causal graph as JSON-ready data: nodes (type, range, unit, equation, noise, parents),
+    edges, domain-only edges, states, parameters, domains, the intervention regime and its options,
+    counterfactual pairing and temporal edits."""
     g = spec.graph
     nodes = []
     for n in g.nodes:
@@ -45,7 +45,8 @@ def causal_graph(spec: DatasetSpec, spec_hash: str) -> dict[str, Any]:
     options = [{"index": i, "targets": _shorthand(o)} for i, o in enumerate(spec.intervention_options())]
     return {
         "name": spec.name, "spec_hash": spec_hash, "generator": GENERATOR_VERSION, "world": spec.world,
-        "nodes": nodes, "states": list(g.states),
+        "nodes": nodes,
+        "states": [{"name": s, "unit": _state_unit(spec, s)} for s in g.states],
         "edges": [{"source": p, "target": c} for p, c in g.edges()],
         "extra_edges": [{"source": p, "target": c, "where": w} for p, c, w in g.extra_edges],
         "parameters": dict(spec.parameters),
@@ -58,7 +59,17 @@ def causal_graph(spec: DatasetSpec, spec_hash: str) -> dict[str, Any]:
     }
 
 
+def _state_unit(spec: DatasetSpec, name: str) -> str | None:
+    from ..schemas.graph import template_prefix
+
+    for template, var in spec.variables.items():
+        if var.time_varying and (template == name or (template_prefix(template) and name in spec.expand_names(template))):
+            return var.unit
+    return None
+
+
 def graphml(graph: dict[str, Any]) -> str:
+    """The graph's nodes (with their attributes) and edges (``kind``: mechanism or where) as GraphML."""
     import networkx as nx
 
     G = nx.DiGraph(name=graph["name"])
@@ -74,18 +85,19 @@ def graphml(graph: dict[str, Any]) -> str:
 
 
 def resolved_spec_yaml(spec: DatasetSpec) -> str:
-    data = spec.to_dict()
-    out = data.get("output")
-    if out:
-        out.pop("url", None)  # where it was written is not part of the dataset
-        if out.get("storage_options"):
-            out["storage_options"] = redact_options(out["storage_options"])
-        if not out:
-            data.pop("output")
-    return "# Resolved spec: `crlgen run spec.yaml` regenerates this dataset bit for bit.\n" + dump_yaml(data)
+    """The spec with every default written out (``DatasetSpec.resolved``), without where it was
+    written and with credentials redacted: ``crlgen run spec.yaml`` regenerates the dataset from it."""
+    data = spec.resolved().model_dump(mode="json")
+    out = data.pop("output", None) or {}
+    out.pop("url", None)  # where it was written is not part of the dataset
+    if out.get("storage_options"):
+        data["output"] = {"storage_options": redact_options(out["storage_options"])}
+    return ("# Resolved spec (every default written out): `crlgen run spec.yaml` regenerates this dataset bit for bit.\n"
+            + dump_yaml(data))
 
 
 def manifest(plan: Plan, store: Store) -> dict[str, Any]:
+    """The plan's summary with every shard's commit state and checksums."""
     shards = []
     for k, (a, b) in enumerate(plan.shards):
         m = store.marker(k)
@@ -95,19 +107,30 @@ def manifest(plan: Plan, store: Store) -> dict[str, Any]:
 
 
 def dataset_card(plan: Plan, graph: dict[str, Any]) -> str:
+    """The store's README: what it is, its graph, every array (dims, shape, dtype, units, meaning), how to load it."""
     spec = plan.spec
     rows = "\n".join(
         f"| `{n['name']}` | {n['type']} | {n['unit'] or ''} | {', '.join(n['parents']) or '(root)'} | `{n['mechanism'] or n['noise']}` |"
         for n in graph["nodes"])
     edges = ", ".join(f"{e['source']} → {e['target']}" for e in graph["edges"]) or "none"
-    arrays = "\n".join(f"| `{a.name}` | {', '.join(a.dims)} | {'×'.join(map(str, a.shape))} | {a.dtype} |" for a in plan.arrays)
+    arrays = "\n".join(f"| `{a.name}` | {', '.join(a.dims)} | {'×'.join(map(str, a.shape))} | {a.dtype} | "
+                       f"{a.attrs.get('units', '')} | {a.attrs.get('description', '')} |"
+                       for a in plan.arrays if a.source != "coordinate")
+    keys = [f"- `{a.name}`: " + ", ".join(f"{k} = {v}" for k, v in a.attrs["ids"].items())
+            for a in plan.arrays if "ids" in a.attrs]
+    geometry = ""
+    if any(a.name.startswith("camera_to_world") for a in plan.arrays):
+        geometry = ("\nCamera geometry: `intrinsics` (K per view) and `camera_to_world` (4x4 per sample and frame) use "
+                    "OpenCV's convention: camera x right, y down, z forward; pixel (u, v) = (column, row) with integer "
+                    "values at pixel centres; world z up, metres. A world point X projects to K @ (R^T (X - t)) / z.\n")
+    ids = ("\nSegmentation ids:\n" + "\n".join(keys) + "\n") if keys else ""
     return f"""# {spec.name}
 
 {spec.description.strip()}
 
 Generated by {GENERATOR_VERSION} from `spec.yaml` (spec hash `{plan.spec_hash[:16]}`):
-{spec.samples} samples, world `{spec.world or 'none (latents only)'}`, {len(plan.views) if plan.kind != 'latents' else 0} views,
-{len(spec.domains) or 1} domain(s), intervention regime `{spec.interventions.regime}`.
+{spec.samples} samples, world `{spec.world or 'none (latents only)'}`, {len(spec.domains) or 1} domain(s),
+intervention regime `{spec.interventions.regime}`.
 
 ## Causal graph
 Edges: {edges}. Full graph: `causal_graph.json` (and `causal_graph.graphml`).
@@ -117,59 +140,68 @@ Edges: {edges}. Full graph: `causal_graph.json` (and `causal_graph.graphml`).
 {rows}
 
 ## Arrays
-| array | dims | shape | dtype |
-|---|---|---|---|
+| array | dims | shape | dtype | units | meaning |
+|---|---|---|---|---|---|
 {arrays}
-
+{geometry}{ids}
 `intervention_mask[i, j]` says whether latent j of sample i was intervened on, `intervention`
 the regime option (see `causal_graph.json`), `pair` a counterfactual partner (same noise).
+Missing data never reads as a value: fill values lie outside each array's domain (NaN for
+floats, -2 for `pair` and `intervention`, -1 for `domain`, 255 for segmentation ids).
 
 ## Load it
 ```python
-import xarray as xr
-ds = xr.open_zarr("<this store's URL>")
+from crlgen.pipeline import open_store
+ds = open_store("<this store's URL>")
 ds.latents.sel(latent="{graph['nodes'][0]['name']}")
 ```
 Check it: `crlgen validate <URL>` (the last report is in `validation.json`).
 """
 
 
+def _rgb_array(plan: Plan):
+    return next((a for a in plan.world_arrays if a.kind == "rgb"), None)
+
+
 def preview_png(plan: Plan, store: Store, max_samples: int = 6) -> bytes | None:
-    """A grid: one row per sample, one column per view (first frame for videos)."""
-    if plan.kind == "latents":
+    """A grid of the first colour output: one row per sample, one column per view (first frame of videos)."""
+    a = _rgb_array(plan)
+    if a is None:
         return None
     from PIL import Image
 
     g = store.group("r")
     n = min(max_samples, plan.spec.samples)
-    pix = np.asarray(g[plan.pixel_array][:n])
-    if plan.kind == "video":
+    pix = np.asarray(g[a.name][:n])
+    while pix.ndim > 5:  # (n, time, ..., view, y, x, 3): the first frame
         pix = pix[:, 0]
     rows = [np.concatenate(list(s), axis=1) for s in pix]  # views side by side
-    grid = np.concatenate(rows, axis=0)
     buf = io.BytesIO()
-    Image.fromarray(grid).save(buf, format="PNG", optimize=False)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
 
 
 def preview_gif(plan: Plan, store: Store, max_samples: int = 4, max_frames: int = 90) -> bytes | None:
-    """An animated grid for video datasets: rows = samples, columns = views."""
-    if plan.kind != "video":
+    """An animated grid of the first colour output with a ``time`` dim: rows = samples, columns = views."""
+    a = _rgb_array(plan)
+    if a is None or "time" not in a.dims:
         return None
     from PIL import Image
 
     g = store.group("r")
     n = min(max_samples, plan.spec.samples)
-    frames = np.asarray(g[plan.pixel_array][:n, :max_frames])  # (n, T, V, H, W, 3)
+    frames = np.asarray(g[a.name][:n, :max_frames])  # (n, T, V, H, W, 3)
     tiles = [np.concatenate([np.concatenate(list(frames[i, t]), axis=1) for i in range(n)], axis=0)
              for t in range(frames.shape[1])]
     images = [Image.fromarray(t) for t in tiles]
+    fps = a.attrs.get("fps", 10)
     buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000 / plan.spec.video.fps)), loop=0)
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000 / fps)), loop=0)
     return buf.getvalue()
 
 
 def write_sidecars(plan: Plan, store: Store) -> None:
+    """Write every sidecar (graph, GraphML, resolved spec, card, manifest, previews) into the store."""
     graph = causal_graph(plan.spec, plan.spec_hash)
     store.write_text("causal_graph.json", json.dumps(graph, indent=1))
     store.write_text("causal_graph.graphml", graphml(graph))

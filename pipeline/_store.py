@@ -30,6 +30,9 @@ import numpy as np
 
 from ._plan import FORMAT_VERSION, Plan
 from ._urls import Location, storage_error
+from ._version import __version__
+
+GENERATOR_VERSION = f"crlgen {__version__}"
 
 MARKERS = "_crlgen/shards"
 RUNS = "_crlgen/runs"
@@ -176,15 +179,15 @@ class Store:
         for a in plan.arrays:
             arr = root.create_array(
                 a.name, shape=a.shape, dtype=str if a.dtype == "str" else a.dtype, chunks=a.chunks, shards=a.shards,
-                dimension_names=a.dims, compressors=_compressors(a.dtype), attributes=a.attrs,
-                fill_value="" if a.dtype == "str" else None,
+                dimension_names=a.dims, compressors=_compressors(a.dtype), attributes=a.attrs, fill_value=a.fill,
             )
             if a.values is not None:
-                arr[:] = np.array(a.values, dtype=object)
+                arr[...] = a.values
 
     def _group_attrs(self, plan: Plan, status: str) -> dict[str, Any]:
         return {"spec_hash": plan.spec_hash, "format": FORMAT_VERSION, "status": status, "name": plan.spec.name,
-                "world": plan.spec.world, "kind": plan.kind, "samples": plan.spec.samples, "shard_size": plan.shard_size}
+                "world": plan.spec.world, "kind": plan.kind, "samples": plan.spec.samples, "shard_size": plan.shard_size,
+                "generator": GENERATOR_VERSION}
 
     def set_status(self, plan: Plan, status: str) -> None:
         """Set ``status`` (writing, complete, invalid) in the group attributes."""

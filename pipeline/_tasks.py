@@ -66,23 +66,30 @@ def world_batch(model: CompiledSCM, batch: SampleBatch) -> WorldBatch:
     return WorldBatch(np.arange(batch.start, batch.stop), latents, batch.seeds, edits)
 
 
+def release_world() -> None:
+    """Close this process's cached world (the end of an in-process run)."""
+    cur = _CACHE.pop("world", None)
+    if cur is not None:
+        cur[1].close()
+
+
 def shard_arrays(spec: DatasetSpec, plan: Plan, model: CompiledSCM, start: int, stop: int, threads: int = 0) -> tuple[dict[str, np.ndarray], float]:
-    """Every per-sample array of samples ``start..stop-1`` (by name), and the seconds spent rendering."""
+    """Every per-sample array of samples ``start..stop-1`` (by name), and the seconds spent rendering.
+
+    Raises ValueError when the world returns other outputs than it declared.
+    """
     batch = model.sample(start, stop)
     data = batch.arrays()
     render_s = 0.0
-    if plan.kind != "latents":
+    if plan.world_arrays:
         world = world_for(spec, threads)
         t = time.perf_counter()
-        out = world.render(world_batch(model, batch))
+        out = world.render(world_batch(model, batch)).outputs
         render_s = time.perf_counter() - t
-        data[plan.pixel_array] = out.pixels
-        if plan.has("depth"):
-            data["depth"] = out.depth
-        if plan.has("segmentation"):
-            data["segmentation"] = out.segmentation
-        if plan.has("states"):
-            data["states"] = out.states
+        declared = {a.name for a in plan.world_arrays}
+        if set(out) != declared:
+            raise ValueError(f"world {spec.world} returned outputs {sorted(out)}, but declared {sorted(declared)}")
+        data.update(out)
     return {k: np.ascontiguousarray(v) for k, v in data.items()}, render_s
 
 
@@ -94,5 +101,5 @@ def run_shard(spec_dict: dict[str, Any], location: Location, shard: int, threads
     start, stop = plan.shards[shard]
     data, render_s = shard_arrays(spec, plan, model, start, stop, threads)
     Store(location).write_shard(plan, shard, data)
-    return {"shard": shard, "samples": stop - start, "frames": (stop - start) * plan.frames * len(plan.views) if plan.kind != "latents" else 0,
+    return {"shard": shard, "samples": stop - start, "frames": (stop - start) * plan.images_per_sample(),
             "seconds": time.perf_counter() - t0, "render_seconds": render_s, "pid": os.getpid(), "host": socket.gethostname()}

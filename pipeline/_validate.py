@@ -1,8 +1,9 @@
 """The validation stage: proves a store's latents agree with its spec and its pixels.
 
-Seven checks: integrity, reproducibility, mechanisms, interventions, statistics
-(with Benjamini-Hochberg false-discovery control), rendering and, for videos,
-dynamics. The report is deterministic (no timings) so that it is part of the
+Checks: integrity, reproducibility, mechanisms, interventions, statistics (with
+Benjamini-Hochberg false-discovery control), rendering (every world output, compared
+as its world declares), dynamics (for worlds that simulate), and each check the world
+itself declares (e.g. ``penetration``, ``energy``), reported under its own name. The report is deterministic (no timings) so that it is part of the
 byte-identical store, and states what it covered: by default every shard's
 objects are checked against their recorded sizes from one listing and a few
 shards are re-read and re-hashed; ``full=True`` re-hashes every shard.
@@ -91,9 +92,16 @@ def validate_store(location: Location, plan: Plan | None = None, *, full: bool =
         check_mechanisms(plan, model, data),
         check_interventions(plan, model, data),
         check_statistics(plan, model, data),
-        check_rendering(plan, model, store, rng, rerender_samples),
-        check_dynamics(plan, model, store, data, rng, rerender_samples),
     ]
+    samples = sorted(rng.choice(plan.spec.samples, size=min(rerender_samples, plan.spec.samples), replace=False).tolist())
+    world = build_world(plan.spec, threads=0) if plan.world_arrays else None
+    try:
+        checks.append(check_rendering(plan, model, store, world, samples))
+        dynamics, world_checks = check_dynamics(plan, model, store, data, world, samples, rng)
+        checks += [dynamics, *world_checks]
+    finally:
+        if world is not None:
+            world.close()
     return _report(checks, plan)
 
 
@@ -360,104 +368,85 @@ def check_statistics(plan: Plan, model: CompiledSCM, data: dict) -> Check:
 
 
 # ----- 6. rendering --------------------------------------------------------------------------------
-def check_rendering(plan: Plan, model: CompiledSCM, store: Store, rng, n: int) -> Check:
+def check_rendering(plan: Plan, model: CompiledSCM, store: Store, world, picks: list[int]) -> Check:
+    """Re-rendered samples equal the stored outputs, each under the comparison its world declared."""
     c = Check("rendering")
-    if plan.kind == "latents":
+    if world is None:
         c.skipped = "latents-only dataset"
         return c
-    picks = sorted(rng.choice(plan.spec.samples, size=min(n, plan.spec.samples), replace=False).tolist())
     g = store.group("r")
-    world = build_world(plan.spec, threads=0)
-    try:
-        for i in picks:
-            batch = model.sample(i, i + 1, check=False)
-            out = world.render(world_batch(model, batch))
-            stored = {plan.pixel_array: np.asarray(g[plan.pixel_array][i:i + 1])}
-            fresh = {plan.pixel_array: out.pixels}
-            if "depth" in plan.spec.render.annotations:
-                stored["depth"], fresh["depth"] = np.asarray(g["depth"][i:i + 1]), out.depth
-            if "segmentation" in plan.spec.render.annotations:
-                stored["segmentation"], fresh["segmentation"] = np.asarray(g["segmentation"][i:i + 1]), out.segmentation
-            if plan.kind == "video":
-                stored["states"], fresh["states"] = np.asarray(g["states"][i:i + 1]), out.states
-            for name in stored:
-                if not np.array_equal(stored[name], fresh[name]):
-                    diff = float(np.mean(stored[name].astype(np.float64) != fresh[name].astype(np.float64)))
-                    c.problems.append(f"sample {i}: re-rendered {name} differs from the stored one ({diff:.1%} of values)")
-    finally:
-        world.close()
-    c.details = {"samples_rerendered": picks}
+    for i in picks:
+        fresh = world.render(world_batch(model, model.sample(i, i + 1, check=False))).outputs
+        for a in plan.world_arrays:
+            c.problems += [f"sample {i}: re-rendered {p}" for p in a.compare.problems(a.name, np.asarray(g[a.name][i:i + 1]), fresh[a.name])]
+    c.details = {"samples_rerendered": picks, "compared": {a.name: a.compare.describe() for a in plan.world_arrays}}
     return c
 
 
-# ----- 7. dynamics (video worlds) ----------------------------------------------------------------
-#: Largest contact penetration (m) a plausible simulation may show; hard impacts at 8 substeps reach ~4 cm.
-PENETRATION_TOLERANCE = 0.06
-#: Energy may not grow by more than this share of the initial energy (plus 1 mJ) without an edit or wind.
-ENERGY_TOLERANCE = 0.05
+# ----- 7. dynamics (worlds that simulate) ----------------------------------------------------------
+def _stored_columns(plan: Plan, sim_names: tuple[str, ...]) -> list[int] | None:
+    if not plan.has("state"):
+        return None
+    return [sim_names.index(str(s)) for s in plan.array("state").values]
 
 
-def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, rng, n: int) -> Check:
-    """Re-simulated state series are bitwise equal; edits act at their frame; no energy from nowhere."""
+def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, world, picks: list[int],
+                   rng) -> tuple[Check, list[Check]]:
+    """Re-simulated state series equal the stored ones; edits act at their frame; counterfactual partners
+    equal their factual sample before their edit. Also runs the world's own checks on the re-simulated
+    samples; returns (dynamics, [one check per world check])."""
     c = Check("dynamics")
-    if plan.kind != "video":
-        c.skipped = "still images"
-        return c
+    if world is None or not world.can_simulate():
+        c.skipped = "the world does not simulate" if world is not None else "latents-only dataset"
+        return c, []
     g = store.group("r")
     ef = data.get("edit_frame", np.zeros((plan.spec.samples, 0), np.int32))
     role, pair = data["pair_role"], data["pair"]
-    picks = set(rng.choice(plan.spec.samples, size=min(n, plan.spec.samples), replace=False).tolist())
     edited = np.flatnonzero((ef >= 0).any(axis=1)) if ef.size else np.zeros(0, int)
-    picks |= set(rng.choice(edited, size=min(2, edited.size), replace=False).tolist()) if edited.size else set()
-    picks = sorted(picks)
-    world = build_world(plan.spec, threads=0)
-    checked_edits = energy_checked = 0
-    try:
-        for i in picks:
-            wb = world_batch(model, model.sample(i, i + 1, check=False))
-            states, extras = world.simulate(wb, extras=True)
-            if not np.array_equal(states, np.asarray(g["states"][i:i + 1])):
-                c.problems.append(f"sample {i}: re-simulated states differ from the stored ones")
-            pen = float(extras["max_penetration"][0])
-            if pen > PENETRATION_TOLERANCE:
-                c.problems.append(f"sample {i}: objects interpenetrate by {pen:.3f} m (tolerance {PENETRATION_TOLERANCE} m)")
-            for k, e in enumerate(wb.edits):
-                t = int(e.frame[0])
-                if t < 0:
-                    continue
-                others = tuple(x for j, x in enumerate(wb.edits) if j != k)
-                plain = world.simulate(WorldBatch(wb.index, wb.latents, wb.seeds, others))
-                checked_edits += 1
-                if not np.array_equal(states[0, :t], plain[0, :t]):
-                    c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op}) changed states before its frame {t}")
-                if not _no_op(e, wb) and np.array_equal(states[0, t:], plain[0, t:]):
-                    c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g}) had no effect from frame {t}")
-            applied = any(int(e.frame[0]) >= 0 for e in wb.edits)
-            if not applied and float(wb.latents.get("wind", np.zeros(1))[0]) == 0.0:
-                energy = extras["energy"][0]
-                limit = energy[0] + ENERGY_TOLERANCE * abs(energy[0]) + 1e-3
-                energy_checked += 1
-                if energy.max() > limit:
-                    c.problems.append(f"sample {i}: energy grows from {energy[0]:.4g} J to {energy.max():.4g} J without an edit")
-    finally:
-        world.close()
-    # counterfactual videos: identical before the partner's edit
+    picks = sorted(set(picks) | (set(rng.choice(edited, size=min(2, edited.size), replace=False).tolist()) if edited.size else set()))
+    checked_edits = 0
+    sims = []
+    for i in picks:
+        wb = world_batch(model, model.sample(i, i + 1, check=False))
+        sim = world.simulate(wb)
+        sims.append((wb, sim))
+        cols = _stored_columns(plan, sim.state_names)
+        if cols is not None and not np.array_equal(sim.states[:, :, cols], np.asarray(g["states"][i:i + 1])):
+            c.problems.append(f"sample {i}: re-simulated states differ from the stored ones")
+        if plan.has("inputs") and not np.array_equal(sim.inputs, np.asarray(g["inputs"][i:i + 1])):
+            c.problems.append(f"sample {i}: re-simulated inputs differ from the stored ones")
+        for k, e in enumerate(wb.edits):
+            t = int(e.frame[0])
+            if t < 0:
+                continue
+            others = tuple(x for j, x in enumerate(wb.edits) if j != k)
+            plain = world.simulate(WorldBatch(wb.index, wb.latents, wb.seeds, others)).states
+            checked_edits += 1
+            if not np.array_equal(sim.states[0, :t], plain[0, :t]):
+                c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op}) changed states before its frame {t}")
+            if not _no_op(e, wb) and np.array_equal(sim.states[0, t:], plain[0, t:]):
+                c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g}) had no effect from frame {t}")
+    # counterfactual videos: every output with a time axis is identical before the partner's edit
     cf_cols = [k for k, e in enumerate(model.edits) if e.counterfactual]
-    partners = np.flatnonzero(role == ROLE_COUNTERFACTUAL)
+    timed = [a.name for a in plan.world_arrays if len(a.dims) > 1 and a.dims[1] == "time"]
     pairs_checked = 0
-    for j in partners[:4] if cf_cols else ():
-        t = int(ef[j, cf_cols[0]])
-        f = int(pair[j])
+    for j in np.flatnonzero(role == ROLE_COUNTERFACTUAL)[:4] if cf_cols else ():
+        t, f = int(ef[j, cf_cols[0]]), int(pair[j])
         if t <= 0:
             continue
         pairs_checked += 1
-        for name in ("states", plan.pixel_array):
-            a, b = np.asarray(g[name][j, :t]), np.asarray(g[name][f, :t])
-            if not np.array_equal(a, b):
+        for name in timed:
+            if not np.array_equal(np.asarray(g[name][j, :t]), np.asarray(g[name][f, :t]), equal_nan=True):
                 c.problems.append(f"pair {f}/{j}: {name} differ before the counterfactual edit at frame {t}")
-    c.details = {"samples_resimulated": picks, "edits_checked": checked_edits, "energy_checked": energy_checked,
-                 "counterfactual_pairs_checked": pairs_checked}
-    return c
+    c.details = {"samples_resimulated": picks, "edits_checked": checked_edits, "counterfactual_pairs_checked": pairs_checked}
+    world_checks = []
+    for wc in type(world).checks:
+        wcheck = Check(wc.name)
+        for wb, sim in sims:
+            wcheck.problems += wc.run(world, wb, sim)
+        wcheck.details = {"owner": plan.spec.world, "rule": wc.description, "samples": picks}
+        world_checks.append(wcheck)
+    return c, world_checks
 
 
 def _no_op(edit, wb) -> bool:

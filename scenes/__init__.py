@@ -3,9 +3,12 @@
 Nothing here imports a rendering or physics engine at import time.
 """
 
-from .base import BatchEdit, RenderOutput, World, WorldBatch, WorldInfo
+from .base import (EXACT, BatchEdit, Compare, Output, Rendered, Resources, Simulation, World, WorldBatch, WorldCheck,
+                   WorldInfo, check_latent_values)
+from .cameras import CameraModel, CameraRig
 from .engines import EngineMissing
-from .registry import WORLDS, CatalogEntry, build_world, catalog, catalog_path, check_world, world_class, world_info
+from .registry import CatalogEntry, build_world, catalog, catalog_path, check_world, world_class, world_info, worlds
 
-__all__ = ["BatchEdit", "CatalogEntry", "EngineMissing", "RenderOutput", "World", "WorldBatch", "WorldInfo", "WORLDS",
-           "build_world", "catalog", "catalog_path", "check_world", "world_class", "world_info"]
+__all__ = ["EXACT", "BatchEdit", "CameraModel", "CameraRig", "CatalogEntry", "Compare", "EngineMissing", "Output",
+           "Rendered", "Resources", "Simulation", "World", "WorldBatch", "WorldCheck", "WorldInfo", "build_world",
+           "catalog", "catalog_path", "check_latent_values", "check_world", "world_class", "world_info", "worlds"]

@@ -1,19 +1,124 @@
 """The one seam every world plugs into.
 
-A world turns a batch of sampled latents into pixels (and, for dynamic scenes,
-simulated state series). It is built once per worker process and reused for
-many shards, so engines are set up in ``__init__`` and torn down in ``close``.
-Worlds never draw randomness of their own: anything random they need comes from
-the per-sample seeds in :class:`WorldBatch`.
+A world turns a batch of sampled latents into the outputs it declares (pixels, depth,
+segmentation, camera geometry, simulated states, per-frame inputs, anything of its own).
+It is built once per worker process and reused for many shards, so engines are set up in
+``__init__`` and torn down in ``close``. Worlds never draw randomness of their own:
+anything random comes from the per-sample seeds in :class:`WorldBatch`.
+
+What a world states, all without its engine:
+
+- :class:`WorldInfo`: the latents it reads with their valid ranges, the states it
+  simulates, the per-frame inputs it records, edit targets, engines, camera kinds and
+  mount points, limits (object counts), Python modules it needs, and the Ray resources
+  one render task takes;
+- :meth:`World.outputs`: every array it writes for a spec, as :class:`Output` (name,
+  dims, per-sample shape, dtype, units, how a re-render is compared, attributes,
+  coordinate values) - the planner, the shard task, validation, sidecars and
+  ``inspect`` read only these;
+- :meth:`World.check`: spec problems only this world knows of;
+- ``checks``: plausibility rules (:class:`WorldCheck`) validation runs by name;
+- optionally :meth:`World.simulate` (re-simulate a batch to states) for dynamic worlds.
 """
 
 from __future__ import annotations
 
 import abc
+import re
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping
 
 import numpy as np
+
+
+@dataclass(frozen=True)
+class Compare:
+    """How a re-rendered output is compared with the stored one.
+
+    ``exact``: bitwise equal. Otherwise values may differ by ``atol + rtol * |stored|``
+    in at most ``max_fraction`` of the elements (engines that are not bit-exact).
+    """
+
+    exact: bool = True
+    atol: float = 0.0
+    rtol: float = 0.0
+    max_fraction: float = 0.0
+
+    def problems(self, name: str, stored: np.ndarray, fresh: np.ndarray) -> list[str]:
+        """Problem lines (empty when the arrays agree under this rule)."""
+        if stored.shape != fresh.shape:
+            return [f"{name}: shape {fresh.shape} differs from the stored {stored.shape}"]
+        if self.exact:
+            if np.array_equal(stored, fresh, equal_nan=stored.dtype.kind == "f"):
+                return []
+            share = float(np.mean(stored != fresh))
+            return [f"{name} differs from the stored one ({share:.1%} of values; compared bit for bit)"]
+        a, b = stored.astype(np.float64), fresh.astype(np.float64)
+        bad = np.abs(a - b) > self.atol + self.rtol * np.abs(a)
+        share = float(np.mean(bad))
+        if share > self.max_fraction:
+            return [f"{name} differs from the stored one in {share:.2%} of values (allowed {self.max_fraction:.2%} "
+                    f"beyond atol {self.atol:g}, rtol {self.rtol:g})"]
+        return []
+
+    def describe(self) -> str:
+        return "bit-exact" if self.exact else f"atol {self.atol:g}, rtol {self.rtol:g}, at most {self.max_fraction:.2%} of values"
+
+
+EXACT = Compare()
+
+OutputKind = Literal["rgb", "depth", "segmentation", "camera", "states", "inputs", "other"]
+
+
+@dataclass(frozen=True)
+class Output:
+    """One array a world writes.
+
+    ``dims`` and ``shape`` are per sample (the store adds a leading ``sample`` axis) unless
+    ``per_sample`` is False: then the array is fixed by the spec, ``value`` holds it and it
+    is written once when the store is created (camera intrinsics, say). ``chunk`` is the
+    per-sample inner chunk (default: the whole sample). ``fill`` is the value a missing
+    chunk reads as: chosen outside the output's domain where one exists. ``coords`` gives
+    the values of named dims (view names, state names, times in seconds); the store writes
+    each as a coordinate array.
+    """
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    dtype: str
+    kind: OutputKind = "other"
+    units: str | None = None
+    description: str = ""
+    compare: Compare = EXACT
+    chunk: tuple[int, ...] | None = None
+    fill: Any = None
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    coords: Mapping[str, tuple] = field(default_factory=dict)
+    per_sample: bool = True
+    value: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.dims) != len(self.shape):
+            raise ValueError(f"output {self.name}: {len(self.dims)} dims for a {len(self.shape)}-d shape")
+        if not self.per_sample and self.value is None:
+            raise ValueError(f"output {self.name}: a constant output needs its value")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one render task of a world takes from Ray: CPUs, GPUs and custom resources (``{"carla": 1}``)."""
+
+    cpus: float = 1.0
+    gpus: float = 0.0
+    custom: Mapping[str, float] = field(default_factory=dict)
+
+    def ray_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``ray.remote`` / ``.options``."""
+        out: dict[str, Any] = {"num_cpus": self.cpus, "num_gpus": self.gpus}
+        if self.custom:
+            out["resources"] = dict(self.custom)
+        return out
 
 
 @dataclass(frozen=True)
@@ -27,17 +132,30 @@ class WorldInfo:
     latents: tuple[str, ...]
     """Latent names the world reads; a spec must define each (templated names use ``[i]``)."""
     optional_latents: tuple[str, ...] = ()
+    ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Valid range of each latent the world reads (by template name); a spec's declared range must lie inside."""
     states: tuple[str, ...] = ()
     """Per-frame state names the world simulates (video worlds), ``[i]`` per object."""
+    state_units: Mapping[str, str] = field(default_factory=dict)
+    inputs: tuple[str, ...] = ()
+    """Per-frame inputs decided inside the simulation (controller actions, light phases), recorded by name."""
     edit_targets: tuple[str, ...] = ()
     """Names a temporal edit may target."""
     annotations: tuple[str, ...] = ("depth", "segmentation")
     engines: tuple[str, ...] = ()
     """Render engines the world accepts in ``render.engine``; the first is the default."""
+    camera_kinds: tuple[str, ...] = ("orbit", "fixed")
+    mounts: tuple[str, ...] = ()
+    """Bodies or links a ``mounted`` camera may ride on (``obj[i]`` per object)."""
+    max_objects: Mapping[str, int] = field(default_factory=dict)
+    """Most objects per template prefix (``{"obj": 253}``)."""
     requires: tuple[str, ...] = ()
     """Python modules the world always needs (``bpy``, ``pybullet``); each maps to a ``crlgen`` extra."""
     engine_requires: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """Extra modules per render engine, e.g. ``(("cycles", ("bpy", "OpenEXR")),)``."""
+    resources: Resources = field(default_factory=Resources)
+    exact: bool = True
+    """Whether re-rendering reproduces outputs bit for bit (else outputs state their tolerance)."""
 
     def modules_for(self, engine: str | None) -> tuple[str, ...]:
         """Every Python module a spec with ``render.engine = engine`` needs."""
@@ -51,8 +169,8 @@ class WorldBatch:
 
     ``latents`` maps each latent name to a float64 array of shape (n,).
     ``seeds`` holds one uint64 per sample for any world-internal randomness.
-    ``edits`` lists, per temporal edit, its description and per-sample frame
-    (-1 when not applied) and value.
+    ``edits`` lists, per temporal edit, its target and per-sample frame
+    (-1 when not applied), end frame and value.
     """
 
     index: np.ndarray
@@ -63,9 +181,16 @@ class WorldBatch:
     def __len__(self) -> int:
         return int(self.index.shape[0])
 
+    def take(self, rows) -> "WorldBatch":
+        """The samples at ``rows`` (an index array or slice) as a batch of their own."""
+        return WorldBatch(self.index[rows], {k: v[rows] for k, v in self.latents.items()}, self.seeds[rows],
+                          tuple(BatchEdit(e.target, e.op, e.frame[rows], e.end_frame[rows], e.value[rows]) for e in self.edits))
+
 
 @dataclass(frozen=True)
 class BatchEdit:
+    """One temporal edit column: ``target op value`` from ``frame`` (-1: not applied) to ``end_frame`` (-1: the end)."""
+
     target: str
     op: Literal["set", "add", "scale"]
     frame: np.ndarray  # (n,) int64, -1 where not applied
@@ -74,23 +199,85 @@ class BatchEdit:
 
 
 @dataclass
-class RenderOutput:
-    """Arrays for one batch; leading dims are (sample, [time,] view)."""
+class Simulation:
+    """A dynamic world's simulated series for a batch.
 
-    pixels: np.ndarray  # uint8 (n, [t,] v, y, x, 3)
-    depth: np.ndarray | None = None  # float32 metres, (n, [t,] v, y, x)
-    segmentation: np.ndarray | None = None  # uint8 instance ids, 0 = background
-    states: np.ndarray | None = None  # float64 (n, t, state)
+    ``states`` (n, T, S) float64 with ``state_names`` (every state the world tracks, a
+    superset of what a spec stores); ``inputs`` (n, T, I) float64 with ``input_names``;
+    ``extras``: world-specific series its checks read (energy, penetration...).
+    """
+
+    states: np.ndarray
+    state_names: tuple[str, ...]
+    inputs: np.ndarray | None = None
+    input_names: tuple[str, ...] = ()
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class WorldCheck:
+    """A plausibility rule a world owns: ``run(world, batch, simulation) -> problem lines``; reported by ``name``."""
+
+    name: str
+    description: str
+    run: Callable[["World", WorldBatch, Simulation], list[str]]
+
+
+@dataclass
+class Rendered:
+    """What ``render`` returns: every declared per-sample output by name (leading axis n).
+
+    For camera-geometry checks (not stored): ``landmarks``, the centres of known objects per
+    sample and frame, (n, T, K, 3) float64 in metres (T = 1 for still images);
+    ``landmark_ids`` (K,), the segmentation id of each object; ``landmark_radius`` (n, K, 2),
+    per object the radius (m) of a ball around its centre that lies inside it and of one that
+    holds it. ``simulation``: the simulated series behind a video, for worlds that simulate.
+    """
+
+    outputs: dict[str, np.ndarray]
+    landmarks: np.ndarray | None = None
+    landmark_ids: np.ndarray | None = None
+    landmark_radius: np.ndarray | None = None
+    simulation: Simulation | None = None
+
+
+def _template_of(name: str) -> str:
+    """``obj[3].mass`` -> ``obj[i].mass``; a plain name stays."""
+    return re.sub(r"\[\d+\]", "[i]", name, count=1)
+
+
+def check_latent_values(info: WorldInfo, latents: Mapping[str, np.ndarray]) -> None:
+    """Raise ValueError if a latent the world reads is non-finite or outside its valid range.
+
+    Worlds call this instead of clamping: a value the pixels cannot show is an error, never a
+    silently different picture. (``crlgen check`` refuses specs that could produce one.)
+    """
+    read = set(info.latents) | set(info.optional_latents)
+    for key, arr in latents.items():
+        template = _template_of(key)
+        if template not in read:
+            continue
+        a = np.asarray(arr, dtype=np.float64)
+        bad = ~np.isfinite(a)
+        if bad.any():
+            raise ValueError(f"latent {key!r} has non-finite values (batch rows {np.flatnonzero(bad)[:5].tolist()})")
+        if template in info.ranges:
+            lo, hi = info.ranges[template]
+            bad = (a < lo) | (a > hi)
+            if bad.any():
+                idx = np.flatnonzero(bad)
+                raise ValueError(f"latent {key!r} has values outside {info.name}'s valid range [{lo:g}, {hi:g}]: "
+                                 f"{a[idx[:3]].tolist()} (batch rows {idx[:5].tolist()})")
+
+
 class World(abc.ABC):
-    """Base class of every world; subclasses set ``info`` and implement ``render``."""
+    """Base class of every world; subclasses set ``info`` and implement ``outputs`` and ``render``."""
 
     info: ClassVar[WorldInfo]
+    checks: ClassVar[tuple[WorldCheck, ...]] = ()
 
     def __init__(self, spec, threads: int = 0) -> None:
-        """Build the engine's scene once; ``spec`` is a ``schemas.DatasetSpec``.
+        """Build the engine's scene once; ``spec`` is a ``crlgen.schemas.DatasetSpec``.
 
         ``threads`` caps the engine's CPU threads (0 = engine default); the
         pipeline passes the CPUs Ray granted the worker.
@@ -98,12 +285,35 @@ class World(abc.ABC):
         self.spec = spec
         self.threads = threads
 
+    @classmethod
     @abc.abstractmethod
-    def render(self, batch: WorldBatch) -> RenderOutput:
-        """Render every sample of ``batch``; deterministic in its inputs."""
+    def outputs(cls, spec) -> tuple[Output, ...]:
+        """Every array this world writes for ``spec``, declared without building the engine."""
+
+    @classmethod
+    def check(cls, spec) -> list[str]:
+        """Spec problems only this world knows of, one ``"path: message"`` line each."""
+        return []
+
+    @classmethod
+    def resources(cls, spec) -> Resources:
+        """Ray resources one render task takes for ``spec`` (default: ``info.resources``)."""
+        return cls.info.resources
+
+    @abc.abstractmethod
+    def render(self, batch: WorldBatch) -> Rendered:
+        """Every declared per-sample output for every sample of ``batch``; deterministic in its inputs."""
+
+    def simulate(self, batch: WorldBatch) -> Simulation:
+        """Re-simulate a batch to states without rendering (dynamic worlds override this)."""
+        raise NotImplementedError(f"{self.info.name} does not simulate")
+
+    @classmethod
+    def can_simulate(cls) -> bool:
+        return cls.simulate is not World.simulate
 
     def close(self) -> None:
-        """Release engine resources (connections, scenes)."""
+        """Release engine resources (connections, scenes); calling it again does nothing."""
 
     def __enter__(self) -> "World":
         return self

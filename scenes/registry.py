@@ -1,37 +1,44 @@
-"""Which worlds exist, what each needs from a spec, how one is built, and the catalogue of ready specs.
+"""Which worlds exist, what each needs from a spec, how one is built, and the catalogues of ready specs.
 
-Importing a world's module is cheap (engines are imported inside the world),
-so the registry reads every world's :class:`~crlgen.scenes.base.WorldInfo`
-without Blender or PyBullet being loaded.
+Worlds register through the entry-point group ``crlgen.worlds`` (name -> ``module:Class``),
+crlgen's own ones the same way (see ``pyproject.toml``), so an outside package adds a world
+by declaring an entry point. Catalogues of ready specs register in ``crlgen.catalogs``
+(name -> a ``module:ATTR`` holding the folder's ``pathlib.Path``). Importing a world's
+module is cheap (engines are imported inside the world), so the registry reads every
+world's :class:`~crlgen.scenes.base.WorldInfo` and outputs without Blender or PyBullet.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from .base import World, WorldInfo
 from .engines.quiet import EngineMissing, engine_available
 
-#: world name -> "module:Class"; a new world is one line here plus its module.
-WORLDS: dict[str, str] = {
-    "static/spring": "crlgen.scenes.static.spring:SpringWorld",
-    "physics/falling": "crlgen.scenes.physics.worlds:FallingWorld",
-    "physics/projectile": "crlgen.scenes.physics.worlds:ProjectileWorld",
-    "physics/collision": "crlgen.scenes.physics.worlds:CollisionWorld",
-}
+WORLD_GROUP = "crlgen.worlds"
+CATALOG_GROUP = "crlgen.catalogs"
 
-#: The folder of ready scene specs (package data): ``<domain>/<name>.yaml``.
+#: crlgen's own folder of ready scene specs (package data): ``<domain>/<name>.yaml``.
 CATALOG_DIR = Path(__file__).resolve().parent / "catalog"
+
+
+def worlds() -> dict[str, str]:
+    """Every registered world: name -> ``"module:Class"`` (the first registration of a name wins)."""
+    out: dict[str, str] = {}
+    for ep in entry_points(group=WORLD_GROUP):
+        out.setdefault(ep.name, ep.value)
+    return dict(sorted(out.items()))
 
 
 def world_class(name: str) -> type[World]:
     """The class registered as ``name``; raises KeyError naming the known worlds."""
-    try:
-        target = WORLDS[name]
-    except KeyError:
-        raise KeyError(f"unknown world {name!r}; expected one of {', '.join(sorted(WORLDS))}") from None
+    target = worlds().get(name)
+    if target is None:
+        raise KeyError(f"unknown world {name!r}; expected one of {', '.join(worlds())}")
     module, _, cls = target.partition(":")
     return getattr(importlib.import_module(module), cls)
 
@@ -61,21 +68,58 @@ def build_world(spec, threads: int = 0) -> World:
     return world_class(spec.world)(spec, threads=threads)
 
 
+def _fmt(lo: float, hi: float) -> str:
+    return f"[{lo:g}, {hi:g}]"
+
+
+def _range_problems(spec, info: WorldInfo) -> list[str]:
+    """A declared range (or a missing one) that lets a latent the world reads leave the world's valid range."""
+    problems = []
+    graph = spec.graph
+    names = set(graph.names)
+    for template in info.latents + info.optional_latents:
+        if template not in info.ranges:
+            continue
+        lo, hi = info.ranges[template]
+        for name in spec.expand_all([template]):
+            if name not in names:
+                continue
+            node = graph.node(name)
+            vlo, vhi = node.variable.bounds()
+            if vlo >= lo and vhi <= hi:
+                continue
+            if math.isinf(vlo) or math.isinf(vhi):
+                what = f"declare `range:` inside {_fmt(lo, hi)} (none is declared, so nothing keeps the values there)"
+            else:
+                what = f"the declared range {_fmt(vlo, vhi)} leaves it; keep it inside"
+            problems.append(f"variables.{node.template}: world {info.name} reads {node.template} only in {_fmt(lo, hi)}; {what}")
+    return list(dict.fromkeys(problems))
+
+
 def check_world(spec) -> list[str]:
     """Problems between a spec and its world, one ``"path: message"`` line each."""
     if spec.world is None:
         if spec.video is not None or spec.temporal_edits:
             return ["world: a video spec needs a world that simulates it"]
         return []
-    if spec.world not in WORLDS:
-        return [f"world: unknown world {spec.world!r}; expected one of {', '.join(sorted(WORLDS))} or none"]
-    info = world_info(spec.world)
+    known = worlds()
+    if spec.world not in known:
+        return [f"world: unknown world {spec.world!r}; expected one of {', '.join(known)} or none"]
+    cls = world_class(spec.world)
+    info = cls.info
     problems = [f"world: {EngineMissing(m, f'world {info.name}')}" for m in missing_engines(spec)]
+    for prefix, limit in info.max_objects.items():
+        n = spec.object_count(prefix) or 0
+        if n > limit:
+            problems.append(f"objects: world {info.name} simulates at most {limit} {prefix} objects, the spec asks for {n}")
+    if problems and any(p.startswith("objects:") for p in problems):
+        return problems  # the rest would expand hundreds of names for nothing
     graph = spec.graph
     latents = set(graph.names)
     for name in spec.expand_all(info.latents):
         if name not in latents:
             problems.append(f"variables: world {info.name} needs the latent {name!r}")
+    problems += _range_problems(spec, info)
     allowed_states = set(spec.expand_all(info.states))
     for s in graph.states:
         if s not in allowed_states:
@@ -89,22 +133,46 @@ def check_world(spec) -> list[str]:
     for a in spec.render.annotations:
         if a not in info.annotations:
             problems.append(f"render.annotations: {info.name} cannot produce {a!r}")
+    mounts = spec.expand_all(info.mounts)
+    for j, cam in enumerate(spec.render.cameras()):
+        where = f"render.views[{j}]" if not isinstance(spec.render.views, int) else "render.views"
+        if cam.kind not in info.camera_kinds:
+            problems.append(f"{where}: world {info.name} has no {cam.kind!r} cameras; expected one of {', '.join(info.camera_kinds)}")
+        elif cam.kind == "mounted" and cam.mount not in mounts:
+            problems.append(f"{where}.mount: world {info.name} has no mount {cam.mount!r}; expected one of {', '.join(mounts) or 'none'}")
     targets = set(spec.expand_all(info.edit_targets))
     edits = list(spec.temporal_edits) + ([spec.counterfactuals.edit] if spec.counterfactuals and spec.counterfactuals.edit else [])
     for i, e in enumerate(edits):
         if e.target not in targets:
             path = f"temporal_edits[{i}]" if i < len(spec.temporal_edits) else "counterfactuals.edit"
             problems.append(f"{path}.target: {info.name} cannot edit {e.target!r}; expected one of {', '.join(sorted(targets)) or 'none'}")
+    if not problems:
+        problems += cls.check(spec)
     return problems
 
 
-# ----- the catalogue ------------------------------------------------------------------------
+# ----- the catalogues -----------------------------------------------------------------------
+def catalog_dirs() -> list[Path]:
+    """Every registered catalogue folder (crlgen's own first)."""
+    dirs: list[Path] = []
+    for ep in sorted(entry_points(group=CATALOG_GROUP), key=lambda e: (e.name != "crlgen", e.name)):
+        path = Path(ep.load())
+        if path.is_dir() and path not in dirs:
+            dirs.append(path)
+    if CATALOG_DIR not in dirs:
+        dirs.insert(0, CATALOG_DIR)
+    return dirs
+
+
 def catalog_path(name: str) -> Path | None:
     """``static/spring`` -> the catalogue's spec file, or None (also for names that climb out of it)."""
     if not name or ".." in Path(name).parts or Path(name).is_absolute():
         return None
-    p = CATALOG_DIR / f"{name}.yaml"
-    return p if p.is_file() else None
+    for d in catalog_dirs():
+        p = d / f"{name}.yaml"
+        if p.is_file():
+            return p
+    return None
 
 
 @dataclass(frozen=True)
@@ -118,11 +186,14 @@ class CatalogEntry:
 
 
 def catalog() -> list[CatalogEntry]:
-    """Every ready spec under the catalogue folder, sorted by name."""
+    """Every ready spec of every registered catalogue, sorted by name (the first of a name wins)."""
     from ..schemas.loading import read_mapping
 
-    out = []
-    for p in sorted(CATALOG_DIR.rglob("*.yaml")):
-        data = read_mapping(p, catalog_path)
-        out.append(CatalogEntry(str(p.relative_to(CATALOG_DIR).with_suffix("")), p, data.get("world"), data.get("description", "")))
-    return out
+    seen: dict[str, CatalogEntry] = {}
+    for d in catalog_dirs():
+        for p in sorted(d.rglob("*.yaml")):
+            name = str(p.relative_to(d).with_suffix(""))
+            if name not in seen:
+                data = read_mapping(p, catalog_path)
+                seen[name] = CatalogEntry(name, p, data.get("world"), data.get("description", ""))
+    return [seen[k] for k in sorted(seen)]

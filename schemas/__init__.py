@@ -16,7 +16,7 @@ from .graph import CausalGraph, Node
 from .interventions import Do, Explicit, Observational, Scale, Sets, Shift, SingleNode, Soft
 from .loading import load_spec
 from .noise import Bernoulli, Beta, Categorical, Exponential, Laplace, LogNormal, Mixture, Normal, Uniform
-from .render import Camera, RenderSettings, VideoSettings
+from .render import Camera, FixedCamera, MountedCamera, OrbitCamera, RenderSettings, TopDownCamera, VideoSettings
 from .temporal import TemporalEdit
 from .variables import Boolean, Continuous, Integer
 from .variables import Categorical as CategoricalVariable
@@ -27,7 +27,7 @@ Dataset = DatasetSpec
 __all__ = [
     "Bernoulli", "Beta", "Boolean", "Camera", "Categorical", "CategoricalVariable", "CausalGraph", "Continuous",
     "Counterfactuals", "Dataset", "DatasetSpec", "Do", "Domain", "Explicit", "Exponential", "Expression",
-    "ExpressionError", "Integer", "Laplace", "LogNormal", "Mixture", "Node", "Normal", "Observational",
+    "ExpressionError", "FixedCamera", "Integer", "Laplace", "LogNormal", "Mixture", "MountedCamera", "Node", "Normal", "Observational", "OrbitCamera",
     "OutputSettings", "RenderSettings", "Scale", "Sets", "Shift", "SingleNode", "Soft", "SpecError",
-    "TemporalEdit", "Uniform", "VideoSettings", "load_spec", "parse_expression",
+    "TemporalEdit", "TopDownCamera", "Uniform", "VideoSettings", "load_spec", "parse_expression",
 ]

@@ -135,7 +135,20 @@ class DatasetSpec(SpecModel):
             raise from_validation_error(e) from None
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as a plain mapping with defaults left out (what a person would write)."""
         return self.model_dump(mode="json", exclude_defaults=True)
+
+    def resolved(self) -> "DatasetSpec":
+        """The same dataset with every default written out: explicit cameras (kind, pose, fov,
+        size), render size, engine settings, video frames and fps, seeds, regimes.
+
+        A store keeps this form as ``spec.yaml``, so a later crlgen whose defaults changed
+        still regenerates the same dataset from it; ``spec_hash`` is computed from it, so
+        ``views: 4`` and the four cameras it means are the same dataset.
+        """
+        data = self.model_dump(mode="json")
+        data["render"]["views"] = [c.model_dump(mode="json") for c in self.render.cameras()]
+        return type(self).from_dict(data)
 
     def to_yaml(self) -> str:
         return dump_yaml(self.to_dict())
@@ -207,7 +220,10 @@ def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGr
             continue
         declared.extend((expand(tname, k), tname, k, var) for k in range(n))
 
-    states = tuple(name for name, _, _, v in declared if v.time_varying)
+    # object-major (obj[0].x, obj[0].vx, obj[1].x, ...), in declaration order within an object:
+    # the order the store's `states` columns use
+    states = (tuple(spec.expand_all(t for t, v in spec.variables.items() if v.time_varying)) if not problems
+              else tuple(name for name, _, _, v in declared if v.time_varying))
     static = [(name, t, k, v) for name, t, k, v in declared if not v.time_varying]
     known = {name for name, *_ in static}
     params = set(spec.parameters)

@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.s3server import LocalS3
+pytest.register_assert_rewrite("crlgen.scenes.testing")  # the world contract ships in the package
+
+from support.s3server import LocalS3  # noqa: E402
 
 # Every Ray this suite starts (embedded clusters, `ray start`) keeps its addresses on 127.0.0.1;
 # Ray reads this once, on import, so it is set before any test imports ray.

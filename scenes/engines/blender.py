@@ -216,25 +216,40 @@ def look_at(obj, target: Sequence[float]) -> None:
     obj.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
 
 
-def add_camera(scene, name: str, camera, base_distance: float, target: Sequence[float] = (0.0, 0.0, 0.0)):
-    """A camera object for a ``schemas.render.Camera`` placed around ``target``.
+def add_camera(scene, name: str, model):
+    """A Blender camera for a :class:`~crlgen.scenes.cameras.CameraModel` (perspective or orthographic).
 
-    ``camera.fov`` is the vertical field of view; the camera looks at ``target``.
+    Perspective cameras fit the vertical field of view (square pixels, principal point at the
+    image centre, as the model's K says); orthographic ones span ``model.extent[0]`` metres
+    across the image width. A fixed pose is applied here; a mounted camera's pose is set per
+    frame with :func:`set_camera_pose`.
     """
     bpy = require_bpy()
     data = bpy.data.cameras.new(name)
-    data.type = "PERSP"
-    data.sensor_fit = "VERTICAL"
-    data.sensor_height = 24.0
-    data.lens = 0.5 * data.sensor_height / math.tan(math.radians(camera.fov) / 2.0)
-    dist = camera.distance * base_distance
-    data.clip_start = max(1e-4, dist * 1e-3)
-    data.clip_end = max(100.0, dist * 100.0)
+    if model.orthographic:
+        data.type = "ORTHO"
+        data.sensor_fit = "HORIZONTAL"
+        data.ortho_scale = float(model.extent[0])
+    else:
+        data.type = "PERSP"
+        data.sensor_fit = "VERTICAL"
+        data.sensor_height = 24.0
+        data.lens = 0.5 * data.sensor_height / math.tan(math.radians(model.fov) / 2.0)
+    data.clip_start = float(model.near)
+    data.clip_end = float(model.far)
     obj = bpy.data.objects.new(name, data)
     scene.collection.objects.link(obj)
-    obj.location = camera.position(base_distance, tuple(target))
-    look_at(obj, target)
+    if model.pose is not None:
+        set_camera_pose(obj, model.pose)
     return obj
+
+
+def set_camera_pose(obj, camera_to_world: np.ndarray) -> None:
+    """Place a camera object at a camera_to_world pose given in OpenCV's convention (4x4)."""
+    from ..cameras import to_opengl
+
+    mu = _mathutils()
+    obj.matrix_world = mu.Matrix([[float(x) for x in row] for row in to_opengl(camera_to_world)])
 
 
 def add_object(scene, name: str, data, *, pass_index: int = 0, material=None):
@@ -494,22 +509,19 @@ class BlenderScene:
         finally:
             r.use_persistent_data = False  # the RNA update frees the persistent render data
 
-    def render_views(self, cameras, pixels: np.ndarray, depth: np.ndarray | None, seg: np.ndarray | None) -> None:
-        """Render every camera into row j of the given (view, ...) arrays (None = not wanted)."""
-        for j, cam in enumerate(cameras):
-            rgb, z, ids = self.render(cam)
-            pixels[j] = rgb
-            if depth is not None:
-                depth[j] = z
-            if seg is not None:
-                seg[j] = ids
+    def render(self, camera, width: int | None = None, height: int | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Render ``camera`` at ``width`` x ``height`` (default: the scene's size).
 
-    def render(self, camera) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """Render ``camera``; returns (rgb uint8 HxWx3, depth float32 HxW | None, ids uint8 HxW | None)."""
+        Returns (rgb uint8 HxWx3, depth float32 HxW | None, ids uint8 HxW | None).
+        """
         bpy = require_bpy()
         from PIL import Image  # noqa: PLC0415
 
         sc = self.scene
+        w, h = int(width or self.width), int(height or self.height)
+        if (sc.render.resolution_x, sc.render.resolution_y) != (w, h):
+            sc.render.resolution_x, sc.render.resolution_y = w, h
         sc.camera = camera
         bpy.ops.render.render(write_still=False, scene=sc.name)
         result = bpy.data.images["Render Result"]
@@ -543,8 +555,8 @@ class BlenderScene:
                 if ix is None:
                     raise RuntimeError(f"no object-index pass in the render (channels: {sorted(channels)})")
                 seg = np.clip(np.rint(ix), 0, 255).astype(np.uint8)
-        if rgb.shape != (self.height, self.width, 3):
-            raise RuntimeError(f"render came back as {rgb.shape}, expected {(self.height, self.width, 3)}")
+        if rgb.shape != (h, w, 3):
+            raise RuntimeError(f"render came back as {rgb.shape}, expected {(h, w, 3)}")
         return rgb, depth, seg
 
     def close(self) -> None:

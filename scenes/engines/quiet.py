@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import importlib.util
 import os
@@ -67,22 +68,30 @@ def quiet_output(fds: tuple[int, ...] = (1, 2)) -> Iterator[None]:
                 pass
         yield
     finally:
+        _flush_c_stdio()  # C code's buffered output goes to /dev/null now, not at exit
         for fd, copy in saved:
             os.dup2(copy, fd)
             os.close(copy)
         os.close(devnull)
 
 
+def _flush_c_stdio() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)
+    except (OSError, AttributeError):  # no C library to flush (not on Linux/macOS)
+        pass
+
+
 def require(module: str, *, quiet: bool = False, needed_by: str | None = None):
     """Import and return an engine module, or raise :class:`EngineMissing` naming its extra.
 
-    ``quiet`` silences what the import prints on stdout (pybullet's banner).
+    ``quiet`` silences what the import prints on stdout and stderr (pybullet's build banner).
     """
     if module in sys.modules and sys.modules[module] is not None:
         return sys.modules[module]
     try:
         if quiet:
-            with quiet_output((1,)):
+            with quiet_output():
                 return importlib.import_module(module)
         return importlib.import_module(module)
     except ImportError as exc:

@@ -10,9 +10,11 @@ import math
 
 import numpy as np
 
+from ..cameras import CameraRig
 from ..engines import blender as bl
 from ..engines import bullet as pb
 from .scene import LIGHT_DIRECTION, N_STATE, SUN_STRENGTH, WALL_RGB, WALL_THICKNESS, WALL_WIDTH, Scene, Stage
+from .views import mount_poses
 
 
 def _sphere_data(segments: int = 32, rings: int = 16):
@@ -49,14 +51,15 @@ def _cube_data():
 class CyclesView:
     """Blender Cycles view of a physics world: same cameras, scenery and colours, poses from the states."""
 
-    def __init__(self, stage: Stage, label: str, rs, threads: int) -> None:
+    def __init__(self, stage: Stage, rig: CameraRig, label: str, rs, threads: int, *, rgb: str) -> None:
         self.bl = bl
-        self.stage = stage
+        self.stage, self.rig, self.rgb = stage, rig, rgb
+        self.want_depth, self.want_seg = "depth" in rs.annotations, "segmentation" in rs.annotations
         self.bs = bl.BlenderScene.from_settings(label.replace("/", "-"), rs, threads)
         with self.bs.building():
-            self._build(rs)
+            self._build()
 
-    def _build(self, rs) -> None:
+    def _build(self) -> None:
         bl, bs, st = self.bl, self.bs, self.stage
         sc, own = bs.scene, bs.own
         own(bl.set_world_color(sc, bl.srgb_to_linear((0.85, 0.88, 0.92)), strength=0.7))
@@ -82,8 +85,8 @@ class CyclesView:
         self.wall.hide_render = True
         self.pool: list[list] = []  # per object index: one Blender object per shape
         self.cameras = []
-        for cam in rs.cameras():
-            obj = own(bl.add_camera(sc, f"cam.{cam.name}", cam, st.base_distance, st.target))
+        for model in self.rig.cameras:
+            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
             own(obj.data)
             self.cameras.append(obj)
 
@@ -114,8 +117,9 @@ class CyclesView:
             self.pool.append(objs)
         return self.pool[k]
 
-    def render_sample(self, scene: Scene, states: np.ndarray, pixels, depth, seg) -> None:
-        bl = self.bl
+    def render_sample(self, scene: Scene, states: np.ndarray, out: dict[str, np.ndarray], i: int) -> None:
+        """Film sample ``i``'s recorded states (T, 13 N) into ``out`` (the world's output arrays)."""
+        bl, rig = self.bl, self.rig
         self.sun.data.energy = SUN_STRENGTH * max(scene.light, 0.0)
         if scene.wall is not None:
             x, h = scene.wall
@@ -134,13 +138,25 @@ class CyclesView:
         for objs in self.pool[len(scene.bodies):]:
             for o in objs:
                 o.hide_render = True
+        fixed = None if rig.moving else rig.poses()
         with self.bs.persistent():
             for t in range(states.shape[0]):
                 for k, o in enumerate(active):
                     row = states[t, k * N_STATE:(k + 1) * N_STATE]
                     o.location = (float(row[0]), float(row[1]), float(row[2]))
                     o.rotation_quaternion = (float(row[6]), float(row[3]), float(row[4]), float(row[5]))
-                self.bs.render_views(self.cameras, pixels[t], None if depth is None else depth[t], None if seg is None else seg[t])
+                poses = fixed if fixed is not None else rig.poses(mount_poses(rig, states[t]))
+                for g in rig.groups:
+                    for j, v in enumerate(g.indices):
+                        if rig.cameras[v].pose is None:
+                            bl.set_camera_pose(self.cameras[v], poses[v])
+                        rgb, z, ids = self.bs.render(self.cameras[v], g.width, g.height)
+                        out[f"{self.rgb}{g.suffix}"][i, t, j] = rgb
+                        if self.want_depth:
+                            out[f"depth{g.suffix}"][i, t, j] = z
+                        if self.want_seg:
+                            out[f"segmentation{g.suffix}"][i, t, j] = ids
+                    out[f"camera_to_world{g.suffix}"][i, t] = poses[list(g.indices)]
 
     def close(self) -> None:
         if self.bs is not None:

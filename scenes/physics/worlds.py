@@ -27,9 +27,10 @@ Latents (``batch.latents``; ``obj[i]`` for i = 0..N-1, N = the number of
   optional ``restitution`` and ``friction`` overriding the globals. Bullet
   combines the two bodies' coefficients of a contact by multiplication.
 
-States (``RenderOutput.states``, (n, T, 13 N) float64, see :func:`state_names`):
+States (:meth:`PhysicsWorld.simulate`, (n, T, 13 N) float64, see :func:`state_names`):
 per object, in index order, ``x y z qx qy qz qw vx vy vz wx wy wz`` (centre,
-orientation quaternion, linear and angular velocity, world frame). Frame 0 is
+orientation quaternion, linear and angular velocity, world frame). The store's
+``states`` output holds the ones a spec declares ``time_varying``, in this order. Frame 0 is
 the initial state; frame t is the state after simulating t / fps seconds with
 ``substeps`` fixed steps of 1 / (fps * substeps) per frame.
 
@@ -47,35 +48,38 @@ acts from the first step on (``states[0]`` is always the initial state).
   scaled while the edit is active and restored afterwards; several edits on one
   target fold in batch order.
 
-Extras: ``max_penetration`` (n,) metres, the deepest contact seen over all
-steps (and at the start, so overlapping initial placements show), 0 when no
-contact penetrates (resting contacts typically sink ~1e-3 m); ``energy`` (n, T)
-joules, sum over objects of 0.5 m v^2 + 0.5 w.I w + m g z (z of the centre,
-current mass and gravity; I from the solid shape, the same inertia the
-simulator uses).
+World checks (run by validation, reported by name): ``penetration`` (the deepest
+contact over all steps, and at the start, stays under ``PENETRATION_TOLERANCE``;
+resting contacts sink ~1e-3 m) and ``energy`` (without edits or wind, the total
+0.5 m v^2 + 0.5 w.I w + m g z never grows by more than ``ENERGY_TOLERANCE`` of its
+start; I from the solid shape, the inertia the simulator uses).
+
+Cameras: orbit, fixed, top-down (orthographic), and mounted on ``obj[i]`` (the
+camera rides on object i, turning with it or only following its position).
 
 Rendering: ``render.engine`` None or ``"tiny"`` draws each frame with PyBullet's
 TinyRenderer as the simulation runs (no shadows: TinyRenderer's shadow map
 only darkens a band of the ground); ``"cycles"`` simulates identically and
 renders the recorded poses with Blender Cycles (soft sun shadows). Depth is
-metres along the camera axis, 0 on the background; segmentation ids are 0
-background, 1 ground and walls, i + 2 object i.
+z in camera coordinates (m), 0 on the background; segmentation ids are 0
+background, 1 ground and walls, i + 2 object i (the key is stored with the array).
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
-from typing import ClassVar, Mapping, Sequence
+from typing import ClassVar, Mapping
 
 import numpy as np
 
-from ..base import BatchEdit, RenderOutput, World, WorldBatch, WorldInfo
+from ..base import (BatchEdit, Output, Rendered, Simulation, World, WorldBatch, WorldCheck, WorldInfo,
+                    check_latent_values)
+from ..cameras import CameraRig
 from ..engines import bullet as pb
-from .scene import (
-    AMBIENT, DIFFUSE, LIGHT_DIRECTION, N_STATE, SPECULAR, STATE_FIELDS, WALL_RGB, WALL_THICKNESS, WALL_WIDTH, Body, Scene, Stage,
-)
+from ..outputs import allocate, camera_outputs, declared_states, state_output
+from .scene import N_STATE, STATE_FIELDS, Body, Scene, Stage
+from .simulation import Edit, Simulator
 
 OBJECT_FIELDS = ("shape", "size", "mass", "hue", "x0", "y0", "z0", "yaw0", "vx0", "vy0", "vz0")
 GLOBAL_LATENTS = ("gravity", "friction", "restitution")
@@ -84,11 +88,29 @@ OBJECT_OPTIONAL = ("restitution", "friction")
 WALL_LATENTS = ("wall.x", "wall.height")
 EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "gravity", "friction", "wind")
 
+#: Valid range of every latent the worlds read: what the simulation and the cameras handle
+#: faithfully (positions in metres, velocities in m/s, angles in radians, masses in kg).
+RANGES: dict[str, tuple[float, float]] = {
+    "gravity": (0.0, 50.0), "friction": (0.0, 2.0), "restitution": (0.0, 1.0), "light": (0.0, 3.0),
+    "wind": (-50.0, 50.0), "drag": (0.0, 10.0), "wall.x": (-10.0, 10.0), "wall.height": (-5.0, 5.0),
+    "obj[i].shape": (0.0, 2.0), "obj[i].size": (0.01, 0.5), "obj[i].mass": (1e-3, 1e4), "obj[i].hue": (0.0, 1.0),
+    "obj[i].x0": (-10.0, 10.0), "obj[i].y0": (-10.0, 10.0), "obj[i].z0": (0.0, 20.0),
+    "obj[i].yaw0": (-2 * math.pi, 2 * math.pi), "obj[i].vx0": (-30.0, 30.0), "obj[i].vy0": (-30.0, 30.0),
+    "obj[i].vz0": (-30.0, 30.0), "obj[i].restitution": (0.0, 1.0), "obj[i].friction": (0.0, 2.0),
+}
+STATE_UNITS = {"x": "m", "y": "m", "z": "m", "qx": "1", "qy": "1", "qz": "1", "qw": "1", "vx": "m/s", "vy": "m/s",
+               "vz": "m/s", "wx": "rad/s", "wy": "rad/s", "wz": "rad/s"}
+
+#: Largest contact penetration (m) a plausible simulation may show; hard impacts at 8 substeps reach ~4 cm.
+PENETRATION_TOLERANCE = 0.06
+#: Energy may not grow by more than this share of the initial energy (plus 1 mJ) without an edit or wind.
+ENERGY_TOLERANCE = 0.05
+
 _OBJ = re.compile(r"^obj\[(\d+)\]\.([A-Za-z_][A-Za-z0-9_]*)$")
 
 
 def state_names(n_objects: int) -> tuple[str, ...]:
-    """Names of the state columns for ``n_objects`` objects, in the order of ``RenderOutput.states``."""
+    """Names of the simulated state columns for ``n_objects`` objects, object-major."""
     return tuple(f"obj[{i}].{f}" for i in range(int(n_objects)) for f in STATE_FIELDS)
 
 
@@ -100,46 +122,23 @@ def object_count(latents: Mapping[str, object]) -> int:
     return len(idx)
 
 
-# --------------------------------------------------------------------------- per-sample data
+def _penetration(world: "PhysicsWorld", batch: WorldBatch, sim: Simulation) -> list[str]:
+    pen = sim.extras["max_penetration"]
+    return [f"sample {int(batch.index[i])}: objects interpenetrate by {pen[i]:.3f} m (tolerance {PENETRATION_TOLERANCE} m)"
+            for i in np.flatnonzero(pen > PENETRATION_TOLERANCE)]
 
 
-@dataclass(frozen=True)
-class _Edit:
-    """One edit of one sample, in step terms: active for steps ``start <= t < end`` (end None = open)."""
-
-    key: tuple  # ("v", k, axis) | ("gravity",) | ("friction",) | ("wind",) | ("mass", k)
-    op: str
-    start: int
-    end: int | None
-    value: float
-
-
-def _apply(op: str, current: float, value: float) -> float:
-    if op == "set":
-        return value
-    if op == "add":
-        return current + value
-    if op == "scale":
-        return current * value
-    raise ValueError(f"unknown edit op {op!r}; expected set, add or scale")
-
-
-def _fold(base: float, edits: Sequence[_Edit], t: int) -> float:
-    v = base
-    for e in edits:
-        if e.start <= t and (e.end is None or t < e.end):
-            v = _apply(e.op, v, e.value)
-    return v
-
-
-@dataclass
-class _SampleResult:
-    states: np.ndarray  # (T, 13 N)
-    energy: np.ndarray  # (T,)
-    max_penetration: float
-
-
-# --------------------------------------------------------------------------- the worlds
+def _energy(world: "PhysicsWorld", batch: WorldBatch, sim: Simulation) -> list[str]:
+    out = []
+    wind = batch.latents.get("wind", np.zeros(len(batch)))
+    for i in range(len(batch)):
+        if any(int(e.frame[i]) >= 0 for e in batch.edits) or float(wind[i]) != 0.0:
+            continue  # edits and wind add energy by design
+        energy = sim.extras["energy"][i]
+        limit = energy[0] + ENERGY_TOLERANCE * abs(energy[0]) + 1e-3
+        if energy.max() > limit:
+            out.append(f"sample {int(batch.index[i])}: energy grows from {energy[0]:.4g} J to {energy.max():.4g} J without an edit")
+    return out
 
 
 def _info(name: str, description: str, *, optional: tuple[str, ...] = (), drop: tuple[str, ...] = ()) -> WorldInfo:
@@ -152,29 +151,57 @@ def _info(name: str, description: str, *, optional: tuple[str, ...] = (), drop: 
         description=description,
         latents=tuple(n for n in required if n not in drop),
         optional_latents=tuple(drop) + GLOBAL_OPTIONAL + tuple(f"obj[i].{f}" for f in OBJECT_OPTIONAL) + optional,
+        ranges=RANGES,
         states=tuple(f"obj[i].{f}" for f in STATE_FIELDS),
+        state_units={f"obj[i].{f}": u for f, u in STATE_UNITS.items()},
         edit_targets=EDIT_TARGETS,
         annotations=("depth", "segmentation"),
+        camera_kinds=("orbit", "fixed", "mounted", "topdown"),
+        mounts=("obj[i]",),
+        max_objects={"obj": pb.MAX_OBJECTS},
         requires=("pybullet",),
         engine_requires=(("cycles", ("bpy", "OpenEXR")),),
     )
 
 
 class PhysicsWorld(World):
-    """The shared simulator; subclasses set ``info``, the framing and the scenery.
+    """The shared simulator world; subclasses set ``info``, the stage (framing, scenery) and defaults.
 
-    One PyBullet DIRECT client lives as long as the world. Every sample starts
-    from ``resetSimulation`` and rebuilds its bodies, so a sample's result never
-    depends on the samples simulated before it.
+    Simulation (:mod:`.simulation`) and the two views (TinyRenderer in :mod:`.views`, Blender in
+    :mod:`.cycles_view`) share the scene data of :mod:`.scene`; none imports another's engine.
     """
 
     info: ClassVar[WorldInfo]
+    checks = (WorldCheck("penetration", "contacts never sink deeper than PENETRATION_TOLERANCE", _penetration),
+              WorldCheck("energy", "no energy appears without an edit or wind", _energy))
     #: Framing and scenery (camera aim point and distance, ground).
     STAGE: ClassVar[Stage] = Stage()
     #: Defaults of optional latents (per object without the ``obj[i].`` prefix).
     DEFAULTS: ClassVar[dict[str, float]] = {"light": 1.0, "wind": 0.0, "drag": 0.0}
     OBJECT_DEFAULTS: ClassVar[dict[str, float]] = {}
     HAS_WALL: ClassVar[bool] = False
+
+    @classmethod
+    def rig(cls, spec) -> CameraRig:
+        """The spec's cameras on this world's stage."""
+        st = cls.STAGE
+        return CameraRig.from_settings(spec.render, st.target, st.base_distance, st.ground_outer)
+
+    @classmethod
+    def segmentation_ids(cls, n_objects: int) -> dict[int, str]:
+        ids = {pb.BACKGROUND_ID: "background", pb.SCENERY_ID: "ground and walls"}
+        ids.update({pb.FIRST_OBJECT_ID + k: f"obj[{k}]" for k in range(n_objects)})
+        return ids
+
+    @classmethod
+    def outputs(cls, spec) -> tuple[Output, ...]:
+        n_obj = spec.object_count("obj") or 0
+        out = camera_outputs(spec, cls.rig(spec), rgb="frames", segmentation_ids=cls.segmentation_ids(n_obj))
+        names = declared_states(spec, cls.info.states)
+        if names:
+            units = {n: STATE_UNITS[n.rsplit(".", 1)[1]] for n in names}
+            out.append(state_output(spec, names, units))
+        return tuple(out)
 
     def __init__(self, spec, threads: int = 0) -> None:
         super().__init__(spec, threads)
@@ -186,28 +213,25 @@ class PhysicsWorld(World):
         if video is None:
             raise ValueError(f"{name} renders videos; the spec needs `video: {{fps: 30, frames: 60}}`")
         self.engine = rs.engine or "tiny"
-        self.fps, self.substeps, self.n_frames = int(video.fps), int(video.substeps), int(video.n_frames)
-        self.dt = 1.0 / (self.fps * self.substeps)
-        self.width, self.height = rs.width, rs.height
-        self.want_depth = "depth" in rs.annotations
-        self.want_seg = "segmentation" in rs.annotations
-        self.cameras = rs.cameras()
-        self.client = pb.BulletScene()
-        self._cycles = None
+        self.n_frames = int(video.n_frames)
+        self.rig = type(self).rig(spec)
+        self._outputs = type(self).outputs(spec)
+        n_obj = spec.object_count("obj") or 0
+        full = state_names(n_obj)
+        self._stored = [full.index(s) for s in declared_states(spec, self.info.states)]
+        self.sim = Simulator(self.STAGE, video.fps, video.substeps, self.n_frames)
+        self.client = self.sim.client
+        self._cycles = self._tiny = None
         try:
-            stage = self.STAGE
-            self._views = []
-            for cam in self.cameras:
-                near, far = pb.clip_planes(cam.distance * stage.base_distance, stage.ground_outer)
-                self._views.append((
-                    self.client.view_matrix(cam, stage.base_distance, stage.target),
-                    self.client.projection_matrix(cam.fov, self.width, self.height, near, far),
-                    near, far,
-                ))
+            want = dict(depth="depth" in rs.annotations, segmentation="segmentation" in rs.annotations)
             if self.engine == "cycles":
                 from .cycles_view import CyclesView  # noqa: PLC0415 - Blender only when asked for
 
-                self._cycles = CyclesView(self.STAGE, self.info.name, rs, threads)
+                self._cycles = CyclesView(self.STAGE, self.rig, name, rs, threads, rgb="frames")
+            else:
+                from .views import TinyView  # noqa: PLC0415
+
+                self._tiny = TinyView(self.client, self.rig, rgb="frames", **want)
         except BaseException:
             self.close()
             raise
@@ -229,21 +253,15 @@ class PhysicsWorld(World):
         missing = [w for w in wanted if w not in lat]
         if missing:
             raise KeyError(f"{name} needs latents {missing} (objects: {n_obj})")
-        ours = set(GLOBAL_LATENTS + GLOBAL_OPTIONAL + WALL_LATENTS)
         for key, arr in lat.items():
-            if key not in ours and not _OBJ.match(key):
-                continue
-            if arr.shape != (n,):
+            if (key in RANGES or _OBJ.match(key)) and arr.shape != (n,):
                 raise ValueError(f"latent {key!r} has shape {arr.shape}, expected ({n},)")
-            if not np.all(np.isfinite(arr)):
-                raise ValueError(f"latent {key!r} has non-finite values")
+        check_latent_values(self.info, lat)
         if self.HAS_WALL and (("wall.x" in lat) != ("wall.height" in lat)):
             raise KeyError(f"{name}: give both wall.x and wall.height, or neither")
 
         def glob(key: str) -> np.ndarray:
-            if key in lat:
-                return lat[key]
-            return np.full(n, float(self.DEFAULTS[key]))
+            return lat[key] if key in lat else np.full(n, float(self.DEFAULTS[key]))
 
         def obj(k: int, f: str, default: np.ndarray | None = None) -> np.ndarray:
             key = f"obj[{k}].{f}"
@@ -257,53 +275,38 @@ class PhysicsWorld(World):
 
         g, fr, rest = glob("gravity"), glob("friction"), glob("restitution")
         light, wind, drag = glob("light"), glob("wind"), glob("drag")
-        _check(g >= 0, "gravity must be >= 0 (it acts along -z)")
-        _check(fr >= 0, "friction must be >= 0")
-        _check(rest >= 0, "restitution must be >= 0")
-        _check(drag >= 0, "drag must be >= 0")
-        _check(light >= 0, "light must be >= 0")
         cols = []
         for k in range(n_obj):
             shape = obj(k, "shape")
             code = np.rint(shape)
-            _check((np.abs(shape - code) < 1e-6) & np.isin(code, (0, 1, 2)), f"obj[{k}].shape must be 0 (sphere), 1 (box) or 2 (cylinder)")
-            size, mass = obj(k, "size"), obj(k, "mass")
-            _check(size > 0, f"obj[{k}].size must be > 0")
-            _check(mass > 0, f"obj[{k}].mass must be > 0 (mass 0 would make the body static)")
-            c = {
-                "shape": code.astype(int), "size": size, "mass": mass, "hue": obj(k, "hue"),
+            if not np.all(np.abs(shape - code) < 1e-6):
+                raise ValueError(f"obj[{k}].shape must be 0 (sphere), 1 (box) or 2 (cylinder)")
+            size = obj(k, "size")
+            cols.append({
+                "shape": code.astype(int), "size": size, "mass": obj(k, "mass"), "hue": obj(k, "hue"),
                 "x0": obj(k, "x0"), "y0": obj(k, "y0"), "z0": obj(k, "z0", default=size),
                 "yaw0": obj(k, "yaw0"), "vx0": obj(k, "vx0"), "vy0": obj(k, "vy0"), "vz0": obj(k, "vz0"),
                 "friction": obj(k, "friction", default=fr), "restitution": obj(k, "restitution", default=rest),
-            }
-            _check(c["friction"] >= 0, f"obj[{k}].friction must be >= 0")
-            _check(c["restitution"] >= 0, f"obj[{k}].restitution must be >= 0")
-            cols.append(c)
+            })
         out = []
         for i in range(n):
             wall = None
             if self.HAS_WALL and "wall.x" in lat and lat["wall.height"][i] > 0:
                 wall = (float(lat["wall.x"][i]), float(lat["wall.height"][i]))
             bodies = tuple(
-                Body(
-                    shape=int(c["shape"][i]), size=float(c["size"][i]), mass=float(c["mass"][i]),
-                    rgb=pb.hsv_to_rgb(c["hue"][i]),
-                    position=(float(c["x0"][i]), float(c["y0"][i]), float(c["z0"][i])),
-                    orientation=pb.yaw_quaternion(c["yaw0"][i]),
-                    velocity=(float(c["vx0"][i]), float(c["vy0"][i]), float(c["vz0"][i])),
-                    friction=float(c["friction"][i]), restitution=float(c["restitution"][i]),
-                )
+                Body(shape=int(c["shape"][i]), size=float(c["size"][i]), mass=float(c["mass"][i]), rgb=pb.hsv_to_rgb(c["hue"][i]),
+                     position=(float(c["x0"][i]), float(c["y0"][i]), float(c["z0"][i])), orientation=pb.yaw_quaternion(c["yaw0"][i]),
+                     velocity=(float(c["vx0"][i]), float(c["vy0"][i]), float(c["vz0"][i])),
+                     friction=float(c["friction"][i]), restitution=float(c["restitution"][i]))
                 for c in cols
             )
-            out.append(Scene(
-                gravity=float(g[i]), friction=float(fr[i]), restitution=float(rest[i]), light=float(light[i]),
-                wind=float(wind[i]), drag=float(drag[i]), wall=wall, bodies=bodies,
-            ))
+            out.append(Scene(gravity=float(g[i]), friction=float(fr[i]), restitution=float(rest[i]), light=float(light[i]),
+                             wind=float(wind[i]), drag=float(drag[i]), wall=wall, bodies=bodies))
         return out
 
-    def _edits(self, batch: WorldBatch, n_obj: int) -> list[list[_Edit]]:
+    def _edits(self, batch: WorldBatch, n_obj: int) -> list[list[Edit]]:
         n = len(batch)
-        per_sample: list[list[_Edit]] = [[] for _ in range(n)]
+        per_sample: list[list[Edit]] = [[] for _ in range(n)]
         for e in batch.edits:
             key = self._edit_key(e, n_obj)
             if e.op not in ("set", "add", "scale"):
@@ -321,7 +324,7 @@ class PhysicsWorld(World):
                 if not math.isfinite(float(value[i])):
                     raise ValueError(f"temporal edit on {e.target!r}: non-finite value for sample {i}")
                 stop = int(end[i])
-                per_sample[i].append(_Edit(key, e.op, max(f, 1), None if stop < 0 else stop, float(value[i])))
+                per_sample[i].append(Edit(key, e.op, max(f, 1), None if stop < 0 else stop, float(value[i])))
         return per_sample
 
     def _edit_key(self, e: BatchEdit, n_obj: int) -> tuple:
@@ -338,212 +341,54 @@ class PhysicsWorld(World):
             return ("v", k, "xyz".index(m.group(2)[1]))
         raise ValueError(f"{self.info.name} cannot edit {t!r}; expected one of {', '.join(EDIT_TARGETS)} (i = object index)")
 
-    # ---------------------------------------------------------------- simulation
+    # ---------------------------------------------------------------- simulate and film
 
-    def _build(self, scene: Scene) -> tuple[list[int], list[int], list[int]]:
-        """Reset the client and create scenery and bodies; returns (ground ids, wall ids, object ids).
-
-        The first ground id carries the collision plane; the others only draw.
-        """
-        c = self.client
-        c.reset(self.dt, scene.gravity)
-        ground = c.add_ground(
-            half_size=self.STAGE.ground_half, tiles=self.STAGE.ground_tiles, colors=self.STAGE.ground_colors,
-            friction=scene.friction, restitution=scene.restitution, outer=self.STAGE.ground_outer,
-        )
-        walls = []
-        if scene.wall is not None:
-            x, h = scene.wall
-            walls.append(c.add_static_box(
-                half_extents=(0.5 * WALL_THICKNESS, 0.5 * WALL_WIDTH, 0.5 * h), position=(x, 0.0, 0.5 * h),
-                rgb=WALL_RGB, friction=scene.friction, restitution=scene.restitution,
-            ))
-        bodies = [
-            c.add_object(
-                shape=b.shape, size=b.size, mass=b.mass, position=b.position, orientation=b.orientation,
-                velocity=b.velocity, rgb=b.rgb, friction=b.friction, restitution=b.restitution,
-            )
-            for b in scene.bodies
-        ]
-        return ground, walls, bodies
-
-    def _simulate_one(self, scene: Scene, edits: Sequence[_Edit], on_frame=None) -> _SampleResult:
-        c = self.client
-        T, N = self.n_frames, len(scene.bodies)
-        ground_ids, walls, bodies = self._build(scene)
-        static = ground_ids + walls
-        ground = ground_ids[0]
-        by_key: dict[tuple, list[_Edit]] = {}
-        for e in edits:
-            by_key.setdefault(e.key, []).append(e)
-        impulses: dict[int, list[_Edit]] = {}
-        for e in edits:
-            if e.key[0] == "v":
-                impulses.setdefault(e.start, []).append(e)
-
-        cur_g, cur_wind, cur_fric = scene.gravity, scene.wind, None
-        base_fric = [scene.friction] + [scene.friction] * len(walls) + [b.friction for b in scene.bodies]
-        fric_bodies = [ground] + walls + bodies
-        cur_mass = [b.mass for b in scene.bodies]
-
-        states = np.zeros((T, N * N_STATE), dtype=np.float64)
-        energy = np.zeros(T, dtype=np.float64)
-
-        def record(t: int) -> None:
-            e_tot = 0.0
-            for k, body in enumerate(bodies):
-                pos, quat, lin, ang = c.state(body)
-                row = states[t, k * N_STATE:(k + 1) * N_STATE]
-                row[0:3], row[3:7], row[7:10], row[10:13] = pos, quat, lin, ang
-                b = scene.bodies[k]
-                m = cur_mass[k]
-                inertia = np.asarray(pb.inertia_diagonal(b.shape, b.size, m))
-                w_body = pb.quaternion_matrix(quat).T @ np.asarray(ang, dtype=np.float64)
-                v2 = lin[0] * lin[0] + lin[1] * lin[1] + lin[2] * lin[2]
-                e_tot += 0.5 * m * v2 + 0.5 * float(inertia @ (w_body * w_body)) + m * cur_g * pos[2]
-            energy[t] = e_tot
-            if on_frame is not None:
-                on_frame(t, static, bodies)
-
-        c.bc.performCollisionDetection()
-        min_d = c.min_contact_distance()
-        record(0)
-        forces = scene.drag > 0 or scene.wind != 0 or ("wind",) in by_key
-        for t in range(1, T):
-            # parameter edits in force for the step into frame t
-            g = _fold(scene.gravity, by_key.get(("gravity",), ()), t)
-            if g != cur_g:
-                c.set_gravity(g)
-                cur_g = g
-            cur_wind = _fold(scene.wind, by_key.get(("wind",), ()), t)
-            fe = by_key.get(("friction",), ())
-            if fe:
-                fr = [_fold(f0, fe, t) for f0 in base_fric]
-                if fr != cur_fric:
-                    for body, f in zip(fric_bodies, fr):
-                        c.set_friction(body, f)
-                    cur_fric = fr
-            for k, b in enumerate(scene.bodies):
-                me = by_key.get(("mass", k))
-                if me:
-                    m = _fold(b.mass, me, t)
-                    if m <= 0 or not math.isfinite(m):
-                        raise ValueError(f"temporal edit made obj[{k}].mass {m} at frame {t}; mass must stay > 0")
-                    if m != cur_mass[k]:
-                        c.set_mass(bodies[k], b.shape, b.size, m)
-                        cur_mass[k] = m
-            # one-shot velocity edits at the start of frame t's step
-            for e in impulses.get(t, ()):
-                _, k, axis = e.key
-                lin, ang = c.bc.getBaseVelocity(bodies[k])
-                lin = list(lin)
-                lin[axis] = _apply(e.op, lin[axis], e.value)
-                c.bc.resetBaseVelocity(bodies[k], linearVelocity=lin, angularVelocity=list(ang))
-            for _ in range(self.substeps):
-                if forces:
-                    self._apply_forces(bodies, cur_mass, cur_wind, scene.drag)
-                c.bc.stepSimulation()
-                min_d = min(min_d, c.min_contact_distance())
-            record(t)
-        pen = 0.0 if not math.isfinite(min_d) else max(0.0, -min_d)
-        return _SampleResult(states=states, energy=energy, max_penetration=pen)
-
-    def _apply_forces(self, bodies: Sequence[int], masses: Sequence[float], wind: float, drag: float) -> None:
-        c = self.client
-        frame = c.p.WORLD_FRAME
-        for body, m in zip(bodies, masses):
-            pos, _ = c.bc.getBasePositionAndOrientation(body)
-            (vx, vy, vz), _ = c.bc.getBaseVelocity(body)
-            speed = math.sqrt(vx * vx + vy * vy + vz * vz)
-            f = [m * wind - drag * speed * vx, -drag * speed * vy, -drag * speed * vz]
-            if f != [0.0, 0.0, 0.0]:
-                c.bc.applyExternalForce(body, -1, f, list(pos), frame)
-
-    def _run(self, batch: WorldBatch, *, images: bool):
+    def _run(self, batch: WorldBatch, out: dict[str, np.ndarray] | None) -> Simulation:
         scenes = self._scenes(batch)
-        n, T, V = len(batch), self.n_frames, len(self._views)
+        n, T = len(batch), self.n_frames
         n_obj = len(scenes[0].bodies)
         edits = self._edits(batch, n_obj)
-        H, W = self.height, self.width
         states = np.zeros((n, T, n_obj * N_STATE), dtype=np.float64)
         energy = np.zeros((n, T), dtype=np.float64)
         pen = np.zeros(n, dtype=np.float64)
-        pixels = depth = seg = None
-        if images:
-            pixels = np.zeros((n, T, V, H, W, 3), dtype=np.uint8)
-            depth = np.zeros((n, T, V, H, W), dtype=np.float32) if self.want_depth else None
-            seg = np.zeros((n, T, V, H, W), dtype=np.uint8) if self.want_seg else None
-        tiny = images and self._cycles is None
         for i, scene in enumerate(scenes):
-            cb = None
-            if tiny:
-                cb = self._tiny_callback(scene, pixels[i], None if depth is None else depth[i], None if seg is None else seg[i])
-            res = self._simulate_one(scene, edits[i], cb)
+            cb = self._tiny.callback(scene, out, i) if out is not None and self._tiny is not None else None
+            res = self.sim.run(scene, edits[i], cb)
             states[i], energy[i], pen[i] = res.states, res.energy, res.max_penetration
-            if images and self._cycles is not None:
-                self._cycles.render_sample(
-                    scene, res.states, pixels[i], None if depth is None else depth[i], None if seg is None else seg[i],
-                )
-        return states, energy, pen, pixels, depth, seg
+            if out is not None and self._cycles is not None:
+                self._cycles.render_sample(scene, res.states, out, i)
+        return Simulation(states, state_names(n_obj), extras={"energy": energy, "max_penetration": pen})
 
-    def _tiny_callback(self, scene: Scene, pixels: np.ndarray, depth: np.ndarray | None, seg: np.ndarray | None):
-        c = self.client
-        buffers = depth is not None or seg is not None
-        lut_box: list[np.ndarray] = []
-        diffuse, specular = DIFFUSE * scene.light, SPECULAR * scene.light
+    def simulate(self, batch: WorldBatch) -> Simulation:
+        """Every object's state series without rendering, (n, T, 13 N) float64, bitwise equal to what ``render`` films.
 
-        def on_frame(t: int, static: list[int], bodies: list[int]) -> None:
-            if not lut_box:
-                ids = {b: pb.SCENERY_ID for b in static}
-                ids.update({b: pb.FIRST_OBJECT_ID + k for k, b in enumerate(bodies)})
-                lut_box.append(pb.segmentation_lut(ids))
-            for j, (view, proj, near, far) in enumerate(self._views):
-                rgb, dbuf, sbuf = c.render(
-                    self.width, self.height, view, proj, light_direction=LIGHT_DIRECTION,
-                    ambient=AMBIENT, diffuse=diffuse, specular=specular, buffers=buffers,
-                )
-                pixels[t, j] = rgb
-                if buffers:
-                    if depth is not None:
-                        depth[t, j] = pb.linearize_depth(dbuf, near, far, background=sbuf < 0)
-                    if seg is not None:
-                        seg[t, j] = pb.map_segmentation(sbuf, lut_box[0])
-
-        return on_frame
-
-    # ---------------------------------------------------------------- public API
-
-    def simulate(self, batch: WorldBatch, extras: bool = False):
-        """State series only, no rendering: (n, T, 13 N) float64, bitwise equal to ``render(batch).states``.
-
-        With ``extras``, also the plausibility series ``{"energy": (n, T), "max_penetration": (n,)}``.
+        ``extras``: ``energy`` (n, T) joules and ``max_penetration`` (n,) metres, for the world's checks.
         """
-        states, energy, pen, *_ = self._run(batch, images=False)
-        return (states, {"energy": energy, "max_penetration": pen}) if extras else states
+        return self._run(batch, None)
 
-    def render(self, batch: WorldBatch) -> RenderOutput:
-        states, energy, pen, pixels, depth, seg = self._run(batch, images=True)
-        return RenderOutput(
-            pixels=pixels, depth=depth, segmentation=seg, states=states,
-            extras={"max_penetration": pen, "energy": energy},
-        )
+    def render(self, batch: WorldBatch) -> Rendered:
+        out = allocate(self._outputs, len(batch))
+        sim = self._run(batch, out)
+        if "states" in out:
+            out["states"][:] = sim.states[:, :, self._stored]
+        n_obj = sim.states.shape[2] // N_STATE
+        centres = sim.states.reshape(len(batch), self.n_frames, n_obj, N_STATE)[..., 0:3]
+        sizes = np.stack([np.asarray(batch.latents[f"obj[{k}].size"], dtype=np.float64) for k in range(n_obj)], axis=1)
+        # every shape holds a ball of radius size and lies in one of radius size * sqrt(3) (a cube's corner)
+        radius = np.stack([sizes, sizes * math.sqrt(3.0)], axis=-1)
+        return Rendered(out, landmarks=centres.copy(), landmark_ids=pb.FIRST_OBJECT_ID + np.arange(n_obj),
+                        landmark_radius=radius, simulation=sim)
 
     def close(self) -> None:
-        cyc = getattr(self, "_cycles", None)
-        if cyc is not None:
-            cyc.close()
-            self._cycles = None
-        client = getattr(self, "client", None)
-        if client is not None:
-            client.close()
-            self.client = None
-
-
-def _check(ok: np.ndarray, message: str) -> None:
-    ok = np.asarray(ok)
-    if not np.all(ok):
-        bad = np.flatnonzero(~ok)
-        raise ValueError(f"{message}; violated by samples {bad[:5].tolist()}{' ...' if bad.size > 5 else ''}")
+        for attr in ("_cycles",):
+            view = getattr(self, attr, None)
+            if view is not None:
+                view.close()
+                setattr(self, attr, None)
+        sim = getattr(self, "sim", None)
+        if sim is not None:
+            sim.close()
+            self.sim = None
 
 
 class FallingWorld(PhysicsWorld):

@@ -129,13 +129,15 @@ def test_sidecars_describe_the_graph(reference_store):
     assert set(g.edges()) == edges
     manifest = json.loads((reference_store / "manifest.json").read_text())
     assert manifest["complete"] and len(manifest["shard_list"]) == 6
-    assert "xr.open_zarr" in (reference_store / "README.md").read_text()
+    assert "open_store" in (reference_store / "README.md").read_text()
     assert (reference_store / "preview.png").read_bytes()[:4] == b"\x89PNG"
     spec_text = (reference_store / "spec.yaml").read_text()
     from crlgen.schemas._yaml import parse_text
     from crlgen.schemas import DatasetSpec
 
-    assert DatasetSpec.from_dict(parse_text(spec_text)) == tiny_spring(samples=24)
+    stored = DatasetSpec.from_dict(parse_text(spec_text))
+    assert stored == tiny_spring(samples=24).resolved()  # every default written out
+    assert stored.render.views[0].fov == 40.0 and stored.video is None and stored.seed == 0
 
 
 def test_s3_run_validates_and_keeps_credentials_out(s3, tmp_path):
@@ -212,18 +214,28 @@ def test_transient_s3_errors_are_retried_by_the_storage_layer(s3):
 def test_embedded_ray_talks_over_loopback_only():
     """Ray would pick the machine's interface address; crlgen's embedded cluster uses 127.0.0.1.
 
-    In a fresh interpreter without the suite's setting, as a user's program would be.
+    Through the path a run takes (``run`` with Ray workers), in a fresh interpreter without the
+    suite's own setting, as a user's program would be: the addresses are read while it runs.
     """
     code = textwrap.dedent("""
-        from crlgen.pipeline._run import RunOptions, start_ray
-        started, slots = start_ray(RunOptions(workers=1))
-        import ray
-        print(started, slots, ray.get_runtime_context().gcs_address, sorted({n["NodeManagerAddress"] for n in ray.nodes()}))
-        ray.shutdown()
+        import json, sys, tempfile, warnings
+        warnings.simplefilter("error")  # also: no warning that ray was imported too early
+        sys.path.insert(0, sys.argv[1])
+        from support.stores import latent_spring
+        from crlgen.pipeline import RunOptions, resolve, run
+        seen = []
+        def look(summary):
+            import ray
+            seen.append([ray.get_runtime_context().gcs_address, sorted({n["NodeManagerAddress"] for n in ray.nodes()})])
+        with tempfile.TemporaryDirectory() as d:
+            res = run(latent_spring(samples=2000), resolve(d + "/l.zarr"), RunOptions(workers=1, on_progress=look))
+        print(json.dumps([res.valid, seen]))
     """)
     env = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    r = subprocess.run([sys.executable, "-c", code, str(Path(__file__).resolve().parents[1])], capture_output=True,
+                       text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr
-    started, slots, gcs, nodes = r.stdout.split(" ", 3)
-    assert started == "True" and slots == "1"
-    assert gcs.startswith("127.0.0.1:") and nodes.strip() == "['127.0.0.1']"
+    valid, seen = json.loads(r.stdout.strip().splitlines()[-1])
+    assert valid and seen
+    for gcs, nodes in seen:
+        assert gcs.startswith("127.0.0.1:") and nodes == ["127.0.0.1"]

@@ -179,10 +179,13 @@ def video_store(tmp_path_factory) -> Path:
     return root
 
 
-def test_video_store_passes_dynamics(video_store):
+def test_video_store_passes_dynamics_and_the_worlds_own_checks(video_store):
     report = validate_store(resolve(str(video_store)))
     dyn = check_by_name(report, "dynamics")
     assert report["passed"] and dyn["details"]["edits_checked"] >= 1 and dyn["details"]["counterfactual_pairs_checked"] >= 1
+    names = [c["name"] for c in report["checks"]]
+    assert names[-2:] == ["penetration", "energy"]  # declared by the physics world, reported by name
+    assert check_by_name(report, "energy")["details"]["owner"] == "physics/falling"
     assert (video_store / "preview.gif").read_bytes()[:3] == b"GIF"
 
 
@@ -192,7 +195,8 @@ def test_tampered_states_fail_dynamics(video_store, tmp_path):
     plan = make_plan(video_spec())
     g = __import__("zarr").open_group(str(root), mode="r+")
     states = np.asarray(g["states"][:])
-    states[:, 12:, 2] += 0.05  # every object floats 5 cm higher from frame 12 on
+    assert list(g["state"][:]) == ["obj[0].z", "obj[0].vz"]  # the states the spec declares
+    states[:, 12:, 0] += 0.05  # every object floats 5 cm higher from frame 12 on
     g["states"][:] = states
     for s in range(len(plan.shards)):
         rewrite_marker(root, plan, s)

@@ -1,10 +1,12 @@
-"""The world contract, run against the static worlds."""
+"""The world contract, run against the static worlds (Blender Cycles)."""
 
 from __future__ import annotations
 
 from crlgen.pipeline import load_spec
-from support.contract import WorldContract
+from crlgen.scenes.testing import WorldContract
 
 
-class TestSpringContract(WorldContract):
+class TestSpringCycles(WorldContract):
     spec = load_spec("static/spring").replace(samples=8, render={"size": 24, "views": 2, "samples": 4, "engine": "cycles"})
+    topdown_extent = 0.3
+    memory_samples = 40

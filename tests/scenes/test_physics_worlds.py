@@ -5,17 +5,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import types
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from crlgen.scenes.base import BatchEdit, WorldBatch
-from crlgen.schemas.render import RenderSettings, VideoSettings
-
 from crlgen.scenes.engines import bullet as pb
 from crlgen.scenes.physics.worlds import (
     N_STATE,
@@ -24,8 +17,8 @@ from crlgen.scenes.physics.worlds import (
     ProjectileWorld,
     state_names,
 )
+from support.stores import physics_spec
 
-ROOT = Path(__file__).resolve().parents[2]
 FPS = 30
 
 GLOBAL = {"gravity": 9.81, "friction": 0.5, "restitution": 0.5}
@@ -48,11 +41,9 @@ CASES = {
 WORLDS = list(CASES)
 
 
-def spec(size=16, views=2, frames=10, fps=FPS, substeps=8, engine="tiny", **render):
-    return types.SimpleNamespace(
-        render=RenderSettings(size=size, views=views, engine=engine, **render),
-        video=VideoSettings(fps=fps, frames=frames, substeps=substeps),
-    )
+def spec(cls=None, size=16, views=2, frames=10, fps=FPS, substeps=8, engine="tiny", objects=2, **render):
+    return physics_spec((cls or FallingWorld).info.name, objects, size=size, views=views, frames=frames, fps=fps,
+                        substeps=substeps, engine=engine, **render)
 
 
 def flat(glob: dict, objs: list[dict]) -> dict:
@@ -90,24 +81,24 @@ def drop(**obj0) -> dict:
 
 @pytest.fixture(scope="module", params=WORLDS, ids=lambda c: c.info.name)
 def world(request):
-    w = request.param(spec())
+    w = request.param(spec(request.param))
     yield w
     w.close()
 
 
 @pytest.fixture(scope="module")
 def falling():
-    w = FallingWorld(spec(size=16, views=1, frames=12))
+    w = FallingWorld(spec(size=16, views=1, frames=12, objects=1))
     yield w
     w.close()
 
 
-# --------------------------------------------------------------------------- protocol
+def states(r) -> np.ndarray:
+    """Every simulated state of a render (n, T, 13 N)."""
+    return r.simulation.states
 
 
-def test_import_does_not_load_engines():
-    code = "import sys, crlgen.scenes.physics.worlds, crlgen.scenes.physics.cycles_view, crlgen.scenes.engines.bullet; assert 'pybullet' not in sys.modules and 'bpy' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+# --------------------------------------------------------------------------- what only physics has
 
 
 def test_info_and_state_names():
@@ -119,6 +110,8 @@ def test_info_and_state_names():
         assert set(info.edit_targets) == {"obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "gravity", "friction", "wind"}
         assert "gravity" in info.latents and "obj[i].mass" in info.latents and "obj[i].shape" in info.latents
         assert not set(info.latents) & set(info.optional_latents)
+        assert info.mounts == ("obj[i]",) and set(info.camera_kinds) == {"orbit", "fixed", "mounted", "topdown"}
+        assert [c.name for c in cls.checks] == ["penetration", "energy"]
     assert {"wall.x", "wall.height"} <= set(ProjectileWorld.info.optional_latents)
     assert "obj[i].z0" in CollisionWorld.info.optional_latents
     names = state_names(2)
@@ -126,76 +119,58 @@ def test_info_and_state_names():
     assert names[-1] == "obj[1].wz"
 
 
-def test_shapes_dtypes_annotations(world):
-    out = world.render(batch([case(type(world))] * 2))
-    n, T, V, S = 2, 10, 2, 16
-    assert out.pixels.shape == (n, T, V, S, S, 3) and out.pixels.dtype == np.uint8
-    assert out.depth.shape == (n, T, V, S, S) and out.depth.dtype == np.float32
-    assert out.segmentation.shape == (n, T, V, S, S) and out.segmentation.dtype == np.uint8
-    assert out.states.shape == (n, T, 2 * N_STATE) and out.states.dtype == np.float64
-    assert np.all(np.isfinite(out.states))
-    assert out.extras["max_penetration"].shape == (n,) and out.extras["energy"].shape == (n, T)
-    seg, depth = out.segmentation, out.depth
+def test_depth_segmentation_and_quaternions(world):
+    r = world.render(batch([case(type(world))] * 2))
+    seg, depth = r.outputs["segmentation"], r.outputs["depth"]
     ids = set(np.unique(seg).tolist())
     assert ids <= {0, 1, 2, 3} and {1, 2, 3} <= ids, ids
     assert np.all(depth[seg == 0] == 0.0)
     assert np.all(depth[seg > 0] > 0.05) and np.all(depth[seg > 0] < 100.0)
-    # objects stand in front of the ground behind them
-    assert depth[seg >= 2].mean() < depth[seg == 1].mean()
-    # quaternions stay unit
-    q = out.states[..., 3:7]
-    assert np.allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-6)
-    assert 30 < out.pixels.mean() < 250
+    assert depth[seg >= 2].mean() < depth[seg == 1].mean()  # objects stand in front of the ground behind them
+    q = states(r)[..., 3:7]
+    assert np.allclose(np.linalg.norm(q, axis=-1), 1.0, atol=1e-6)  # quaternions stay unit
+    seg_out = next(o for o in type(world).outputs(world.spec) if o.name == "segmentation")
+    assert seg_out.attrs["ids"] == {"0": "background", "1": "ground and walls", "2": "obj[0]", "3": "obj[1]"}
 
 
 def test_annotations_off_non_square_named_views():
-    with FallingWorld(spec(size=(24, 16), views=("front", "top"), frames=8, annotations=())) as w:
-        out = w.render(batch([drop()]))
-    assert out.pixels.shape == (1, 8, 2, 16, 24, 3)
-    assert out.depth is None and out.segmentation is None and out.states.shape == (1, 8, N_STATE)
+    with FallingWorld(spec(size=(24, 16), views=("front", "top"), frames=8, objects=1, annotations=())) as w:
+        r = w.render(batch([drop()]))
+    assert r.outputs["frames"].shape == (1, 8, 2, 16, 24, 3)
+    assert "depth" not in r.outputs and "segmentation" not in r.outputs and r.outputs["states"].shape == (1, 8, N_STATE)
 
 
-def test_deterministic_and_independent_of_batch(world):
+def test_only_declared_states_are_stored():
+    s = physics_spec("physics/falling", 2, frames=6, states=("z", "vx"))
+    with FallingWorld(s) as w:
+        r = w.render(batch([flat(GLOBAL, [OBJ0, OBJ1])]))
+    (out,) = [o for o in w.outputs(s) if o.name == "states"]
+    assert out.coords["state"][1] == ("obj[0].z", "obj[0].vx", "obj[1].z", "obj[1].vx")
+    assert out.coords["state_unit"][1] == ("m", "m/s", "m", "m/s")
+    full = states(r)
+    assert np.array_equal(r.outputs["states"], full[:, :, [2, 7, N_STATE + 2, N_STATE + 7]])
+
+
+def test_light_dims_the_frames(world):
     cls = type(world)
-    rows = [case(cls), case(cls, hue=0.4, vx0=1.0), case(cls, size=0.1)]
-    a = world.render(batch(rows))
-    b = world.render(batch(rows))
-    alone = world.render(batch(rows[1:2]))
-    assert np.array_equal(a.pixels, b.pixels) and np.array_equal(a.states, b.states)
-    assert np.array_equal(a.depth, b.depth) and np.array_equal(a.segmentation, b.segmentation)
-    assert np.array_equal(alone.states[0], a.states[1]) and np.array_equal(alone.pixels[0], a.pixels[1])
-    assert np.array_equal(alone.extras["energy"][0], a.extras["energy"][1])
-    # a second world instance (its own client) agrees too
-    with cls(spec()) as other:
-        c = other.render(batch(rows[1:2]))
-    assert np.array_equal(c.states[0], a.states[1]) and np.array_equal(c.pixels[0], a.pixels[1])
-    assert np.array_equal(world.simulate(batch(rows)), a.states)
-
-
-def test_latents_visible(world):
-    cls = type(world)
-    base = world.render(batch([case(cls)]))
-    for change in ({"hue": 0.5}, {"size": 0.12}):
-        other = world.render(batch([case(cls, **change)]))
-        assert not np.array_equal(base.pixels[0, 0], other.pixels[0, 0]), change
-    moved = world.render(batch([case(cls, vx0=case(cls)["obj[0].vx0"] + 1.0)]))
-    assert np.array_equal(moved.states[0, 0, 0:3], base.states[0, 0, 0:3])
-    assert not np.array_equal(moved.states[0, -1], base.states[0, -1])
-    assert not np.array_equal(moved.pixels[0, -1], base.pixels[0, -1])
-    dim = world.render(batch([{**case(cls), "light": 0.3}]))
-    assert dim.pixels[0, 0].mean() < base.pixels[0, 0].mean()
+    base = world.render(batch([case(cls)])).outputs["frames"]
+    dim = world.render(batch([{**case(cls), "light": 0.3}])).outputs["frames"]
+    assert dim[0, 0].mean() < base[0, 0].mean()
 
 
 def test_bad_inputs_fail_clearly():
+    from crlgen.scenes import check_world
+
+    assert any(p.startswith("render.engine: 'eevee' is not an engine") for p in check_world(spec(engine="eevee")))
     with pytest.raises(ValueError, match="engine"):
         FallingWorld(spec(engine="eevee"))
-    with FallingWorld(spec(frames=8)) as w:
+    with FallingWorld(spec(frames=8, objects=1)) as w:
         row = drop()
         with pytest.raises(KeyError, match="gravity"):
             w.render(batch([{k: v for k, v in row.items() if k != "gravity"}]))
-        with pytest.raises(ValueError, match="shape"):
+        with pytest.raises(ValueError, match=r"obj\[0\]\.shape"):
             w.render(batch([drop(shape=3)]))
-        with pytest.raises(ValueError, match="mass"):
+        with pytest.raises(ValueError, match=r"obj\[0\]\.mass"):
             w.render(batch([drop(mass=0.0)]))
         with pytest.raises(ValueError, match="cannot edit"):
             w.render(batch([row], [edit("obj[0].hue", "set", 2, 0.5)]))
@@ -207,17 +182,17 @@ def test_bad_inputs_fail_clearly():
 
 
 def test_falling_object_lands_and_rests():
-    with FallingWorld(spec(size=16, views=1, frames=12, fps=10, substeps=24)) as w:
+    with FallingWorld(spec(size=16, views=1, frames=12, fps=10, substeps=24, objects=1)) as w:
         out = w.render(batch([{**drop(z0=0.6, size=0.1), "restitution": 0.1}]))
-    z = out.states[0, :, 2]
+    z = states(out)[0, :, 2]
     assert z[1] < z[0] and z[2] < z[1]
     assert abs(z[-1] - 0.1) < 5e-3 and abs(z[-2] - z[-1]) < 1e-3
-    assert np.abs(out.states[0, -1, 7:10]).max() < 0.05
-    assert 0.0 <= out.extras["max_penetration"][0] < 0.02
+    assert np.abs(states(out)[0, -1, 7:10]).max() < 0.05
+    assert 0.0 <= out.simulation.extras["max_penetration"][0] < 0.02
 
 
 def test_gravity_changes_fall_time(falling):
-    out = falling.simulate(batch([{**drop(z0=1.0), "gravity": g} for g in (9.81, 3.0)]))
+    out = falling.simulate(batch([{**drop(z0=1.0), "gravity": g} for g in (9.81, 3.0)])).states
     z = out[:, :, 2]
     assert np.all(z[1, 1:] > z[0, 1:])  # lower gravity: still higher at every later frame
     t = 5 / FPS
@@ -226,7 +201,7 @@ def test_gravity_changes_fall_time(falling):
 
 def test_energy_conserved_in_free_flight(falling):
     out = falling.render(batch([drop(z0=1.5, vx0=1.0, vz0=1.0)]))
-    e = out.extras["energy"][0]
+    e = out.simulation.extras["energy"][0]
     m, g = 1.0, 9.81
     assert abs(e[0] - (0.5 * m * 2.0 + m * g * 1.5)) < 1e-9
     assert np.all(np.abs(e - e[0]) < 0.02 * e[0])  # semi-implicit Euler drifts a little
@@ -234,22 +209,23 @@ def test_energy_conserved_in_free_flight(falling):
 
 def test_velocity_impulse_edit_at_frame(falling):
     rows = [drop(z0=1.5)]
-    plain = falling.simulate(batch(rows))
-    edited = falling.simulate(batch(rows, [edit("obj[0].vx", "add", 5, 1.5)]))
+    sim = lambda b: falling.simulate(b).states  # noqa: E731
+    plain = sim(batch(rows))
+    edited = sim(batch(rows, [edit("obj[0].vx", "add", 5, 1.5)]))
     assert np.array_equal(edited[0, :5], plain[0, :5])
     assert not np.array_equal(edited[0, 5], plain[0, 5])
     assert abs(edited[0, 5, 7] - (plain[0, 5, 7] + 1.5)) < 1e-9  # vx
     assert np.allclose(edited[0, 5:, 2], plain[0, 5:, 2])  # z unaffected while in the air
     # frame -1 = not applied; frame 0 acts from the first step on
-    assert np.array_equal(falling.simulate(batch(rows, [edit("obj[0].vx", "add", -1, 1.5)])), plain)
-    first = falling.simulate(batch(rows, [edit("obj[0].vx", "add", 0, 1.5)]))
+    assert np.array_equal(sim(batch(rows, [edit("obj[0].vx", "add", -1, 1.5)])), plain)
+    first = sim(batch(rows, [edit("obj[0].vx", "add", 0, 1.5)]))
     assert np.array_equal(first[0, 0], plain[0, 0]) and first[0, 1, 7] == pytest.approx(1.5)
 
 
 def test_gravity_set_edit_window(falling):
     rows = [drop(z0=1.5)]
-    plain = falling.simulate(batch(rows))
-    edited = falling.simulate(batch(rows, [edit("gravity", "set", 3, 1.0, end=6)]))
+    plain = falling.simulate(batch(rows)).states
+    edited = falling.simulate(batch(rows, [edit("gravity", "set", 3, 1.0, end=6)])).states
     assert np.array_equal(edited[0, :3], plain[0, :3])
     assert np.all(edited[0, 3:, 2] > plain[0, 3:, 2])
     dv = np.diff(edited[0, :, 9])  # vz change per frame
@@ -261,66 +237,74 @@ def test_mass_and_wind_edits(falling):
     rows = [drop(z0=1.5)]
     plain = falling.render(batch(rows))
     heavy = falling.render(batch(rows, [edit("obj[0].mass", "scale", 4, 2.0)]))
-    e0, e1 = plain.extras["energy"][0], heavy.extras["energy"][0]
+    e0, e1 = plain.simulation.extras["energy"][0], heavy.simulation.extras["energy"][0]
     assert np.array_equal(e1[:4], e0[:4]) and np.allclose(e1[4:], 2.0 * e0[4:], rtol=1e-9)
-    assert np.allclose(heavy.states[0], plain.states[0])  # free fall does not depend on mass
-    windy = falling.simulate(batch(rows, [edit("wind", "set", 2, 3.0)]))
+    assert np.allclose(states(heavy)[0], states(plain)[0])  # free fall does not depend on mass
+    windy = falling.simulate(batch(rows, [edit("wind", "set", 2, 3.0)])).states
     vx = windy[0, :, 7]
-    assert np.array_equal(windy[0, :2], plain.states[0, :2])
+    assert np.array_equal(windy[0, :2], states(plain)[0, :2])
     assert np.allclose(np.diff(vx)[1:], 3.0 / FPS) and np.all(np.diff(vx)[:1] == 0)
 
 
 def test_wind_drag_and_friction_latents(falling):
     row = {**drop(z0=1.5, vx0=2.0), "wind": 0.0, "drag": 0.0}
-    still, windy, draggy = falling.simulate(batch([row, {**row, "wind": 2.0}, {**row, "drag": 0.5}]))
-    assert np.array_equal(still, falling.simulate(batch([drop(z0=1.5, vx0=2.0)]))[0])  # defaults are 0
+    still, windy, draggy = falling.simulate(batch([row, {**row, "wind": 2.0}, {**row, "drag": 0.5}])).states
+    assert np.array_equal(still, falling.simulate(batch([drop(z0=1.5, vx0=2.0)])).states[0])  # defaults are 0
     assert windy[-1, 7] > still[-1, 7] + 0.5 and draggy[-1, 7] < still[-1, 7] - 0.05
     # friction: a box sliding on the ground stops sooner with more friction (and a friction edit)
     slide = dict(shape=1, size=0.1, z0=0.1, vx0=2.0)
-    rough, slick = falling.simulate(batch([{**drop(**slide), "friction": 0.8}, {**drop(**slide), "friction": 0.2}]))
+    rough, slick = falling.simulate(batch([{**drop(**slide), "friction": 0.8}, {**drop(**slide), "friction": 0.2}])).states
     assert rough[-1, 0] < slick[-1, 0]
-    edited = falling.simulate(batch([{**drop(**slide), "friction": 0.2}], [edit("friction", "scale", 3, 4.0)]))
+    edited = falling.simulate(batch([{**drop(**slide), "friction": 0.2}], [edit("friction", "scale", 3, 4.0)])).states
     assert np.array_equal(edited[0, :3], slick[:3]) and edited[0, -1, 0] < slick[-1, 0]
 
 
 def test_projectile_hits_wall_and_bounces_back():
-    with ProjectileWorld(spec(size=16, views=1, frames=12, fps=10, substeps=24)) as w:
+    with ProjectileWorld(spec(ProjectileWorld, size=16, views=1, frames=12, fps=10, substeps=24, objects=1)) as w:
         row = flat({**GLOBAL, "restitution": 0.9, "wall.x": 0.5, "wall.height": 1.0},
                    [{**OBJ0, "size": 0.1, "x0": -0.5, "z0": 0.5, "vx0": 3.0, "vz0": 1.0}])
         out = w.render(batch([row, {**row, "wall.height": 0.0}]))
-    x, vx = out.states[:, :, 0], out.states[:, :, 7]
+    x, vx = states(out)[:, :, 0], states(out)[:, :, 7]
     assert x[0].max() < 0.5 - 0.05 - 0.1 + 0.01 and vx[0, -1] < 0  # stopped by the wall, moving back
     assert x[1, -1] > 1.0  # no wall (height 0): flies on
-    assert 1 in np.unique(out.segmentation[0])
+    assert 1 in np.unique(out.outputs["segmentation"][0])
 
 
 def test_collision_transfers_momentum():
-    with CollisionWorld(spec(size=16, views=1, frames=12)) as w:
+    with CollisionWorld(spec(CollisionWorld, size=16, views=1, frames=12)) as w:
         out = w.render(batch([case(CollisionWorld)]))
-    s = out.states[0]
+    s = states(out)[0]
     vx0, vx1 = s[:, 7], s[:, N_STATE + 7]
     assert vx1[0] == 0.0 and vx1[-1] > 1.0 and vx0[-1] < vx0[0]
     # z0 defaults to size (resting on the table)
     row = case(CollisionWorld)
     del row["obj[0].z0"], row["obj[1].z0"]
-    with CollisionWorld(spec(size=16, views=1, frames=2)) as w:
-        st = w.simulate(batch([row]))
+    with CollisionWorld(spec(CollisionWorld, size=16, views=1, frames=2)) as w:
+        st = w.simulate(batch([row])).states
     assert st[0, 0, 2] == pytest.approx(0.15) and abs(st[0, 1, 2] - 0.15) < 2e-3
 
 
-def test_overlapping_start_shows_as_penetration(falling):
+def test_overlapping_start_fails_the_penetration_check():
     overlap = flat(GLOBAL, [{**OBJ0, "z0": 0.5}, {**OBJ0, "z0": 0.5, "x0": 0.1, "hue": 0.5}])
     apart = flat(GLOBAL, [{**OBJ0, "z0": 1.5}, {**OBJ0, "z0": 1.5, "x0": 0.6, "hue": 0.5}])
-    pen = falling.render(batch([overlap, apart])).extras["max_penetration"]
-    assert pen[0] > 0.2 and pen[1] == 0.0
+    with FallingWorld(spec(views=1, frames=12)) as w:
+        b = batch([overlap, apart])
+        sim = w.simulate(b)
+        pen = sim.extras["max_penetration"]
+        assert pen[0] > 0.2 and pen[1] == 0.0
+        (check,) = [c for c in w.checks if c.name == "penetration"]
+        problems = check.run(w, b, sim)
+    assert len(problems) == 1 and problems[0].startswith("sample 0: objects interpenetrate by")
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def test_bullet_helpers():
+    from crlgen.scenes.cameras import linear_depth
+
     assert pb.hsv_to_rgb(0.0) == pytest.approx((0.9, 0.225, 0.225))
-    z = pb.linearize_depth(np.array([[0.0, 1.0]]), 0.1, 10.0)
+    z = linear_depth(np.array([[0.0, 1.0]]), 0.1, 10.0, False, np.array([[False, True]]))
     assert z[0, 0] == pytest.approx(0.1) and z[0, 1] == 0.0
     lut = pb.segmentation_lut({0: 1, 1: 1, 3: 2})
     assert pb.map_segmentation(np.array([[-1, 0, 1, 2, 3, 9]]), lut).tolist() == [[0, 1, 1, 0, 2, 0]]
@@ -332,15 +316,17 @@ def test_bullet_helpers():
 @pytest.mark.slow
 def test_cycles_engine_same_states():
     rows = [drop(z0=0.8), drop(z0=0.5, shape=1, hue=0.3)]
-    kw = dict(size=16, views=1, frames=3)
-    with FallingWorld(spec(engine="cycles", samples=4, device="cpu", **kw), threads=1) as w:
+    kw = dict(size=16, views=1, frames=3, objects=1)
+    with FallingWorld(spec(engine="cycles", **kw), threads=1) as w:
         cyc = w.render(batch(rows))
     with FallingWorld(spec(**kw)) as w:
         tiny = w.render(batch(rows))
-    assert cyc.pixels.shape == (2, 3, 1, 16, 16, 3) and cyc.pixels.dtype == np.uint8
-    assert cyc.depth.shape == (2, 3, 1, 16, 16) and cyc.segmentation.shape == (2, 3, 1, 16, 16)
-    assert np.array_equal(cyc.states, tiny.states)
-    assert set(np.unique(cyc.segmentation).tolist()) <= {0, 1, 2} and 2 in np.unique(cyc.segmentation)
-    assert np.all(cyc.depth[cyc.segmentation > 0] > 0)
-    assert 20 < cyc.pixels.mean() < 250
-    assert not np.array_equal(cyc.pixels[0, 0], cyc.pixels[0, -1])  # the object moved
+    px, seg, depth = (cyc.outputs[k] for k in ("frames", "segmentation", "depth"))
+    assert px.shape == (2, 3, 1, 16, 16, 3) and px.dtype == np.uint8
+    assert depth.shape == (2, 3, 1, 16, 16) and seg.shape == (2, 3, 1, 16, 16)
+    assert np.array_equal(states(cyc), states(tiny)) and np.array_equal(cyc.outputs["states"], tiny.outputs["states"])
+    assert np.array_equal(cyc.outputs["camera_to_world"], tiny.outputs["camera_to_world"])
+    assert set(np.unique(seg).tolist()) <= {0, 1, 2} and 2 in np.unique(seg)
+    assert np.all(depth[seg > 0] > 0)
+    assert 20 < px.mean() < 250
+    assert not np.array_equal(px[0, 0], px[0, -1])  # the object moved

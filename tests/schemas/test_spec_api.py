@@ -143,14 +143,14 @@ def test_extends_catalogue_scene_merges(tmp_path: Path):
         "name: my_spring\n"
         "samples: 50\n"
         "variables:\n"
-        "  k: {range: [50, 500], noise: 'uniform(50, 500)'}\n"
+        "  k: {range: [60, 400], noise: 'uniform(60, 380)'}\n"
         "domains:\n"
         "  moon: {parameters: {g: 3.0}}\n"
     )
     spec = load_spec(tmp_path / "mine.yaml")
     base = load_spec("static/spring")
     assert spec.name == "my_spring" and spec.samples == 50
-    assert spec.variables["k"].range == (50.0, 500.0) and spec.variables["k"].noise == S.Uniform(low=50, high=500)
+    assert spec.variables["k"].range == (60.0, 400.0) and spec.variables["k"].noise == S.Uniform(low=60, high=380)
     assert spec.variables["k"].unit == "N/m"  # merged into the base variable, not replacing it
     assert spec.variables["h"] == base.variables["h"]
     assert spec.domains["moon"].parameters == {"g": 3.0} and spec.domains["moon"].weight == 0.5
@@ -367,3 +367,30 @@ def test_json_schema_rejects_malformed_specs(validator):
     assert not validator.is_valid({"name": "x", "samples": 3, "sampels": 3, "variables": {"a": {"noise": "normal(0, 1)"}}})
     assert not validator.is_valid({"name": "x", "samples": 3, "variables": {}})
     assert dataset_json_schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_readme_yaml_examples_validate_against_json_schema(validator):
+    """What the README tells editors to validate with: its YAML examples (extends included) pass, and a
+    spec without extends must still give the required fields."""
+    import re
+
+    readme = (CATALOG.parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    assert blocks
+    for text in blocks:
+        errors = [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(yaml.safe_load(text))]
+        assert not errors, "\n".join(errors)
+    assert not validator.is_valid({"samples": 3})  # no extends: name and variables are required
+    assert validator.is_valid({"extends": "static/spring", "samples": 3})
+
+
+def test_resolved_specs_write_every_default_and_hash_the_same():
+    from crlgen.pipeline import make_plan
+
+    for path in CATALOG_FILES:
+        spec = load_spec(path)
+        full = spec.resolved()
+        assert full.resolved() == full
+        assert DatasetSpec.from_dict(full.model_dump(mode="json")) == full
+        assert isinstance(full.render.views, tuple) and all(not isinstance(c, str) for c in full.render.views)
+        assert make_plan(full).spec_hash == make_plan(spec).spec_hash  # views: 4 and the four cameras are one dataset

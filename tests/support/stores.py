@@ -42,6 +42,9 @@ def rewrite_marker(store_root: Path, plan, shard: int) -> None:
     data = store.read_shard(plan, shard)
     marker = store.marker(shard)
     marker["checksums"] = {k: checksum(v) for k, v in data.items()}
+    listing = store.listing()
+    for obj in marker["objects"].values():
+        obj["bytes"] = listing.get(obj["key"])
     store.write_text(f"_crlgen/shards/{shard:06d}.json", json.dumps(marker, sort_keys=True, indent=1))
 
 
@@ -95,3 +98,26 @@ def kill_session(sid: int, timeout: float = 20.0) -> None:
                 pass
         time.sleep(0.1)
     raise RuntimeError(f"processes of session {sid} survived SIGKILL: {session_pids(sid)}")
+
+
+def physics_spec(world: str, objects: int = 2, *, size=16, views=2, frames=10, fps=20, substeps=8, engine="tiny",
+                 samples: int = 4, annotations=("depth", "segmentation"), states=("x", "y", "z", "qx", "qy", "qz", "qw",
+                                                                                     "vx", "vy", "vz", "wx", "wy", "wz")) -> DatasetSpec:
+    """A minimal valid spec for a physics world: every latent it reads as a uniform root over the
+    world's valid range (tests hand the world their own latents), and the given states declared."""
+    from crlgen.scenes import world_class
+
+    info = world_class(world).info
+    variables = {}
+    for t in info.latents + info.optional_latents:
+        lo, hi = info.ranges[t]
+        if t == "obj[i].shape":
+            variables[t] = {"type": "categorical", "levels": ["sphere", "box", "cylinder"], "noise": "categorical(1, 1, 1)"}
+        elif t not in ("wall.x", "wall.height"):
+            variables[t] = {"range": [lo, hi], "noise": f"uniform({lo}, {hi})"}
+    variables.update({f"obj[i].{s}": {"time_varying": True} for s in states})
+    return DatasetSpec.from_dict({
+        "name": "physics_test", "world": world, "objects": objects, "samples": samples, "variables": variables,
+        "video": {"fps": fps, "frames": frames, "substeps": substeps},
+        "render": {"size": size, "views": views, "engine": engine, "samples": 4, "device": "cpu", "annotations": list(annotations)},
+    })

@@ -1,0 +1,187 @@
+"""PyBullet simulation of one physics scene (:class:`~.scene.Scene`): bodies, forces, temporal edits,
+and the recorded state series. Rendering is not its business: a view (TinyRenderer or Blender)
+observes each recorded frame through ``on_frame``.
+
+Time: frame 0 is the initial state; frame t is the state after t / fps seconds, reached with
+``substeps`` fixed steps of 1 / (fps * substeps) per frame. An edit at frame f acts on the steps
+that lead into frames ``max(f, 1) .. end - 1``, so ``states[:f]`` equal the unedited run bitwise.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..engines import bullet as pb
+from .scene import N_STATE, WALL_RGB, WALL_THICKNESS, WALL_WIDTH, Scene, Stage
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One edit of one sample, in step terms: active for steps ``start <= t < end`` (end None = open).
+
+    ``key``: ``("v", k, axis)`` (an impulse on object k's velocity), ``("gravity",)``,
+    ``("friction",)``, ``("wind",)`` or ``("mass", k)``.
+    """
+
+    key: tuple
+    op: str
+    start: int
+    end: int | None
+    value: float
+
+
+def apply_op(op: str, current: float, value: float) -> float:
+    """``set`` / ``add`` / ``scale`` ``current`` by ``value``."""
+    if op == "set":
+        return value
+    if op == "add":
+        return current + value
+    if op == "scale":
+        return current * value
+    raise ValueError(f"unknown edit op {op!r}; expected set, add or scale")
+
+
+def _fold(base: float, edits: Sequence[Edit], t: int) -> float:
+    v = base
+    for e in edits:
+        if e.start <= t and (e.end is None or t < e.end):
+            v = apply_op(e.op, v, e.value)
+    return v
+
+
+@dataclass
+class SampleSeries:
+    """One simulated sample: states (T, 13 N), energy (T,) in joules, deepest penetration (m)."""
+
+    states: np.ndarray
+    energy: np.ndarray
+    max_penetration: float
+
+
+class Simulator:
+    """One PyBullet DIRECT server that simulates scenes of a :class:`Stage`, one after another.
+
+    Every sample starts from ``resetSimulation`` and rebuilds its bodies, so a sample's
+    result never depends on the samples simulated before it.
+    """
+
+    def __init__(self, stage: Stage, fps: int, substeps: int, frames: int) -> None:
+        self.stage = stage
+        self.substeps, self.frames = int(substeps), int(frames)
+        self.dt = 1.0 / (fps * substeps)
+        self.client = pb.BulletScene()
+
+    def build(self, scene: Scene) -> tuple[list[int], list[int], list[int]]:
+        """Reset and create scenery and bodies; returns (ground ids, wall ids, object ids).
+
+        The first ground id carries the collision plane; the others only draw.
+        """
+        c, st = self.client, self.stage
+        c.reset(self.dt, scene.gravity)
+        ground = c.add_ground(half_size=st.ground_half, tiles=st.ground_tiles, colors=st.ground_colors,
+                              friction=scene.friction, restitution=scene.restitution, outer=st.ground_outer)
+        walls = []
+        if scene.wall is not None:
+            x, h = scene.wall
+            walls.append(c.add_static_box(half_extents=(0.5 * WALL_THICKNESS, 0.5 * WALL_WIDTH, 0.5 * h), position=(x, 0.0, 0.5 * h),
+                                          rgb=WALL_RGB, friction=scene.friction, restitution=scene.restitution))
+        bodies = [c.add_object(shape=b.shape, size=b.size, mass=b.mass, position=b.position, orientation=b.orientation,
+                               velocity=b.velocity, rgb=b.rgb, friction=b.friction, restitution=b.restitution)
+                  for b in scene.bodies]
+        return ground, walls, bodies
+
+    def run(self, scene: Scene, edits: Sequence[Edit],
+            on_frame: Callable[[int, list[int], list[int], np.ndarray], None] | None = None) -> SampleSeries:
+        """Simulate one scene; ``on_frame(t, static ids, body ids, states[t])`` sees every recorded frame."""
+        c = self.client
+        T, N = self.frames, len(scene.bodies)
+        ground_ids, walls, bodies = self.build(scene)
+        static = ground_ids + walls
+        by_key: dict[tuple, list[Edit]] = {}
+        impulses: dict[int, list[Edit]] = {}
+        for e in edits:
+            by_key.setdefault(e.key, []).append(e)
+            if e.key[0] == "v":
+                impulses.setdefault(e.start, []).append(e)
+
+        cur_g, cur_fric = scene.gravity, None
+        base_fric = [scene.friction] + [scene.friction] * len(walls) + [b.friction for b in scene.bodies]
+        fric_bodies = [ground_ids[0]] + walls + bodies
+        cur_mass = [b.mass for b in scene.bodies]
+        states = np.zeros((T, N * N_STATE), dtype=np.float64)
+        energy = np.zeros(T, dtype=np.float64)
+
+        def record(t: int) -> None:
+            e_tot = 0.0
+            for k, body in enumerate(bodies):
+                pos, quat, lin, ang = c.state(body)
+                row = states[t, k * N_STATE:(k + 1) * N_STATE]
+                row[0:3], row[3:7], row[7:10], row[10:13] = pos, quat, lin, ang
+                b, m = scene.bodies[k], cur_mass[k]
+                inertia = np.asarray(pb.inertia_diagonal(b.shape, b.size, m))
+                w_body = pb.quaternion_matrix(quat).T @ np.asarray(ang, dtype=np.float64)
+                v2 = lin[0] * lin[0] + lin[1] * lin[1] + lin[2] * lin[2]
+                e_tot += 0.5 * m * v2 + 0.5 * float(inertia @ (w_body * w_body)) + m * cur_g * pos[2]
+            energy[t] = e_tot
+            if on_frame is not None:
+                on_frame(t, static, bodies, states[t])
+
+        c.bc.performCollisionDetection()
+        min_d = c.min_contact_distance()
+        record(0)
+        forces = scene.drag > 0 or scene.wind != 0 or ("wind",) in by_key
+        for t in range(1, T):
+            g = _fold(scene.gravity, by_key.get(("gravity",), ()), t)  # parameter edits in force for the step into t
+            if g != cur_g:
+                c.set_gravity(g)
+                cur_g = g
+            wind = _fold(scene.wind, by_key.get(("wind",), ()), t)
+            fe = by_key.get(("friction",), ())
+            if fe:
+                fr = [_fold(f0, fe, t) for f0 in base_fric]
+                if fr != cur_fric:
+                    for body, f in zip(fric_bodies, fr):
+                        c.set_friction(body, f)
+                    cur_fric = fr
+            for k, b in enumerate(scene.bodies):
+                me = by_key.get(("mass", k))
+                if me:
+                    m = _fold(b.mass, me, t)
+                    if m <= 0 or not math.isfinite(m):
+                        raise ValueError(f"temporal edit made obj[{k}].mass {m} at frame {t}; mass must stay > 0")
+                    if m != cur_mass[k]:
+                        c.set_mass(bodies[k], b.shape, b.size, m)
+                        cur_mass[k] = m
+            for e in impulses.get(t, ()):  # one-shot velocity edits at the start of frame t's step
+                _, k, axis = e.key
+                lin, ang = c.bc.getBaseVelocity(bodies[k])
+                lin = list(lin)
+                lin[axis] = apply_op(e.op, lin[axis], e.value)
+                c.bc.resetBaseVelocity(bodies[k], linearVelocity=lin, angularVelocity=list(ang))
+            for _ in range(self.substeps):
+                if forces:
+                    self._apply_forces(bodies, cur_mass, wind, scene.drag)
+                c.bc.stepSimulation()
+                min_d = min(min_d, c.min_contact_distance())
+            record(t)
+        pen = 0.0 if not math.isfinite(min_d) else max(0.0, -min_d)
+        return SampleSeries(states=states, energy=energy, max_penetration=pen)
+
+    def _apply_forces(self, bodies: Sequence[int], masses: Sequence[float], wind: float, drag: float) -> None:
+        """Wind (m/s^2 along +x, as a force m * wind) and quadratic drag (-drag |v| v, N)."""
+        c = self.client
+        frame = c.p.WORLD_FRAME
+        for body, m in zip(bodies, masses):
+            pos, _ = c.bc.getBasePositionAndOrientation(body)
+            (vx, vy, vz), _ = c.bc.getBaseVelocity(body)
+            speed = math.sqrt(vx * vx + vy * vy + vz * vz)
+            f = [m * wind - drag * speed * vx, -drag * speed * vy, -drag * speed * vz]
+            if f != [0.0, 0.0, 0.0]:
+                c.bc.applyExternalForce(body, -1, f, list(pos), frame)
+
+    def close(self) -> None:
+        self.client.close()
