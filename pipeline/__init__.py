@@ -22,9 +22,10 @@ from ._store import Store, StoreError
 from ._urls import Location, UrlError, resolve
 from ._validate import validate_store
 from ._version import __version__
+from ..schemas import SpecError
 
 
-def open_store(url: str, storage_options: dict | None = None):
+def open_store(url: str | Location, storage_options: dict | None = None):
     """A crlgen store as an ``xarray.Dataset`` (lazy, read-only), dims named as in the plan.
 
     ``latents`` has dims (sample, latent) with the latent names as the ``latent``
@@ -37,13 +38,17 @@ def open_store(url: str, storage_options: dict | None = None):
 
     loc = resolve(url, storage_options, arg="URL")
     check_location(loc, write=False)
-    if not Store(loc).attrs():
+    store = Store(loc)
+    attrs = store.attrs()
+    if not attrs:
         raise loc.error("not a crlgen store (no zarr group with crlgen attributes)")
+    if store.read_text("spec.yaml") is None:
+        raise loc.error(f"the run writing this store has not finished (status {attrs.get('status')}); run it again to finish")
     return xr.open_zarr(loc.zarr_store(read_only=True), consolidated=True)
 
 
 __all__ = [
     "FORMAT_VERSION", "ArraySpec", "CompiledSCM", "Location", "Plan", "RunError", "RunOptions", "RunResult",
-    "SAMPLE_FIELDS", "SampleBatch", "Store", "StoreError", "UrlError", "__version__", "check_spec", "load_spec",
+    "SAMPLE_FIELDS", "SampleBatch", "SpecError", "Store", "StoreError", "UrlError", "__version__", "check_spec", "load_spec",
     "make_plan", "open_store", "resolve", "run", "validate_store",
 ]

@@ -23,8 +23,8 @@ from ._run import RunError
 from ._store import StoreError
 from ._urls import UrlError
 
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, emoji=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 EXIT_USER = 2
 #: Which crlgen wrote each older store format.
@@ -158,9 +158,11 @@ def _calibrate(spec) -> float:
 @click.option("--overwrite", is_flag=True, help="replace a store that holds another spec")
 @click.option("--validate/--no-validate", "validate_", default=True, help="run the validation stage at the end")
 @click.option("--inline", is_flag=True, help="no Ray: render in this process (debugging)")
+@click.option("--resource", "resources", multiple=True, metavar="NAME=N",
+              help="a custom resource the embedded Ray offers, e.g. carla=1 (repeatable)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
 def run(spec: str, out_url: str | None, samples: int | None, workers: int | None, address: str | None,
-        overwrite: bool, validate_: bool, inline: bool, quiet: bool) -> None:
+        overwrite: bool, validate_: bool, inline: bool, resources: tuple[str, ...], quiet: bool) -> None:
     """Sample, render and write a dataset with Ray, then validate it. Re-running resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -171,6 +173,7 @@ def run(spec: str, out_url: str | None, samples: int | None, workers: int | None
 
     if workers is not None and workers < 1:
         raise UserError(f"--workers: expected at least 1, got {workers}")
+    custom = _resources(resources)
     s = _load(spec, samples)
     loc = _location(out_url, s)
     p = make_plan(s)
@@ -191,7 +194,8 @@ def run(spec: str, out_url: str | None, samples: int | None, workers: int | None
     out.print(f"run {s.name}: {total} samples, {len(p.shards)} shards -> {loc.redacted()}")
     with progress:
         result = run_dataset(s, loc, RunOptions(workers=workers, address=address, overwrite=overwrite, validate=validate_,
-                                               executor="inline" if inline else "ray", on_progress=on_progress))
+                                               executor="inline" if inline else "ray", resources=custom,
+                                               on_progress=on_progress))
     t = Table(title="summary", show_header=False)
     t.add_column(no_wrap=True)
     t.add_column(overflow="fold")
@@ -209,6 +213,20 @@ def run(spec: str, out_url: str | None, samples: int | None, workers: int | None
         for line in summary_lines(result.report):
             err.print(line, markup=False)
         raise SystemExit(1)
+
+
+def _resources(items: tuple[str, ...]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        name, _, amount = item.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not name.strip() or value <= 0:
+            raise UserError(f"--resource: expected NAME=N with N > 0 (e.g. carla=1), got {item!r}")
+        out[name.strip()] = value
+    return out
 
 
 def _preflight(p, loc, overwrite: bool) -> None:
@@ -245,7 +263,13 @@ def validate(url: str, json_out: bool, write: bool, full: bool) -> None:
         raise UserError(f"URL: {loc.redacted()}: store format {attrs.get('format')} (written by "
                         f"{_WRITTEN_BY.get(attrs.get('format'), 'another crlgen')}); this crlgen "
                         f"validates format {FORMAT_VERSION}: regenerate it with `crlgen run` on its spec.yaml")
-    report = validate_store(loc, full=full)
+    if Store(loc).read_text("spec.yaml") is None:
+        raise UserError(f"URL: {loc.redacted()}: the run writing this store has not finished (status "
+                        f"{attrs.get('status')}); run `crlgen run` on the same spec again to finish it")
+    try:
+        report = validate_store(loc, full=full)
+    except EngineMissing as e:
+        raise UserError(f"URL: {loc.redacted()}: {e}") from None
     if write:
         Store(loc).write_text("validation.json", json.dumps(report, indent=1, sort_keys=True))
     if json_out:
@@ -271,11 +295,12 @@ def inspect(url: str, json_out: bool) -> None:
     if not attrs:
         raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
     g = store.group("r")
-    graph = json.loads(store.read_text("causal_graph.json") or "{}")
-    val = json.loads(store.read_text("validation.json") or "null")
+    graph = store.read_json("causal_graph.json")
+    val = store.read_json("validation.json")
+    edges = graph.get("edges") if isinstance(graph, dict) else None
     info = {**attrs, "arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in g.arrays()},
-            "edges": [f"{e['source']} -> {e['target']}" for e in graph.get("edges", [])],
-            "validation": None if val is None else val.get("passed")}
+            "edges": [f"{e.get('source')} -> {e.get('target')}" for e in edges if isinstance(e, dict)] if isinstance(edges, list) else None,
+            "validation": val.get("passed") if isinstance(val, dict) else None}
     if json_out:
         _emit_json(info)
         return
@@ -287,8 +312,9 @@ def inspect(url: str, json_out: bool) -> None:
         t.add_row(k, "x".join(map(str, a["shape"])), a["dtype"])
     out.print(t)
     out.print(f"world {attrs.get('world')}, {attrs.get('samples')} samples, spec hash {str(attrs.get('spec_hash'))[:16]}")
-    out.print("graph: " + (", ".join(info["edges"]) or "no edges"))
-    out.print(f"validation: {({True: 'passed', False: 'FAILED', None: 'not run'})[info['validation']]}")
+    out.print("graph: " + ("causal_graph.json is missing or unreadable" if info["edges"] is None else ", ".join(info["edges"]) or "no edges"))
+    out.print("last validation (validation.json): " + {True: "passed", False: "FAILED", None: "none stored"}[info["validation"]]
+              + "; `crlgen validate` checks the store as it is now")
 
 
 @app.command(epilog=_examples("crlgen scenes --json"))
@@ -296,6 +322,8 @@ def inspect(url: str, json_out: bool) -> None:
 def scenes(json_out: bool) -> None:
     """List the catalogue of ready scene specs."""
     from ..scenes.registry import catalog
+
+    import textwrap
 
     entries = [{"name": e.name, "world": e.world, "path": str(e.path), "description": " ".join(e.description.split())} for e in catalog()]
     if json_out:
@@ -305,7 +333,7 @@ def scenes(json_out: bool) -> None:
     for col in ("name", "world", "description"):
         t.add_column(col)
     for e in entries:
-        t.add_row(e["name"], e["world"] or "", e["description"][:90])
+        t.add_row(e["name"], e["world"] or "", textwrap.shorten(e["description"], 90, placeholder=" ..."))
     out.print(t)
 
 
@@ -316,6 +344,11 @@ def schema(write: bool) -> None:
     from ..schemas.jsonschema import render_schema, write_schema
 
     if write:
+        from ..schemas.jsonschema import SCHEMA_PATH
+
+        if not (SCHEMA_PATH.parents[2] / "pyproject.toml").is_file():
+            raise UserError("--write: rewrites schemas/json/dataset.schema.json in a source checkout; this crlgen is "
+                            "installed, so print the schema instead: crlgen schema > dataset.schema.json")
         out.print(f"wrote {write_schema()}")
     else:
         sys.stdout.write(render_schema())
@@ -324,17 +357,14 @@ def schema(write: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv``; returns the exit code (user mistakes: one line each on stderr, 2)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    args = list(argv if argv is not None else sys.argv[1:])
     try:
-        app.main(args=argv if argv is not None else sys.argv[1:], prog_name="crlgen", standalone_mode=False)
+        app.main(args=args, prog_name="crlgen", standalone_mode=False)
         return 0
     except SpecError as e:
-        for line in e.problems:
-            err.print(f"error: {line}", markup=False)
-        return EXIT_USER
+        return _user_errors(e.problems, "--json" in args)
     except (UserError, UrlError, StoreError, EngineMissing) as e:
-        for line in str(e).splitlines():
-            err.print(f"error: {line}", markup=False)
-        return EXIT_USER
+        return _user_errors([str(e)], "--json" in args)
     except click.exceptions.NoArgsIsHelpError as e:
         err.print(e.ctx.get_help() if e.ctx else str(e), markup=False)
         return EXIT_USER
@@ -355,6 +385,17 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as e:
         err.print(f"error: {e}", markup=False)
         return 1
+
+
+def _user_errors(problems: list[str], as_json: bool) -> int:
+    """Each problem as one ``error:`` line on stderr (newlines inside a problem folded), exit 2;
+    with ``--json`` also ``{"ok": false, "errors": [...]}`` on stdout."""
+    lines = [" ".join(str(p).split()) for p in problems]
+    for line in lines:
+        err.print(f"error: {line}", markup=False)
+    if as_json:
+        _emit_json({"ok": False, "errors": lines})
+    return EXIT_USER
 
 
 def entry() -> None:

@@ -173,6 +173,8 @@ def make_plan(spec: DatasetSpec) -> Plan:
     Raises KeyError for a world the registry does not know and ValueError for a world whose
     outputs contradict each other (two different values for one coordinate).
     """
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"make_plan: expected a DatasetSpec (load one with load_spec), got {type(spec).__name__}")
     kind = "latents" if spec.world is None else world_class(spec.world).info.kind
     graph = spec.graph
     names = graph.names

@@ -26,7 +26,7 @@ from ._faults import signal_after
 from ._plan import Plan, make_plan
 from ._store import Existing, Store, StoreError
 from ._tasks import release_world, run_shard
-from ._urls import Location, check_location
+from ._urls import Location, check_location, resolve
 
 
 class RunError(Exception):
@@ -42,7 +42,9 @@ class RunOptions:
     a store of another spec; ``validate``: run the validation stage at the end;
     ``max_retries``: how often Ray re-runs a task whose worker died; ``window``:
     tasks in flight (default 2 x worker slots); ``executor``: ``"ray"`` or
-    ``"inline"`` (this process, no Ray); ``on_progress``: called with each shard's summary.
+    ``"inline"`` (this process, no Ray); ``resources``: custom resources the embedded
+    cluster offers (``{"carla": 1}`` for one CARLA server); ``on_progress``: called with
+    each shard's summary. Raises ValueError for values out of their domain.
     """
 
     workers: int | None = None
@@ -52,7 +54,19 @@ class RunOptions:
     max_retries: int = 2
     window: int | None = None
     executor: str = "ray"
+    resources: dict[str, float] = field(default_factory=dict)
     on_progress: Callable[[dict[str, Any]], None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers: expected at least 1, got {self.workers}")
+        if self.executor not in ("ray", "inline"):
+            raise ValueError(f"executor: expected 'ray' or 'inline', got {self.executor!r}")
+        if self.max_retries < 0 or (self.window is not None and self.window < 1):
+            raise ValueError("max_retries must be >= 0 and window >= 1")
+        bad = {k: v for k, v in self.resources.items() if not (isinstance(v, (int, float)) and v > 0)}
+        if bad:
+            raise ValueError(f"resources: expected positive amounts, got {bad}")
 
 
 @dataclass
@@ -83,8 +97,9 @@ def prepare_store(plan: Plan, store: Store, overwrite: bool) -> set[int]:
     return set()
 
 
-def run(spec: DatasetSpec, location: Location, options: RunOptions | None = None) -> RunResult:
-    """Generate the dataset ``spec`` describes at ``location``: sample, render, write, commit, validate.
+def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None = None) -> RunResult:
+    """Generate the dataset ``spec`` describes at ``location`` (a :class:`Location` or a URL):
+    sample, render, write, commit, validate.
 
     A store of the same spec is resumed (committed shards are skipped); the result
     is byte-identical to an uninterrupted run whatever the worker count. Raises
@@ -95,18 +110,33 @@ def run(spec: DatasetSpec, location: Location, options: RunOptions | None = None
     from ._sidecars import write_sidecars
     from ._validate import validate_store
 
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"run: expected a DatasetSpec (load one with load_spec), got {type(spec).__name__}")
+    location = resolve(location, spec.output.storage_options, arg="location")
     options = options or RunOptions()
-    if options.executor not in ("ray", "inline"):
-        raise ValueError(f"executor: expected 'ray' or 'inline', got {options.executor!r}")
     t0 = time.perf_counter()
     check_location(location, write=True)
     plan = make_plan(spec)
     store = Store(location)
-    done = prepare_store(plan, store, options.overwrite)
-    pending = [k for k in range(len(plan.shards)) if k not in done]
-    if pending:
-        store.set_status(plan, "writing")
-    summaries = _execute(plan, location, pending, options) if pending else []
+    resources = world_class(spec.world).resources(spec) if spec.world else Resources()
+    use_ray = options.executor == "ray" and location.protocol != "memory"  # memory:// lives in this process only
+    started, slots = start_ray(options) if use_ray else (False, 0)
+    try:
+        if use_ray:  # before anything is written: a cluster that can never run a task is refused
+            import ray
+
+            _check_cluster_offers(ray.cluster_resources(), resources.ray_options())
+        done = prepare_store(plan, store, options.overwrite)
+        pending = [k for k in range(len(plan.shards)) if k not in done]
+        if pending:
+            store.set_status(plan, "writing")
+        summaries = (_execute_ray(location, pending, options, plan, resources, slots) if use_ray
+                     else _execute_inline(location, pending, options, plan)) if pending else []
+    finally:
+        if started:
+            import ray
+
+            ray.shutdown()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
     store.write_run_log(run_id, {"shards_run": pending, "shards_skipped": sorted(done), "summaries": summaries,
                                  "seconds": time.perf_counter() - t0, "workers": options.workers, "address": bool(options.address)})
@@ -137,18 +167,15 @@ def _report(out: list[dict[str, Any]], summary: dict[str, Any], options: RunOpti
     signal_after(len(out))
 
 
-def _execute(plan: Plan, location: Location, pending: list[int], options: RunOptions) -> list[dict[str, Any]]:
+def _execute_inline(location: Location, pending: list[int], options: RunOptions, plan: Plan) -> list[dict[str, Any]]:
     spec_dict = _spec_payload(plan)
-    if options.executor == "inline" or location.protocol == "memory":  # memory:// lives in this process only
-        out: list[dict[str, Any]] = []
-        try:
-            for k in pending:
-                _report(out, run_shard(spec_dict, location, k, threads=0), options)
-        finally:
-            release_world()  # the engine does not outlive the run
-        return out
-    resources = world_class(plan.spec.world).resources(plan.spec) if plan.spec.world else Resources()
-    return _execute_ray(location, pending, options, spec_dict, resources)
+    out: list[dict[str, Any]] = []
+    try:
+        for k in pending:
+            _report(out, run_shard(spec_dict, location, k, threads=0), options)
+    finally:
+        release_world()  # the engine does not outlive the run
+    return out
 
 
 #: Ray's documented switch for single-machine clusters: "0" keeps every Ray address on 127.0.0.1
@@ -188,51 +215,57 @@ def start_ray(options: RunOptions) -> tuple[bool, int]:
         return True, int(ray.cluster_resources().get("CPU", 1))
     cpus = options.workers or os.cpu_count() or 1
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="WARNING",
-             _system_config={"task_oom_retries": max(0, options.max_retries)})
+    ray.init(num_cpus=cpus, resources=dict(options.resources) or None, include_dashboard=False, log_to_driver=False,
+             logging_level="WARNING", _system_config={"task_oom_retries": max(0, options.max_retries)})
     return True, cpus
 
 
-def _execute_ray(location: Location, pending: list[int], options: RunOptions, spec_dict: dict,
-                 resources: Resources) -> list[dict[str, Any]]:
-    started, slots = start_ray(options)  # first: it decides how ray is imported (loopback)
+def _check_cluster_offers(cluster: dict[str, float], opts: dict[str, Any]) -> None:
+    """Raise RunError when no node could ever run a task that needs ``opts``."""
+    need = {"CPU": opts.get("num_cpus", 0), "GPU": opts.get("num_gpus", 0), **opts.get("resources", {})}
+    for name, amount in need.items():
+        if amount and cluster.get(name, 0) < amount:
+            hint = ("start the cluster with GPUs" if name == "GPU" else
+                    f"start Ray with --resources '{{\"{name}\": N}}' or pass --resource {name}=N")
+            raise RunError(f"the Ray cluster offers {cluster.get(name, 0):g} {name!r}, but each task of this world needs "
+                           f"{amount:g}; {hint}")
+
+
+def _execute_ray(location: Location, pending: list[int], options: RunOptions, plan: Plan, resources: Resources,
+                 slots: int) -> list[dict[str, Any]]:
     import ray
     from ray import exceptions as rx
 
-    try:
-        # one task per shard, taking what the world declares (CPUs, GPUs, custom resources such as a
-        # CARLA server slot); each worker process keeps one world (_tasks.world_for) until Ray ends it
-        opts = resources.ray_options()
-        task = ray.remote(max_retries=options.max_retries, retry_exceptions=False, **opts)(run_shard)
-        threads = max(1, int(opts["num_cpus"]))
-        spec_ref = ray.put(spec_dict)
-        window = options.window or 2 * slots
-        queue: deque[int] = deque(pending)
-        inflight: dict[Any, int] = {}
-        out: list[dict[str, Any]] = []
-        # On Ctrl-C nothing is cancelled by hand: tasks fate-share with this driver, so leaving
-        # (ray.shutdown below) stops them, and ray.cancel racing a task's reply trips an internal
-        # Ray check (seen: "Tried to complete task that was not pending"). A shard that still
-        # finishes only adds a committed shard the next run skips.
-        while queue or inflight:
-            while queue and len(inflight) < window:
-                k = queue.popleft()
-                inflight[task.remote(spec_ref, location, k, threads)] = k
-            ready, _ = ray.wait(list(inflight), num_returns=1)
-            for ref in ready:
-                k = inflight.pop(ref)
-                try:
-                    summary = ray.get(ref)
-                except rx.RayTaskError as e:
-                    cause = e.cause
-                    if isinstance(cause, SpecError):
-                        raise RunError(f"shard {k}: {cause}".replace("\n", "; ")) from None
-                    raise RunError(f"shard {k}: {type(cause).__name__}: {cause}".splitlines()[0]) from None
-                except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError) as e:
-                    raise RunError(f"shard {k}: its worker died {options.max_retries + 1} times "
-                                   f"({type(e).__name__}); committed shards are kept, re-run to resume") from None
-                _report(out, summary, options)
-        return out
-    finally:
-        if started:
-            ray.shutdown()
+    # one task per shard, taking what the world declares (CPUs, GPUs, custom resources such as a
+    # CARLA server slot); each worker process keeps one world (_tasks.world_for) until Ray ends it
+    opts = resources.ray_options()
+    task = ray.remote(max_retries=options.max_retries, retry_exceptions=False, **opts)(run_shard)
+    threads = max(1, int(opts["num_cpus"]))
+    spec_ref = ray.put(_spec_payload(plan))
+    window = options.window or 2 * slots
+    queue: deque[int] = deque(pending)
+    inflight: dict[Any, int] = {}
+    out: list[dict[str, Any]] = []
+    # On Ctrl-C nothing is cancelled by hand: tasks fate-share with this driver, so leaving
+    # (ray.shutdown in run) stops them, and ray.cancel racing a task's reply trips an internal
+    # Ray check (seen: "Tried to complete task that was not pending"). A shard that still
+    # finishes only adds a committed shard the next run skips.
+    while queue or inflight:
+        while queue and len(inflight) < window:
+            k = queue.popleft()
+            inflight[task.remote(spec_ref, location, k, threads)] = k
+        ready, _ = ray.wait(list(inflight), num_returns=1)
+        for ref in ready:
+            k = inflight.pop(ref)
+            try:
+                summary = ray.get(ref)
+            except rx.RayTaskError as e:
+                cause = e.cause
+                if isinstance(cause, SpecError):
+                    raise RunError(f"shard {k}: {cause}".replace("\n", "; ")) from None
+                raise RunError(f"shard {k}: {type(cause).__name__}: {cause}".splitlines()[0]) from None
+            except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError) as e:
+                raise RunError(f"shard {k}: its worker died {options.max_retries + 1} times "
+                               f"({type(e).__name__}); committed shards are kept, re-run to resume") from None
+            _report(out, summary, options)
+    return out

@@ -28,6 +28,8 @@ def check_spec(spec: DatasetSpec, *, dry_run: bool = True) -> DatasetSpec:
     with ``dry_run``, sample its first ``DRY_RUN_SAMPLES`` samples so out-of-range and non-finite
     values show before a run. Returns the spec; raises :class:`~crlgen.schemas.SpecError`.
     """
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"check_spec: expected a DatasetSpec (load one with load_spec), got {type(spec).__name__}")
     problems = check_world(spec)
     if problems:
         raise SpecError(problems)

@@ -93,11 +93,21 @@ class Store:
         fs.pipe_file(path, data)
 
     def read_text(self, rel: str) -> str | None:
-        """A file beside the arrays, or None when it does not exist."""
+        """A file beside the arrays, or None when it does not exist (or is a folder, or not text)."""
         fs, _ = self._fs()
         try:
             return fs.cat_file(self._path(rel)).decode()
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, UnicodeDecodeError):
+            return None
+
+    def read_json(self, rel: str) -> Any:
+        """A JSON file beside the arrays; None when it is missing or not valid JSON."""
+        text = self.read_text(rel)
+        if text is None:
+            return None
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError:
             return None
 
     def list_dir(self, rel: str) -> list[str]:
@@ -125,15 +135,23 @@ class Store:
         return zarr.open_group(self.location.zarr_store(read_only=mode == "r"), mode=mode)
 
     def attrs(self) -> dict[str, Any] | None:
-        """The crlgen attributes of an existing store; None if there is no zarr group, {} if it is not crlgen's."""
-        text = self.read_text("zarr.json")
-        if text is None:
+        """The crlgen attributes of an existing store; None if there is no zarr.json, {} if it is not a crlgen store.
+
+        A crlgen store is a zarr group whose ``crlgen`` attribute is a mapping with a spec hash and a format.
+        """
+        if self.read_text("zarr.json") is None and not self.exists("zarr.json"):
             return None
-        try:
-            meta = json.loads(text)
-        except json.JSONDecodeError:
+        meta = self.read_json("zarr.json")
+        if not isinstance(meta, dict) or meta.get("node_type") != "group" or not isinstance(meta.get("attributes"), dict):
             return {}
-        return meta.get("attributes", {}).get(GENERATOR, {}) if meta.get("node_type") == "group" else {}
+        ours = meta["attributes"].get(GENERATOR)
+        if not isinstance(ours, dict) or not isinstance(ours.get("spec_hash"), str) or "format" not in ours:
+            return {}
+        return ours
+
+    def exists(self, rel: str) -> bool:
+        fs, _ = self._fs()
+        return fs.exists(self._path(rel))
 
     def is_empty(self) -> bool:
         fs, root = self._fs()
@@ -165,7 +183,7 @@ class Store:
             raise StoreError(f"{self.location.arg}: {self.location.redacted()}: exists and is not a crlgen store; refusing to write there")
         if state is Existing.OTHER and not overwrite:
             raise StoreError(f"{self.location.arg}: {self.location.redacted()}: holds another dataset "
-                             f"(spec hash {str(attrs.get('spec_hash'))[:12]}); pass --overwrite to replace it")
+                             f"(spec hash {str(attrs.get('spec_hash'))[:12]}); replace it with --overwrite (RunOptions.overwrite=True)")
         try:
             if state is not Existing.EMPTY:
                 fs, root = self._fs()
@@ -207,6 +225,13 @@ class Store:
         """
         start, stop = plan.shards[shard]
         g = self.group("r+")
+        fs, root = self._fs()
+        # a shard is always written whole: objects an earlier (crashed, corrupted) attempt left go first,
+        # so nothing of them is read back or merged
+        for a in plan.per_sample_arrays:
+            old = self._path(self._object_key(g, a.name, shard))
+            if fs.exists(old):
+                fs.rm(old)
         sums, keys = {}, {}
         for a in plan.per_sample_arrays:
             arr = data[a.name]
@@ -216,7 +241,6 @@ class Store:
             g[a.name][start:stop] = arr
             sums[a.name] = checksum(arr)
             keys[a.name] = self._object_key(g, a.name, shard)
-        fs, root = self._fs()
         fs.invalidate_cache(root)  # zarr wrote through its own filesystem instance
         sizes = {}
         for name, key in keys.items():
@@ -229,14 +253,10 @@ class Store:
         return sums
 
     def marker(self, shard: int) -> dict[str, Any] | None:
-        """Shard ``shard``'s commit marker, or None when it is missing or unreadable."""
-        text = self.read_text(f"{MARKERS}/{shard:06d}.json")
-        if text is None:
-            return None
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError:
-            return None
+        """Shard ``shard``'s commit marker, or None when it is missing, unreadable or not a marker."""
+        m = self.read_json(f"{MARKERS}/{shard:06d}.json")
+        ok = isinstance(m, dict) and isinstance(m.get("checksums"), dict) and isinstance(m.get("objects"), dict)
+        return m if ok else None
 
     def read_shard(self, plan: Plan, shard: int, names: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """The per-sample arrays (all, or ``names``) of one shard."""
@@ -247,7 +267,7 @@ class Store:
 
     def _marker_problems(self, plan: Plan, shard: int, m: dict[str, Any] | None) -> list[str]:
         if m is None:
-            return [f"shard {shard}: no commit marker"]
+            return [f"shard {shard}: no commit marker (or an unreadable one)"]
         if m.get("spec_hash") != plan.spec_hash or (m.get("start"), m.get("stop")) != plan.shards[shard]:
             return [f"shard {shard}: marker belongs to another spec or layout"]
         return []
@@ -270,11 +290,11 @@ class Store:
         return out
 
     def verify_checksums(self, plan: Plan, shard: int, m: dict[str, Any] | None = None) -> list[str]:
-        """Problems with one shard found by re-reading and re-hashing its data."""
+        """Problems with one shard found by re-reading and re-hashing its data (marker problems are
+        ``verify_sizes``' to report)."""
         m = self.marker(shard) if m is None else m
-        out = self._marker_problems(plan, shard, m)
-        if out:
-            return out
+        if self._marker_problems(plan, shard, m):
+            return []
         try:
             data = self.read_shard(plan, shard)
         except Exception as e:  # noqa: BLE001 - any decode failure means a damaged shard

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 SUPPORTED = ("file", "s3", "memory")
 _SECRET_KEYS = re.compile(r"(secret|token|password|key$|^key|credential|session)", re.I)
@@ -31,7 +31,7 @@ class Location:
 
     url: str
     storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
-    arg: str = "--out"
+    arg: str = "location"
 
     @property
     def protocol(self) -> str:
@@ -103,27 +103,39 @@ def redact_options(opts: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def resolve(url: str, storage_options: dict[str, Any] | None = None, arg: str = "--out") -> Location:
+def resolve(url: str | Location, storage_options: dict[str, Any] | None = None, arg: str = "location") -> Location:
     """Check and normalise a store URL (syntax only, nothing is contacted).
 
-    Local paths become absolute paths; ``s3://`` URLs pick up ``AWS_ENDPOINT_URL``.
-    Raises :class:`UrlError` naming ``arg`` and what is wrong.
+    Local paths become absolute paths (``file://`` URLs percent-decoded); ``s3://`` URLs pick
+    up ``AWS_ENDPOINT_URL``. A :class:`Location` is returned as it is. Raises :class:`UrlError`
+    naming ``arg`` (``--out``, ``URL``, ``output.url``) and what is wrong.
     """
+    if isinstance(url, Location):
+        return url
     if not isinstance(url, str) or not url.strip():
         raise UrlError(f"{arg}: expected a path or a URL (file://, s3://bucket/prefix, memory://name)")
+    if storage_options is not None and not isinstance(storage_options, dict):
+        raise UrlError(f"{arg}: storage options must be a mapping, got {type(storage_options).__name__}")
     url = url.strip()
-    if "\x00" in url:
-        raise UrlError(f"{arg}: the URL contains a NUL byte")
+    if "\x00" in url or "\n" in url:
+        raise UrlError(f"{arg}: the URL contains a NUL byte or a line break")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if len(scheme) == 1:  # a Windows drive letter is a path
         scheme = ""
     opts = dict(storage_options or {})
+    if scheme and (parts.query or parts.fragment):
+        raise UrlError(f"{arg}: {redact_url(url)}: a store URL takes no ?query or #fragment")
     if scheme in ("", "file"):
-        path = parts.path if scheme == "file" else url
+        path = unquote(parts.path) if scheme == "file" else url
         if scheme == "file" and parts.netloc not in ("", "localhost"):
             raise UrlError(f"{arg}: file URLs name a local path (file:///abs/path), got host {parts.netloc!r}")
-        return Location(os.path.abspath(os.path.expanduser(path)), opts, arg)
+        if not path.strip():
+            raise UrlError(f"{arg}: {url} names no path; expected file:///abs/path/name.zarr")
+        path = os.path.abspath(os.path.expanduser(path))
+        if len(path.encode()) > 4000 or any(len(c.encode()) > 255 for c in path.split(os.sep)):
+            raise UrlError(f"{arg}: {path[:80]}...: the path is too long for a filesystem (255 bytes a name, 4000 in all)")
+        return Location(path, opts, arg)
     if scheme not in SUPPORTED:
         raise UrlError(f"{arg}: unsupported URL scheme {scheme!r}; expected a local path, file://, s3:// or memory://")
     if scheme == "s3":
@@ -132,7 +144,8 @@ def resolve(url: str, storage_options: dict[str, Any] | None = None, arg: str = 
         if parts.username or parts.password:
             raise UrlError(f"{arg}: do not put credentials in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or storage_options")
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("S3_ENDPOINT_URL")
-        if endpoint and "endpoint_url" not in opts and "endpoint_url" not in opts.get("client_kwargs", {}):
+        client = opts.get("client_kwargs")
+        if endpoint and "endpoint_url" not in opts and not (isinstance(client, dict) and "endpoint_url" in client):
             opts["endpoint_url"] = endpoint
         if not parts.path.strip("/"):
             raise UrlError(f"{arg}: write under a prefix, not a bucket's root: s3://bucket/name.zarr")
@@ -150,6 +163,14 @@ def storage_error(loc: Location, exc: BaseException, doing: str = "access") -> U
     name = type(exc).__name__
     mro = {c.__name__ for c in type(exc).__mro__}
     text = str(exc).splitlines()[0] if str(exc) else name
+    if name == "ParamValidationError" or "Invalid bucket name" in text:
+        return loc.error(f"not a valid object-store location ({' '.join(text.split())})")
+    if isinstance(exc, ValueError) and "endpoint" in text.lower():
+        endpoint = loc.storage_options.get("endpoint_url") or os.environ.get("AWS_ENDPOINT_URL") or "?"
+        return loc.error(f"cannot use the endpoint {endpoint!r} ({text}); expected a URL such as http://127.0.0.1:8333 "
+                         "(AWS_ENDPOINT_URL or storage_options.endpoint_url)")
+    if isinstance(exc, (TypeError, AttributeError)):
+        return loc.error(f"the storage options do not fit the {loc.protocol} filesystem ({text}); check output.storage_options")
     if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError") or "Unable to locate credentials" in text:
         return loc.error("no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
                          "(or output.storage_options key/secret)")
@@ -196,10 +217,12 @@ def check_location(loc: Location, *, write: bool) -> None:
             if not os.path.isdir(path):
                 raise loc.error("does not exist")
             return
+        if os.path.isdir(path):
+            return  # an existing folder: what it holds is Store.existing's question, a refused write the first write's
         base = _nearest_existing(path)
         if not os.path.isdir(base):
             raise loc.error(f"{base} is a file, so no folder can be created below it; choose another location")
-        try:
+        try:  # where the store will be created: an empty folder made and removed again
             probe = tempfile.mkdtemp(prefix=".crlgen-write-check-", dir=base)
             shutil.rmtree(probe, ignore_errors=True)
         except OSError as e:

@@ -27,7 +27,7 @@ from ._plan import FORMAT_VERSION, Plan, make_plan
 from ._scm import ROLE_COUNTERFACTUAL, CompiledSCM, _cast
 from ._store import Store
 from ._tasks import world_batch
-from ._urls import Location
+from ._urls import Location, check_location, resolve
 
 ALPHA = 0.01
 MIN_GROUP = 30
@@ -59,7 +59,7 @@ def load_plan(store: Store) -> Plan:
     return make_plan(DatasetSpec.from_dict(parse_text(text, "spec.yaml")))
 
 
-def validate_store(location: Location, plan: Plan | None = None, *, full: bool = False, reproduce_shards: int = 2,
+def validate_store(location: Location | str, plan: Plan | None = None, *, full: bool = False, reproduce_shards: int = 2,
                    rerender_samples: int = 2) -> dict[str, Any]:
     """Run every check on the store at ``location``; returns the report (a JSON-ready dict).
 
@@ -70,6 +70,8 @@ def validate_store(location: Location, plan: Plan | None = None, *, full: bool =
     rendered again (and, for videos, simulated again). Raises SpecError when the store's
     spec cannot be read and KeyError when its world is not installed here.
     """
+    location = resolve(location, arg="location")
+    check_location(location, write=False)
     store = Store(location)
     attrs = store.attrs()
     if not attrs:
@@ -77,6 +79,9 @@ def validate_store(location: Location, plan: Plan | None = None, *, full: bool =
     if attrs.get("format") != FORMAT_VERSION:
         return _report([Check("integrity", [f"store format {attrs.get('format')} (written by an older crlgen); this crlgen "
                                             f"validates format {FORMAT_VERSION}: regenerate it with `crlgen run` on its spec.yaml"])], None)
+    if store.read_text("spec.yaml") is None and plan is None:
+        return _report([Check("integrity", [f"the run writing this store has not finished (status {attrs.get('status')}): "
+                                            "run `crlgen run` on the same spec again to finish it"])], None)
     plan = plan or load_plan(store)
     rng = np.random.default_rng(np.random.SeedSequence(plan.spec.seed, spawn_key=(0xBA11D,)))
     picks = sorted(rng.choice(len(plan.shards), size=min(reproduce_shards, len(plan.shards)), replace=False).tolist())
@@ -138,6 +143,10 @@ def check_integrity(plan: Plan, store: Store, attrs: dict[str, Any], rehash: lis
         if tuple(arr.shape) != a.shape or (want is not None and arr.dtype != want):
             c.problems.append(f"array {a.name} is {arr.dtype}{tuple(arr.shape)}, expected {a.dtype}{a.shape}")
     listing = store.listing()
+    for a in plan.arrays:  # readers without consolidated metadata need every array's own
+        if f"{a.name}/zarr.json" not in listing:
+            c.problems.append(f"array {a.name} has no zarr.json (its metadata); readers that do not use the consolidated metadata lose it")
+    c.problems += _sidecar_problems(plan, store)
     markers = {k: store.marker(k) for k in range(len(plan.shards))}
     for k in range(len(plan.shards)):
         c.problems.extend(store.verify_sizes(plan, k, listing, markers[k]))
@@ -170,6 +179,31 @@ def check_integrity(plan: Plan, store: Store, attrs: dict[str, Any], rehash: lis
     if has.any() and not np.array_equal(pair[pair[has]], np.flatnonzero(has)):
         c.problems.append("pair indices are not symmetric (pair[pair[i]] != i)")
     return c
+
+
+def _sidecar_problems(plan: Plan, store: Store) -> list[str]:
+    """The graph sidecar and the resolved spec must say what the plan says."""
+    from ._sidecars import causal_graph
+
+    out = []
+    graph = store.read_json("causal_graph.json")
+    if graph is None:
+        out.append("causal_graph.json is missing or not valid JSON")
+    elif {k: v for k, v in graph.items() if k != "generator"} != {
+            k: v for k, v in json.loads(json.dumps(causal_graph(plan.spec, plan.spec_hash))).items() if k != "generator"}:
+        out.append("causal_graph.json differs from the graph the store's spec implies")
+    text = store.read_text("spec.yaml")
+
+    def dataset(spec: DatasetSpec) -> dict:  # where and how it is written (redacted in spec.yaml) is not the dataset
+        return {k: v for k, v in spec.resolved().model_dump(mode="json").items() if k != "output"}
+
+    try:
+        same = text is not None and dataset(DatasetSpec.from_dict(parse_text(text, "spec.yaml"))) == dataset(plan.spec)
+    except SpecError:
+        same = False
+    if not same:
+        out.append("spec.yaml is missing or is not the store's spec")
+    return out
 
 
 # ----- 2. reproducibility ----------------------------------------------------------------------

@@ -170,8 +170,11 @@ def catalog_path(name: str) -> Path | None:
         return None
     for d in catalog_dirs():
         p = d / f"{name}.yaml"
-        if p.is_file():
-            return p
+        try:
+            if p.is_file():
+                return p
+        except (OSError, ValueError):  # a name too long for the filesystem
+            return None
     return None
 
 

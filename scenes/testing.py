@@ -73,7 +73,7 @@ def _digest(outputs: dict[str, np.ndarray]) -> dict[str, str]:
 
 def _other_value(var, value: float, lo: float, hi: float) -> float:
     """A value inside [lo, hi] (both the spec's and the world's range) far from ``value``."""
-    if var.type in ("integer", "categorical", "boolean"):
+    if var is not None and var.type in ("integer", "categorical", "boolean"):
         cands = [x for x in range(int(np.ceil(lo)), int(np.floor(hi)) + 1) if x != round(value)]
         return float(max(cands, key=lambda x: abs(x - value)))
     a, b = lo + 0.1 * (hi - lo), lo + 0.9 * (hi - lo)
@@ -214,21 +214,31 @@ class WorldContract:
 
     # ----- latents -------------------------------------------------------------------------------
     def test_every_latent_the_world_reads_changes_the_pixels(self, world, batch):
+        """Each latent the spec gives the world, and each optional one it does not (added at 70 % of the
+        world's range), moved towards the other end of its range, changes some pixel."""
         info = type(world).info
         graph = self.spec.graph
         one = self._one(batch)
-        ref = world.render(one).outputs
+        base = {k: v.copy() for k, v in one.latents.items()}
+        added = [n for n in self.spec.expand_all(info.optional_latents) if n not in base]
+        for name in added:
+            lo, hi = info.ranges[_template(name, info)]
+            base[name] = np.array([lo + 0.7 * (hi - lo)])
+        ref = world.render(WorldBatch(one.index, base, one.seeds, ())).outputs
         rgb = self._rgb(world)
-        read = [n for n in graph.names if any(_matches(n, t) for t in info.latents + info.optional_latents)]
+        read = [n for n in graph.names if any(_matches(n, t) for t in info.latents + info.optional_latents)] + added
         assert read
         unchanged, seen = [], []
         for name in read:
-            var = graph.node(name).variable
-            vlo, vhi = var.bounds()
             wlo, whi = info.ranges[_template(name, info)]
-            lo, hi = max(vlo, wlo), min(vhi, whi)
-            value = float(one.latents[name][0])
-            lat = {k: v.copy() for k, v in one.latents.items()}
+            if name in added:
+                var, (lo, hi) = None, (wlo, whi)
+            else:
+                var = graph.node(name).variable
+                vlo, vhi = var.bounds()
+                lo, hi = max(vlo, wlo), min(vhi, whi)
+            value = float(base[name][0])
+            lat = {k: v.copy() for k, v in base.items()}
             lat[name] = np.array([_other_value(var, value, lo, hi)])
             out = world.render(WorldBatch(one.index, lat, one.seeds, ())).outputs
             same = all(np.array_equal(out[k], ref[k]) for k in rgb)

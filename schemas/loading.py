@@ -41,27 +41,51 @@ def resolve_extends(data: dict[str, Any], here: Path | None, catalog: CatalogLoo
     if not isinstance(ref, str):
         raise SpecError(["extends: expected a catalogue name (static/spring) or a spec path"])
     path = catalog(ref)
-    if path is None and here is not None and (here / ref).is_file():
+    if path is None and here is not None and _is_file(here / ref):
         path = here / ref
     if path is None:
         raise SpecError([f"extends: no catalogue scene or file named {ref!r} (see `crlgen scenes`)"])
-    base = resolve_extends(parse_text(path.read_text(), str(path)), path.parent, catalog, depth + 1)
+    base = resolve_extends(parse_text(_read(path, "extends"), str(path)), path.parent, catalog, depth + 1)
     rest = {k: v for k, v in data.items() if k != "extends"}
     return deep_merge(base, rest)
 
 
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte
+        return False
+
+
+def _read(p: Path, field: str | None = None) -> str:
+    """A spec file's text; unreadable or non-UTF-8 files are one SpecError line."""
+    where = f"{field}: {p}" if field else str(p)
+    try:
+        return p.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError([f"{where}: not a text file (not UTF-8)"]) from None
+    except OSError as e:
+        raise SpecError([f"{where}: cannot read it: {e.strerror or e}"]) from None
+
+
 def read_mapping(path: str | Path, catalog: CatalogLookup = _no_catalog) -> dict[str, Any]:
     """A spec file (or catalogue name) as a plain mapping with ``extends`` applied; raises SpecError."""
+    if not str(path).strip():
+        raise SpecError(["SPEC: expected a spec file or a catalogue name, got an empty string"])
     p = Path(path)
-    if not p.is_file():
+    if not _is_file(p):
         cat = catalog(str(path))
         if cat is None:
-            raise SpecError([f"{path}: no such spec file or catalogue scene"])
+            try:
+                folder = p.is_dir()
+            except (OSError, ValueError):
+                folder = False
+            what = "is a folder, not a spec file" if folder else "no such spec file or catalogue scene"
+            raise SpecError([f"{_short(path)}: {what}"])
         p = cat
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SpecError([f"{p}: cannot read: {e}"]) from None
+    text = _read(p)
+    if not text.strip():
+        raise SpecError([f"{p}: the file is empty; expected a spec (a YAML or JSON mapping)"])
     if p.suffix == ".json":
         try:
             data = json.loads(text)
@@ -72,6 +96,12 @@ def read_mapping(path: str | Path, catalog: CatalogLookup = _no_catalog) -> dict
     else:
         data = parse_text(text, str(p))
     return resolve_extends(data, p.parent, catalog)
+
+
+def _short(path: str | Path, limit: int = 120) -> str:
+    """A path for an error line: one line, at most ``limit`` characters."""
+    text = " ".join(str(path).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def load_python(path: Path) -> DatasetSpec:
@@ -87,8 +117,9 @@ def load_python(path: Path) -> DatasetSpec:
         mod_spec.loader.exec_module(module)
     except SpecError:
         raise
-    except Exception as e:  # the user's program failed: report it in one line
-        raise SpecError([f"{path}: the Python spec raised {type(e).__name__}: {e}"]) from None
+    except (Exception, SystemExit) as e:  # the user's program failed (or exited): report it in one line
+        detail = " ".join(str(e).split()) or "(no message)"
+        raise SpecError([f"{path}: the Python spec raised {type(e).__name__}: {detail}"]) from None
     spec = getattr(module, "spec", None)
     if not isinstance(spec, DatasetSpec):
         raise SpecError([f"{path}: a Python spec must define `spec = DatasetSpec(...)`"])
@@ -103,7 +134,7 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None, *,
     Raises :class:`SpecError` with one ``"path: message"`` line per problem.
     """
     p = Path(path)
-    if p.suffix == ".py" and p.is_file():
+    if p.suffix == ".py" and _is_file(p):
         spec = load_python(p)
         return spec.replace(**overrides) if overrides else spec
     data = read_mapping(path, catalog)

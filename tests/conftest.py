@@ -36,3 +36,31 @@ def s3() -> Iterator[LocalS3]:
     """A local SeaweedFS S3 endpoint on 127.0.0.1 with a bucket (one per session)."""
     with LocalS3() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def toyworld(tmp_path_factory) -> Iterator[str]:
+    """tests/data/toyworld (a world package from outside crlgen) pip-installed into a folder put on
+    sys.path and PYTHONPATH for the session; yields that folder. Offline: no index, no build isolation."""
+    import importlib
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path_factory.mktemp("toysrc") / "toyworld"
+    shutil.copytree(Path(__file__).parent / "data" / "toyworld", src)
+    target = tmp_path_factory.mktemp("toysite")
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+                        "--target", str(target), str(src)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    sys.path.insert(0, str(target))
+    old = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), old]))
+    importlib.invalidate_caches()
+    yield str(target)
+    sys.path.remove(str(target))
+    if old is None:
+        os.environ.pop("PYTHONPATH", None)
+    else:
+        os.environ["PYTHONPATH"] = old

@@ -73,7 +73,7 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
-from ..base import (BatchEdit, Output, Rendered, Simulation, World, WorldBatch, WorldCheck, WorldInfo,
+from ..base import (BatchEdit, Output, Rendered, Resources, Simulation, World, WorldBatch, WorldCheck, WorldInfo,
                     check_latent_values)
 from ..cameras import CameraRig
 from ..engines import bullet as pb
@@ -92,7 +92,7 @@ EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "gravity",
 #: faithfully (positions in metres, velocities in m/s, angles in radians, masses in kg).
 RANGES: dict[str, tuple[float, float]] = {
     "gravity": (0.0, 50.0), "friction": (0.0, 2.0), "restitution": (0.0, 1.0), "light": (0.0, 3.0),
-    "wind": (-50.0, 50.0), "drag": (0.0, 10.0), "wall.x": (-10.0, 10.0), "wall.height": (-5.0, 5.0),
+    "wind": (-50.0, 50.0), "drag": (0.0, 10.0), "wall.x": (-1.5, 1.5), "wall.height": (-1.0, 1.5),
     "obj[i].shape": (0.0, 2.0), "obj[i].size": (0.01, 0.5), "obj[i].mass": (1e-3, 1e4), "obj[i].hue": (0.0, 1.0),
     "obj[i].x0": (-10.0, 10.0), "obj[i].y0": (-10.0, 10.0), "obj[i].z0": (0.0, 20.0),
     "obj[i].yaw0": (-2 * math.pi, 2 * math.pi), "obj[i].vx0": (-30.0, 30.0), "obj[i].vy0": (-30.0, 30.0),
@@ -186,6 +186,12 @@ class PhysicsWorld(World):
         """The spec's cameras on this world's stage."""
         st = cls.STAGE
         return CameraRig.from_settings(spec.render, st.target, st.base_distance, st.ground_outer)
+
+    @classmethod
+    def resources(cls, spec) -> Resources:
+        """One CPU per task, and one GPU when Cycles films on ``device: gpu``."""
+        gpu = spec.render.engine == "cycles" and spec.render.device == "gpu"
+        return Resources(cpus=1.0, gpus=1.0 if gpu else 0.0)
 
     @classmethod
     def segmentation_ids(cls, n_objects: int) -> dict[int, str]:

@@ -29,7 +29,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, World, WorldBatch, WorldInfo, check_latent_values
+from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
 from ..cameras import CameraRig
 from ..engines import blender as bl
 from ..outputs import allocate, camera_outputs
@@ -119,6 +119,11 @@ class SpringWorld(World):
     @classmethod
     def outputs(cls, spec) -> tuple[Output, ...]:
         return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
+
+    @classmethod
+    def resources(cls, spec) -> Resources:
+        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
+        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
 
     def __init__(self, spec, threads: int = 0) -> None:
         super().__init__(spec, threads)

@@ -11,6 +11,7 @@ import textwrap
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from crlgen.pipeline._run import RunOptions, run
@@ -119,6 +120,34 @@ def test_store_opens_with_xarray_with_named_dims_and_no_warnings(reference_store
     assert float(ds["latents"].sel(latent="h").max()) <= 0.1
 
 
+def test_a_store_describes_itself(reference_store):
+    """Units per latent where xarray shows them, camera geometry with its convention, the
+    segmentation key, and fill values no real value can take."""
+    from crlgen.pipeline import open_store
+    from crlgen.scenes.cameras import project
+
+    ds = open_store(str(reference_store))
+    assert "latent_unit" in ds["latents"].coords  # a coordinate of the latents, not a loose variable
+    units = dict(zip(ds["latent"].values, ds["latent_unit"].values))
+    assert units["h"] == "m" and units["rho"] == "kg/m^3" and units["k"] == "N/m"
+    assert ds["depth"].attrs["units"] == "m" and ds["camera_to_world"].attrs["units"] == "m"
+    assert ds["segmentation"].attrs["ids"] == {"0": "background", "1": "ground", "2": "spring (coil and seat)", "3": "cylinder"}
+    assert ds["intrinsics"].dims == ("view", "k_row", "k_col") and ds["camera_to_world"].shape == (24, 2, 4, 4)
+    assert ds["intrinsics"].attrs["convention"].startswith("opencv") and list(ds["projection"].values) == ["perspective"] * 2
+    # the cylinder's centre, from the latents, projects into its mask in every view of a stored sample
+    i = 3
+    h, l = (float(ds["latents"].sel(latent=n)[i]) for n in ("h", "l"))
+    for j in range(2):
+        ((u, v),), _ = project([[0.0, 0.0, l + h / 2]], ds["intrinsics"].values[j], ds["camera_to_world"].values[i, j])
+        assert int(ds["segmentation"].values[i, j, round(v), round(u)]) == 3
+    import zarr
+
+    g = zarr.open_group(str(reference_store), mode="r")
+    fills = {name: g[name].fill_value for name in ("pair", "intervention", "domain", "pair_role", "segmentation")}
+    assert fills == {"pair": -2, "intervention": -2, "domain": -1, "pair_role": -1, "segmentation": 255}
+    assert all(np.isnan(g[name].fill_value) for name in ("latents", "noise", "depth", "camera_to_world"))
+
+
 def test_sidecars_describe_the_graph(reference_store):
     graph = json.loads((reference_store / "causal_graph.json").read_text())
     edges = {(e["source"], e["target"]) for e in graph["edges"]}
@@ -207,7 +236,7 @@ def test_transient_s3_errors_are_retried_by_the_storage_layer(s3):
     with FaultProxy(s3.endpoint_url, fail_every=10) as proxy:
         spec = latent_spring(samples=300).replace(output={"storage_options": {**s3.storage_options, "endpoint_url": proxy.url}})
         res = run(spec, resolve(f"s3://{s3.bucket}/tests/flaky.zarr", spec.output.storage_options), RunOptions(executor="inline"))
-    assert res.valid and res.shards_run == 1
+    assert res.valid and res.shards_run == 1, [c["problems"] for c in res.report["checks"]]
     assert proxy.failed >= 10 and proxy.failed == proxy.requests // 10
 
 

@@ -89,6 +89,11 @@ def spring() -> dict:
     return read_mapping("static/spring", catalog_path)
 
 
+def falling() -> dict:
+    """The catalogue falling_simple as a mapping."""
+    return read_mapping("physics/falling_simple", catalog_path)
+
+
 def spring_without_k() -> dict:
     d = spring()
     d["variables"]["stiffness"] = d["variables"].pop("k")
@@ -265,7 +270,7 @@ CASES: list[Case] = [
     Case("yaml-top-level-list", "- name: bad\n", "<spec>", "expected a mapping at the top level, got list"),
     Case("yaml-unquoted-shorthand-in-flow-mapping", "name: bad\nsamples: 10\nvariables:\n  a: {noise: uniform(0, 1)}\n",
          "variables.a.noise", "cut at a comma?"),
-    # ----- world-level (DatasetSpec.check)
+    # ----- world-level (crlgen.pipeline.check_spec)
     Case("unknown-world", merge(BASE, {"world": "static/nope"}), "world", "unknown world 'static/nope'", world=True),
     Case("world-missing-latent", spring_without_k(), "variables", "world static/spring needs the latent 'k'", world=True),
     Case("video-on-image-world", merge(spring(), {"video": VIDEO}), "video", "world static/spring renders still images", world=True),
@@ -275,6 +280,21 @@ CASES: list[Case] = [
          "a video spec needs a world", world=True),
     Case("world-state-not-simulated", merge(spring(), {"variables": {"x": {"time_varying": True}}}), "variables.x",
          "does not simulate a state 'x'", world=True),
+    # a latent the pixels cannot show: the spring is never drawn shorter than 0.01 m, and the
+    # catalogue's l declares that range (the world insists on it), so the spec itself refuses
+    Case("do-below-the-worlds-range", merge(spring(), {"interventions": {"targets": {"l": "do(-0.05)"}}}),
+         "interventions.targets.l", "do() value -0.05 is outside the declared range [0.01, 0.13]"),
+    Case("declared-range-beyond-the-worlds", merge(spring(), {"variables": {"l": {"range": [-1, 1]}}}), "variables.l",
+         "world static/spring reads l only in [0.01, 0.13]; the declared range [-1, 1] leaves it", world=True),
+    Case("world-latent-without-range", merge(spring(), {"variables": {"m": {"unit": "kg"}, "h": {"range": None}}}),
+         "variables.h", "declare `range:` inside [0.005, 0.1]", world=True),
+    # a world limit found by `check`, not in the first shard
+    Case("too-many-objects", merge(falling(), {"objects": 254}), "objects",
+         "world physics/falling simulates at most 253 obj objects, the spec asks for 254", world=True),
+    Case("camera-kind-the-world-lacks", merge(spring(), {"render": {"views": [{"kind": "mounted", "name": "w", "mount": "cylinder"}]}}),
+         "render.views[0]", "world static/spring has no 'mounted' cameras", world=True),
+    Case("unknown-mount", merge(falling(), {"render": {"views": [{"kind": "mounted", "name": "w", "mount": "obj[3]"}]}}),
+         "render.views[0].mount", "has no mount 'obj[3]'; expected one of obj[0]", world=True),
 ]
 # fmt: on
 
@@ -371,7 +391,7 @@ def test_problems_are_reported_together():
 CLI_CASES = [
     "unknown-variable-in-equation", "cycle", "do-value-outside-range", "normal-std-zero", "mechanism-import",
     "edit-beyond-video", "unknown-top-level-field", "domain-counts-do-not-add-up", "yaml-duplicate-variable",
-    "yaml-syntax-error", "world-missing-latent",
+    "yaml-syntax-error", "world-missing-latent", "do-below-the-worlds-range", "too-many-objects", "unknown-mount",
 ]
 
 
