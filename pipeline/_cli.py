@@ -19,7 +19,7 @@ from rich.table import Table
 
 from ..scenes.engines.quiet import EngineMissing
 from ..schemas import SpecError
-from ._run import RunError
+from ._run import ClusterError, RunError
 from ._store import StoreError
 from ._urls import UrlError
 
@@ -112,7 +112,13 @@ def plan(spec: str, samples: int | None, workers: int, calibrate: bool, json_out
     s = _load(spec, samples)
     p = make_plan(s)
     info = p.describe()
+    if s.world is not None:
+        from ..scenes.registry import world_class
+
+        info["task_resources"] = world_class(s.world).resources(s).ray_options()
     if calibrate and p.kind != "latents":
+        if not json_out:
+            err.print("calibrating: timing renders of 3 samples for the estimate (--no-calibrate skips it)", markup=False)
         per = _calibrate(s)
         info["calibration_seconds_per_sample"] = per
         info["estimated_seconds"] = per * s.samples / workers
@@ -127,6 +133,8 @@ def plan(spec: str, samples: int | None, workers: int, calibrate: bool, json_out
         t.add_row(a.name, ",".join(a.dims), "x".join(map(str, a.shape)), a.dtype, f"{a.nbytes / 1e6:.2f}")
     out.print(t)
     out.print(f"total {p.bytes_total / 1e6:.1f} MB uncompressed; spec hash {p.spec_hash[:16]}")
+    if "task_resources" in info:
+        out.print("each task takes: " + ", ".join(f"{k.removeprefix('num_')}={v}" for k, v in info["task_resources"].items()))
     if "estimated_seconds" in info:
         out.print(f"estimate: {info['calibration_seconds_per_sample']:.3f} s/sample -> ~{info['estimated_seconds']:.0f} s on {workers} workers")
 
@@ -363,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except SpecError as e:
         return _user_errors(e.problems, "--json" in args)
-    except (UserError, UrlError, StoreError, EngineMissing) as e:
+    except (UserError, UrlError, StoreError, EngineMissing, ClusterError) as e:
         return _user_errors([str(e)], "--json" in args)
     except click.exceptions.NoArgsIsHelpError as e:
         err.print(e.ctx.get_help() if e.ctx else str(e), markup=False)

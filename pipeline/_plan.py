@@ -22,6 +22,7 @@ import numpy as np
 from ..scenes.base import Compare, Output
 from ..scenes.registry import world_class
 from ..schemas import DatasetSpec
+from ..schemas.splits import SPLIT_NAMES
 from ._scm import BLOCK, SAMPLER_VERSION, edit_columns, sample_fields
 
 #: Version of the store layout (arrays, markers, attributes); part of every spec hash.
@@ -36,7 +37,7 @@ SHARD_OUTPUT_BYTES = 16 * 1024
 
 #: Fill values of the sampler's arrays: outside each array's domain (a lost chunk never reads as data).
 _SAMPLER_FILL = {"latents": float("nan"), "noise": float("nan"), "domain": -1, "intervention": -2,
-                 "intervention_mask": False, "intervention_value": float("nan"), "pair": -2, "pair_role": -1,
+                 "intervention_mask": False, "intervention_value": float("nan"), "pair": -2, "pair_role": -1, "split": -1,
                  "edit_frame": -2, "edit_value": float("nan")}
 
 
@@ -160,11 +161,16 @@ def world_outputs(spec: DatasetSpec) -> tuple[Output, ...]:
     return () if spec.world is None else tuple(world_class(spec.world).outputs(spec))
 
 
+#: Attributes of coordinates whose meaning needs saying.
+_COORD_ATTRS = {"time": {"units": "s", "description": "seconds since the first frame"},
+                "latent_unit": {"description": "unit of each latent"}, "state_unit": {"description": "unit of each state"}}
+
+
 def _coordinate(name: str, dim: str, values: tuple) -> ArraySpec:
     text = any(isinstance(v, str) for v in values)
     arr = np.array(values, dtype=object if text else np.float64)
     return ArraySpec(name, (len(values),), "str" if text else "float64", (max(1, len(values)),), None, (dim,),
-                     source="coordinate", values=arr, fill="" if text else float("nan"))
+                     dict(_COORD_ATTRS.get(name, {})), source="coordinate", values=arr, fill="" if text else float("nan"))
 
 
 def make_plan(spec: DatasetSpec) -> Plan:
@@ -199,6 +205,9 @@ def make_plan(spec: DatasetSpec) -> Plan:
             attrs["labels"] = list(spec.domains) or ["default"]
         if f.name == "pair_role":
             attrs["labels"] = ["none", "factual", "counterfactual"]
+        if f.name == "split":
+            attrs["labels"] = list(SPLIT_NAMES)
+            attrs["rules"] = spec.splits.model_dump(mode="json")
         arrays.append(ArraySpec(f.name, (n, *tail), f.dtype, (S, *tail), None, ("sample", *((f.dim,) if f.dim else ())), attrs,
                                 fill=_SAMPLER_FILL[f.name]))
     for o in outputs:

@@ -33,6 +33,10 @@ class RunError(Exception):
     """A run that could not finish (its message is one line for the user)."""
 
 
+class ClusterError(RunError):
+    """The Ray cluster can never run this world's tasks (a missing GPU or custom resource): a user mistake."""
+
+
 @dataclass
 class RunOptions:
     """How to run: where (local Ray, a cluster, or inline), how wide, and what to do with an existing store.
@@ -125,7 +129,8 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
         if use_ray:  # before anything is written: a cluster that can never run a task is refused
             import ray
 
-            _check_cluster_offers(ray.cluster_resources(), resources.ray_options())
+            _check_cluster_offers(ray.cluster_resources(), resources.ray_options(),
+                                  "--address" if (options.address or os.environ.get("RAY_ADDRESS")) else "--resource")
         done = prepare_store(plan, store, options.overwrite)
         pending = [k for k in range(len(plan.shards)) if k not in done]
         if pending:
@@ -172,10 +177,23 @@ def _execute_inline(location: Location, pending: list[int], options: RunOptions,
     out: list[dict[str, Any]] = []
     try:
         for k in pending:
-            _report(out, run_shard(spec_dict, location, k, threads=0), options)
+            try:
+                summary = run_shard(spec_dict, location, k, threads=0)
+            except (KeyboardInterrupt, MemoryError):
+                raise
+            except Exception as e:  # noqa: BLE001 - the same one line a Ray run gives
+                raise RunError(_task_failure(k, e)) from None
+            _report(out, summary, options)
     finally:
         release_world()  # the engine does not outlive the run
     return out
+
+
+def _task_failure(shard: int, cause: BaseException) -> str:
+    """One line for an exception a shard task raised."""
+    if isinstance(cause, SpecError):
+        return f"shard {shard}: " + "; ".join(cause.problems)
+    return " ".join(f"shard {shard}: {type(cause).__name__}: {cause}".split())
 
 
 #: Ray's documented switch for single-machine clusters: "0" keeps every Ray address on 127.0.0.1
@@ -220,15 +238,15 @@ def start_ray(options: RunOptions) -> tuple[bool, int]:
     return True, cpus
 
 
-def _check_cluster_offers(cluster: dict[str, float], opts: dict[str, Any]) -> None:
-    """Raise RunError when no node could ever run a task that needs ``opts``."""
+def _check_cluster_offers(cluster: dict[str, float], opts: dict[str, Any], arg: str) -> None:
+    """Raise ClusterError (naming ``arg``) when no node could ever run a task that needs ``opts``."""
     need = {"CPU": opts.get("num_cpus", 0), "GPU": opts.get("num_gpus", 0), **opts.get("resources", {})}
     for name, amount in need.items():
         if amount and cluster.get(name, 0) < amount:
             hint = ("start the cluster with GPUs" if name == "GPU" else
                     f"start Ray with --resources '{{\"{name}\": N}}' or pass --resource {name}=N")
-            raise RunError(f"the Ray cluster offers {cluster.get(name, 0):g} {name!r}, but each task of this world needs "
-                           f"{amount:g}; {hint}")
+            raise ClusterError(f"{arg}: the Ray cluster offers {cluster.get(name, 0):g} {name!r}, but each task of this world "
+                               f"needs {amount:g}; {hint}")
 
 
 def _execute_ray(location: Location, pending: list[int], options: RunOptions, plan: Plan, resources: Resources,
@@ -260,10 +278,7 @@ def _execute_ray(location: Location, pending: list[int], options: RunOptions, pl
             try:
                 summary = ray.get(ref)
             except rx.RayTaskError as e:
-                cause = e.cause
-                if isinstance(cause, SpecError):
-                    raise RunError(f"shard {k}: {cause}".replace("\n", "; ")) from None
-                raise RunError(f"shard {k}: {type(cause).__name__}: {cause}".splitlines()[0]) from None
+                raise RunError(_task_failure(k, e.cause)) from None
             except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError) as e:
                 raise RunError(f"shard {k}: its worker died {options.max_retries + 1} times "
                                f"({type(e).__name__}); committed shards are kept, re-run to resume") from None

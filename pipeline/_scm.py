@@ -31,7 +31,7 @@ EVAL_CHUNK = 32768
 SAMPLER_VERSION = 1
 
 # stream purposes (spawn_key = (block, purpose, ...))
-_ASSIGN, _NOISE, _IVALUE, _WORLD, _EDIT = 0, 1, 2, 3, 4
+_ASSIGN, _NOISE, _IVALUE, _WORLD, _EDIT, _SPLIT = 0, 1, 2, 3, 4, 5
 
 ROLE_NONE, ROLE_FACTUAL, ROLE_COUNTERFACTUAL = 0, 1, 2
 
@@ -57,6 +57,7 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
     SampleField("intervention_value", "float64", "latent", "do value or shift/scale amount (NaN otherwise)"),
     SampleField("pair", "int64", None, "counterfactual partner's sample index, -1 = none"),
     SampleField("pair_role", "int8", None, "0 none, 1 factual, 2 counterfactual partner"),
+    SampleField("split", "int8", None, "0 train, 1 val, 2 test (decided at generation, see labels)"),
     SampleField("edit_frame", "int32", "edit", "frame each temporal edit starts at, -1 = not applied"),
     SampleField("edit_value", "float64", "edit", "value of each temporal edit"),
 )
@@ -85,6 +86,7 @@ class SampleBatch:
     intervention_value: np.ndarray  # (n, L) float64: do value / shift or scale amount; NaN otherwise (and soft)
     pair: np.ndarray  # (n,) int64 partner index, -1 = none
     pair_role: np.ndarray  # (n,) int8: 0 none, 1 factual, 2 counterfactual partner
+    split: np.ndarray  # (n,) int8: 0 train, 1 val, 2 test
     edit_frame: np.ndarray  # (n, E) int32, -1 = edit not applied
     edit_value: np.ndarray  # (n, E) float64
     seeds: np.ndarray  # (n,) uint64 per-sample seed for world-internal randomness
@@ -151,6 +153,7 @@ class _Blocks:
     edit_frame: list = field(default_factory=list)
     edit_value: list = field(default_factory=list)
     seeds: list = field(default_factory=list)
+    split: list = field(default_factory=list)
 
 
 class CompiledSCM:
@@ -242,6 +245,13 @@ class CompiledSCM:
             self.by_target.setdefault(t, []).append(("cf", iv))
 
         self.edits: list[EditColumn] = edit_columns(spec)
+
+        # splits: random fractions per block, then the out-of-distribution rules
+        sp = spec.splits
+        self._split_cum = (sp.fraction("train"), sp.fraction("train") + sp.fraction("val"))
+        self._test_domains = np.array([self.domain_names.index(d) for d in sp.test_domains], dtype=np.int16)
+        tr = sp.test_range
+        self._test_range = (self.index[tr.latent], tr.low, tr.high) if tr is not None else None
 
     # ----- per-block assignments and noise -----------------------------------------
     def _domain_counts(self, a: int, b: int) -> np.ndarray:
@@ -338,15 +348,25 @@ class CompiledSCM:
                 idraws[c] = draw(iv.dist if isinstance(iv, Do) else iv.noise, irng, n)
             idraws[:, partners] = idraws[:, partners - 1]  # drawn values are exogenous too: the partner shares them
 
+        # splits: the free samples (pairs count once) in a seeded order, cut at the cumulative fractions;
+        # partners follow their factual sample
+        split = np.full(n, 2, np.int8)
+        order = _rng(self.seed, blk, _SPLIT).permutation(free)
+        cut = [int(np.floor(order.size * f + 0.5)) for f in self._split_cum]
+        split[order[:cut[0]]], split[order[cut[0]:max(cut)]] = 0, 1
+        if self._test_domains.size:
+            split[np.isin(domain, self._test_domains)] = 2
+        split[partners] = split[partners - 1]
+
         seeds = _rng(self.seed, blk, _WORLD).integers(0, 2**63, size=n, dtype=np.uint64)
         seeds[partners] = seeds[partners - 1]
 
         out.domain.append(domain); out.option.append(option); out.pair.append(pair); out.role.append(role)
-        out.noise.append(noise); out.idraws.append(idraws); out.edit_frame.append(e_frame)
+        out.noise.append(noise); out.idraws.append(idraws); out.edit_frame.append(e_frame); out.split.append(split)
         out.edit_value.append(e_value); out.seeds.append(seeds)
 
     # ----- the whole range -----------------------------------------------------------
-    def sample(self, start: int, stop: int, check: bool = True) -> SampleBatch:
+    def sample(self, start: int, stop: int, check: bool = True, _pairs: bool = True) -> SampleBatch:
         """Sample ``start..stop-1``; ``check`` raises SpecError on non-finite or out-of-range values."""
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"sample range {start}..{stop} outside 0..{self.n_samples}")
@@ -377,7 +397,10 @@ class CompiledSCM:
         for c0 in range(0, n, EVAL_CHUNK):  # cache-sized chunks: mechanisms are elementwise
             c = slice(c0, min(c0 + EVAL_CHUNK, n))
             self._evaluate(domain[c], option[c], role[c], noise[:, c], idraws[:, c], latents[:, c], imask[:, c], ivalue[:, c])
-        batch = SampleBatch(start, stop, self.names, latents.T, noise.T, domain, option, imask.T, ivalue.T, pair, role,
+        split = cat(blocks.split, (0,)).astype(np.int8)
+        if self._test_range is not None:
+            split = self._range_to_test(split, latents, pair, start, _pairs)
+        batch = SampleBatch(start, stop, self.names, latents.T, noise.T, domain, option, imask.T, ivalue.T, pair, role, split,
                             cat(blocks.edit_frame, (0, E)).astype(np.int32), cat(blocks.edit_value, (0, E)),
                             cat(blocks.seeds, (0,)).astype(np.uint64))
         if check:
@@ -385,6 +408,23 @@ class CompiledSCM:
             if problems:
                 raise SpecError(problems)
         return batch
+
+    def _range_to_test(self, split: np.ndarray, latents: np.ndarray, pair: np.ndarray, start: int, pairs: bool) -> np.ndarray:
+        """Send samples whose held-out latent lies in the test range to ``test``, with their partners."""
+        j, lo, hi = self._test_range
+        inside = (latents[j] >= lo) & (latents[j] <= hi)
+        out = inside.copy()
+        if pairs:
+            local = pair - start
+            for r in np.flatnonzero(pair >= 0):
+                if 0 <= local[r] < out.size:
+                    out[r] |= inside[local[r]]
+                else:  # the partner lies beyond this range (a shard boundary between them)
+                    v = self.sample(int(pair[r]), int(pair[r]) + 1, check=False, _pairs=False).latents[0, j]
+                    out[r] |= lo <= v <= hi
+        split = split.copy()
+        split[out] = 2
+        return split
 
     def _evaluate(self, domain, option, role, noise, idraws, latents, imask, ivalue) -> None:
         """Mechanisms and interventions in topological order, written into the given views."""

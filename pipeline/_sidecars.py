@@ -26,11 +26,13 @@ def _shorthand(v: Any) -> Any:
     return v
 
 
-def causal_graph(spec: DatasetSpec, spec_hash: str) -> dict[str, Any]:
+def causal_graph(plan: Plan) -> dict[str, Any]:
     """The causal graph as JSON-ready data: nodes (type, range, unit, equation, noise, parents),
-    edges, domain-only edges, states, parameters, domains, the intervention regime and its options,
-    counterfactual pairing and temporal edits."""
+    edges, domain-only edges, states (with the units the store gives them), parameters, domains,
+    the intervention regime and its options, counterfactual pairing and temporal edits."""
+    spec, spec_hash = plan.spec, plan.spec_hash
     g = spec.graph
+    units = dict(zip(plan.array("state").values, plan.array("state_unit").values)) if plan.has("state_unit") else {}
     nodes = []
     for n in g.nodes:
         v = n.variable
@@ -46,7 +48,7 @@ def causal_graph(spec: DatasetSpec, spec_hash: str) -> dict[str, Any]:
     return {
         "name": spec.name, "spec_hash": spec_hash, "generator": GENERATOR_VERSION, "world": spec.world,
         "nodes": nodes,
-        "states": [{"name": s, "unit": _state_unit(spec, s)} for s in g.states],
+        "states": [{"name": s, "unit": units.get(s) or None} for s in g.states],
         "edges": [{"source": p, "target": c} for p, c in g.edges()],
         "extra_edges": [{"source": p, "target": c, "where": w} for p, c, w in g.extra_edges],
         "parameters": dict(spec.parameters),
@@ -57,15 +59,6 @@ def causal_graph(spec: DatasetSpec, spec_hash: str) -> dict[str, Any]:
         "counterfactuals": spec.counterfactuals.model_dump(mode="json", exclude_defaults=True) if spec.counterfactuals else None,
         "temporal_edits": [e.model_dump(mode="json", exclude_defaults=True) for e in spec.temporal_edits],
     }
-
-
-def _state_unit(spec: DatasetSpec, name: str) -> str | None:
-    from ..schemas.graph import template_prefix
-
-    for template, var in spec.variables.items():
-        if var.time_varying and (template == name or (template_prefix(template) and name in spec.expand_names(template))):
-            return var.unit
-    return None
 
 
 def graphml(graph: dict[str, Any]) -> str:
@@ -122,8 +115,12 @@ def dataset_card(plan: Plan, graph: dict[str, Any]) -> str:
     if any(a.name.startswith("camera_to_world") for a in plan.arrays):
         geometry = ("\nCamera geometry: `intrinsics` (K per view) and `camera_to_world` (4x4 per sample and frame) use "
                     "OpenCV's convention: camera x right, y down, z forward; pixel (u, v) = (column, row) with integer "
-                    "values at pixel centres; world z up, metres. A world point X projects to K @ (R^T (X - t)) / z.\n")
+                    "values at pixel centres; world z up, metres. With R, t from camera_to_world, a world point X has "
+                    "camera coordinates (x, y, z) = R^T (X - t) and lands at K (x/z, y/z, 1) for perspective views and "
+                    "K (x, y, 1) for orthographic ones (see the `projection` coordinate); `depth` holds z.\n")
     ids = ("\nSegmentation ids:\n" + "\n".join(keys) + "\n") if keys else ""
+    fills = ", ".join(f"`{a.name}` {_fill_text(a.fill)}" for a in plan.arrays
+                      if a.per_sample and a.fill is not None and a.fill is not False)
     return f"""# {spec.name}
 
 {spec.description.strip()}
@@ -145,9 +142,9 @@ Edges: {edges}. Full graph: `causal_graph.json` (and `causal_graph.graphml`).
 {arrays}
 {geometry}{ids}
 `intervention_mask[i, j]` says whether latent j of sample i was intervened on, `intervention`
-the regime option (see `causal_graph.json`), `pair` a counterfactual partner (same noise).
-Missing data never reads as a value: fill values lie outside each array's domain (NaN for
-floats, -2 for `pair` and `intervention`, -1 for `domain`, 255 for segmentation ids).
+the regime option (see `causal_graph.json`), `pair` a counterfactual partner (same noise),
+`split` the train / val / test split decided at generation.
+Missing data never reads as a value: each array's fill value lies outside its domain ({fills}).
 
 ## Load it
 ```python
@@ -159,42 +156,60 @@ Check it: `crlgen validate <URL>` (the last report is in `validation.json`).
 """
 
 
-def _rgb_array(plan: Plan):
-    return next((a for a in plan.world_arrays if a.kind == "rgb"), None)
+def _fill_text(v) -> str:
+    return "NaN" if isinstance(v, float) and v != v else f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _rgb_arrays(plan: Plan) -> list:
+    return [a for a in plan.world_arrays if a.kind == "rgb"]
+
+
+def _row(groups: list[np.ndarray], gap: int = 2) -> np.ndarray:
+    """One sample's views side by side, every camera group after the other, padded white to one height."""
+    parts = [np.concatenate(list(views), axis=1) for views in groups]  # each (H, V*W, 3)
+    h = max(p.shape[0] for p in parts)
+    padded = []
+    for p in parts:
+        pad = np.full((h, p.shape[1] + gap, 3), 255, np.uint8)
+        pad[:p.shape[0], :p.shape[1]] = p
+        padded.append(pad)
+    return np.concatenate(padded, axis=1)[:, :-gap]
 
 
 def preview_png(plan: Plan, store: Store, max_samples: int = 6) -> bytes | None:
-    """A grid of the first colour output: one row per sample, one column per view (first frame of videos)."""
-    a = _rgb_array(plan)
-    if a is None:
+    """A grid of every colour output: one row per sample, every view side by side (first frame of videos)."""
+    arrays = _rgb_arrays(plan)
+    if not arrays:
         return None
     from PIL import Image
 
     g = store.group("r")
     n = min(max_samples, plan.spec.samples)
-    pix = np.asarray(g[a.name][:n])
-    while pix.ndim > 5:  # (n, time, ..., view, y, x, 3): the first frame
-        pix = pix[:, 0]
-    rows = [np.concatenate(list(s), axis=1) for s in pix]  # views side by side
+    pix = []
+    for a in arrays:
+        x = np.asarray(g[a.name][:n])
+        while x.ndim > 5:  # (n, time, ..., view, y, x, 3): the first frame
+            x = x[:, 0]
+        pix.append(x)
+    rows = [_row([x[i] for x in pix]) for i in range(n)]
     buf = io.BytesIO()
     Image.fromarray(np.concatenate(rows, axis=0)).save(buf, format="PNG", optimize=False)
     return buf.getvalue()
 
 
 def preview_gif(plan: Plan, store: Store, max_samples: int = 4, max_frames: int = 90) -> bytes | None:
-    """An animated grid of the first colour output with a ``time`` dim: rows = samples, columns = views."""
-    a = _rgb_array(plan)
-    if a is None or "time" not in a.dims:
+    """An animated grid of every colour output with a ``time`` dim: rows = samples, columns = views."""
+    arrays = [a for a in _rgb_arrays(plan) if "time" in a.dims]
+    if not arrays:
         return None
     from PIL import Image
 
     g = store.group("r")
     n = min(max_samples, plan.spec.samples)
-    frames = np.asarray(g[a.name][:n, :max_frames])  # (n, T, V, H, W, 3)
-    tiles = [np.concatenate([np.concatenate(list(frames[i, t]), axis=1) for i in range(n)], axis=0)
-             for t in range(frames.shape[1])]
+    clips = [np.asarray(g[a.name][:n, :max_frames]) for a in arrays]  # each (n, T, V, H, W, 3)
+    tiles = [np.concatenate([_row([c[i, t] for c in clips]) for i in range(n)], axis=0) for t in range(clips[0].shape[1])]
     images = [Image.fromarray(t) for t in tiles]
-    fps = a.attrs.get("fps", 10)
+    fps = arrays[0].attrs.get("fps", 10)
     buf = io.BytesIO()
     images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000 / fps)), loop=0)
     return buf.getvalue()
@@ -202,7 +217,7 @@ def preview_gif(plan: Plan, store: Store, max_samples: int = 4, max_frames: int 
 
 def write_sidecars(plan: Plan, store: Store) -> None:
     """Write every sidecar (graph, GraphML, resolved spec, card, manifest, previews) into the store."""
-    graph = causal_graph(plan.spec, plan.spec_hash)
+    graph = causal_graph(plan)
     store.write_text("causal_graph.json", json.dumps(graph, indent=1))
     store.write_text("causal_graph.graphml", graphml(graph))
     store.write_text("spec.yaml", resolved_spec_yaml(plan.spec))

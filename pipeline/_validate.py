@@ -190,7 +190,7 @@ def _sidecar_problems(plan: Plan, store: Store) -> list[str]:
     if graph is None:
         out.append("causal_graph.json is missing or not valid JSON")
     elif {k: v for k, v in graph.items() if k != "generator"} != {
-            k: v for k, v in json.loads(json.dumps(causal_graph(plan.spec, plan.spec_hash))).items() if k != "generator"}:
+            k: v for k, v in json.loads(json.dumps(causal_graph(plan))).items() if k != "generator"}:
         out.append("causal_graph.json differs from the graph the store's spec implies")
     text = store.read_text("spec.yaml")
 

@@ -232,8 +232,9 @@ class CameraRig:
     """A spec's cameras resolved against a world's framing: one :class:`CameraModel` per view.
 
     ``target`` and ``base_distance`` (m) frame orbit cameras; ``scene_radius`` (m) bounds the
-    clip planes. Cameras of equal size form a :class:`CameraGroup`; the first group (holding
-    the first camera) has no suffix, the others are suffixed ``_<W>x<H>``.
+    clip planes. Cameras of equal size form a :class:`CameraGroup`; the group of ``render.size``
+    (or, when no camera has that size, the first camera's) has no suffix, the others are
+    suffixed ``_<W>x<H>``.
     """
 
     cameras: tuple[CameraModel, ...]
@@ -266,7 +267,7 @@ class CameraRig:
                 near, far = clip_planes(base_distance, scene_radius)
                 models.append(CameraModel(cam.name, cam.kind, w, h, K, False, cam.fov, None, min(near, 0.01), far,
                                           mount=cam.mount, local=local, follow=cam.follow))
-        return cls(tuple(models), _groups(models))
+        return cls(tuple(models), _groups(models, (render.width, render.height)))
 
     def __len__(self) -> int:
         return len(self.cameras)
@@ -293,11 +294,10 @@ def clip_planes(distance: float, scene_radius: float) -> tuple[float, float]:
     return near, far
 
 
-def _groups(models: Sequence[CameraModel]) -> tuple[CameraGroup, ...]:
+def _groups(models: Sequence[CameraModel], default: tuple[int, int]) -> tuple[CameraGroup, ...]:
+    """Cameras grouped by size, in view order; the group of ``render.size`` (else the first) has no suffix."""
     sizes: dict[tuple[int, int], list[int]] = {}
     for i, c in enumerate(models):
         sizes.setdefault((c.width, c.height), []).append(i)
-    out = []
-    for k, ((w, h), idx) in enumerate(sizes.items()):
-        out.append(CameraGroup("" if k == 0 else f"_{w}x{h}", w, h, tuple(idx)))
-    return tuple(out)
+    primary = default if default in sizes else next(iter(sizes))
+    return tuple(CameraGroup("" if (w, h) == primary else f"_{w}x{h}", w, h, tuple(idx)) for (w, h), idx in sizes.items())

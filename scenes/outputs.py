@@ -84,11 +84,22 @@ def declared_states(spec, world_states: Sequence[str]) -> tuple[str, ...]:
     return tuple(s for s in spec.graph.states if s in simulated)
 
 
+def _declared_units(spec) -> dict[str, str]:
+    """Units the spec gives its time-varying variables, by expanded name."""
+    out = {}
+    for template, var in spec.variables.items():
+        if var.time_varying and var.unit:
+            out.update(dict.fromkeys(spec.expand_names(template), var.unit))
+    return out
+
+
 def state_output(spec, names: Sequence[str], units: Mapping[str, str | None]) -> Output:
-    """``states`` (time, state) float64 for the declared state names; units per name in ``state_unit``."""
+    """``states`` (time, state) float64 for the declared state names; units per name in ``state_unit``
+    (the spec's unit where it declares one, else the world's ``units``)."""
+    units = {**dict(units), **_declared_units(spec)}
     T = spec.video.n_frames
     return Output("states", ("time", "state"), (T, len(names)), "float64", kind="states",
-                  description="simulated state of each declared time-varying variable per frame",
+                  description="simulated state of each declared time-varying variable per frame (units: state_unit)",
                   fill=float("nan"), attrs={"fps": spec.video.fps},
                   coords={"state": ("state", tuple(names)), "state_unit": ("state", tuple(units.get(n) or "" for n in names)),
                           **time_coords(T, spec.video.fps)})
@@ -98,7 +109,7 @@ def input_output(spec, names: Sequence[str], units: Mapping[str, str | None]) ->
     """``inputs`` (time, input) float64: what the world decided inside its simulation each frame."""
     T = spec.video.n_frames
     return Output("inputs", ("time", "input"), (T, len(names)), "float64", kind="inputs",
-                  description="per-frame inputs decided inside the simulation (controller actions, signal phases)",
+                  description="per-frame inputs decided inside the simulation (controller actions, signal phases; units: input_unit)",
                   fill=float("nan"), attrs={"fps": spec.video.fps},
                   coords={"input": ("input", tuple(names)), "input_unit": ("input", tuple(units.get(n) or "" for n in names)),
                           **time_coords(T, spec.video.fps)})

@@ -96,6 +96,35 @@ def _range_problems(spec, info: WorldInfo) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def _edit_range_problems(spec, info: WorldInfo, edit, path: str) -> list[str]:
+    """An edit of a latent whose result can leave the world's valid range for it (e.g. ``gravity = 100``,
+    ``obj[0].mass = -5``, ``gravity *= 10`` over a declared range of [1, 20])."""
+    from ..schemas.graph import template_prefix
+
+    template = edit.target
+    prefix = template_prefix(template) if "[" in template else None
+    if prefix is None and "[" in template:
+        import re
+
+        template = re.sub(r"\[\d+\]", "[i]", template, count=1)
+    if template not in info.ranges or edit.target not in set(spec.graph.names):
+        return []  # a state (velocity...) or a name the world does not bound
+    lo, hi = info.ranges[template]
+    vlo, vhi = spec.graph.node(edit.target).variable.bounds()
+    a, b = (edit.value, edit.value) if isinstance(edit.value, float) else edit.value.support()
+    if edit.op == "set":
+        res = (a, b)
+    elif edit.op == "add":
+        res = (vlo + a, vhi + b)
+    else:
+        corners = [vlo * a, vlo * b, vhi * a, vhi * b]
+        res = (min(corners), max(corners))
+    if math.isnan(res[0]) or math.isnan(res[1]) or res[0] < lo or res[1] > hi:
+        reach = f"{res[0]:g}" if res[0] == res[1] else f"values in {_fmt(*res)}"
+        return [f"{path}: the edit can make {edit.target} {reach}, outside world {info.name}'s valid range {_fmt(lo, hi)} for it"]
+    return []
+
+
 def check_world(spec) -> list[str]:
     """Problems between a spec and its world, one ``"path: message"`` line each."""
     if spec.world is None:
@@ -143,9 +172,11 @@ def check_world(spec) -> list[str]:
     targets = set(spec.expand_all(info.edit_targets))
     edits = list(spec.temporal_edits) + ([spec.counterfactuals.edit] if spec.counterfactuals and spec.counterfactuals.edit else [])
     for i, e in enumerate(edits):
+        path = f"temporal_edits[{i}]" if i < len(spec.temporal_edits) else "counterfactuals.edit"
         if e.target not in targets:
-            path = f"temporal_edits[{i}]" if i < len(spec.temporal_edits) else "counterfactuals.edit"
             problems.append(f"{path}.target: {info.name} cannot edit {e.target!r}; expected one of {', '.join(sorted(targets)) or 'none'}")
+        else:
+            problems += _edit_range_problems(spec, info, e, path)
     if not problems:
         problems += cls.check(spec)
     return problems

@@ -17,6 +17,7 @@ from .interventions import Do, Explicit, Observational, Scale, Sets, Shift, Sing
 from .loading import load_spec
 from .noise import Bernoulli, Beta, Categorical, Exponential, Laplace, LogNormal, Mixture, Normal, Uniform
 from .render import Camera, FixedCamera, MountedCamera, OrbitCamera, RenderSettings, TopDownCamera, VideoSettings
+from .splits import Splits, TestRange
 from .temporal import TemporalEdit
 from .variables import Boolean, Continuous, Integer
 from .variables import Categorical as CategoricalVariable
@@ -28,6 +29,6 @@ __all__ = [
     "Bernoulli", "Beta", "Boolean", "Camera", "Categorical", "CategoricalVariable", "CausalGraph", "Continuous",
     "Counterfactuals", "Dataset", "DatasetSpec", "Do", "Domain", "Explicit", "Exponential", "Expression",
     "ExpressionError", "FixedCamera", "Integer", "Laplace", "LogNormal", "Mixture", "MountedCamera", "Node", "Normal", "Observational", "OrbitCamera",
-    "OutputSettings", "RenderSettings", "Scale", "Sets", "Shift", "SingleNode", "Soft", "SpecError",
+    "OutputSettings", "RenderSettings", "Scale", "Sets", "Shift", "SingleNode", "Soft", "SpecError", "Splits", "TestRange",
     "TemporalEdit", "TopDownCamera", "Uniform", "VideoSettings", "load_spec", "parse_expression",
 ]

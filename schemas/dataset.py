@@ -19,6 +19,7 @@ from .expression import ALLOWED_FUNCTIONS
 from .graph import NAME, CausalGraph, Node, expand, find_cycle, mechanism_names, template_prefix, topological
 from .interventions import Do, Observational, Regime, SingleNode, Soft
 from .render import RenderSettings, VideoSettings
+from .splits import Splits
 from .temporal import TemporalEdit
 from .variables import NOISE_NAME, Variable
 
@@ -47,6 +48,7 @@ class DatasetSpec(SpecModel):
     temporal_edits: tuple[TemporalEdit, ...] = ()
     render: RenderSettings = Field(default_factory=RenderSettings)
     video: VideoSettings | None = None
+    splits: Splits = Field(default_factory=Splits, description="train/val/test assignment, stored with the data")
     samples: int = Field(ge=1, le=MAX_SAMPLES)
     seed: int = Field(0, ge=0, lt=2**63)
     shard_size: int | None = Field(None, ge=1, le=1_000_000, description="samples per shard; default chosen by the planner")
@@ -83,6 +85,7 @@ class DatasetSpec(SpecModel):
         return _build_graph(self, [])
 
     def object_count(self, prefix: str) -> int | None:
+        """How many objects the per-object names ``prefix[i].*`` expand to (None: ``objects`` not given)."""
         if self.objects is None:
             return None
         return self.objects if isinstance(self.objects, int) else self.objects.get(prefix)
@@ -151,6 +154,7 @@ class DatasetSpec(SpecModel):
         return type(self).from_dict(data)
 
     def to_yaml(self) -> str:
+        """The spec as YAML, defaults left out (loads back equal)."""
         return dump_yaml(self.to_dict())
 
     def dump(self, path: str | Path) -> Path:
@@ -165,9 +169,11 @@ class DatasetSpec(SpecModel):
         return type(self).from_dict({**self.to_dict(), **{k: _plain(v) for k, v in changes.items()}})
 
     def with_samples(self, n: int) -> "DatasetSpec":
+        """A copy with ``n`` samples; raises SpecError for n < 1."""
         return self.replace(samples=n)
 
     def with_seed(self, seed: int) -> "DatasetSpec":
+        """A copy with another seed (0 is a seed like any other)."""
         return self.replace(seed=seed)
 
     def intervene(self, target: str, *, do: float | str | None = None, shift: float | None = None,
@@ -263,6 +269,10 @@ def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGr
         for target, iv in opt.items():
             if isinstance(iv, Soft) and target in nodes:
                 parents, _ = names_in(iv.mechanism, nodes[target].object_index, f"interventions.targets.{target}")
+                if target in parents:
+                    problems.append((f"interventions.targets.{target}", f"a soft mechanism for {target!r} cannot use "
+                                     f"{target!r} itself; write it in terms of its parents and 'eps'"))
+                    parents = [p for p in parents if p != target]
                 extra.extend((p, target, "soft intervention") for p in parents if p not in nodes[target].parents)
 
     edges = [(p, n.name) for n in nodes.values() for p in n.parents] + [(p, c) for p, c, _ in extra]
@@ -416,6 +426,14 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
 
     for i, e in enumerate(spec.temporal_edits):
         _check_edit(spec, e, f"temporal_edits[{i}]", problems)
+
+    # splits
+    for d in spec.splits.test_domains:
+        if d not in spec.domains:
+            problems.append(("splits.test_domains", f"unknown domain {d!r}; expected one of {', '.join(spec.domains) or 'none (no domains)'}"))
+    tr = spec.splits.test_range
+    if tr is not None and tr.latent not in nodes:
+        problems.append(("splits.test_range.latent", f"unknown latent {tr.latent!r}; expected one of {', '.join(nodes)}"))
 
 
 def _check_edit(spec: DatasetSpec, e: TemporalEdit, path: str, problems) -> None:

@@ -9,8 +9,11 @@ _TAGS = {
     "continuous", "integer", "categorical", "boolean",
     "normal", "uniform", "laplace", "beta", "exponential", "lognormal", "bernoulli", "mixture",
     "do", "shift", "scale", "soft", "observational", "single_node", "sets", "explicit",
+    "orbit", "fixed", "mounted", "topdown",
 }
 _KEYED = {"variables", "domains", "targets", "parameters", "overrides", "noise", "storage_options"}
+#: Union branches pydantic names by type: they say which alternative was tried, not where.
+_BRANCHES = {"int", "str", "float", "bool", "list", "dict", "tuple", "none", "is-instance", "literal"}
 
 
 class SpecError(ValueError):
@@ -19,6 +22,13 @@ class SpecError(ValueError):
     def __init__(self, problems: list[str]):
         self.problems = list(dict.fromkeys(problems))  # keep order, drop repeats
         super().__init__("\n".join(self.problems))
+
+
+def _is_name(s: str) -> bool:
+    """Whether a location component reads as a spec name (``ball[i].mass``) rather than a type (``tuple[...]``)."""
+    import re
+
+    return re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*(\[(\d+|i)\])?[A-Za-z0-9_.]*", s) is not None
 
 
 def _path(loc: tuple) -> str:
@@ -31,17 +41,48 @@ def _path(loc: tuple) -> str:
         if s in _TAGS and not keyed:
             prev = s
             continue
-        if s.startswith(("function-", "tagged-union", "union[", "json-or-python")):
+        if s.startswith(("function-", "tagged-union", "union[", "json-or-python")) or (
+                not keyed and (s in _BRANCHES or ("[" in s and not _is_name(s)))):
             continue
         parts.append(f"[{s}]" if isinstance(item, int) else s)
         prev = s
     return ".".join(parts).replace(".[", "[")
 
 
+def _collapse_unions(errors: list[dict]) -> list[dict]:
+    """One problem per place where a union (a camera, a count-or-list) was tried several ways.
+
+    Pydantic reports every alternative: keep the ones that got furthest (their path is longest),
+    prefer a real problem over "not this type", and merge what is left at one place into one line.
+    """
+    paths = [_path(tuple(e["loc"])) for e in errors]
+    deeper = {p for p in paths}
+    kept = []
+    for e, p in zip(errors, paths):
+        typeish = e["type"].endswith("_type") or e["type"] in ("int_parsing", "float_parsing", "bool_parsing")
+        if typeish and any(q != p and (q.startswith(p + ".") or q.startswith(p + "[")) for q in deeper):
+            continue  # another alternative got further into the value
+        kept.append((e, p))
+    by_path: dict[str, list[dict]] = {}
+    for e, p in kept:
+        by_path.setdefault(p, []).append(e)
+    out = []
+    for p, es in by_path.items():
+        real = [e for e in es if not e["type"].endswith("_type")]
+        if real:
+            out.extend(real)
+        elif len(es) > 1:
+            msgs = [e["msg"].replace("Input should be ", "") for e in es]
+            out.append({**es[0], "msg": "expected " + " or ".join(dict.fromkeys(msgs)), "type": "union_type"})
+        else:
+            out.extend(es)
+    return out
+
+
 def from_validation_error(err: ValidationError, prefix: str = "") -> SpecError:
     """Flatten pydantic's nested errors into one line per problem."""
     lines: list[str] = []
-    for e in err.errors(include_url=False):
+    for e in _collapse_unions(err.errors(include_url=False)):
         path = _path(tuple(e["loc"]))
         if prefix:
             path = f"{prefix}.{path}" if path else prefix

@@ -33,6 +33,8 @@ class _Dist(SpecModel):
 
 
 class Normal(_Dist):
+    """Gaussian noise: ``normal(mean, std)``, std > 0; unbounded support."""
+
     dist: Literal["normal"] = "normal"
     mean: float = 0.0
     std: float = Field(1.0, gt=0)
@@ -56,11 +58,15 @@ class _Interval(_Dist):
 
 
 class Uniform(_Interval):
+    """Uniform on [low, high]: ``uniform(low, high)``."""
+
     dist: Literal["uniform"] = "uniform"
     _positional = ("low", "high")
 
 
 class Laplace(_Dist):
+    """Laplace (double exponential) noise: ``laplace(loc, scale)``, scale > 0; unbounded support."""
+
     dist: Literal["laplace"] = "laplace"
     loc: float = 0.0
     scale: float = Field(1.0, gt=0)
@@ -77,6 +83,8 @@ class Beta(_Interval):
 
 
 class Exponential(_Dist):
+    """Exponential noise with mean ``scale`` > 0: ``exponential(scale)``; support [0, inf)."""
+
     dist: Literal["exponential"] = "exponential"
     scale: float = Field(1.0, gt=0)
     _positional = ("scale",)
@@ -86,6 +94,8 @@ class Exponential(_Dist):
 
 
 class LogNormal(_Dist):
+    """exp(Normal(mean, sigma)): ``lognormal(mean, sigma)``; support (0, inf)."""
+
     dist: Literal["lognormal"] = "lognormal"
     mean: float = 0.0
     sigma: float = Field(1.0, gt=0)
@@ -114,6 +124,8 @@ class Categorical(_Dist):
 
 
 class Bernoulli(_Dist):
+    """1.0 with probability ``p``, else 0.0: ``bernoulli(p)`` (the noise of boolean roots)."""
+
     dist: Literal["bernoulli"] = "bernoulli"
     p: float = Field(0.5, ge=0, le=1)
     _positional = ("p",)

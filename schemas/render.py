@@ -46,6 +46,19 @@ def _check_size(v: Size | None) -> Size | None:
     return v
 
 
+def _up_problem(position: Vec3, look_at: Vec3, up: Vec3) -> str | None:
+    """Why a camera at ``position`` looking at ``look_at`` cannot keep ``up`` up, or None."""
+    d = [b - a for a, b in zip(position, look_at)]
+    if not any(d):
+        return "position and look_at must differ"
+    cross = (d[1] * up[2] - d[2] * up[1], d[2] * up[0] - d[0] * up[2], d[0] * up[1] - d[1] * up[0])
+    norm = math.sqrt(sum(x * x for x in d)) * math.sqrt(sum(x * x for x in up))
+    if norm == 0 or math.sqrt(sum(x * x for x in cross)) < 1e-6 * norm:
+        return (f"the camera looks along its up direction {list(up)}, so nothing says which way is up in the image; "
+                "give another `up` (e.g. [0, 1, 0] for a camera looking straight down)")
+    return None
+
+
 def _finite(v: Vec3) -> Vec3:
     if not all(math.isfinite(x) for x in v):
         raise ValueError(f"expected finite coordinates, got {list(v)}")
@@ -97,8 +110,9 @@ class FixedCamera(_Perspective):
 
     @model_validator(mode="after")
     def _distinct(self):
-        if self.position == self.look_at:
-            raise ValueError("position and look_at must differ")
+        problem = _up_problem(self.position, self.look_at, self.up)
+        if problem:
+            raise ValueError(problem)
         return self
 
 
@@ -121,8 +135,9 @@ class MountedCamera(_Perspective):
 
     @model_validator(mode="after")
     def _distinct(self):
-        if self.position == self.look_at:
-            raise ValueError("position and look_at must differ")
+        problem = _up_problem(self.position, self.look_at, self.up)
+        if problem:
+            raise ValueError(problem)
         return self
 
 

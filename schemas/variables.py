@@ -78,6 +78,8 @@ def _check_range(rng, integer: bool):
 
 
 class Continuous(_Variable):
+    """A real-valued latent (the default type), with an optional declared ``range`` [low, high]."""
+
     type: Literal["continuous"] = "continuous"
     range: tuple[float, float] | None = Field(None, description="declared [low, high]; values outside fail validation")
 

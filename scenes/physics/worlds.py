@@ -30,7 +30,9 @@ Latents (``batch.latents``; ``obj[i]`` for i = 0..N-1, N = the number of
 States (:meth:`PhysicsWorld.simulate`, (n, T, 13 N) float64, see :func:`state_names`):
 per object, in index order, ``x y z qx qy qz qw vx vy vz wx wy wz`` (centre,
 orientation quaternion, linear and angular velocity, world frame). The store's
-``states`` output holds the ones a spec declares ``time_varying``, in this order. Frame 0 is
+``states`` output holds the ones a spec declares ``time_varying``, in the spec graph's
+order (object-major; within an object, as the spec declares them), the same list as the
+graph sidecar's states. Frame 0 is
 the initial state; frame t is the state after simulating t / fps seconds with
 ``substeps`` fixed steps of 1 / (fps * substeps) per frame.
 

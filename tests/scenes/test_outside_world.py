@@ -63,9 +63,10 @@ def test_a_custom_resource_the_world_declares_is_required_and_honoured(tmp_path)
     """The world takes one `toy_slot` per task (as a CARLA world takes one server): a cluster without
     the slot is refused in one line, with slots the run goes through Ray and validates."""
     r = _crlgen("run", "toy/pendulum", "--samples", "4", "--out", str(tmp_path / "none.zarr"), "--workers", "2", "--quiet")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1] == ("error: the Ray cluster offers 0 'toy_slot', but each task of this world "
-                                                 "needs 1; start Ray with --resources '{\"toy_slot\": N}' or pass --resource toy_slot=N")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == ("error: --resource: the Ray cluster offers 0 'toy_slot', but each task of "
+                                                 "this world needs 1; start Ray with --resources '{\"toy_slot\": N}' or pass "
+                                                 "--resource toy_slot=N")
     assert not (tmp_path / "none.zarr").exists()  # refused before anything was written
     r = _crlgen("run", "toy/pendulum", "--samples", "4", "--out", str(tmp_path / "slots.zarr"), "--workers", "2",
                 "--resource", "toy_slot=1", "--quiet")

@@ -295,6 +295,13 @@ CASES: list[Case] = [
          "render.views[0]", "world static/spring has no 'mounted' cameras", world=True),
     Case("unknown-mount", merge(falling(), {"render": {"views": [{"kind": "mounted", "name": "w", "mount": "obj[3]"}]}}),
          "render.views[0].mount", "has no mount 'obj[3]'; expected one of obj[0]", world=True),
+    # temporal edits may not push a latent the world reads out of its valid range either
+    Case("edit-sets-beyond-the-world", merge(falling(), {"temporal_edits": [{"at_frame": 20, "do": "gravity = 100"}]}),
+         "temporal_edits[0]", "the edit can make gravity 100, outside world physics/falling's valid range [0, 50]", world=True),
+    Case("edit-sets-a-negative-mass", merge(falling(), {"temporal_edits": [{"at_frame": 20, "do": "obj[0].mass = -5"}]}),
+         "temporal_edits[0]", "the edit can make obj[0].mass -5", world=True),
+    Case("edit-scales-beyond-the-world", merge(falling(), {"temporal_edits": [{"at_frame": 20, "do": "gravity *= 10"}]}),
+         "temporal_edits[0]", "values in [10, 200], outside world physics/falling's valid range [0, 50]", world=True),
 ]
 # fmt: on
 
@@ -428,3 +435,21 @@ def test_cli_check_reports_each_problem_and_exits_2(tmp_path: Path):
         # a file-level problem names the file instead of <spec>
         path = str(files[cid]) if c.path == "<spec>" else c.path
         assert any(ln.startswith(f"error: {path}: ") and c.fragment in ln for ln in lines), f"{cid}: {stderr}"
+
+
+@pytest.mark.parametrize("views, path, fragment", [
+    ([{"name": "a", "fov": 0}], "render.views[0].fov", "greater than 1"),
+    ([{"name": "a", "kind": "bogus"}], "render.views[0]", "Input tag 'bogus'"),
+    ([{"name": "a", "kind": "topdown", "extent": -1}], "render.views[0].extent", "greater than 0"),
+    ([{"name": "a", "kind": "mounted"}], "render.views[0].mount", "required field is missing"),
+    ([{"name": "a", "kind": "fixed", "position": [0, 0, 1], "look_at": [0, 0, 0]}], "render.views[0]",
+     "looks along its up direction"),
+    (["front", {"name": "b", "size": 0}], "render.views[1].size", "expected 8..4096 pixels"),
+    ([{"name": "a", "kind": "orbit", "follow": "pose"}], "render.views[0].follow", "unknown field"),
+])
+def test_a_bad_camera_is_one_line_at_its_field(views, path, fragment):
+    """Cameras are a union (count, preset, four kinds): pydantic tries each; the user sees the one problem."""
+    with pytest.raises(SpecError) as info:
+        DatasetSpec.from_dict(merge(BASE, {"render": {"views": views}}))
+    assert len(info.value.problems) == 1, info.value.problems
+    assert info.value.problems[0].startswith(f"{path}: ") and fragment in info.value.problems[0], info.value.problems
