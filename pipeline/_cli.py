@@ -1,4 +1,5 @@
-"""The ``crlgen`` command line: check, plan, run, validate, inspect, scenes, schema.
+"""The ``crlgen`` command line: check, plan, run, validate, inspect, preview, evaluate, probe,
+export, scenes, schema.
 
 Built on click. User mistakes (a bad spec, flag, URL or store) print one
 ``error: ...`` line per problem and exit 2 without writing anything; a failed
@@ -61,6 +62,27 @@ def _store_location(url: str):
     loc = resolve(url, arg="URL")
     check_location(loc, write=False)
     return loc
+
+
+def _finished_store(url: str, verb: str = "reads"):
+    """An existing store of this crlgen's format whose run has finished: (location, Store). Anything
+    else is a user error naming what to do."""
+    from ._plan import FORMAT_VERSION
+    from ._store import Store
+
+    loc = _store_location(url)
+    store = Store(loc)
+    attrs = store.attrs()
+    if not attrs:
+        raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
+    if attrs.get("format") != FORMAT_VERSION:
+        raise UserError(f"URL: {loc.redacted()}: store format {attrs.get('format')} (written by "
+                        f"{_WRITTEN_BY.get(attrs.get('format'), 'another crlgen')}); this crlgen "
+                        f"{verb} format {FORMAT_VERSION}: regenerate it with `crlgen run` on its spec.yaml")
+    if store.read_text("spec.yaml") is None:
+        raise UserError(f"URL: {loc.redacted()}: the run writing this store has not finished (status "
+                        f"{attrs.get('status')}); run `crlgen run` on the same spec again to finish it")
+    return loc, store
 
 
 def _emit_json(data: Any) -> None:
@@ -261,19 +283,7 @@ def validate(url: str, json_out: bool, write: bool, full: bool) -> None:
     from ._store import Store
     from ._validate import summary_lines, validate_store
 
-    from ._plan import FORMAT_VERSION
-
-    loc = _store_location(url)
-    attrs = Store(loc).attrs()
-    if not attrs:
-        raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
-    if attrs.get("format") != FORMAT_VERSION:
-        raise UserError(f"URL: {loc.redacted()}: store format {attrs.get('format')} (written by "
-                        f"{_WRITTEN_BY.get(attrs.get('format'), 'another crlgen')}); this crlgen "
-                        f"validates format {FORMAT_VERSION}: regenerate it with `crlgen run` on its spec.yaml")
-    if Store(loc).read_text("spec.yaml") is None:
-        raise UserError(f"URL: {loc.redacted()}: the run writing this store has not finished (status "
-                        f"{attrs.get('status')}); run `crlgen run` on the same spec again to finish it")
+    loc, _ = _finished_store(url, "validates")
     try:
         report = validate_store(loc, full=full)
     except EngineMissing as e:
@@ -323,6 +333,163 @@ def inspect(url: str, json_out: bool) -> None:
     out.print("graph: " + ("causal_graph.json is missing or unreadable" if info["edges"] is None else ", ".join(info["edges"]) or "no edges"))
     out.print("last validation (validation.json): " + {True: "passed", False: "FAILED", None: "none stored"}[info["validation"]]
               + "; `crlgen validate` checks the store as it is now")
+
+
+@app.command(epilog=_examples("crlgen preview out/spring.zarr", "crlgen preview s3://bucket/spring.zarr --out previews/"))
+@click.argument("url")
+@click.option("--out", "out_dir", default=None, help="write into this local folder instead of the store")
+@click.option("--samples", type=int, default=12, show_default=True, help="samples on the contact sheet")
+@click.option("--videos", type=int, default=4, show_default=True, help="video samples animated one by one")
+def preview(url: str, out_dir: str | None, samples: int, videos: int) -> None:
+    """Draw a store: contact sheet, videos, causal graph, latent distributions per domain and regime."""
+    from pathlib import Path
+
+    from ._preview import previews
+    from ._sidecars import causal_graph, dataset_card
+    from ._validate import load_plan
+
+    for flag, v in (("--samples", samples), ("--videos", videos)):
+        if v < 1:
+            raise UserError(f"{flag}: expected a positive count, got {v}")
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UserError(f"--out: {out_dir} exists and is not a folder")
+    loc, store = _finished_store(url)
+    plan = load_plan(store)
+    graph = causal_graph(plan)
+    files = previews(plan, store, graph, samples=samples, videos=videos)
+    if out_dir is None:
+        for name, data in files.files.items():
+            store.write_text(name, data)
+        store.write_text("README.md", dataset_card(plan, graph, files.names()))
+        where = loc.redacted().rstrip("/")
+    else:
+        for name, data in files.files.items():
+            path = Path(out_dir) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        where = out_dir.rstrip("/")
+    for name in files.names():
+        out.print(f"{where}/{name}", markup=False)
+
+
+@app.command(epilog=_examples("crlgen evaluate out/spring.zarr z_hat.npy", "crlgen evaluate out/spring.zarr z_hat.npy --split val --json"))
+@click.argument("url")
+@click.argument("representations")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default="test", show_default=True,
+              help="rows scored (R^2 models are fitted on the train rows)")
+@click.option("--json", "json_out", is_flag=True, help="machine-readable result")
+def evaluate(url: str, representations: str, split: str, json_out: bool) -> None:
+    """Score a learned representation against the true latents: MCC (Pearson, Spearman) and held-out R^2.
+
+    REPRESENTATIONS is a .npy file of shape (samples, K): row i is sample i's representation.
+    """
+    import numpy as np
+
+    from ._evaluate import evaluate_representation
+
+    loc, store = _finished_store(url)
+    try:
+        z_hat = np.load(representations, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f"REPRESENTATIONS: cannot read {representations} as a .npy array ({' '.join(str(e).split())})") from None
+    if not isinstance(z_hat, np.ndarray):
+        raise UserError(f"REPRESENTATIONS: {representations} is an .npz archive; expected one .npy array (samples, K)")
+    result = evaluate_representation(store, z_hat, split=split)
+    if json_out:
+        _emit_json(result)
+        return
+    t = Table(title=f"{store.attrs().get('name')}: {result['rows']} {split} rows, representation dim {result['dims']}")
+    for col in ("latent", "MCC pearson", "matched dim", "MCC spearman", "R² linear", "R² kernel"):
+        t.add_column(col, justify="left" if col == "latent" else "right")
+
+    def f(v):
+        return "-" if v is None else f"{v:.3f}"
+
+    for r in result["latents"]:
+        t.add_row(r["name"] + (" (constant)" if r["constant"] else ""), f(r["mcc_pearson"]), str(r["matched_dim"] if r["matched_dim"] is not None else "-"),
+                  f(r["mcc_spearman"]), f(r["r2_linear"]), f(r["r2_kernel"]))
+    t.add_row("mean", f(result["mcc_pearson"]), "", f(result["mcc_spearman"]), f(result["r2_linear"]), f(result["r2_kernel"]))
+    out.print(t)
+
+
+@app.command(epilog=_examples("crlgen probe out/spring.zarr", "crlgen probe out/falling.zarr --epochs 40 --json"))
+@click.argument("url")
+@click.option("--epochs", type=int, default=30, show_default=True, help="passes over the train split")
+@click.option("--size", type=int, default=64, show_default=True, help="pixels the images are resized to")
+@click.option("--frames", type=int, default=4, show_default=True, help="frames of each clip used (video stores)")
+@click.option("--max-train", type=int, default=None, help="use at most this many training samples")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "json_out", is_flag=True, help="machine-readable result")
+def probe(url: str, epochs: int, size: int, frames: int, max_train: int | None, seed: int, json_out: bool) -> None:
+    """Train a small CNN from pixels to every latent on the train split; report held-out scores per latent.
+
+    Needs PyTorch (pip install 'crlgen[torch]'). R^2 for real and integer latents, accuracy for
+    categorical ones, a circular score for periodic ones (angles, hues).
+    """
+    for flag, v in (("--epochs", epochs), ("--frames", frames)):
+        if v < 1:
+            raise UserError(f"{flag}: expected a positive count, got {v}")
+    if not 16 <= size <= 512:
+        raise UserError(f"--size: expected 16..512 pixels, got {size}")
+    if max_train is not None and max_train < 8:
+        raise UserError(f"--max-train: expected at least 8, got {max_train}")
+    try:
+        from ._probe import ProbeOptions, probe_store
+    except ImportError as e:
+        raise UserError(str(e)) from None
+    loc, _ = _finished_store(url)
+    try:
+        result = probe_store(loc, ProbeOptions(epochs=epochs, size=size, frames=frames, max_train=max_train, seed=seed))
+    except ImportError as e:
+        raise UserError(str(e)) from None
+    except ValueError as e:
+        raise UserError(f"URL: {loc.redacted()}: {e}") from None
+    if json_out:
+        _emit_json(result)
+        return
+    t = Table(title=f"probe: {result['train']} train / {result['test']} test samples, {epochs} epochs at {size} px")
+    for col in ("target", "name", "metric", "score"):
+        t.add_column(col, justify="right" if col == "score" else "left")
+    for r in result["rows"]:
+        t.add_row(r["target"], r["name"], r["metric"],
+                  "-" if r["score"] is None or r["score"] != r["score"] else f"{r['score']:.3f}")
+    out.print(t)
+
+
+@app.command(epilog=_examples("crlgen export out/spring.zarr --format parquet hub/spring",
+                              "crlgen export out/falling.zarr --format webdataset shards/ --split train"))
+@click.argument("url")
+@click.argument("dest")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "webdataset"]), required=True, help="layout written")
+@click.option("--split", type=click.Choice(["train", "val", "test"]), default=None, help="only this split (default: all)")
+def export(url: str, dest: str, fmt: str, split: str | None) -> None:
+    """Write a store as Parquet (PNG images, latents as columns, loadable by Hugging Face `datasets`)
+    or WebDataset tar shards, with the causal graph and spec beside. Needs crlgen[export]."""
+    from pathlib import Path
+
+    from ._export import destination_problem
+    from ._validate import load_plan
+
+    problem = destination_problem(dest)
+    if problem:
+        raise UserError(problem)
+    try:
+        if fmt == "parquet":
+            import pyarrow  # noqa: F401
+        else:
+            import webdataset  # noqa: F401
+    except ImportError:
+        raise UserError(f"--format {fmt}: needs {'pyarrow' if fmt == 'parquet' else 'webdataset'}: pip install 'crlgen[export]'") from None
+    from ._export import export_parquet, export_webdataset
+
+    loc, store = _finished_store(url)
+    plan = load_plan(store)
+    try:
+        result = (export_parquet if fmt == "parquet" else export_webdataset)(store, plan, Path(dest), split=split)
+    except ValueError as e:
+        raise UserError(f"URL: {loc.redacted()}: {e}") from None
+    out.print(f"exported {', '.join(f'{s} {n}' for s, n in result.rows.items()) or 'no'} samples to {dest} "
+              f"({len(result.files)} files)", markup=False)
 
 
 @app.command(epilog=_examples("crlgen scenes --json"))

@@ -132,9 +132,12 @@ class Plan:
 
 
 def spec_hash(spec: DatasetSpec) -> str:
-    """Identity of the data a spec produces (SHA-256 hex): its resolved form (every default written
-    out, see ``DatasetSpec.resolved``) without where it is written, plus the sampler and store versions."""
-    data = spec.resolved().model_dump(mode="json")
+    """Identity of the data a spec produces (SHA-256 hex): its resolved form (``DatasetSpec.resolved``:
+    cameras and lengths written out, so ``views: 4`` and its four cameras are one dataset) without
+    where it is written, plus the sampler and store versions. Fields still at their defaults are
+    left out, so a later crlgen that adds a field (at a default that changes nothing) still
+    recognises the stores an earlier one wrote."""
+    data = spec.resolved().model_dump(mode="json", exclude_defaults=True)
     data.pop("output", None)
     payload = {"spec": data, "sampler": SAMPLER_VERSION, "block": BLOCK, "format": FORMAT_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -250,6 +250,7 @@ class CompiledSCM:
         sp = spec.splits
         self._split_cum = (sp.fraction("train"), sp.fraction("train") + sp.fraction("val"))
         self._test_domains = np.array([self.domain_names.index(d) for d in sp.test_domains], dtype=np.int16)
+        self._few_shot = sp.few_shot
         tr = sp.test_range
         self._test_range = (self.index[tr.latent], tr.low, tr.high) if tr is not None else None
 
@@ -354,8 +355,11 @@ class CompiledSCM:
         order = _rng(self.seed, blk, _SPLIT).permutation(free)
         cut = [int(np.floor(order.size * f + 0.5)) for f in self._split_cum]
         split[order[:cut[0]]], split[order[cut[0]:max(cut)]] = 0, 1
-        if self._test_domains.size:
-            split[np.isin(domain, self._test_domains)] = 2
+        if self._test_domains.size:  # held-out environments: test, but a few_shot share of them trains
+            held = np.flatnonzero(np.isin(domain, self._test_domains))
+            held = held[~np.isin(held, partners)]
+            keep = _rng(self.seed, blk, _SPLIT, 1).random(held.size) < self._few_shot
+            split[held] = np.where(keep, 0, 2)
         split[partners] = split[partners - 1]
 
         seeds = _rng(self.seed, blk, _WORLD).integers(0, 2**63, size=n, dtype=np.uint64)

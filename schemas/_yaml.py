@@ -58,11 +58,23 @@ def parse_text(text: str, source: str = "<spec>") -> dict[str, Any]:
     return data
 
 
+#: Keys that pick a model out of a union (intervention regime, variable type, camera kind, noise
+#: distribution): a mapping that changes one of them is another model and replaces the base's.
+_UNION_TAGS = ("regime", "type", "kind", "dist")
+
+
+def _same_model(a: dict, b: dict) -> bool:
+    return all(a[t] == b[t] for t in _UNION_TAGS if t in a and t in b)
+
+
 def deep_merge(base: dict, over: dict) -> dict:
-    """``over`` merged into ``base`` key by key (nested mappings merge, anything else replaces)."""
+    """``over`` merged into ``base`` key by key: nested mappings merge unless they name different
+    union members (``regime: observational`` over ``regime: single_node`` replaces it whole);
+    anything else replaces."""
     out = dict(base)
     for k, v in over.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        old = out.get(k)
+        out[k] = deep_merge(old, v) if isinstance(v, dict) and isinstance(old, dict) and _same_model(old, v) else v
     return out
 
 

@@ -2,8 +2,9 @@
 
 By default every sample goes to a split at random (from the spec's seed) with the given
 ``fractions``. Two out-of-distribution rules can send samples to ``test`` instead:
-``test_domains`` (every sample of these environments) and ``test_range`` (every sample whose
-``latent`` lies in ``[low, high]``: an intervention-value or latent range never trained on).
+``test_domains`` (the samples of these environments; ``few_shot`` keeps a share of them in
+train) and ``test_range`` (every sample whose ``latent`` lies in ``[low, high]``: an
+intervention-value or latent range never trained on).
 A counterfactual partner is always in its factual sample's split.
 """
 
@@ -37,7 +38,9 @@ class Splits(SpecModel):
 
     fractions: dict[str, float] = Field(default_factory=lambda: {"train": 0.8, "val": 0.1, "test": 0.1},
                                         description="share of samples per split (train, val, test); sums to 1")
-    test_domains: tuple[str, ...] = Field((), description="environments held out entirely for test")
+    test_domains: tuple[str, ...] = Field((), description="environments held out for test (zero-shot transfer)")
+    few_shot: float = Field(0.0, ge=0.0, lt=1.0, description="share of the held-out environments' samples kept in "
+                            "train (few-shot transfer); 0 = none")
     test_range: TestRange | None = Field(None, description="a latent range held out for test (out of support)")
 
     @model_validator(mode="after")
@@ -50,6 +53,8 @@ class Splits(SpecModel):
         total = sum(self.fractions.values())
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"fractions add up to {total:g}, expected 1")
+        if self.few_shot > 0 and not self.test_domains:
+            raise ValueError("few_shot keeps a share of the test_domains in train: give test_domains too")
         return self
 
     def fraction(self, name: str) -> float:

@@ -78,10 +78,12 @@ def _check_range(rng, integer: bool):
 
 
 class Continuous(_Variable):
-    """A real-valued latent (the default type), with an optional declared ``range`` [low, high]."""
+    """A real-valued latent (the default type), with an optional declared ``range`` [low, high] and
+    ``period`` (an angle or a hue: values that differ by a multiple of it look the same)."""
 
     type: Literal["continuous"] = "continuous"
     range: tuple[float, float] | None = Field(None, description="declared [low, high]; values outside fail validation")
+    period: float | None = Field(None, gt=0, description="the value repeats every `period` (2*pi for an angle, 1 for a hue)")
 
     _r = field_validator("range")(classmethod(lambda cls, v: _check_range(v, False)))
 

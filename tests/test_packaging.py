@@ -30,7 +30,8 @@ pytestmark = pytest.mark.slow
 HIDE_ENGINES = '''
 import importlib.abc
 
-HIDDEN = {"bpy", "pybullet", "pybullet_utils", "OpenEXR", "mathutils", "_cycles", "carla"}
+HIDDEN = {"bpy", "pybullet", "pybullet_utils", "OpenEXR", "mathutils", "_cycles", "carla",
+          "torch", "pyarrow", "webdataset"}
 
 
 class Finder(importlib.abc.MetaPathFinder):
@@ -153,3 +154,14 @@ def test_without_engines_the_core_runs_and_worlds_name_their_extra(venv, workdir
     spec.write_text("extends: static/spring\nworld: null\nsamples: 300\n")
     r = _run(venv, workdir, "crlgen", "run", str(spec), "--out", str(tmp_path / "l.zarr"), "--inline", "--quiet", hide=True)
     assert r.returncode == 0 and "passed" in r.stdout, r.stdout + r.stderr
+    # the data tools that need an extra say which one, in one line
+    r = _run(venv, workdir, "crlgen", "probe", str(tmp_path / "l.zarr"), hide=True)
+    assert r.returncode == 2 and r.stderr.strip() == "error: crlgen probe needs PyTorch: pip install 'crlgen[torch]'", r.stderr
+    for fmt, extra in (("parquet", "pyarrow"), ("webdataset", "webdataset")):
+        r = _run(venv, workdir, "crlgen", "export", str(tmp_path / "l.zarr"), str(tmp_path / fmt), "--format", fmt, hide=True)
+        assert r.returncode == 2 and r.stderr.strip() == f"error: --format {fmt}: needs {extra}: pip install 'crlgen[export]'"
+        assert not (tmp_path / fmt).exists()
+    r = _run(venv, workdir, "python", "-c", "import crlgen.pipeline.loaders", hide=True)
+    assert r.returncode == 1 and "ImportError: crlgen.pipeline.loaders needs PyTorch: pip install 'crlgen[torch]'" in r.stderr
+    r = _run(venv, workdir, "crlgen", "preview", str(tmp_path / "l.zarr"), "--out", str(tmp_path / "pv"), hide=True)
+    assert r.returncode == 0 and (tmp_path / "pv" / "preview" / "causal_graph.png").is_file(), r.stderr  # matplotlib is core

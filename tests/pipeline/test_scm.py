@@ -522,3 +522,70 @@ def test_intervention_into_a_bad_region_is_caught():
     with pytest.raises(SpecError) as info:
         make(data).sample(0, 500)
     assert any(p.startswith("variables.b: ") for p in info.value.problems)
+
+
+# ----- splits decided at generation -------------------------------------------------------------
+
+def _split_spec(**splits):
+    from support.stores import latent_spring
+
+    return latent_spring(samples=6000, splits=splits)
+
+
+def test_random_splits_follow_the_fractions_and_the_seed():
+    spec = _split_spec(fractions={"train": 0.7, "val": 0.2, "test": 0.1})
+    b = CompiledSCM(spec).sample(0, spec.samples)
+    shares = np.bincount(b.split, minlength=3) / spec.samples
+    assert shares == pytest.approx([0.7, 0.2, 0.1], abs=0.02)
+    assert np.array_equal(b.split, CompiledSCM(spec).sample(0, spec.samples).split)
+    part = CompiledSCM(spec).sample(2048, 4096)  # any block range gives the same rows: block-seeded
+    assert np.array_equal(part.split, b.split[2048:4096])
+    other = CompiledSCM(spec.replace(seed=1)).sample(0, spec.samples).split
+    assert not np.array_equal(other, b.split)
+
+
+def test_counterfactual_partners_share_their_factuals_split():
+    spec = _split_spec()
+    b = CompiledSCM(spec).sample(0, spec.samples)
+    partners = np.flatnonzero(b.pair_role == 2)
+    assert partners.size > 100
+    assert np.array_equal(b.split[partners], b.split[b.pair[partners]])
+
+
+def test_held_out_domains_go_to_test_except_a_few_shot_share():
+    spec = _split_spec(test_domains=["moon"], few_shot=0.1)
+    b = CompiledSCM(spec).sample(0, spec.samples)
+    moon = list(spec.domains).index("moon")
+    on_moon = b.domain == moon
+    assert set(b.split[on_moon].tolist()) == {0, 2}  # test, and the few-shot share in train; never val
+    assert (b.split[on_moon] == 0).mean() == pytest.approx(0.1, abs=0.03)
+    zero_shot = CompiledSCM(_split_spec(test_domains=["moon"])).sample(0, spec.samples)
+    assert (zero_shot.split[zero_shot.domain == moon] == 2).all()
+    assert set(zero_shot.split[zero_shot.domain != moon].tolist()) == {0, 1, 2}
+
+
+def test_a_held_out_latent_range_is_never_trained_on():
+    spec = _split_spec(test_range={"latent": "h", "low": 0.08, "high": 0.10})
+    b = CompiledSCM(spec).sample(0, spec.samples)
+    h = b.column("h")
+    inside = (h >= 0.08) & (h <= 0.10)
+    factual = b.pair_role != 2
+    assert (b.split[inside & factual] == 2).all()
+    assert h[(b.split == 0) & factual].max() < 0.08
+
+
+@pytest.mark.parametrize("splits, message", [
+    ({"fractions": {"train": 0.5, "test": 0.2}}, "fractions add up to 0.7, expected 1"),
+    ({"fractions": {"train": 0.9, "dev": 0.1}}, "unknown splits ['dev']"),
+    ({"few_shot": 0.1}, "give test_domains too"),
+    ({"test_domains": ["mars"]}, "splits.test_domains: unknown domain 'mars'"),
+    ({"test_range": {"latent": "nope", "low": 0, "high": 1}}, "splits.test_range.latent: unknown latent 'nope'"),
+    ({"test_range": {"latent": "h", "low": 1, "high": 0}}, "expected finite low <= high"),
+])
+def test_bad_splits_are_named(splits, message):
+    from crlgen.pipeline import check_spec
+    from crlgen.schemas import SpecError
+
+    with pytest.raises(SpecError) as e:
+        check_spec(_split_spec(**splits))
+    assert any(message in p for p in e.value.problems), e.value.problems

@@ -158,6 +158,26 @@ def test_extends_catalogue_scene_merges(tmp_path: Path):
     check_spec(spec)
 
 
+def test_extends_replaces_a_union_member_it_switches(tmp_path: Path):
+    """A mapping that names another regime, type, kind or distribution replaces the base's whole,
+    instead of inheriting fields the new member does not have."""
+    (tmp_path / "obs.yaml").write_text(
+        "extends: static/spring\n"
+        "interventions: {regime: observational}\n"
+        "render: {views: [{kind: fixed, name: side, position: [0.4, 0, 0.2]}]}\n"
+    )
+    spec = load_spec(tmp_path / "obs.yaml")
+    assert spec.interventions.regime == "observational"  # single_node's fraction and targets are not kept
+    assert spec.render.engine == "cycles" and spec.render.size == 64  # render itself still merges
+    check_spec(spec)
+    from crlgen.schemas._yaml import deep_merge
+
+    base = {"noise": {"dist": "uniform", "low": 0, "high": 1}, "cam": {"kind": "orbit", "fov": 40}}
+    assert deep_merge(base, {"noise": {"dist": "uniform", "high": 2}})["noise"] == {"dist": "uniform", "low": 0, "high": 2}
+    assert deep_merge(base, {"noise": {"dist": "normal", "std": 2}})["noise"] == {"dist": "normal", "std": 2}
+    assert deep_merge(base, {"cam": {"kind": "fixed"}})["cam"] == {"kind": "fixed"}
+
+
 def test_extends_a_relative_file_and_unknown_base(tmp_path: Path):
     load_spec("static/spring").with_samples(30).dump(tmp_path / "base.yaml")
     (tmp_path / "child.yaml").write_text("extends: base.yaml\nseed: 7\n")

@@ -1,0 +1,201 @@
+"""A supervised probe: can a small CNN read each latent off the pixels? (needs ``crlgen[torch]``)
+
+It trains on the store's ``train`` split and scores on ``test``, per latent: held-out R^2 for
+continuous and integer latents, accuracy for categorical and boolean ones, and for periodic
+latents (a declared ``period``: angles, hues) the circular score ``mean cos(2 pi (pred - true) /
+period)`` (1 perfect, 0 chance). For video stores static latents are read from a few frames of
+the clip stacked together, and each state from its own frame.
+
+The network: views (and frames) stacked as channels, resized to ``size`` pixels, four strided
+3x3 convolutions (32-64-128-128), global average pooling, and one linear head per latent.
+Everything is seeded: the same store and options give the same table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..schemas.splits import SPLIT_NAMES
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """``epochs`` over the training split, ``size`` pixels the images are resized to, ``batch`` size,
+    ``frames`` taken from each clip for static latents, ``max_train`` samples used (None = all), ``seed``."""
+
+    epochs: int = 30
+    size: int = 64
+    batch: int = 64
+    frames: int = 4
+    max_train: int | None = None
+    seed: int = 0
+
+
+def _kinds(spec, names) -> list[tuple[str, Any]]:
+    """Per target: ("r2", None), ("accuracy", levels) or ("circular", period)."""
+    out = []
+    for name in names:
+        node = next((n for n in spec.graph.nodes if n.name == name), None)
+        var = node.variable if node is not None else None
+        if var is not None and var.type in ("categorical", "boolean"):
+            out.append(("accuracy", int(var.bounds()[1]) + 1))
+        elif var is not None and getattr(var, "period", None):
+            out.append(("circular", float(var.period)))
+        else:
+            out.append(("r2", None))
+    return out
+
+
+def _net(torch, channels: int, heads: list[int]):
+    nn = torch.nn
+
+    class Probe(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            layers, c = [], channels
+            for width in (32, 64, 128, 128):
+                layers += [nn.Conv2d(c, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+                c = width
+            self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.heads = nn.ModuleList(nn.Linear(c, h) for h in heads)
+
+        def forward(self, x):
+            f = self.body(x)
+            return [h(f) for h in self.heads]
+
+    return Probe()
+
+
+def _fit_and_score(torch, x_train, y_train, x_test, y_test, kinds, opts: ProbeOptions) -> list[float]:
+    """Train on (n, C, S, S) uint8 images and (n, L) targets; score each target on the test rows."""
+    F = torch.nn.functional
+    torch.manual_seed(opts.seed)
+    gen = torch.Generator().manual_seed(opts.seed)
+    heads, means, stds = [], [], []
+    for j, (kind, arg) in enumerate(kinds):
+        heads.append(arg if kind == "accuracy" else 2 if kind == "circular" else 1)
+        col = y_train[:, j]
+        means.append(float(col.mean()))
+        stds.append(float(col.std()) or 1.0)
+    net = _net(torch, x_train.shape[1], heads)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
+    steps = max(1, math.ceil(len(x_train) / opts.batch)) * opts.epochs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    xt = torch.from_numpy(x_train)
+    yt = torch.from_numpy(y_train.astype(np.float32))
+
+    def loss_of(out, y):
+        total = 0.0
+        for j, ((kind, arg), o) in enumerate(zip(kinds, out)):
+            t = y[:, j]
+            if kind == "accuracy":
+                total = total + F.cross_entropy(o, t.round().long().clamp(0, arg - 1))
+            elif kind == "circular":
+                a = 2 * math.pi * t / arg
+                total = total + F.mse_loss(o, torch.stack([torch.cos(a), torch.sin(a)], 1))
+            else:
+                total = total + F.mse_loss(o[:, 0], (t - means[j]) / stds[j])
+        return total
+
+    net.train()
+    for _ in range(opts.epochs):
+        for idx in torch.randperm(len(xt), generator=gen).split(opts.batch):
+            opt.zero_grad()
+            loss_of(net(xt[idx].float().div(255.0)), yt[idx]).backward()
+            opt.step()
+            sched.step()
+    net.eval()
+    preds = [[] for _ in kinds]
+    with torch.no_grad():
+        for idx in torch.arange(len(x_test)).split(256):
+            for j, o in enumerate(net(torch.from_numpy(x_test[idx.numpy()]).float().div(255.0))):
+                preds[j].append(o.numpy())
+    scores = []
+    for j, (kind, arg) in enumerate(kinds):
+        p, t = np.concatenate(preds[j]), y_test[:, j]
+        if kind == "accuracy":
+            scores.append(float(np.mean(p.argmax(1) == np.rint(t))))
+        elif kind == "circular":
+            ang = np.arctan2(p[:, 1], p[:, 0]) - 2 * math.pi * t / arg
+            scores.append(float(np.mean(np.cos(ang))))
+        else:
+            pred = p[:, 0] * stds[j] + means[j]
+            var = float(np.var(t))
+            scores.append(float(1.0 - np.mean((pred - t) ** 2) / var) if var > 0 else float("nan"))
+    return scores
+
+
+def _resize(torch, x: np.ndarray, size: int) -> np.ndarray:
+    """(n, C, H, W) uint8 -> (n, C, size, size) uint8 (area average, or nearest when enlarging)."""
+    t = torch.from_numpy(x).float()
+    if x.shape[-1] != size or x.shape[-2] != size:
+        mode = "area" if x.shape[-1] > size else "nearest"
+        t = torch.nn.functional.interpolate(t, size=(size, size), mode=mode)
+    return t.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | None = None) -> dict[str, Any]:
+    """Train the probe on a store's train split and score every latent (and state) on its test split.
+
+    ``url``: a store URL or :class:`Location`. The pixels it trains on are read into memory once
+    (samples x views [x frames picked] x H x W x 3 bytes: 50 MB for 1000 four-view 64 px images),
+    so ``opts.max_train`` bounds it for big stores.
+
+    Returns ``{"rows": [{"name", "target": "latent"|"state", "metric": "r2"|"accuracy"|"circular",
+    "score"}], "train", "test", "options"}``. Raises ValueError for a store without
+    images or without train/test samples, and ImportError without PyTorch.
+    """
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("crlgen probe needs PyTorch: pip install 'crlgen[torch]'") from exc
+    from .loaders import StoreDataset
+
+    opts = opts or ProbeOptions()
+    ds = StoreDataset(url, split=None, storage_options=storage_options)
+    if ds.output is None:
+        raise ValueError("the store holds latents only: there are no pixels to probe")
+    spec = ds.plan.spec
+    train = np.flatnonzero(ds.split_codes == SPLIT_NAMES.index("train"))
+    test = np.flatnonzero(ds.split_codes == SPLIT_NAMES.index("test"))
+    if opts.max_train is not None:
+        train = train[: opts.max_train]
+    if len(train) < 8 or len(test) < 2:
+        raise ValueError(f"the probe needs train and test samples; the store's splits hold {len(train)} and {len(test)}")
+    g = ds.group()
+    arr = g[ds.output]
+    names = list(ds.latent_names)
+    kinds = _kinds(spec, names)
+    used = np.union1d(train, test)  # only these samples' pixels are read
+    tr, te = np.searchsorted(used, train), np.searchsorted(used, test)
+    rows = []
+    if not ds.video:
+        pix = np.asarray(arr.get_orthogonal_selection((used,)))[:, ds.view_index]  # (n, V, H, W, 3)
+        x = _resize(torch, np.moveaxis(pix, -1, 2).reshape(len(pix), -1, *pix.shape[-3:-1]), opts.size)
+    else:  # a few frames of every clip, read once: stacked for the static latents, one by one for the states
+        T = arr.shape[1]
+        pick = np.unique(np.linspace(0, T - 1, min(opts.frames, T)).round().astype(int))
+        clip = np.asarray(arr.get_orthogonal_selection((used, pick)))[:, :, ds.view_index]  # (n, F, V, H, W, 3)
+        x = _resize(torch, np.moveaxis(clip, -1, 3).reshape(len(clip), -1, *clip.shape[-3:-1]), opts.size)
+    scores = _fit_and_score(torch, x[tr], ds.latents[train], x[te], ds.latents[test], kinds, opts)
+    rows += [{"name": n, "target": "latent", "metric": k, "score": sc}
+             for n, (k, _), sc in zip(names, kinds, scores)]
+    if ds.video and ds.plan.has("state"):
+        states = np.asarray(g["states"].get_orthogonal_selection((used, pick)), dtype=np.float32)  # (n, F, S)
+        snames = [str(v) for v in ds.plan.array("state").values]
+        frames = np.moveaxis(clip, -1, 3).reshape(len(clip), len(pick), -1, *clip.shape[-3:-1])  # (n, F, V*3, H, W)
+
+        def flat(rows_):
+            return (_resize(torch, frames[rows_].reshape(-1, *frames.shape[2:]), opts.size),
+                    states[rows_].reshape(-1, len(snames)))
+
+        (xs_train, ys_train), (xs_test, ys_test) = flat(tr), flat(te)
+        sscores = _fit_and_score(torch, xs_train, ys_train, xs_test, ys_test, [("r2", None)] * len(snames), opts)
+        rows += [{"name": n, "target": "state", "metric": "r2", "score": sc}
+                 for n, sc in zip(snames, sscores)]
+    return {"rows": rows, "train": int(len(train)), "test": int(len(test)),
+            "options": {"epochs": opts.epochs, "size": opts.size, "batch": opts.batch, "frames": opts.frames, "seed": opts.seed}}

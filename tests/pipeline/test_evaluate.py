@@ -1,0 +1,74 @@
+"""`crlgen evaluate`: MCC and R^2 of a representation against the store's latents."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import zarr
+
+from crlgen.pipeline._cli import main
+from crlgen.pipeline.metrics import mcc
+from support.stores import latent_spring
+
+
+def _cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def latents_store(tmp_path_factory):
+    from crlgen.pipeline import RunOptions, resolve, run
+
+    root = tmp_path_factory.mktemp("evaluate") / "latents.zarr"
+    assert run(latent_spring(samples=1500), resolve(str(root)), RunOptions(executor="inline", validate=False)).shards_run
+    return root
+
+
+def test_the_true_latents_score_one(capsys, latents_store, tmp_path):
+    z = zarr.open_group(str(latents_store), mode="r")["latents"][:]
+    np.save(tmp_path / "true.npy", z)
+    code, out, err = _cli(capsys, "evaluate", str(latents_store), str(tmp_path / "true.npy"), "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert res["mcc_pearson"] == pytest.approx(1.0, abs=1e-12) and res["mcc_spearman"] == pytest.approx(1.0, abs=1e-12)
+    assert [r["matched_dim"] for r in res["latents"]] == list(range(6))
+    assert res["r2_linear"] == pytest.approx(1.0, abs=1e-6)
+    assert res["rows"] == int((zarr.open_group(str(latents_store), mode="r")["split"][:] == 2).sum())
+    code, out, _ = _cli(capsys, "evaluate", str(latents_store), str(tmp_path / "true.npy"))
+    assert code == 0 and "MCC pearson" in out and "mean" in out
+
+
+def test_a_mixed_representation_scores_what_the_metrics_say(capsys, latents_store, tmp_path):
+    g = zarr.open_group(str(latents_store), mode="r")
+    z, split = g["latents"][:], g["split"][:]
+    rng = np.random.default_rng(0)
+    z_hat = np.tanh((z - z.mean(0)) / z.std(0)) @ rng.normal(size=(6, 4))
+    np.save(tmp_path / "mixed.npy", z_hat)
+    code, out, err = _cli(capsys, "evaluate", str(latents_store), str(tmp_path / "mixed.npy"), "--split", "val", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    val = split == 1
+    want = mcc(z[val], z_hat[val])
+    assert res["mcc_pearson"] == pytest.approx(want.mcc) and res["dims"] == 4
+    assert [r["mcc_pearson"] for r in res["latents"]] == pytest.approx(want.per_latent.tolist())
+    assert sum(r["matched_dim"] is None for r in res["latents"]) == 2  # six latents, four dimensions
+
+
+@pytest.mark.parametrize("content, message", [
+    (np.zeros((7, 3)), "REPRESENTATIONS: expected shape (1500, K)"),
+    (np.full((1500, 2), np.nan), "REPRESENTATIONS: expected finite numbers"),
+    (np.array(["a"] * 1500), "REPRESENTATIONS: expected finite numbers"),
+    (None, "REPRESENTATIONS: cannot read"),
+])
+def test_bad_representations_are_one_line(capsys, latents_store, tmp_path, content, message):
+    path = tmp_path / "z.npy"
+    if content is None:
+        path.write_text("not numpy")
+    else:
+        np.save(path, content)
+    code, out, err = _cli(capsys, "evaluate", str(latents_store), str(path))
+    assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1

@@ -1,0 +1,87 @@
+"""`crlgen preview` and the previews `crlgen run` writes: valid images the dataset card embeds."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from PIL import Image
+
+from crlgen.pipeline._cli import main
+from crlgen.pipeline._preview import option_label
+
+
+def _cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _image(path):
+    with Image.open(path) as im:
+        im.verify()  # a truncated or corrupt file raises
+    with Image.open(path) as im:
+        return im.format, im.size, getattr(im, "n_frames", 1)
+
+
+def test_run_writes_the_contact_sheet_graph_and_distributions(spring_store):
+    fmt, (w, h), _ = _image(spring_store / "preview.png")
+    assert fmt == "PNG" and w > 300 and h > 300
+    for name in ("causal_graph.png", "latents_by_domain.png", "latents_by_regime.png"):
+        assert _image(spring_store / "preview" / name)[0] == "PNG"
+    card = (spring_store / "README.md").read_text()
+    for name in ("preview.png", "preview/causal_graph.png", "preview/latents_by_domain.png", "preview/latents_by_regime.png"):
+        assert f"]({name})" in card
+
+
+def test_video_stores_get_one_animation_per_sample(falling_store):
+    clips = sorted((falling_store / "preview" / "videos").glob("sample_*.gif"))
+    assert 1 <= len(clips) <= 4
+    fmt, _, frames = _image(clips[0])
+    assert fmt == "GIF" and frames == 12
+    assert _image(falling_store / "preview.gif")[2] == 12
+    assert "preview/videos/" in (falling_store / "README.md").read_text()
+
+
+def test_preview_writes_into_a_folder_without_touching_the_store(capsys, falling_store, tmp_path):
+    store = tmp_path / "f.zarr"
+    shutil.copytree(falling_store, store)
+    before = {p: p.stat().st_mtime_ns for p in store.rglob("*")}
+    code, out, err = _cli(capsys, "preview", str(store), "--out", str(tmp_path / "pv"), "--samples", "5", "--videos", "2")
+    assert code == 0, err
+    written = [line for line in out.splitlines() if line.strip()]
+    assert len(written) == 7  # sheet, grid, 2 videos, graph, 2 distributions
+    for line in written:
+        assert _image(line)[0] in ("PNG", "GIF")
+    assert len(list((tmp_path / "pv" / "preview" / "videos").glob("*.gif"))) == 2
+    assert {p: p.stat().st_mtime_ns for p in store.rglob("*")} == before
+
+
+def test_preview_rewrites_the_stores_pictures_and_card(capsys, spring_store, tmp_path):
+    store = tmp_path / "s.zarr"
+    shutil.copytree(spring_store, store)
+    (store / "preview" / "causal_graph.png").unlink()
+    code, _, err = _cli(capsys, "preview", str(store), "--samples", "3")
+    assert code == 0, err
+    assert _image(store / "preview" / "causal_graph.png")[0] == "PNG"
+    assert "preview/causal_graph.png" in (store / "README.md").read_text()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--samples", "0"], "--samples: expected a positive count"),
+    (["--videos", "-1"], "--videos: expected a positive count"),
+])
+def test_preview_refuses_bad_flags(capsys, spring_store, args, message):
+    code, _, err = _cli(capsys, "preview", str(spring_store), *args)
+    assert code == 2 and err.strip() == f"error: {message}, got {args[1]}"
+
+
+def test_preview_of_something_else_is_one_line(capsys, tmp_path):
+    code, _, err = _cli(capsys, "preview", str(tmp_path / "missing.zarr"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and err.startswith("error: URL:")
+
+
+def test_option_labels():
+    assert option_label({"h": "do(0.09)"}) == "do(h=0.09)"
+    assert option_label({"k": "do(uniform(300.0, 400.0))"}) == "do(k~uniform(300.0, 400.0))"
+    assert option_label({"rho": "shift(2000.0)", "h": "do(0.05)"}) == "shift(rho, 2000.0), do(h=0.05)"

@@ -1,0 +1,92 @@
+"""`crlgen probe`: a small CNN from pixels to every latent; held-out scores per latent (and state)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch", reason="the probe needs the torch extra (installed by make test)")
+
+from crlgen.pipeline._cli import main  # noqa: E402
+from crlgen.pipeline._probe import ProbeOptions, _fit_and_score, _kinds  # noqa: E402
+
+
+def _cli(capsys, *args):
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_probe_scores_every_latent_of_an_image_store(capsys, spring_store):
+    code, out, err = _cli(capsys, "probe", str(spring_store), "--epochs", "2", "--size", "16", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    assert [r["name"] for r in res["rows"]] == ["h", "r", "rho", "m", "k", "l"]
+    assert {r["metric"] for r in res["rows"]} == {"r2"} and all(np.isfinite(r["score"]) for r in res["rows"])
+    assert res["train"] + res["test"] <= 40 and res["test"] >= 2
+    again = json.loads(_cli(capsys, "probe", str(spring_store), "--epochs", "2", "--size", "16", "--json")[1])
+    assert again["rows"] == res["rows"]  # seeded: the same store and options give the same table
+    code, out, _ = _cli(capsys, "probe", str(spring_store), "--epochs", "1", "--size", "16")
+    assert code == 0 and "score" in out and "latent" in out
+
+
+def test_probe_of_a_video_store_scores_static_latents_and_states(capsys, falling_store):
+    code, out, err = _cli(capsys, "probe", str(falling_store), "--epochs", "1", "--size", "16", "--frames", "3", "--json")
+    assert code == 0, err
+    rows = json.loads(out)["rows"]
+    by_name = {(r["target"], r["name"]): r for r in rows}
+    assert by_name[("latent", "obj[0].shape")]["metric"] == "accuracy"
+    assert by_name[("latent", "obj[0].hue")]["metric"] == "circular"  # the catalogue declares period: 1
+    assert by_name[("latent", "gravity")]["metric"] == "r2"
+    assert {n for t, n in by_name if t == "state"} == {"obj[0].z", "obj[0].vz"}
+
+
+def test_the_scores_mean_what_they_say():
+    """On images that are a known function of the targets a trained probe scores near 1; on noise near 0."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    n = 400
+    y = np.c_[rng.uniform(0, 1, n), rng.integers(0, 3, n), rng.uniform(0, 1, n)]
+    x = np.zeros((n, 3, 16, 16), np.uint8)
+    x[:, 0] = (y[:, 0] * 255).astype(np.uint8)[:, None, None]  # brightness of channel 0 = target 0
+    x[np.arange(n), 1, :, :] = np.where(y[:, 1] == 1, 255, 0).astype(np.uint8)[:, None, None]
+    x[:, 2, :8] = np.where(y[:, 1] == 2, 255, 0).astype(np.uint8)[:, None, None]
+    ang = 2 * np.pi * y[:, 2]
+    x[:, 2, 8:, :8] = ((np.cos(ang) + 1) * 127).astype(np.uint8)[:, None, None]  # a hue-like periodic target
+    x[:, 2, 8:, 8:] = ((np.sin(ang) + 1) * 127).astype(np.uint8)[:, None, None]
+    kinds = [("r2", None), ("accuracy", 3), ("circular", 1.0)]
+    scores = _fit_and_score(torch, x[:300], y[:300], x[300:], y[300:], kinds, ProbeOptions(epochs=25, batch=32))
+    assert scores[0] > 0.9 and scores[1] > 0.95 and scores[2] > 0.9
+    noise = rng.integers(0, 256, x.shape).astype(np.uint8)
+    chance = _fit_and_score(torch, noise[:300], y[:300], noise[300:], y[300:], kinds, ProbeOptions(epochs=5, batch=32))
+    assert chance[0] < 0.3 and chance[1] < 0.6 and chance[2] < 0.4
+
+
+def test_kinds_follow_the_variable_types():
+    from crlgen.pipeline import load_spec
+
+    spec = load_spec("physics/falling_simple")
+    kinds = dict(zip(["obj[0].shape", "obj[0].hue", "gravity"], _kinds(spec, ["obj[0].shape", "obj[0].hue", "gravity"])))
+    assert kinds == {"obj[0].shape": ("accuracy", 3), "obj[0].hue": ("circular", 1.0), "gravity": ("r2", None)}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "--epochs: expected a positive count, got 0"),
+    (["--size", "8"], "--size: expected 16..512 pixels, got 8"),
+    (["--max-train", "3"], "--max-train: expected at least 8, got 3"),
+])
+def test_probe_refuses_bad_flags(capsys, spring_store, args, message):
+    code, _, err = _cli(capsys, "probe", str(spring_store), *args)
+    assert code == 2 and err.strip() == f"error: {message}"
+
+
+def test_probe_of_a_latents_only_store_is_one_line(capsys, tmp_path):
+    from crlgen.pipeline import RunOptions, resolve, run
+    from support.stores import latent_spring
+
+    root = tmp_path / "latents.zarr"
+    run(latent_spring(samples=100), resolve(str(root)), RunOptions(executor="inline", validate=False))
+    code, _, err = _cli(capsys, "probe", str(root))
+    assert code == 2 and err.strip().endswith("the store holds latents only: there are no pixels to probe")
