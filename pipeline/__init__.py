@@ -15,6 +15,7 @@ free to change. A typical session::
 from __future__ import annotations
 
 from ._plan import FORMAT_VERSION, ArraySpec, Plan, make_plan
+from ._reading import StoreReadError, open_readable
 from ._run import RunError, RunOptions, RunResult, run
 from ._scm import SAMPLE_FIELDS, CompiledSCM, SampleBatch
 from ._specs import check_spec, load_spec
@@ -30,7 +31,10 @@ def open_store(url: str | Location, storage_options: dict | None = None):
 
     ``latents`` has dims (sample, latent) with the latent names as the ``latent``
     coordinate; pixel arrays (sample, [time,] view, y, x[, channel]). Raises
-    :class:`UrlError` when the location cannot be read or holds no crlgen store.
+    :class:`UrlError` when the location cannot be read or holds no finished crlgen store, and
+    :class:`StoreReadError` when a shard's storage objects are missing or of the wrong size
+    (checked for this crlgen's store format; older formats open unchecked). A chunk damaged
+    in place fails its checksum when xarray decodes it.
     """
     import xarray as xr
 
@@ -44,11 +48,13 @@ def open_store(url: str | Location, storage_options: dict | None = None):
         raise loc.error("not a crlgen store (no zarr group with crlgen attributes)")
     if store.read_text("spec.yaml") is None:
         raise loc.error(f"the run writing this store has not finished (status {attrs.get('status')}); run it again to finish")
+    if attrs.get("format") == FORMAT_VERSION:
+        open_readable(loc)
     return xr.open_zarr(loc.zarr_store(read_only=True), consolidated=True)
 
 
 __all__ = [
     "FORMAT_VERSION", "ArraySpec", "CompiledSCM", "Location", "Plan", "RunError", "RunOptions", "RunResult",
-    "SAMPLE_FIELDS", "SampleBatch", "SpecError", "Store", "StoreError", "UrlError", "__version__", "check_spec", "load_spec",
+    "SAMPLE_FIELDS", "SampleBatch", "SpecError", "Store", "StoreError", "StoreReadError", "UrlError", "__version__", "check_spec", "load_spec",
     "make_plan", "open_store", "resolve", "run", "validate_store",
 ]

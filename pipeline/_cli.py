@@ -28,8 +28,6 @@ out = Console(highlight=False, soft_wrap=True, emoji=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 EXIT_USER = 2
-#: Which crlgen wrote each older store format.
-_WRITTEN_BY = {1: "crlgen 0.1"}
 
 
 class UserError(Exception):
@@ -64,10 +62,10 @@ def _store_location(url: str):
     return loc
 
 
-def _finished_store(url: str, verb: str = "reads"):
-    """An existing store of this crlgen's format whose run has finished: (location, Store). Anything
-    else is a user error naming what to do."""
-    from ._plan import FORMAT_VERSION
+def _finished_store(url: str):
+    """(location, Store) of a store this crlgen validates: its format, and a finished run. Anything
+    else is a user error naming what to do. Damaged shards are validation's to report."""
+    from ._reading import format_problem
     from ._store import Store
 
     loc = _store_location(url)
@@ -75,14 +73,21 @@ def _finished_store(url: str, verb: str = "reads"):
     attrs = store.attrs()
     if not attrs:
         raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
-    if attrs.get("format") != FORMAT_VERSION:
-        raise UserError(f"URL: {loc.redacted()}: store format {attrs.get('format')} (written by "
-                        f"{_WRITTEN_BY.get(attrs.get('format'), 'another crlgen')}); this crlgen "
-                        f"{verb} format {FORMAT_VERSION}: regenerate it with `crlgen run` on its spec.yaml")
+    problem = format_problem(attrs, "validates")
+    if problem:
+        raise UserError(f"URL: {loc.redacted()}: {problem}")
     if store.read_text("spec.yaml") is None:
         raise UserError(f"URL: {loc.redacted()}: the run writing this store has not finished (status "
                         f"{attrs.get('status')}); run `crlgen run` on the same spec again to finish it")
     return loc, store
+
+
+def _readable_store(url: str):
+    """(location, Store, Plan) of a finished store whose shards are all there (every reader's gate,
+    see ``_reading``); anything else raises one ``URL: ...`` line."""
+    from ._reading import open_readable
+
+    return open_readable(url, arg="URL")
 
 
 def _emit_json(data: Any) -> None:
@@ -283,7 +288,7 @@ def validate(url: str, json_out: bool, write: bool, full: bool) -> None:
     from ._store import Store
     from ._validate import summary_lines, validate_store
 
-    loc, _ = _finished_store(url, "validates")
+    loc, _ = _finished_store(url)
     try:
         report = validate_store(loc, full=full)
     except EngineMissing as e:
@@ -346,17 +351,17 @@ def preview(url: str, out_dir: str | None, samples: int, videos: int) -> None:
 
     from ._preview import previews
     from ._sidecars import causal_graph, dataset_card
-    from ._validate import load_plan
 
     for flag, v in (("--samples", samples), ("--videos", videos)):
         if v < 1:
             raise UserError(f"{flag}: expected a positive count, got {v}")
-    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
-        raise UserError(f"--out: {out_dir} exists and is not a folder")
-    loc, store = _finished_store(url)
-    plan = load_plan(store)
+    from ._urls import check_local_folder
+
+    loc, store, plan = _readable_store(url)
     graph = causal_graph(plan)
     files = previews(plan, store, graph, samples=samples, videos=videos)
+    if out_dir is not None:
+        check_local_folder(out_dir, "--out", empty=False, files=tuple(files.files))
     if out_dir is None:
         for name, data in files.files.items():
             store.write_text(name, data)
@@ -387,7 +392,7 @@ def evaluate(url: str, representations: str, split: str, json_out: bool) -> None
 
     from ._evaluate import evaluate_representation
 
-    loc, store = _finished_store(url)
+    loc, store, _ = _readable_store(url)
     try:
         z_hat = np.load(representations, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -400,7 +405,7 @@ def evaluate(url: str, representations: str, split: str, json_out: bool) -> None
         return
     t = Table(title=f"{store.attrs().get('name')}: {result['rows']} {split} rows, representation dim {result['dims']}")
     for col in ("latent", "MCC pearson", "matched dim", "MCC spearman", "R² linear", "R² kernel"):
-        t.add_column(col, justify="left" if col == "latent" else "right")
+        t.add_column(col, justify="left" if col == "latent" else "right", overflow="fold")
 
     def f(v):
         return "-" if v is None else f"{v:.3f}"
@@ -410,6 +415,8 @@ def evaluate(url: str, representations: str, split: str, json_out: bool) -> None
                   f(r["mcc_spearman"]), f(r["r2_linear"]), f(r["r2_kernel"]))
     t.add_row("mean", f(result["mcc_pearson"]), "", f(result["mcc_spearman"]), f(result["r2_linear"]), f(result["r2_kernel"]))
     out.print(t)
+    for note in result["notes"]:
+        out.print(f"note: {note}", markup=False)
 
 
 @app.command(epilog=_examples("crlgen probe out/spring.zarr", "crlgen probe out/falling.zarr --epochs 40 --json"))
@@ -419,8 +426,10 @@ def evaluate(url: str, representations: str, split: str, json_out: bool) -> None
 @click.option("--frames", type=int, default=4, show_default=True, help="frames of each clip used (video stores)")
 @click.option("--max-train", type=int, default=None, help="use at most this many training samples")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--output", default=None, help="colour array to read (default: the first, images or frames)")
 @click.option("--json", "json_out", is_flag=True, help="machine-readable result")
-def probe(url: str, epochs: int, size: int, frames: int, max_train: int | None, seed: int, json_out: bool) -> None:
+def probe(url: str, epochs: int, size: int, frames: int, max_train: int | None, seed: int, output: str | None,
+          json_out: bool) -> None:
     """Train a small CNN from pixels to every latent on the train split; report held-out scores per latent.
 
     Needs PyTorch (pip install 'crlgen[torch]'). R^2 for real and integer latents, accuracy for
@@ -433,27 +442,27 @@ def probe(url: str, epochs: int, size: int, frames: int, max_train: int | None, 
         raise UserError(f"--size: expected 16..512 pixels, got {size}")
     if max_train is not None and max_train < 8:
         raise UserError(f"--max-train: expected at least 8, got {max_train}")
+    from ._probe import ProbeDataError, ProbeOptions, probe_store
+
+    loc, _, _ = _readable_store(url)
     try:
-        from ._probe import ProbeOptions, probe_store
+        result = probe_store(loc, ProbeOptions(epochs=epochs, size=size, frames=frames, max_train=max_train, seed=seed,
+                                                output=output))
     except ImportError as e:
         raise UserError(str(e)) from None
-    loc, _ = _finished_store(url)
-    try:
-        result = probe_store(loc, ProbeOptions(epochs=epochs, size=size, frames=frames, max_train=max_train, seed=seed))
-    except ImportError as e:
-        raise UserError(str(e)) from None
-    except ValueError as e:
-        raise UserError(f"URL: {loc.redacted()}: {e}") from None
+    except ProbeDataError as e:
+        raise UserError(f"--{e.arg}: {e}" if e.arg else f"URL: {loc.redacted()}: {e}") from None
     if json_out:
         _emit_json(result)
         return
     t = Table(title=f"probe: {result['train']} train / {result['test']} test samples, {epochs} epochs at {size} px")
     for col in ("target", "name", "metric", "score"):
-        t.add_column(col, justify="right" if col == "score" else "left")
+        t.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
     for r in result["rows"]:
-        t.add_row(r["target"], r["name"], r["metric"],
-                  "-" if r["score"] is None or r["score"] != r["score"] else f"{r['score']:.3f}")
+        t.add_row(r["target"], r["name"], r["metric"], "-" if r["score"] is None else f"{r['score']:.3f}")
     out.print(t)
+    for note in result["notes"]:
+        out.print(f"note: {note}", markup=False)
 
 
 @app.command(epilog=_examples("crlgen export out/spring.zarr --format parquet hub/spring",
@@ -467,12 +476,10 @@ def export(url: str, dest: str, fmt: str, split: str | None) -> None:
     or WebDataset tar shards, with the causal graph and spec beside. Needs crlgen[export]."""
     from pathlib import Path
 
-    from ._export import destination_problem
-    from ._validate import load_plan
+    from ._urls import check_local_folder
 
-    problem = destination_problem(dest)
-    if problem:
-        raise UserError(problem)
+    loc, store, plan = _readable_store(url)
+    check_local_folder(dest, "DEST", empty=True, not_inside=loc.url if loc.is_local else None)
     try:
         if fmt == "parquet":
             import pyarrow  # noqa: F401
@@ -480,14 +487,22 @@ def export(url: str, dest: str, fmt: str, split: str | None) -> None:
             import webdataset  # noqa: F401
     except ImportError:
         raise UserError(f"--format {fmt}: needs {'pyarrow' if fmt == 'parquet' else 'webdataset'}: pip install 'crlgen[export]'") from None
-    from ._export import export_parquet, export_webdataset
+    from ._export import ExportError, export_parquet, export_webdataset
 
-    loc, store = _finished_store(url)
-    plan = load_plan(store)
+    existed = Path(dest).is_dir()  # and empty: check_local_folder said so
     try:
         result = (export_parquet if fmt == "parquet" else export_webdataset)(store, plan, Path(dest), split=split)
-    except ValueError as e:
-        raise UserError(f"URL: {loc.redacted()}: {e}") from None
+    except ExportError as e:
+        raise UserError(str(e)) from None
+    except BaseException:  # a damaged chunk found while reading, Ctrl-C: leave DEST as it was
+        import shutil
+
+        if existed:
+            for child in Path(dest).iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        else:
+            shutil.rmtree(dest, ignore_errors=True)
+        raise
     out.print(f"exported {', '.join(f'{s} {n}' for s, n in result.rows.items()) or 'no'} samples to {dest} "
               f"({len(result.files)} files)", markup=False)
 
@@ -545,8 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USER
     except click.exceptions.UsageError as e:
         hint = f" (see `{e.ctx.command_path} --help`)" if e.ctx else ""
-        err.print(f"error: {e.format_message()}{hint}", markup=False)
-        return EXIT_USER
+        return _user_errors([f"{e.format_message()}{hint}"], "--json" in args)
     except click.exceptions.Exit as e:
         return e.exit_code
     except click.exceptions.Abort:

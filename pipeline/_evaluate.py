@@ -15,8 +15,12 @@ from typing import Any
 import numpy as np
 
 from ..schemas.splits import SPLIT_NAMES
+from ._reading import read
 from ._store import Store, StoreError
 from .metrics import mcc, r2
+
+#: Fewer scored rows than this get a note that the numbers are noisy.
+MIN_ROWS = 50
 
 
 def evaluate_representation(store: Store, z_hat: np.ndarray, split: str = "test") -> dict[str, Any]:
@@ -28,16 +32,24 @@ def evaluate_representation(store: Store, z_hat: np.ndarray, split: str = "test"
     representation of the wrong shape or type, or a split without enough rows.
     """
     g = store.group("r")
-    z = np.asarray(g["latents"][:], dtype=np.float64)
-    names = [str(x) for x in np.asarray(g["latent"][:])]
-    codes = np.asarray(g["split"][:])
+    z = read(g["latents"]).astype(np.float64)
+    names = [str(x) for x in read(g["latent"])]
+    codes = read(g["split"])
     z_hat = np.asarray(z_hat)
+    if z_hat.dtype.kind not in "biuf":
+        raise StoreError(f"REPRESENTATIONS: expected a real-valued numeric array, got dtype {z_hat.dtype}")
     if z_hat.ndim == 1:
         z_hat = z_hat[:, None]
-    if z_hat.ndim != 2 or z_hat.shape[0] != z.shape[0]:
-        raise StoreError(f"REPRESENTATIONS: expected shape ({z.shape[0]}, K), one row per sample of the store, got {z_hat.shape}")
-    if not np.issubdtype(z_hat.dtype, np.number) or not np.isfinite(z_hat).all():
-        raise StoreError("REPRESENTATIONS: expected finite numbers (no NaN or inf)")
+    if z_hat.ndim != 2 or z_hat.shape[0] != z.shape[0] or z_hat.shape[1] == 0:
+        raise StoreError(f"REPRESENTATIONS: expected shape ({z.shape[0]}, K) with K >= 1, one row per sample of the store, "
+                         f"got {z_hat.shape}")
+    z_hat = z_hat.astype(np.float64)
+    if not np.isfinite(z_hat).all():
+        raise StoreError("REPRESENTATIONS: expected finite numbers, found NaN or inf")
+    # MCC and the R^2 of standardised inputs do not change when a column is rescaled; rescaling
+    # first keeps huge values (1e300) from overflowing the variance
+    peak = np.abs(z_hat).max(axis=0)
+    z_hat = z_hat / np.where(peak > 0, peak, 1.0)
     rows = np.flatnonzero(codes == SPLIT_NAMES.index(split))
     train = np.flatnonzero(codes == SPLIT_NAMES.index("train"))
     if rows.size < 3:
@@ -45,7 +57,13 @@ def evaluate_representation(store: Store, z_hat: np.ndarray, split: str = "test"
     varying = [j for j in range(z.shape[1]) if np.ptp(z[rows, j]) > 0]
     per = [{"name": n, "constant": j not in varying, "mcc_pearson": None, "matched_dim": None, "mcc_spearman": None,
             "r2_linear": None, "r2_kernel": None} for j, n in enumerate(names)]
-    out: dict[str, Any] = {"rows": int(rows.size), "dims": int(z_hat.shape[1]), "split": split, "latents": per}
+    out: dict[str, Any] = {"rows": int(rows.size), "dims": int(z_hat.shape[1]), "split": split, "latents": per,
+                           "notes": []}
+    if rows.size < MIN_ROWS:
+        out["notes"].append(f"only {rows.size} {split} rows: correlations and R^2 this few rows give are noisy "
+                            f"(a random representation can score high); use {MIN_ROWS} or more")
+    if split == "train":
+        out["notes"].append("R^2 is held out (fitted on train, scored on the split): not reported for --split train")
     if varying:
         zv = z[:, varying]
         for method in ("pearson", "spearman"):

@@ -32,6 +32,7 @@ import numpy as np
 
 from ..schemas.splits import SPLIT_NAMES
 from ._plan import Plan
+from ._reading import read
 from ._store import Store
 
 FORMATS = ("parquet", "webdataset")
@@ -39,6 +40,10 @@ FORMATS = ("parquet", "webdataset")
 LABEL_COLUMNS = ("sample", "split", "domain", "domain_index", "intervention", "intervention_mask",
                  "intervention_value", "noise", "pair", "pair_role", "edit_frame", "edit_value")
 _SIDECARS = ("causal_graph.json", "causal_graph.graphml", "spec.yaml")
+
+
+class ExportError(ValueError):
+    """A store or option this export cannot honour; the message is one line starting with the argument."""
 
 
 @dataclass
@@ -57,46 +62,74 @@ def _png(img: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _jsonable(v: Any) -> Any:
+    """Plain JSON values: arrays as lists, NaN and inf as None (JSON has no NaN)."""
+    if isinstance(v, np.ndarray):
+        return _jsonable(v.tolist())
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (float, np.floating)):
+        return float(v) if np.isfinite(v) else None
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
 class _Reader:
     """A complete store's arrays, read a block of samples at a time."""
 
     def __init__(self, store: Store, plan: Plan) -> None:
         self.store, self.plan = store, plan
         self.g = store.group("r")
-        self.names = [str(x) for x in np.asarray(self.g["latent"][:])]
-        clash = sorted(set(self.names) & set(LABEL_COLUMNS))
-        if clash:
-            raise ValueError(f"latent names {clash} clash with export label columns; rename them in the spec")
-        self.domains = [str(x) for x in json.loads(store.read_text("causal_graph.json") or "{}").get("domains", {"default": {}})]
+        self.names = [str(x) for x in read(self.g["latent"])]
+        self.domains = [str(x) for x in plan.array("domain").attrs.get("labels", ["default"])]
         self.rgb = [a for a in plan.world_arrays if a.kind == "rgb"]
         self.views = {a.name: [str(v) for v in plan.array(next(d for d in a.dims if d.startswith("view"))).values]
                       for a in self.rgb}
         self.other = [a for a in plan.world_arrays if a.per_sample and a.kind != "rgb" and a.name != "states"]
         self.states = [str(s) for s in plan.array("state").values] if plan.has("state") and "states" in self.g else []
         self.sample_fields = [a.name for a in plan.sample_arrays if a.name in self.g]
-        self.split = np.asarray(self.g["split"][:])
+        self.split = read(self.g["split"])
+        columns = ([f"{a.name}.{v}" for a in self.rgb for v in self.views[a.name]] + self.names + list(LABEL_COLUMNS)
+                   + [f"state.{s}" for s in self.states] + [a.name for a in self.other])
+        seen: dict[str, int] = {}
+        for c in columns:
+            seen[c] = seen.get(c, 0) + 1
+        clash = sorted(c for c, n in seen.items() if n > 1)
+        if clash:
+            raise ExportError(f"URL: {store.location.redacted()}: latent names {clash} would share a column with the store's other data (labels "
+                             f"{', '.join(LABEL_COLUMNS[:4])}, ..., arrays {', '.join(a.name for a in self.other) or 'none'}); "
+                             "rename those latents in the spec to export it")
 
     def blocks(self, rows: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
-        """(indices, arrays) for consecutive blocks of ``rows`` (sorted sample indices)."""
+        """(indices, arrays) for consecutive blocks of ``rows`` (sorted sample indices); only the
+        chunks holding those rows are read."""
         for k in range(0, rows.size, size):
             idx = rows[k:k + size]
-            lo, hi = int(idx[0]), int(idx[-1]) + 1
-            sel = idx - lo
-            data = {name: np.asarray(self.g[name][lo:hi])[sel] for name in self.sample_fields}
-            for a in self.rgb + self.other:
-                data[a.name] = np.asarray(self.g[a.name][lo:hi])[sel]
-            if self.states:
-                data["states"] = np.asarray(self.g["states"][lo:hi])[sel]
-            yield idx, data
+            names = self.sample_fields + [a.name for a in self.rgb + self.other] + (["states"] if self.states else [])
+            yield idx, {name: read(self.g[name], (idx,), orthogonal=True) for name in names}
 
     def manifest(self) -> dict[str, Any]:
+        """What the export's columns need to be read: names, shapes, and every array and coordinate
+        that is not per sample (camera intrinsics, projections, units, times, edit names), with attributes."""
+        fixed = {}
+        for a in self.plan.arrays:
+            if a.per_sample:
+                continue
+            fixed[a.name] = {"dims": list(a.dims), "values": _jsonable(read(self.g[a.name])),
+                             "attrs": _jsonable({k: v for k, v in a.attrs.items() if k != "coordinates"})}
         return {"generator": self.store.attrs().get("generator"), "name": self.plan.spec.name,
                 "spec_hash": self.plan.spec_hash, "latents": self.names, "domains": self.domains,
                 "splits": list(SPLIT_NAMES), "states": self.states,
-                "images": {a.name: {"views": self.views[a.name], "shape": list(a.shape[1:]), "video": "time" in a.dims}
-                           for a in self.rgb},
+                "images": {a.name: {"views": self.views[a.name], "dims": list(a.dims[1:]), "shape": list(a.shape[1:]),
+                                    "video": "time" in a.dims, "attrs": _jsonable(a.attrs)} for a in self.rgb},
                 "arrays": {a.name: {"dims": list(a.dims[1:]), "shape": list(a.shape[1:]), "dtype": a.dtype,
-                                    "units": a.attrs.get("units")} for a in self.other}}
+                                    "attrs": _jsonable(a.attrs)} for a in self.other},
+                "labels": {a.name: {"dims": list(a.dims[1:]), "dtype": a.dtype, "attrs": _jsonable(a.attrs)}
+                           for a in self.plan.sample_arrays},
+                "fixed": fixed}
 
 
 def _view_axis(a) -> int:
@@ -175,7 +208,10 @@ def _columns(r: _Reader, idx: np.ndarray, data: dict[str, np.ndarray], images: b
 
 def _split_rows(r: _Reader, split: str | None) -> dict[str, np.ndarray]:
     names = [split] if split else list(SPLIT_NAMES)
-    return {s: rows for s in names if (rows := np.flatnonzero(r.split == SPLIT_NAMES.index(s))).size}
+    out = {s: rows for s in names if (rows := np.flatnonzero(r.split == SPLIT_NAMES.index(s))).size}
+    if split and not out:
+        raise ExportError(f"--split {split}: the store's {split} split holds no samples")
+    return out
 
 
 def _card(r: _Reader, rows: dict[str, np.ndarray], files: dict[str, list[str]]) -> str:
@@ -196,7 +232,7 @@ The causal graph is `causal_graph.json`; `spec.yaml` regenerates the data with `
 
 ```python
 from datasets import load_dataset
-ds = load_dataset("parquet", data_dir="<this folder>/data")
+ds = load_dataset("<this folder>")   # splits train, val, test as in the configs above
 ```
 """
 
@@ -237,9 +273,10 @@ def export_webdataset(store: Store, plan: Plan, dest: Path, split: str | None = 
 
     r = _Reader(store, plan)
     result = ExportResult()
+    by_split = _split_rows(r, split)
     dest.mkdir(parents=True, exist_ok=True)
     width = max(6, len(str(plan.spec.samples)))
-    for s, rows in _split_rows(r, split).items():
+    for s, rows in by_split.items():
         for k in range(0, rows.size, samples_per_shard):
             name = f"{s}-{k // samples_per_shard:06d}.tar"
             with wds.TarWriter(str(dest / name)) as sink:
@@ -256,8 +293,9 @@ def export_webdataset(store: Store, plan: Plan, dest: Path, split: str | None = 
                                         item[f"{a.name}.{v}.{t:04d}.png"] = _png(frame)
                                 else:
                                     item[f"{a.name}.{v}.png"] = _png(xv)
-                        item["latents.json"] = json.dumps({n: cols[n][row] for n in r.names}).encode()
-                        item["labels.json"] = json.dumps({c: cols[c][row] for c in LABEL_COLUMNS if c in cols}).encode()
+                        item["latents.json"] = json.dumps(_jsonable({n: cols[n][row] for n in r.names}), allow_nan=False).encode()
+                        item["labels.json"] = json.dumps(_jsonable({c: cols[c][row] for c in LABEL_COLUMNS if c in cols}),
+                                                         allow_nan=False).encode()
                         if r.states:
                             item["states.npy"] = _npy(data["states"][row])
                         for a in r.other:
@@ -284,19 +322,3 @@ def _write_beside(r: _Reader, dest: Path) -> list[str]:
             written.append(name)
     (dest / "crlgen_export.json").write_text(json.dumps(r.manifest(), indent=1))
     return written + ["crlgen_export.json"]
-
-
-def destination_problem(dest: str) -> str | None:
-    """Why ``dest`` cannot receive an export (one line), or None: it must be a local folder that
-    does not exist yet or is empty."""
-    p = Path(dest)
-    if "://" in dest:
-        return f"DEST: expected a local folder, got {dest!r}"
-    if p.exists() and (not p.is_dir() or any(p.iterdir())):
-        return f"DEST: {dest} exists and is not an empty folder; choose a new one"
-    parent = p.resolve().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not os.access(parent, os.W_OK):
-        return f"DEST: cannot create {dest} (no write permission in {parent})"
-    return None

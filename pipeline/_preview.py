@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from ._plan import Plan
+from ._reading import read
 from ._store import Store
 
 #: Files a full preview writes, relative to the store root (or the --out folder).
@@ -75,7 +76,7 @@ def pick_samples(store: Store, n_samples: int, k: int) -> np.ndarray:
     """Up to ``k`` sample indices that show the data's variety: one per (domain, regime option) first,
     then evenly spaced ones. Returns sorted int64 indices."""
     g = store.group("r")
-    domain, option = np.asarray(g["domain"][:]), np.asarray(g["intervention"][:])
+    domain, option = read(g["domain"]), read(g["intervention"])
     chosen: list[int] = []
     for key in sorted(set(zip(domain.tolist(), option.tolist()))):
         if len(chosen) >= k:
@@ -115,48 +116,74 @@ def option_label(option: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _regime_text(i: int, option: np.ndarray, pair: np.ndarray, role: np.ndarray, options: list) -> str:
+    if role[i] == 2:
+        return f"counterfactual of #{pair[i]}"
+    text = "observational" if option[i] < 0 else option_label(options[option[i]]["targets"])
+    return text + (f", partner #{pair[i]}" if role[i] == 1 else "")
+
+
 def contact_sheet(plan: Plan, store: Store, graph: dict[str, Any], max_samples: int = 12, key_latents: int = 4) -> bytes | None:
-    """A PNG grid of samples: every colour output and view side by side (first frame of videos), the
-    sample's number, domain and regime and its first ``key_latents`` latents (intervened ones first)
-    written under it. None for a latents-only store."""
+    """A PNG grid of samples: every colour output and view side by side (first frame of videos),
+    and under each its number, domain, regime (or the sample it is a counterfactual partner of),
+    applied temporal edits and its first ``key_latents`` latents (intervened ones first, marked
+    ``*``). None for a latents-only store. Cells are laid out in inches, so text never overlaps
+    the next row whatever the images' aspect."""
     arrays = _rgb_arrays(plan)
     if not arrays:
         return None
     plt = _pyplot()
     g = store.group("r")
     idx = pick_samples(store, plan.spec.samples, max_samples)
-    latents, mask = np.asarray(g["latents"][:]), np.asarray(g["intervention_mask"][:])
-    domain, option = np.asarray(g["domain"][:]), np.asarray(g["intervention"][:])
+    small = {name: read(g[name]) for name in ("latents", "intervention_mask", "domain", "intervention", "pair", "pair_role")}
+    latents, mask = small["latents"], small["intervention_mask"]
+    edits = None
+    if "edit_frame" in g:
+        edits = (read(g["edit_frame"]), [str(e) for e in plan.array("edit").values])
     names = [n["name"] for n in graph["nodes"]]
     nodes = {n["name"]: n for n in graph["nodes"]}
     domains = list(graph["domains"])
     options = graph["interventions"]["options"]
-    tiles = []
+    tiles, texts = [], []
     for i in idx:
         views = []
         for a in arrays:
-            x = np.asarray(g[a.name][int(i)])
+            x = read(g[a.name], int(i))
             while x.ndim > 4:  # (time, ..., view, y, x, 3): the first frame
                 x = x[0]
             views.append(x)
         tiles.append(_row(views))
-    cols = max(1, min(len(tiles), int(np.ceil(np.sqrt(len(tiles) * tiles[0].shape[0] / tiles[0].shape[1] * 1.6)))))
-    rows = int(np.ceil(len(tiles) / cols))
-    h, w = tiles[0].shape[:2]
-    cell_w = max(2.2, 2.6 * w / max(h, w))
-    fig, axes = plt.subplots(rows, cols, figsize=(cell_w * cols, (2.6 * h / max(h, w) + 0.25 * (key_latents + 1)) * rows),
-                             squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, i, tile in zip(axes.flat, idx, tiles):
-        ax.imshow(tile, interpolation="nearest")
+        d = int(small["domain"][i])
+        lines = [f"#{i} {domains[d] if 0 <= d < len(domains) else d}",
+                 _regime_text(int(i), small["intervention"], small["pair"], small["pair_role"], options)]
+        if edits is not None:
+            applied = [f"{n.split(':')[-1]}@f{f}" for n, f in zip(edits[1], edits[0][i]) if f >= 0]
+            lines.append("edits: " + (", ".join(applied) if applied else "none"))
         order = sorted(range(len(names)), key=lambda j: (not mask[i, j], j))[:key_latents]
-        regime = "observational" if option[i] < 0 else option_label(options[option[i]]["targets"])
-        lines = [f"#{i}  {domains[domain[i]] if domain[i] < len(domains) else domain[i]}  {regime}"]
         lines += [f"{'*' if mask[i, j] else ''}{names[j]} = {_value_text(nodes[names[j]], latents[i, j])}" for j in order]
-        ax.set_title("\n".join(lines), fontsize=7, loc="left", y=-0.02 - 0.075 * len(lines), va="top", family="monospace")
-    fig.suptitle(f"{plan.spec.name}: {len(idx)} of {plan.spec.samples} samples (* = intervened)", fontsize=9)
-    fig.tight_layout()
+        texts.append(lines)
+    h, w = tiles[0].shape[:2]
+    cell_w = 2.8
+    img_h = min(2.8, cell_w * h / w)
+    img_w = img_h * w / h
+    line_h, pad, title_h = 0.13, 0.12, 0.45
+    text_h = line_h * max(len(t) for t in texts) + 0.05
+    cols = max(1, min(len(tiles), 4 if img_h < 1.2 else 3))
+    rows = int(np.ceil(len(tiles) / cols))
+    cell_h = img_h + text_h + pad
+    fig_w, fig_h = cols * (cell_w + pad) + pad, rows * cell_h + title_h
+    fig = plt.figure(figsize=(fig_w, fig_h))
+    for k, (tile, lines) in enumerate(zip(tiles, texts)):
+        r, c = divmod(k, cols)
+        left = pad + c * (cell_w + pad) + (cell_w - img_w) / 2
+        top = fig_h - title_h - r * cell_h
+        ax = fig.add_axes((left / fig_w, (top - img_h) / fig_h, img_w / fig_w, img_h / fig_h))
+        ax.imshow(tile, interpolation="nearest")
+        ax.axis("off")
+        fig.text((pad + c * (cell_w + pad)) / fig_w, (top - img_h - 0.04) / fig_h, "\n".join(lines), fontsize=7,
+                 family="monospace", va="top", ha="left", linespacing=1.25)
+    fig.suptitle(f"{plan.spec.name}: {len(idx)} of {plan.spec.samples} samples (* = intervened)", fontsize=9,
+                 y=1 - 0.12 / fig_h, va="top")
     return _png(fig)
 
 
@@ -172,7 +199,7 @@ def video_gifs(plan: Plan, store: Store, samples: np.ndarray, max_frames: int = 
     fps = float(arrays[0].attrs.get("fps", 10))
     out = {}
     for i in samples:
-        clips = [np.asarray(g[a.name][int(i), :max_frames]) for a in arrays]  # each (T, V, H, W, 3)
+        clips = [read(g[a.name], (int(i), slice(0, max_frames))) for a in arrays]  # each (T, V, H, W, 3)
         frames = [Image.fromarray(_row([c[t] for c in clips])) for t in range(clips[0].shape[0])]
         buf = io.BytesIO()
         frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=max(20, round(1000 / fps)), loop=0)
@@ -189,7 +216,7 @@ def video_grid(plan: Plan, store: Store, max_samples: int = 4, max_frames: int =
 
     g = store.group("r")
     n = min(max_samples, plan.spec.samples)
-    clips = [np.asarray(g[a.name][:n, :max_frames]) for a in arrays]  # each (n, T, V, H, W, 3)
+    clips = [read(g[a.name], (slice(0, n), slice(0, max_frames))) for a in arrays]  # each (n, T, V, H, W, 3)
     tiles = [np.concatenate([_row([c[i, t] for c in clips]) for i in range(n)], axis=0) for t in range(clips[0].shape[1])]
     images = [Image.fromarray(t) for t in tiles]
     fps = arrays[0].attrs.get("fps", 10)
@@ -244,13 +271,17 @@ def distributions(store: Store, graph: dict[str, Any], by: str) -> bytes:
     intervention regime option (``by="regime"``; observational first)."""
     plt = _pyplot()
     g = store.group("r")
-    latents = np.asarray(g["latents"][:])
+    latents = read(g["latents"])
     nodes = graph["nodes"]
     if by == "domain":
-        codes, labels = np.asarray(g["domain"][:]).astype(int), list(graph["domains"])
+        codes, labels = read(g["domain"]).astype(int), list(graph["domains"])
     elif by == "regime":
-        codes = np.asarray(g["intervention"][:]).astype(int) + 1
+        codes = read(g["intervention"]).astype(int) + 1
         labels = ["observational"] + [option_label(o["targets"]) for o in graph["interventions"]["options"]]
+        partners = read(g["pair_role"]) == 2
+        if partners.any():  # partners carry their factual's regime and their own intervention: a group of their own
+            codes[partners] = len(labels)
+            labels.append("counterfactual partners")
     else:
         raise ValueError(f"by: expected 'domain' or 'regime', got {by!r}")
     present = [c for c in range(len(labels)) if (codes == c).any()]

@@ -20,12 +20,27 @@ from typing import Any
 import numpy as np
 
 from ..schemas.splits import SPLIT_NAMES
+from ._reading import read
+
+
+#: Fewer test samples than this get a note that the scores are noisy.
+MIN_TEST = 50
+
+
+class ProbeDataError(ValueError):
+    """A store the probe cannot train on (no pixels, too few samples in a split), or an option it
+    does not have (``arg`` names it then)."""
+
+    def __init__(self, message: str, arg: str | None = None) -> None:
+        super().__init__(message)
+        self.arg = arg
 
 
 @dataclass(frozen=True)
 class ProbeOptions:
     """``epochs`` over the training split, ``size`` pixels the images are resized to, ``batch`` size,
-    ``frames`` taken from each clip for static latents, ``max_train`` samples used (None = all), ``seed``."""
+    ``frames`` taken from each clip for static latents, ``max_train`` samples used (None = all), ``seed``,
+    ``output`` the colour array read (None = the first, ``images`` or ``frames``)."""
 
     epochs: int = 30
     size: int = 64
@@ -33,6 +48,7 @@ class ProbeOptions:
     frames: int = 4
     max_train: int | None = None
     seed: int = 0
+    output: str | None = None
 
 
 def _kinds(spec, names) -> list[tuple[str, Any]]:
@@ -104,6 +120,8 @@ def _fit_and_score(torch, x_train, y_train, x_test, y_test, kinds, opts: ProbeOp
     net.train()
     for _ in range(opts.epochs):
         for idx in torch.randperm(len(xt), generator=gen).split(opts.batch):
+            if len(idx) < 2:  # batch norm needs two samples; a last batch of one is skipped
+                continue
             opt.zero_grad()
             loss_of(net(xt[idx].float().div(255.0)), yt[idx]).backward()
             opt.step()
@@ -146,8 +164,9 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
     so ``opts.max_train`` bounds it for big stores.
 
     Returns ``{"rows": [{"name", "target": "latent"|"state", "metric": "r2"|"accuracy"|"circular",
-    "score"}], "train", "test", "options"}``. Raises ValueError for a store without
-    images or without train/test samples, and ImportError without PyTorch.
+    "score" (None where undefined)}], "train", "test", "notes", "options"}``. Raises
+    :class:`ProbeDataError` for a store without images or without enough train/test samples,
+    and ImportError without PyTorch.
     """
     try:
         import torch
@@ -156,16 +175,20 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
     from .loaders import StoreDataset
 
     opts = opts or ProbeOptions()
-    ds = StoreDataset(url, split=None, storage_options=storage_options)
+    try:
+        ds = StoreDataset(url, split=None, output=opts.output, storage_options=storage_options)
+    except ValueError as e:  # an output the store does not have
+        raise ProbeDataError(str(e).removeprefix("output: "), arg="output") from None
     if ds.output is None:
-        raise ValueError("the store holds latents only: there are no pixels to probe")
+        raise ProbeDataError("the store holds latents only: there are no pixels to probe")
     spec = ds.plan.spec
     train = np.flatnonzero(ds.split_codes == SPLIT_NAMES.index("train"))
     test = np.flatnonzero(ds.split_codes == SPLIT_NAMES.index("test"))
     if opts.max_train is not None:
         train = train[: opts.max_train]
     if len(train) < 8 or len(test) < 2:
-        raise ValueError(f"the probe needs train and test samples; the store's splits hold {len(train)} and {len(test)}")
+        raise ProbeDataError(f"the probe needs at least 8 train and 2 test samples; the store's splits hold {len(train)} "
+                             f"and {len(test)}")
     g = ds.group()
     arr = g[ds.output]
     names = list(ds.latent_names)
@@ -174,18 +197,18 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
     tr, te = np.searchsorted(used, train), np.searchsorted(used, test)
     rows = []
     if not ds.video:
-        pix = np.asarray(arr.get_orthogonal_selection((used,)))[:, ds.view_index]  # (n, V, H, W, 3)
+        pix = read(arr, (used,), orthogonal=True)[:, ds.view_index]  # (n, V, H, W, 3)
         x = _resize(torch, np.moveaxis(pix, -1, 2).reshape(len(pix), -1, *pix.shape[-3:-1]), opts.size)
     else:  # a few frames of every clip, read once: stacked for the static latents, one by one for the states
         T = arr.shape[1]
         pick = np.unique(np.linspace(0, T - 1, min(opts.frames, T)).round().astype(int))
-        clip = np.asarray(arr.get_orthogonal_selection((used, pick)))[:, :, ds.view_index]  # (n, F, V, H, W, 3)
+        clip = read(arr, (used, pick), orthogonal=True)[:, :, ds.view_index]  # (n, F, V, H, W, 3)
         x = _resize(torch, np.moveaxis(clip, -1, 3).reshape(len(clip), -1, *clip.shape[-3:-1]), opts.size)
     scores = _fit_and_score(torch, x[tr], ds.latents[train], x[te], ds.latents[test], kinds, opts)
     rows += [{"name": n, "target": "latent", "metric": k, "score": sc}
              for n, (k, _), sc in zip(names, kinds, scores)]
     if ds.video and ds.plan.has("state"):
-        states = np.asarray(g["states"].get_orthogonal_selection((used, pick)), dtype=np.float32)  # (n, F, S)
+        states = read(g["states"], (used, pick), orthogonal=True).astype(np.float32)  # (n, F, S)
         snames = [str(v) for v in ds.plan.array("state").values]
         frames = np.moveaxis(clip, -1, 3).reshape(len(clip), len(pick), -1, *clip.shape[-3:-1])  # (n, F, V*3, H, W)
 
@@ -197,5 +220,9 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
         sscores = _fit_and_score(torch, xs_train, ys_train, xs_test, ys_test, [("r2", None)] * len(snames), opts)
         rows += [{"name": n, "target": "state", "metric": "r2", "score": sc}
                  for n, sc in zip(snames, sscores)]
-    return {"rows": rows, "train": int(len(train)), "test": int(len(test)),
-            "options": {"epochs": opts.epochs, "size": opts.size, "batch": opts.batch, "frames": opts.frames, "seed": opts.seed}}
+    for r in rows:  # JSON has no NaN: an undefined score (a latent constant on the test split) is None
+        r["score"] = r["score"] if r["score"] is not None and np.isfinite(r["score"]) else None
+    notes = [f"only {len(test)} test samples: scores from this few are noisy; use {MIN_TEST} or more"] if len(test) < MIN_TEST else []
+    return {"rows": rows, "train": int(len(train)), "test": int(len(test)), "notes": notes,
+            "options": {"epochs": opts.epochs, "size": opts.size, "batch": opts.batch, "frames": opts.frames, "seed": opts.seed,
+                        "output": ds.output}}

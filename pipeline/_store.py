@@ -64,7 +64,8 @@ def checksum(arr: np.ndarray) -> str:
 def _compressors(spec_dtype: str):
     import zarr.codecs
 
-    return (zarr.codecs.ZstdCodec(level=3),) if spec_dtype != "str" else "auto"
+    # the content checksum makes a damaged chunk fail to decode instead of reading as other values
+    return (zarr.codecs.ZstdCodec(level=3, checksum=True),) if spec_dtype != "str" else "auto"
 
 
 @dataclass

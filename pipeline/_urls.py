@@ -199,6 +199,44 @@ def _nearest_existing(path: str) -> str:
     return p
 
 
+def check_local_folder(path: str, arg: str, *, empty: bool, files: tuple[str, ...] = (),
+                       not_inside: str | None = None) -> None:
+    """Make sure ``path`` is a local folder crlgen may write into, before anything is written:
+    it exists as a folder (``empty``: holding nothing) or can be created, each of ``files``
+    (relative paths) can be created below it, and it does not lie inside ``not_inside``. Writes
+    nothing (a write check creates and removes an empty temporary folder). Raises
+    :class:`UrlError` (one line, starting with ``arg``)."""
+    if not isinstance(path, str) or not path.strip():
+        raise UrlError(f"{arg}: expected a folder path, got {path!r}")
+    if "://" in path or "\x00" in path or "\n" in path:
+        raise UrlError(f"{arg}: expected a local folder path, got {redact_url(path)!r}")
+    full = os.path.abspath(path)
+    if not_inside is not None and (full + os.sep).startswith(os.path.abspath(not_inside).rstrip(os.sep) + os.sep):
+        raise UrlError(f"{arg}: {path} lies inside the store being read; choose a folder outside it")
+    if os.path.lexists(full) and not os.path.isdir(full):
+        raise UrlError(f"{arg}: {path} exists and is not a folder")
+    if os.path.isdir(full):
+        if empty and os.listdir(full):
+            raise UrlError(f"{arg}: {path} exists and is not empty; choose a new folder")
+        for rel in files:
+            target = os.path.join(full, rel)
+            base = _nearest_existing(target)
+            if base == target and os.path.isdir(target):
+                raise UrlError(f"{arg}: {os.path.join(path, rel)} is a folder; crlgen writes a file there")
+            if base != target and not os.path.isdir(base):
+                raise UrlError(f"{arg}: {os.path.relpath(base, full)} in {path} is a file; crlgen writes {rel} below it")
+        base = full
+    else:
+        base = _nearest_existing(full)
+        if not os.path.isdir(base):
+            raise UrlError(f"{arg}: {base} is a file, so no folder can be created below it")
+    try:
+        probe = tempfile.mkdtemp(prefix=".crlgen-write-check-", dir=base)
+        shutil.rmtree(probe, ignore_errors=True)
+    except OSError as e:
+        raise UrlError(f"{arg}: cannot write in {base}: {e.strerror or e}") from None
+
+
 def check_location(loc: Location, *, write: bool) -> None:
     """Make sure a location can be read (``write=False``: it must exist) or written, before anything is.
 

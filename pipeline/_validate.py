@@ -23,7 +23,8 @@ from ..schemas import DatasetSpec, SpecError
 from ..schemas._yaml import parse_text
 from ..schemas.interventions import Do, Shift, Soft
 from ..schemas.variables import NOISE_NAME
-from ._plan import FORMAT_VERSION, Plan, make_plan
+from ._plan import FORMAT_VERSION, Plan
+from ._reading import load_plan
 from ._scm import ROLE_COUNTERFACTUAL, CompiledSCM, _cast
 from ._store import Store
 from ._tasks import world_batch
@@ -49,14 +50,6 @@ class Check:
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "passed": self.passed, "problems": self.problems[:50],
                 "problem_count": len(self.problems), "details": self.details, "skipped": self.skipped}
-
-
-def load_plan(store: Store) -> Plan:
-    """The plan of a committed store, from its resolved ``spec.yaml``; raises SpecError."""
-    text = store.read_text("spec.yaml")
-    if text is None:
-        raise SpecError(["spec.yaml: the store has no resolved spec; not a committed crlgen store"])
-    return make_plan(DatasetSpec.from_dict(parse_text(text, "spec.yaml")))
 
 
 def validate_store(location: Location | str, plan: Plan | None = None, *, full: bool = False, reproduce_shards: int = 2,

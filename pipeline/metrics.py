@@ -58,7 +58,7 @@ def mcc(z_true: np.ndarray, z_hat: np.ndarray, method: str = "pearson") -> MCCRe
     na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         corr = np.abs((a.T @ b) / np.outer(na, nb))
-    corr = np.nan_to_num(corr, nan=0.0)
+    corr = np.clip(np.nan_to_num(corr, nan=0.0), 0.0, 1.0)  # |r| <= 1 (rounding can give 1 + 2e-16)
     rows, cols = linear_sum_assignment(corr, maximize=True)
     per = np.zeros(a.shape[1])
     assignment = np.full(a.shape[1], -1)
@@ -105,25 +105,36 @@ def r2(z_hat: np.ndarray, z_true: np.ndarray, train: np.ndarray, test: np.ndarra
     return out
 
 
-def _edges(g, nodes: Sequence[str] | None) -> tuple[list[str], set[tuple[str, str]]]:
+def _edges(g, nodes: Sequence[str] | None) -> set[tuple[str, str]]:
     if hasattr(g, "edges") and hasattr(g, "nodes"):  # a networkx graph
-        return [str(n) for n in g.nodes], {(str(a), str(b)) for a, b in g.edges}
-    arr = np.asarray(g)
-    if arr.ndim == 2 and arr.shape[0] == arr.shape[1] and (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        names = list(nodes) if nodes is not None else [str(i) for i in range(arr.shape[0])]
-        return names, {(names[i], names[j]) for i, j in zip(*np.nonzero(arr))}
-    edges = {(str(a), str(b)) for a, b in g}
-    return list(nodes) if nodes is not None else sorted({n for e in edges for n in e}), edges
+        return {(str(a), str(b)) for a, b in g.edges}
+    if isinstance(g, dict) and "edges" in g:  # a crlgen causal_graph.json
+        return {(str(e["source"]), str(e["target"])) for e in g["edges"]}
+    if isinstance(g, np.ndarray):  # an adjacency matrix
+        if g.ndim != 2 or g.shape[0] != g.shape[1]:
+            raise ValueError(f"an adjacency matrix must be square, got shape {g.shape}")
+        names = list(nodes) if nodes is not None else [str(i) for i in range(g.shape[0])]
+        if len(names) != g.shape[0]:
+            raise ValueError(f"nodes: {len(names)} names for a {g.shape[0]}x{g.shape[0]} matrix")
+        return {(names[i], names[j]) for i, j in zip(*np.nonzero(g))}
+    edges = set()
+    for e in g:
+        if len(e) != 2:
+            raise ValueError(f"an edge is a (parent, child) pair, got {e!r}")
+        edges.add((str(e[0]), str(e[1])))
+    return edges
 
 
 def shd(a, b, nodes: Sequence[str] | None = None) -> int:
     """Structural Hamming distance between two directed graphs.
 
-    Each graph is an adjacency matrix (``a[i, j]`` = edge i -> j, node order ``nodes``), an
-    iterable of (parent, child) pairs, or a networkx DiGraph. A missing, an extra and a reversed
-    edge each count 1 (a reversal is one change, not two).
+    Each graph is a numpy adjacency matrix (``a[i, j]`` = edge i -> j, node order ``nodes``),
+    a networkx DiGraph, a crlgen ``causal_graph.json`` mapping, or any other iterable of
+    (parent, child) pairs (a list of pairs is always read as edges, never as a matrix). A
+    missing, an extra and a reversed edge each count 1 (a reversal is one change, not two).
+    Raises ValueError for a malformed graph.
     """
-    _, ea = _edges(a, nodes)
-    _, eb = _edges(b, nodes)
+    ea = _edges(a, nodes)
+    eb = _edges(b, nodes)
     pairs: Iterable[frozenset] = {frozenset(e) for e in ea | eb}
     return sum(1 for p in pairs if {e for e in ea if frozenset(e) == p} != {e for e in eb if frozenset(e) == p})

@@ -431,9 +431,19 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
     for d in spec.splits.test_domains:
         if d not in spec.domains:
             problems.append(("splits.test_domains", f"unknown domain {d!r}; expected one of {', '.join(spec.domains) or 'none (no domains)'}"))
+    if spec.domains and set(spec.splits.test_domains) >= set(spec.domains):
+        problems.append(("splits.test_domains", "holds out every domain, so nothing is left to train on; keep at least one"))
     tr = spec.splits.test_range
     if tr is not None and tr.latent not in nodes:
         problems.append(("splits.test_range.latent", f"unknown latent {tr.latent!r}; expected one of {', '.join(nodes)}"))
+    elif tr is not None:
+        lo, hi = nodes[tr.latent].variable.bounds()
+        if tr.high < lo or tr.low > hi:
+            problems.append(("splits.test_range", f"[{_fmt(tr.low)}, {_fmt(tr.high)}] lies outside {tr.latent}'s declared range "
+                                                  f"[{_fmt(lo)}, {_fmt(hi)}]: no sample would be held out"))
+        elif tr.low <= lo and tr.high >= hi:
+            problems.append(("splits.test_range", f"[{_fmt(tr.low)}, {_fmt(tr.high)}] covers {tr.latent}'s whole declared range "
+                                                  f"[{_fmt(lo)}, {_fmt(hi)}]: every sample would be held out"))
 
 
 def _check_edit(spec: DatasetSpec, e: TemporalEdit, path: str, problems) -> None:

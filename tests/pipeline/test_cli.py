@@ -8,14 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from crlgen.pipeline._cli import main
+from support.cli import run_cli
 from support.stores import latent_spring
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -8,15 +8,10 @@ import numpy as np
 import pytest
 import zarr
 
-from crlgen.pipeline._cli import main
+from support.cli import run_cli as _cli
 from crlgen.pipeline.metrics import mcc
 from support.stores import latent_spring
 
-
-def _cli(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +56,7 @@ def test_a_mixed_representation_scores_what_the_metrics_say(capsys, latents_stor
 @pytest.mark.parametrize("content, message", [
     (np.zeros((7, 3)), "REPRESENTATIONS: expected shape (1500, K)"),
     (np.full((1500, 2), np.nan), "REPRESENTATIONS: expected finite numbers"),
-    (np.array(["a"] * 1500), "REPRESENTATIONS: expected finite numbers"),
+    (np.array(["a"] * 1500), "REPRESENTATIONS: expected a real-valued numeric array, got dtype <U1"),
     (None, "REPRESENTATIONS: cannot read"),
 ])
 def test_bad_representations_are_one_line(capsys, latents_store, tmp_path, content, message):
@@ -72,3 +67,34 @@ def test_bad_representations_are_one_line(capsys, latents_store, tmp_path, conte
         np.save(path, content)
     code, out, err = _cli(capsys, "evaluate", str(latents_store), str(path))
     assert code == 2 and err.startswith(f"error: {message}") and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    (np.zeros((1500, 0)), "REPRESENTATIONS: expected shape (1500, K) with K >= 1"),
+    (np.ones((1500, 2)) * (1 + 1j), "REPRESENTATIONS: expected a real-valued numeric array, got dtype complex128"),
+    (np.zeros((1500, 2), dtype="timedelta64[s]"), "REPRESENTATIONS: expected a real-valued numeric array"),
+])
+def test_more_bad_representations(capsys, latents_store, tmp_path, content, message):
+    np.save(tmp_path / "z.npy", content)
+    code, _, err = _cli(capsys, "evaluate", str(latents_store), str(tmp_path / "z.npy"))
+    assert code == 2 and err.startswith(f"error: {message}")
+
+
+def test_huge_values_and_npz_files(capsys, latents_store, tmp_path):
+    z = zarr.open_group(str(latents_store), mode="r")["latents"][:]
+    np.save(tmp_path / "huge.npy", z * 1e300)
+    code, out, err = _cli(capsys, "evaluate", str(latents_store), str(tmp_path / "huge.npy"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["mcc_pearson"] == pytest.approx(1.0) and json.loads(out)["r2_linear"] == pytest.approx(1.0, abs=1e-6)
+    np.savez(tmp_path / "z.npz", z=z)
+    code, _, err = _cli(capsys, "evaluate", str(latents_store), str(tmp_path / "z.npz"))
+    assert code == 2 and "is an .npz archive" in err
+
+
+def test_few_rows_and_train_rows_come_with_a_note(capsys, latents_store, tmp_path):
+    z = zarr.open_group(str(latents_store), mode="r")["latents"][:]
+    np.save(tmp_path / "z.npy", z)
+    res = json.loads(_cli(capsys, "evaluate", str(latents_store), str(tmp_path / "z.npy"), "--split", "train", "--json")[1])
+    assert res["r2_linear"] is None and any("not reported for --split train" in n for n in res["notes"])
+    code, out, _ = _cli(capsys, "evaluate", str(latents_store), str(tmp_path / "z.npy"), "--split", "train")
+    assert "note: R^2 is held out" in out

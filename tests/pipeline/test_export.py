@@ -9,13 +9,8 @@ import numpy as np
 import pytest
 import zarr
 
-from crlgen.pipeline._cli import main
+from support.cli import run_cli as _cli
 
-
-def _cli(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +107,77 @@ def test_export_of_something_else_writes_nothing(capsys, tmp_path):
     assert not (tmp_path / "out").exists()
     code, _, err = _cli(capsys, "export", str(tmp_path / "none.zarr"), str(tmp_path / "out"), "--format", "tfrecord")
     assert code == 2 and "--format" in err
+
+
+def test_the_export_manifest_carries_what_is_not_per_sample(capsys, stores, tmp_path):
+    dest = tmp_path / "m"
+    assert _cli(capsys, "export", str(stores["falling"]), str(dest), "--format", "webdataset")[0] == 0
+    meta = json.loads((dest / "crlgen_export.json").read_text())
+    g = zarr.open_group(str(stores["falling"]), mode="r")
+    assert np.array_equal(np.asarray(meta["fixed"]["intrinsics"]["values"]), g["intrinsics"][:])
+    assert meta["fixed"]["time"]["values"] == pytest.approx(g["time"][:].tolist())
+    assert meta["fixed"]["edit"]["values"] == [str(e) for e in g["edit"][:]]
+    assert meta["arrays"]["segmentation"]["attrs"]["ids"]  # the segmentation key
+    assert meta["domains"] == list(g["domain"].attrs["labels"])
+
+
+def test_domain_names_come_from_the_store_not_the_graph_file(capsys, stores, tmp_path):
+    import shutil
+
+    root = tmp_path / "s.zarr"
+    shutil.copytree(stores["spring"], root)
+    (root / "causal_graph.json").unlink()
+    dest = tmp_path / "x"
+    assert _cli(capsys, "export", str(root), str(dest), "--format", "webdataset")[0] == 0
+    wds = pytest.importorskip("webdataset")
+    labels = {s["labels.json"]["domain"] for s in wds.WebDataset(sorted(str(p) for p in dest.glob("*.tar")),
+                                                                shardshuffle=False, empty_check=False).decode()}
+    assert labels <= {"earth", "moon"} and labels
+
+
+def test_a_latent_named_like_an_array_is_refused_not_dropped(capsys, tmp_path):
+    from crlgen.pipeline import RunOptions, load_spec, resolve, run
+
+    spec = load_spec("physics/falling_simple").replace(samples=8, shard_size=8, video={"fps": 15, "frames": 24},
+                                                      render={"size": 16, "views": 1, "engine": "tiny"})
+    spec = spec.replace(variables={**spec.to_dict()["variables"], "depth": {"noise": "uniform(0, 1)"}})
+    root = tmp_path / "clash.zarr"
+    run(spec, resolve(str(root)), RunOptions(executor="inline", validate=False))
+    code, _, err = _cli(capsys, "export", str(root), str(tmp_path / "out"), "--format", "parquet")
+    assert code == 2 and "latent names ['depth'] would share a column" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_empty_split_or_a_folder_inside_the_store_is_refused(capsys, stores, tmp_path):
+    from crlgen.pipeline import RunOptions, resolve, run
+    from support.stores import latent_spring
+
+    root = tmp_path / "train_only.zarr"
+    run(latent_spring(samples=50, splits={"fractions": {"train": 1.0}}), resolve(str(root)),
+        RunOptions(executor="inline", validate=False))
+    code, _, err = _cli(capsys, "export", str(root), str(tmp_path / "t"), "--format", "parquet", "--split", "test")
+    assert code == 2 and err.strip() == "error: --split test: the store's test split holds no samples"
+    assert not (tmp_path / "t").exists()
+    code, _, err = _cli(capsys, "export", str(root), str(root / "inside"), "--format", "parquet")
+    assert code == 2 and "lies inside the store being read" in err and not (root / "inside").exists()
+
+
+def test_a_damaged_store_is_not_exported(capsys, stores, tmp_path):
+    import shutil
+
+    root = tmp_path / "damaged.zarr"
+    shutil.copytree(stores["spring"], root)
+    next(p for p in sorted((root / "latents").rglob("*")) if p.is_file() and p.name != "zarr.json").unlink()
+    code, _, err = _cli(capsys, "export", str(root), str(tmp_path / "x"), "--format", "parquet")
+    assert code == 2 and "problem(s) with its shards" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+    shutil.rmtree(root)
+    shutil.copytree(stores["spring"], root)
+    victim = sorted(p for p in (root / "images").rglob("*") if p.is_file() and p.name != "zarr.json")[1]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1
+    victim.write_bytes(bytes(data))  # same size: only decoding can tell
+    (tmp_path / "empty").mkdir()
+    code, _, err = _cli(capsys, "export", str(root), str(tmp_path / "empty"), "--format", "webdataset")
+    assert code == 2 and "cannot decode its data" in err
+    assert list((tmp_path / "empty").iterdir()) == []  # what was written before the damaged chunk is gone again

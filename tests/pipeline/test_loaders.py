@@ -152,3 +152,83 @@ def test_loaders_read_an_s3_store(spring_store, falling_store, s3):
     assert torch.equal(pair["x"], PairDataset(str(spring_store), split=None)[0]["x"])
     clip = ClipDataset(s3.url("loaders/falling.zarr"), frames=4, split=None, storage_options=s3.storage_options)[2]
     assert torch.equal(clip["x"], ClipDataset(str(falling_store), frames=4, split=None)[2]["x"])
+
+
+def _flip_a_byte(root, array: str, sample_chunk: int = 1) -> None:
+    files = sorted(p for p in (root / array).rglob("*") if p.is_file() and p.name != "zarr.json")
+    victim = files[sample_chunk]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 1
+    victim.write_bytes(bytes(data))
+
+
+def test_bytes_damaged_in_place_raise_when_read(spring_store, tmp_path):
+    """Same size, so the listing cannot see it: Zstandard's content checksum does."""
+    root = tmp_path / "flipped.zarr"
+    shutil.copytree(spring_store, root)
+    _flip_a_byte(root, "images")
+    ds = StoreDataset(str(root), split=None)  # sizes are intact
+    failures = 0
+    for i in range(len(ds)):
+        try:
+            ds[i]
+        except StoreReadError as e:
+            assert "cannot decode its data" in str(e) and "crlgen validate --full" in str(e)
+            failures += 1
+    assert failures >= 1
+
+
+def test_loader_arguments_are_checked(falling_store, spring_store):
+    with pytest.raises(ValueError, match="views: expected a non-empty list"):
+        StoreDataset(str(spring_store), views=[])
+    for bad in (0, -1, 2.5):
+        with pytest.raises(ValueError, match="stride"):
+            ClipDataset(str(falling_store), frames=4, stride=bad)
+    with pytest.raises(ValueError, match="frames"):
+        ClipDataset(str(falling_store), frames=2.5)
+    assert len(StoreDataset(Path(spring_store), split=None)) == 40  # a pathlib.Path is a URL too
+
+
+def test_pairs_that_differ_by_a_temporal_edit_say_so(falling_store):
+    pairs = PairDataset(str(falling_store), split=None)
+    item = pairs[0]
+    assert not item["changed"].any()  # the catalogue's counterfactual is an edit (obj[0].vx += 1 at frame 10)
+    assert item["edited"].any() and int(item["edit_frame_pair"][item["edited"]][0]) == 10
+    assert not torch.equal(item["x"][10:], item["x_pair"][10:]) and torch.equal(item["x"][:10], item["x_pair"][:10])
+
+
+def test_a_split_without_pairs_says_why(tmp_path):
+    from crlgen.pipeline import RunOptions, resolve, run
+    from support.stores import latent_spring
+
+    def store(name, **changes):
+        root = tmp_path / name
+        run(latent_spring(samples=200, **changes), resolve(str(root)), RunOptions(executor="inline", validate=False))
+        return str(root)
+
+    all_train = store("train.zarr", splits={"fractions": {"train": 1.0}})
+    assert len(PairDataset(all_train, split="train")) > 0
+    with pytest.raises(ValueError, match="split 'val' holds no counterfactual pairs$"):
+        PairDataset(all_train, split="val")
+    with pytest.raises(ValueError, match=r"holds no counterfactual pairs \(the spec has no `counterfactuals:`\)"):
+        PairDataset(store("none.zarr", counterfactuals=None), split=None)
+
+
+def test_the_shard_sampler_shuffles_whole_epochs_and_batches_read_the_same(spring_store):
+    ds = StoreDataset(str(spring_store), split=None)  # shards of 10 samples
+    sampler = ds.sampler(seed=3, mix=2)
+    first, second = list(sampler), list(sampler)
+    assert sorted(first) == sorted(second) == list(range(40))
+    assert first != second  # a new order every epoch
+    assert list(ds.sampler(seed=3, mix=2)) == first  # seeded
+    assert list(ds.sampler(shuffle=False)) == list(range(40))
+    batch_shards = {k // 10 for k in first[:20]}
+    assert len(batch_shards) == 2  # mix=2: 20 consecutive draws come from two shards
+    batched = ds.__getitems__(first[:13])
+    for k, item in zip(first[:13], batched):
+        one = ds[k]
+        assert torch.equal(item["x"], one["x"]) and torch.equal(item["z"], one["z"]) and item["sample"] == one["sample"]
+    loaded = torch.cat([b["sample"] for b in DataLoader(ds, batch_size=8, sampler=ds.sampler(seed=3, mix=2))])
+    assert loaded.tolist() == first
+    with pytest.raises(ValueError, match="mix"):
+        ds.sampler(mix=0)

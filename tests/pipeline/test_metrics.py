@@ -109,3 +109,19 @@ def test_shd_accepts_matrices_and_networkx():
     G = nx.from_numpy_array(A, create_using=nx.DiGraph)
     H = nx.from_numpy_array(B, create_using=nx.DiGraph)
     assert shd(G, H) == 2
+
+
+def test_shd_reads_lists_of_integer_pairs_as_edges():
+    assert shd(nx.DiGraph([(0, 1), (1, 2)]), [(0, 1), (1, 2)]) == 0
+    assert shd([(0, 1), (1, 2)], [(0, 1), (1, 2), (2, 3)]) == 1
+    graph_json = {"edges": [{"source": "a", "target": "b"}, {"source": "b", "target": "c"}]}
+    assert shd(graph_json, [("a", "b"), ("c", "b")]) == 1
+    with pytest.raises(ValueError, match="square"):
+        shd(np.zeros((2, 3)), [])
+    with pytest.raises(ValueError, match="pair"):
+        shd([("a", "b", "c")], [])
+
+
+def test_mcc_never_exceeds_one():
+    z = np.linspace(0, 1, 7)[:, None] * np.array([[1.0, 3.0]])
+    assert mcc(z, z * 1e-3 + 5).per_latent.max() <= 1.0

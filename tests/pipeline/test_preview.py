@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from crlgen.pipeline._cli import main
+from support.cli import run_cli as _cli
 from crlgen.pipeline._preview import option_label
 
-
-def _cli(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _image(path):
@@ -85,3 +81,39 @@ def test_option_labels():
     assert option_label({"h": "do(0.09)"}) == "do(h=0.09)"
     assert option_label({"k": "do(uniform(300.0, 400.0))"}) == "do(k~uniform(300.0, 400.0))"
     assert option_label({"rho": "shift(2000.0)", "h": "do(0.05)"}) == "shift(rho, 2000.0), do(h=0.05)"
+
+
+def test_a_damaged_or_unfinished_store_is_not_previewed(capsys, spring_store, tmp_path):
+    root = tmp_path / "s.zarr"
+    shutil.copytree(spring_store, root)
+    next(p for p in sorted((root / "images").rglob("*")) if p.is_file() and p.name != "zarr.json").unlink()
+    code, _, err = _cli(capsys, "preview", str(root), "--out", str(tmp_path / "pv"))
+    assert code == 2 and "problem(s) with its shards" in err and not (tmp_path / "pv").exists()
+    shutil.rmtree(root)
+    shutil.copytree(spring_store, root)
+    meta = root / "zarr.json"
+    meta.write_text(meta.read_text().replace('"status": "complete"', '"status": "writing"'))
+    code, _, err = _cli(capsys, "preview", str(root))
+    assert code == 2 and "has not finished" in err
+
+
+def test_preview_refuses_a_folder_it_cannot_fill_before_writing(capsys, spring_store, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = _cli(capsys, "preview", str(spring_store), "--out", str(tmp_path / "afile" / "sub"))
+    assert code == 2 and err.startswith("error: --out:") and "is a file" in err
+    (tmp_path / "pv").mkdir()
+    (tmp_path / "pv" / "preview").write_text("in the way")
+    code, _, err = _cli(capsys, "preview", str(spring_store), "--out", str(tmp_path / "pv"))
+    assert code == 2 and "preview in" in err and sorted(p.name for p in (tmp_path / "pv").iterdir()) == ["preview"]
+
+
+def test_counterfactual_partners_are_labelled_as_such(spring_store):
+    import zarr
+
+    from crlgen.pipeline._preview import _regime_text
+
+    g = zarr.open_group(str(spring_store), mode="r")
+    role, pair, option = g["pair_role"][:], g["pair"][:], g["intervention"][:]
+    j = int(np.flatnonzero(role == 2)[0])
+    assert _regime_text(j, option, pair, role, []) == f"counterfactual of #{pair[j]}"
+    assert _regime_text(int(pair[j]), option, pair, role, [{"targets": {}}] * 10).endswith(f"partner #{j}")

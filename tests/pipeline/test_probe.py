@@ -9,14 +9,9 @@ import pytest
 
 pytest.importorskip("torch", reason="the probe needs the torch extra (installed by make test)")
 
-from crlgen.pipeline._cli import main  # noqa: E402
+from support.cli import run_cli as _cli  # noqa: E402
 from crlgen.pipeline._probe import ProbeOptions, _fit_and_score, _kinds  # noqa: E402
 
-
-def _cli(capsys, *args):
-    code = main(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_probe_scores_every_latent_of_an_image_store(capsys, spring_store):
@@ -76,6 +71,7 @@ def test_kinds_follow_the_variable_types():
     (["--epochs", "0"], "--epochs: expected a positive count, got 0"),
     (["--size", "8"], "--size: expected 16..512 pixels, got 8"),
     (["--max-train", "3"], "--max-train: expected at least 8, got 3"),
+    (["--output", "depth"], "--output: expected one of images, got 'depth'"),
 ])
 def test_probe_refuses_bad_flags(capsys, spring_store, args, message):
     code, _, err = _cli(capsys, "probe", str(spring_store), *args)
@@ -90,3 +86,17 @@ def test_probe_of_a_latents_only_store_is_one_line(capsys, tmp_path):
     run(latent_spring(samples=100), resolve(str(root)), RunOptions(executor="inline", validate=False))
     code, _, err = _cli(capsys, "probe", str(root))
     assert code == 2 and err.strip().endswith("the store holds latents only: there are no pixels to probe")
+
+
+def test_a_last_batch_of_one_sample_is_skipped_not_fatal():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (33, 3, 16, 16)).astype(np.uint8)  # 33 = 32 + 1: batch norm cannot train on the last one
+    y = rng.uniform(size=(33, 1))
+    scores = _fit_and_score(torch, x, y, x[:5], y[:5], [("r2", None)], ProbeOptions(epochs=1, batch=32))
+    assert len(scores) == 1 and np.isfinite(scores[0])
+
+
+def test_few_test_samples_come_with_a_note(capsys, spring_store):
+    code, out, _ = _cli(capsys, "probe", str(spring_store), "--epochs", "1", "--size", "16")
+    assert code == 0 and "note: only" in out and "test samples" in out

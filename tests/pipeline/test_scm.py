@@ -589,3 +589,17 @@ def test_bad_splits_are_named(splits, message):
     with pytest.raises(SpecError) as e:
         check_spec(_split_spec(**splits))
     assert any(message in p for p in e.value.problems), e.value.problems
+
+
+@pytest.mark.parametrize("splits, message", [
+    ({"test_domains": ["earth", "moon"]}, "splits.test_domains: holds out every domain"),
+    ({"test_range": {"latent": "h", "low": 0.5, "high": 0.6}}, "lies outside h's declared range [0.02, 0.1]: no sample"),
+    ({"test_range": {"latent": "h", "low": 0.0, "high": 1.0}}, "covers h's whole declared range [0.02, 0.1]"),
+])
+def test_splits_that_leave_nothing_to_train_or_test_on_are_named(splits, message):
+    from crlgen.pipeline import check_spec
+    from crlgen.schemas import SpecError
+
+    with pytest.raises(SpecError) as e:
+        check_spec(_split_spec(**splits))
+    assert any(message in p for p in e.value.problems), e.value.problems
