@@ -350,7 +350,7 @@ def preview(url: str, out_dir: str | None, samples: int, videos: int) -> None:
     from pathlib import Path
 
     from ._preview import previews
-    from ._sidecars import causal_graph, dataset_card
+    from ._sidecars import causal_graph, write_previews
 
     for flag, v in (("--samples", samples), ("--videos", videos)):
         if v < 1:
@@ -363,9 +363,7 @@ def preview(url: str, out_dir: str | None, samples: int, videos: int) -> None:
     if out_dir is not None:
         check_local_folder(out_dir, "--out", empty=False, files=tuple(files.files))
     if out_dir is None:
-        for name, data in files.files.items():
-            store.write_text(name, data)
-        store.write_text("README.md", dataset_card(plan, graph, files.names()))
+        write_previews(plan, store, graph, files)
         where = loc.redacted().rstrip("/")
     else:
         for name, data in files.files.items():

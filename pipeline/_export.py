@@ -32,10 +32,9 @@ import numpy as np
 
 from ..schemas.splits import SPLIT_NAMES
 from ._plan import Plan
-from ._reading import read
+from ._reading import read, read_rows
 from ._store import Store
 
-FORMATS = ("parquet", "webdataset")
 #: Per-sample label columns (store arrays of the same name, domain as its label).
 LABEL_COLUMNS = ("sample", "split", "domain", "domain_index", "intervention", "intervention_mask",
                  "intervention_value", "noise", "pair", "pair_role", "edit_frame", "edit_value")
@@ -105,11 +104,11 @@ class _Reader:
 
     def blocks(self, rows: np.ndarray, size: int) -> Iterator[tuple[np.ndarray, dict[str, np.ndarray]]]:
         """(indices, arrays) for consecutive blocks of ``rows`` (sorted sample indices); only the
-        chunks holding those rows are read."""
+        chunks holding those rows are read, shard by shard (:func:`read_rows`)."""
+        names = self.sample_fields + [a.name for a in self.rgb + self.other] + (["states"] if self.states else [])
         for k in range(0, rows.size, size):
             idx = rows[k:k + size]
-            names = self.sample_fields + [a.name for a in self.rgb + self.other] + (["states"] if self.states else [])
-            yield idx, {name: read(self.g[name], (idx,), orthogonal=True) for name in names}
+            yield idx, {name: read_rows(self.g[name], idx, self.plan.shards) for name in names}
 
     def manifest(self) -> dict[str, Any]:
         """What the export's columns need to be read: names, shapes, and every array and coordinate

@@ -187,23 +187,28 @@ def contact_sheet(plan: Plan, store: Store, graph: dict[str, Any], max_samples: 
     return _png(fig)
 
 
+def _gif(frames: list[np.ndarray], fps: float) -> bytes:
+    """An endlessly looping animated GIF of ``frames`` (each (H, W, 3) uint8) at ``fps``."""
+    from PIL import Image
+
+    images = [Image.fromarray(f) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000 / fps)), loop=0)
+    return buf.getvalue()
+
+
 def video_gifs(plan: Plan, store: Store, samples: np.ndarray, max_frames: int = 120) -> dict[str, bytes]:
     """One animated GIF per chosen video sample (every view of every video output side by side), named
     ``sample_<index>.gif``. Empty for still-image stores."""
     arrays = [a for a in _rgb_arrays(plan) if "time" in a.dims]
     if not arrays:
         return {}
-    from PIL import Image
-
     g = store.group("r")
     fps = float(arrays[0].attrs.get("fps", 10))
     out = {}
     for i in samples:
         clips = [read(g[a.name], (int(i), slice(0, max_frames))) for a in arrays]  # each (T, V, H, W, 3)
-        frames = [Image.fromarray(_row([c[t] for c in clips])) for t in range(clips[0].shape[0])]
-        buf = io.BytesIO()
-        frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=max(20, round(1000 / fps)), loop=0)
-        out[f"sample_{int(i):06d}.gif"] = buf.getvalue()
+        out[f"sample_{int(i):06d}.gif"] = _gif([_row([c[t] for c in clips]) for t in range(clips[0].shape[0])], fps)
     return out
 
 
@@ -212,17 +217,11 @@ def video_grid(plan: Plan, store: Store, max_samples: int = 4, max_frames: int =
     arrays = [a for a in _rgb_arrays(plan) if "time" in a.dims]
     if not arrays:
         return None
-    from PIL import Image
-
     g = store.group("r")
     n = min(max_samples, plan.spec.samples)
     clips = [read(g[a.name], (slice(0, n), slice(0, max_frames))) for a in arrays]  # each (n, T, V, H, W, 3)
     tiles = [np.concatenate([_row([c[i, t] for c in clips]) for i in range(n)], axis=0) for t in range(clips[0].shape[1])]
-    images = [Image.fromarray(t) for t in tiles]
-    fps = arrays[0].attrs.get("fps", 10)
-    buf = io.BytesIO()
-    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=max(20, round(1000 / fps)), loop=0)
-    return buf.getvalue()
+    return _gif(tiles, float(arrays[0].attrs.get("fps", 10)))
 
 
 def graph_image(graph: dict[str, Any]) -> bytes:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..schemas.splits import SPLIT_NAMES
-from ._reading import read
+from ._reading import read, read_rows
 
 
 #: Fewer test samples than this get a note that the scores are noisy.
@@ -197,7 +197,7 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
     tr, te = np.searchsorted(used, train), np.searchsorted(used, test)
     rows = []
     if not ds.video:
-        pix = read(arr, (used,), orthogonal=True)[:, ds.view_index]  # (n, V, H, W, 3)
+        pix = read_rows(arr, used, ds.plan.shards)[:, ds.view_index]  # (n, V, H, W, 3)
         x = _resize(torch, np.moveaxis(pix, -1, 2).reshape(len(pix), -1, *pix.shape[-3:-1]), opts.size)
     else:  # a few frames of every clip, read once: stacked for the static latents, one by one for the states
         T = arr.shape[1]

@@ -83,3 +83,29 @@ def read(array, selection: Any = slice(None), *, orthogonal: bool = False) -> np
         where = str(getattr(array, "store_path", "") or getattr(array, "path", "") or "?")
         raise StoreReadError(f"{redact_url(where)}: cannot decode its data ({' '.join(str(e).split())}); the store is damaged: "
                              "`crlgen validate --full` reports where") from None
+
+
+def read_rows(array, rows: np.ndarray, shards: list[tuple[int, int]] | tuple) -> np.ndarray:
+    """``array[rows]`` for sample indices ``rows`` (any order; result in that order), read shard by
+    shard: the rows of one shard in one call, from the first to the last asked for, when they fill
+    at least half of that span (a Zarr read has a fixed cost per call: one read of a shard's 16
+    samples costs about as much as four single ones); scattered rows one by one. ``shards`` is the
+    plan's (start, stop) list. Decode failures raise :class:`StoreReadError` (see :func:`read`)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    bounds = np.array([b for _, b in shards])
+    shard_of = np.searchsorted(bounds, rows, side="right")
+    out: np.ndarray | None = None
+    for s in np.unique(shard_of):
+        where = np.flatnonzero(shard_of == s)
+        lo, hi = int(rows[where].min()), int(rows[where].max()) + 1
+        if hi - lo > 2 * where.size:  # a few scattered rows: reading the span would decode mostly others
+            parts = [read(array, int(rows[pos])) for pos in where]
+        else:
+            block = read(array, slice(lo, hi))
+            parts = [block[int(rows[pos]) - lo] for pos in where]
+        if out is None:
+            out = np.empty((rows.size, *parts[0].shape), dtype=parts[0].dtype)
+        out[where] = parts
+    if out is None:
+        return np.empty((0, *array.shape[1:]), dtype=array.dtype)
+    return out

@@ -13,7 +13,7 @@ from ..schemas import DatasetSpec
 from ..schemas._yaml import dump_yaml
 from ..schemas.interventions import SingleNode
 from ._plan import Plan
-from ._preview import BY_DOMAIN, BY_REGIME, CONTACT_SHEET, GRAPH_IMAGE, VIDEO_DIR, VIDEO_GRID, previews
+from ._preview import BY_DOMAIN, BY_REGIME, CONTACT_SHEET, GRAPH_IMAGE, VIDEO_DIR, VIDEO_GRID, PreviewFiles, previews
 from ._store import GENERATOR_VERSION, Store
 from ._urls import redact_options
 
@@ -184,7 +184,11 @@ def write_sidecars(plan: Plan, store: Store) -> None:
     store.write_text("causal_graph.graphml", graphml(graph))
     store.write_text("spec.yaml", resolved_spec_yaml(plan.spec))
     store.write_text("manifest.json", json.dumps(manifest(plan, store), indent=1))
-    files = previews(plan, store, graph)
+    write_previews(plan, store, graph, previews(plan, store, graph))
+
+
+def write_previews(plan: Plan, store: Store, graph: dict[str, Any], files: PreviewFiles) -> None:
+    """Write drawn preview ``files`` into the store and the dataset card (README.md) that embeds them."""
     for name, data in files.files.items():
         store.write_text(name, data)
     store.write_text("README.md", dataset_card(plan, graph, files.names()))

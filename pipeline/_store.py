@@ -111,13 +111,6 @@ class Store:
         except json.JSONDecodeError:
             return None
 
-    def list_dir(self, rel: str) -> list[str]:
-        fs, _ = self._fs()
-        try:
-            return sorted(p.rsplit("/", 1)[-1] for p in fs.ls(self._path(rel), detail=False, refresh=True))
-        except FileNotFoundError:
-            return []
-
     def listing(self) -> dict[str, int]:
         """Every object under the store with its size in bytes, keys relative to the root (one listing)."""
         fs, root = self._fs()

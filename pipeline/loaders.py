@@ -31,7 +31,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("crlgen.pipeline.loaders needs PyTorch: pip install 'crlgen[torch]'") from exc
 
 from ..schemas.splits import SPLIT_NAMES
-from ._reading import StoreReadError, open_readable, read
+from ._reading import StoreReadError, open_readable, read, read_rows
 from ._store import Store
 from ._urls import Location
 
@@ -105,25 +105,8 @@ class _StoreReader:
         return self._to_tensor(read(arr, i if frames is None else (i, frames)))  # ([T,] V, H, W, 3) uint8
 
     def pixels_of(self, samples: np.ndarray) -> list[torch.Tensor]:
-        """Several samples' pixels; the samples of one shard are read in one call, from the first
-        to the last one asked for, when they fill at least half of that span (a Zarr read has a
-        fixed cost per call: one read of a shard's 16 samples costs about as much as four single
-        ones); scattered samples are read one by one."""
-        arr = self.group()[self.output]
-        bounds = np.array([b for _, b in self.plan.shards])
-        shard_of = np.searchsorted(bounds, samples, side="right")
-        out: list[torch.Tensor | None] = [None] * len(samples)
-        for s in np.unique(shard_of):
-            where = np.flatnonzero(shard_of == s)
-            lo, hi = int(samples[where].min()), int(samples[where].max()) + 1
-            if hi - lo > 2 * where.size:  # a few scattered samples: reading the span would decode mostly others
-                for pos in where:
-                    out[pos] = self._to_tensor(read(arr, int(samples[pos])))
-                continue
-            block = read(arr, slice(lo, hi))
-            for pos in where:
-                out[pos] = self._to_tensor(block[int(samples[pos]) - lo])
-        return out  # type: ignore[return-value]
+        """Several samples' pixels, read shard by shard (:func:`read_rows`)."""
+        return [self._to_tensor(x) for x in read_rows(self.group()[self.output], samples, self.plan.shards)]
 
     def labels(self, i: int) -> dict[str, torch.Tensor]:
         out = {"z": torch.from_numpy(self.latents[i]), "domain": torch.tensor(self.domain[i]),

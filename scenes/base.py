@@ -203,14 +203,14 @@ class Simulation:
     """A dynamic world's simulated series for a batch.
 
     ``states`` (n, T, S) float64 with ``state_names`` (every state the world tracks, a
-    superset of what a spec stores); ``inputs`` (n, T, I) float64 with ``input_names``;
+    superset of what a spec stores); ``inputs`` (n, T, I) float64 in the order of the world's
+    ``WorldInfo.inputs``;
     ``extras``: world-specific series its checks read (energy, penetration...).
     """
 
     states: np.ndarray
     state_names: tuple[str, ...]
     inputs: np.ndarray | None = None
-    input_names: tuple[str, ...] = ()
     extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 

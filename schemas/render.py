@@ -79,6 +79,20 @@ class _Perspective(_Camera):
     fov: float = Field(40.0, gt=1, lt=170, description="vertical field of view, degrees")
 
 
+class _Aimed(_Perspective):
+    """A perspective camera placed by ``position`` and ``look_at`` with an ``up`` direction (each
+    subclass gives their frame and defaults): finite, and not looking along ``up``."""
+
+    _f = field_validator("position", "look_at", "up", check_fields=False)(classmethod(lambda cls, v: _finite(v)))
+
+    @model_validator(mode="after")
+    def _distinct(self):
+        problem = _up_problem(self.position, self.look_at, self.up)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
 class OrbitCamera(_Perspective):
     """A pinhole camera on a sphere around the world's aim point, looking at it."""
 
@@ -98,7 +112,7 @@ class OrbitCamera(_Perspective):
         )
 
 
-class FixedCamera(_Perspective):
+class FixedCamera(_Aimed):
     """A pinhole camera at ``position`` looking at ``look_at`` (world coordinates, m)."""
 
     kind: Literal["fixed"] = "fixed"
@@ -106,17 +120,8 @@ class FixedCamera(_Perspective):
     look_at: Vec3 = (0.0, 0.0, 0.0)
     up: Vec3 = Field((0.0, 0.0, 1.0), description="world direction that appears up in the image")
 
-    _f = field_validator("position", "look_at", "up")(classmethod(lambda cls, v: _finite(v)))
 
-    @model_validator(mode="after")
-    def _distinct(self):
-        problem = _up_problem(self.position, self.look_at, self.up)
-        if problem:
-            raise ValueError(problem)
-        return self
-
-
-class MountedCamera(_Perspective):
+class MountedCamera(_Aimed):
     """A pinhole camera carried by a body or link the world declares (``mount``); moves every frame.
 
     ``position`` and ``look_at`` are in the mount's frame (m). With ``follow: pose`` the camera
@@ -130,15 +135,6 @@ class MountedCamera(_Perspective):
     look_at: Vec3 = (1.0, 0.0, 0.0)
     up: Vec3 = (0.0, 0.0, 1.0)
     follow: Literal["pose", "position"] = "pose"
-
-    _f = field_validator("position", "look_at", "up")(classmethod(lambda cls, v: _finite(v)))
-
-    @model_validator(mode="after")
-    def _distinct(self):
-        problem = _up_problem(self.position, self.look_at, self.up)
-        if problem:
-            raise ValueError(problem)
-        return self
 
 
 class TopDownCamera(_Camera):

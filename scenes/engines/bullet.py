@@ -88,39 +88,6 @@ def quaternion_matrix(q: Sequence[float]) -> np.ndarray:
     ])
 
 
-def camera_eye_up(camera, base_distance: float, target: Sequence[float]) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Eye position and an up vector for a ``schemas.render.Camera`` looking at ``target``.
-
-    The up vector is the direction of increasing elevation on the camera's
-    sphere: perpendicular to the view direction and never parallel to it, so a
-    camera straight above the scene (``top``) is well defined. It projects onto
-    +z for every camera below the pole, so the horizon stays level.
-    """
-    eye = camera.position(base_distance, tuple(float(t) for t in target))
-    az, el = math.radians(camera.azimuth), math.radians(camera.elevation)
-    up = (-math.sin(el) * math.sin(az), math.sin(el) * math.cos(az), math.cos(el))
-    return tuple(float(e) for e in eye), up
-
-
-def clip_planes(distance: float, scene_radius: float) -> tuple[float, float]:
-    """Near and far planes for a camera ``distance`` from a scene of ``scene_radius``."""
-    near = max(0.01, min(0.1, 0.02 * distance))
-    far = max(10.0, 2.0 * (distance + scene_radius))
-    return near, far
-
-
-def linearize_depth(buffer: np.ndarray, near: float, far: float, background: np.ndarray | None = None) -> np.ndarray:
-    """OpenGL depth-buffer values in [0, 1] to metres along the camera axis (float32).
-
-    ``background`` marks pixels with no surface (0.0 there); without it, buffer
-    values of 1.0 (the far plane) count as background.
-    """
-    d = np.asarray(buffer, dtype=np.float64)
-    z = near * far / (far - (far - near) * d)
-    bg = d >= 1.0 if background is None else np.asarray(background, dtype=bool)
-    return np.where(bg, 0.0, z).astype(np.float32)
-
-
 def segmentation_lut(body_ids: dict[int, int]) -> np.ndarray:
     """Lookup table from PyBullet body id + 1 (-1 = background) to instance id (uint8)."""
     size = max(body_ids, default=-1) + 2
@@ -304,13 +271,6 @@ class BulletScene:
         return float(min(pt[8] for pt in pts))
 
     # ---------------------------------------------------------------- rendering
-
-    def view_matrix(self, camera, base_distance: float, target: Sequence[float]):
-        eye, up = camera_eye_up(camera, base_distance, target)
-        return self.p.computeViewMatrix(eye, [float(t) for t in target], up)
-
-    def projection_matrix(self, fov: float, width: int, height: int, near: float, far: float):
-        return self.p.computeProjectionMatrixFOV(float(fov), float(width) / float(height), float(near), float(far))
 
     def render(
         self, width: int, height: int, view, projection, *, light_direction: Sequence[float],
