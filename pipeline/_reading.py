@@ -87,18 +87,20 @@ def read(array, selection: Any = slice(None), *, orthogonal: bool = False) -> np
 
 def read_rows(array, rows: np.ndarray, shards: list[tuple[int, int]] | tuple) -> np.ndarray:
     """``array[rows]`` for sample indices ``rows`` (any order; result in that order), read shard by
-    shard: the rows of one shard in one call, from the first to the last asked for, when they fill
-    at least half of that span (a Zarr read has a fixed cost per call: one read of a shard's 16
-    samples costs about as much as four single ones); scattered rows one by one. ``shards`` is the
+    shard: the rows of one shard in one call, from the first to the last asked for (a Zarr read has
+    a fixed cost per call, and a chunk of several samples is decoded whole however few of them are
+    asked for); with one sample per chunk, rows scattered over more than twice their number are read
+    one by one instead. ``shards`` is the
     plan's (start, stop) list. Decode failures raise :class:`StoreReadError` (see :func:`read`)."""
     rows = np.asarray(rows, dtype=np.int64)
+    per_chunk = int(getattr(array, "chunks", (1,))[0] or 1)  # samples one decode yields
     bounds = np.array([b for _, b in shards])
     shard_of = np.searchsorted(bounds, rows, side="right")
     out: np.ndarray | None = None
     for s in np.unique(shard_of):
         where = np.flatnonzero(shard_of == s)
         lo, hi = int(rows[where].min()), int(rows[where].max()) + 1
-        if hi - lo > 2 * where.size:  # a few scattered rows: reading the span would decode mostly others
+        if per_chunk == 1 and hi - lo > 2 * where.size:  # a few scattered rows: the span would decode mostly others
             parts = [read(array, int(rows[pos])) for pos in where]
         else:
             block = read(array, slice(lo, hi))

@@ -160,7 +160,7 @@ class ShardShuffleSampler(Sampler):
     samples) in a random order, and the samples of ``mix`` consecutive shards shuffled together.
 
     With ``DataLoader(ds, batch_size=64, sampler=ds.sampler())`` a batch holds a few runs, which
-    :meth:`StoreDataset.__getitems__` reads in a few calls instead of 64 (about 4x faster here,
+    :meth:`StoreDataset.__getitems__` reads in a few calls instead of 64 (3-4x faster here,
     see ``docs/performance.md``); the order is still random between epochs (the generator is
     seeded with ``seed`` and the epoch). ``shuffle=False`` keeps the store order. The same
     trade as WebDataset's shard shuffling: samples of one shard are more often in one batch.
