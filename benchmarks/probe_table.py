@@ -55,16 +55,31 @@ def main() -> None:
               file=sys.stderr)
     if a.json_out:
         Path(a.json_out).write_text(json.dumps(results, indent=1))
-    print("| scene | train / test | probe s | target | metric | score |")
+    print("| scene | train / test | identifiable latents >= 0.95 | states >= 0.95 | declared unidentifiable | probe s |")
     print("|---|---|---|---|---|---|")
     for scene, res in results.items():
-        for k, row in enumerate(res["rows"]):
-            head = f"{scene} | {res['train']} / {res['test']} | {res['probe_s']:.0f}" if k == 0 else " | | "
-            score = row["score"]
-            text = "n/a" if score is None or score != score else f"{score:.3f}"
-            flag = " **< 0.95**" if score == score and score is not None and score < 0.95 else ""
-            print(f"| {head} | {row['target']} {row['name']} | {row['metric']} | {text}{flag} |")
+        lat, st = res["summary"]["latents"], res["summary"]["states"]
+        states = f"{st['reached']} / {st['identifiable']}" if st["identifiable"] else "-"
+        print(f"| {scene} | {res['train']} / {res['test']} | {lat['reached']} / {lat['identifiable']} | {states} | "
+              f"{lat['unidentifiable']} | {res['probe_s']:.0f} |")
+    print()
+    for scene, res in results.items():
+        print(f"{scene}: " + "; ".join(
+            f"{target}s " + ", ".join(_cell(r) for r in res["rows"] if r["target"] == target)
+            for target in ("latent", "state") if any(r["target"] == target for r in res["rows"])) + ".\n")
 
+
+def _cell(row: dict) -> str:
+    """``name score`` with the metric when not R^2; ``(unidentifiable)`` / ``(constant)`` marks rows
+    the summary leaves out, ``**`` one below the target."""
+    score = row["score"]
+    text = "n/a" if score is None else f"{score:.3f}"
+    metric = "" if row["metric"] == "r2" else f" ({row['metric']})"
+    if row.get("unidentifiable"):
+        return f"{row['name']} {text}{metric} (unidentifiable)"
+    if row.get("constant"):
+        return f"{row['name']} (constant)"
+    return f"{row['name']} {text}{metric}" + (" **" if score is None or score < 0.95 else "")
 
 if __name__ == "__main__":
     main()

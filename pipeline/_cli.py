@@ -421,7 +421,8 @@ def evaluate(url: str, representations: str, split: str, json_out: bool) -> None
 @click.argument("url")
 @click.option("--epochs", type=int, default=30, show_default=True, help="passes over the train split")
 @click.option("--size", type=int, default=64, show_default=True, help="pixels the images are resized to")
-@click.option("--frames", type=int, default=4, show_default=True, help="frames of each clip used (video stores)")
+@click.option("--frames", type=int, default=8, show_default=True,
+              help="frames of each clip used, evenly spread (video stores; states also see the frames beside them)")
 @click.option("--max-train", type=int, default=None, help="use at most this many training samples")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", default=None, help="colour array to read (default: the first, images or frames)")
@@ -457,8 +458,23 @@ def probe(url: str, epochs: int, size: int, frames: int, max_train: int | None, 
     for col in ("target", "name", "metric", "score"):
         t.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
     for r in result["rows"]:
-        t.add_row(r["target"], r["name"], r["metric"], "-" if r["score"] is None else f"{r['score']:.3f}")
+        if not r["unidentifiable"]:
+            t.add_row(r["target"], r["name"], r["metric"], "-" if r["score"] is None else f"{r['score']:.3f}")
     out.print(t)
+    apart = [r for r in result["rows"] if r["unidentifiable"]]
+    if apart:
+        u = Table(title="declared unidentifiable by the spec (scored apart)")
+        for col in ("name", "metric", "score", "why"):
+            u.add_column(col, justify="right" if col == "score" else "left", overflow="fold")
+        for r in apart:
+            u.add_row(r["name"], r["metric"], "-" if r["score"] is None else f"{r['score']:.3f}", r["unidentifiable"])
+        out.print(u)
+    summary = result["summary"]
+    for kind, counts in (("latents", summary["latents"]), ("states", summary["states"])):
+        if counts["identifiable"]:
+            below = f"; below: {', '.join(counts['below'])}" if counts["below"] else ""
+            out.print(f"{kind}: {counts['reached']} of {counts['identifiable']} identifiable reach "
+                      f"{summary['target_score']}{below}", markup=False)
     for note in result["notes"]:
         out.print(f"note: {note}", markup=False)
 

@@ -226,7 +226,9 @@ def video_grid(plan: Plan, store: Store, max_samples: int = 4, max_frames: int =
 
 def graph_image(graph: dict[str, Any]) -> bytes:
     """The causal graph as a PNG: latents in layers by causal order (roots on top), mechanism edges
-    solid, domain-only edges dashed, intervention targets outlined in red."""
+    solid, domain-only edges dashed, intervention targets outlined in red. A context node (the domain,
+    ``graph["context_nodes"]``: Joint Causal Inference, Mooij, Magliacane & Claassen 2020) is a green
+    box right of the latents, its edges to the latents whose mechanism the domains change dash-dotted green."""
     import networkx as nx
 
     plt = _pyplot()
@@ -246,19 +248,35 @@ def graph_image(graph: dict[str, Any]) -> bytes:
         rows += [layer[k:k + per_row] for k in range(0, len(layer), per_row)]
     pos = {name: (x - (len(row) - 1) / 2 + 0.25 * (r % 2 and len(row) == per_row), -r)
            for r, row in enumerate(rows) for x, name in enumerate(row)}
-    targets = {t for o in graph["interventions"]["options"] for t in o["targets"]}
+    contexts = [c["name"] for c in graph.get("context_nodes", ())]
+    context = [(e["source"], e["target"]) for e in graph.get("context_edges", ())]
     width = max((len(row) for row in rows), default=1)
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.7 * width), max(3.0, 1.2 * len(rows) + 0.8)))
+    for i, c in enumerate(contexts):  # a column of their own right of the latents, at mid height
+        pos[c] = ((width - 1) / 2 + 1.1, -(len(rows) - 1) / 2 - i + (len(contexts) - 1) / 2)
+    G.add_nodes_from(contexts)
+    G.add_edges_from(context)
+    targets = {t for o in graph["interventions"]["options"] for t in o["targets"]}
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.7 * (width + bool(contexts))), max(3.0, 1.2 * (len(rows) + bool(contexts)) + 0.8)))
     roots = [n["name"] for n in graph["nodes"] if n["root"]]
-    nx.draw_networkx_nodes(G, pos, ax=ax, node_size=2000, node_color=["#cfe3f7" if n in roots else "#f3e3c3" for n in G.nodes],
-                           edgecolors=["#c0392b" if n in targets else "#555555" for n in G.nodes],
-                           linewidths=[2.5 if n in targets else 1.0 for n in G.nodes])
+    latents = [n for n in G.nodes if n not in contexts]
+    nx.draw_networkx_nodes(G, pos, ax=ax, nodelist=latents, node_size=2000,
+                           node_color=["#cfe3f7" if n in roots else "#f3e3c3" for n in latents],
+                           edgecolors=["#c0392b" if n in targets else "#555555" for n in latents],
+                           linewidths=[2.5 if n in targets else 1.0 for n in latents])
+    if contexts:
+        nx.draw_networkx_nodes(G, pos, ax=ax, nodelist=contexts, node_size=2600, node_shape="s", node_color="#d8efd9",
+                               edgecolors="#2e7d32", linewidths=1.5)
     nx.draw_networkx_labels(G, pos, ax=ax, font_size=7)
     nx.draw_networkx_edges(G, pos, ax=ax, edgelist=solid, node_size=2000, arrowsize=16, width=1.4)
     if dashed:
         nx.draw_networkx_edges(G, pos, ax=ax, edgelist=dashed, node_size=2000, arrowsize=14, style="dashed", edge_color="#777777")
+    if context:
+        nx.draw_networkx_edges(G, pos, ax=ax, edgelist=context, node_size=2300, arrowsize=14, style="dashdot",
+                               edge_color="#2e7d32", width=1.3, connectionstyle="arc3,rad=0.1")
     ax.set_title(f"{graph['name']}: causal graph (blue = root, red outline = intervention target"
-                 + (", dashed = only in some domains" if dashed else "") + ")", fontsize=8)
+                 + (", dashed = only in some domains" if dashed else "")
+                 + (", green box = domain (context), its edges = mechanisms it changes" if contexts else "") + ")",
+                 fontsize=8, wrap=True)
     ax.axis("off")
     ax.margins(0.15)
     fig.tight_layout()

@@ -445,12 +445,12 @@ class CompiledSCM:
                     val = eps.copy()
                 else:
                     val = np.broadcast_to(self.mech[j]({**env, NOISE_NAME: eps}), (n,)).astype(np.float64, copy=True)
-                    for d, f in self.domain_mech[j].items():
-                        rows = np.flatnonzero(domain == d)
-                        if rows.size:
-                            sub = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
-                            sub[NOISE_NAME] = eps[rows]
-                            val[rows] = f(sub)
+                for d, f in self.domain_mech[j].items():  # a domain's mechanism, roots' included
+                    rows = np.flatnonzero(domain == d)
+                    if rows.size:
+                        sub = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+                        sub[NOISE_NAME] = eps[rows]
+                        val[rows] = np.broadcast_to(f(sub), (rows.size,))
                 val = _cast(node.variable, val)
                 for src, iv in self.by_target.get(node.name, ()):
                     if src == "cf":

@@ -11,7 +11,9 @@ import numpy as np
 
 from ..schemas import DatasetSpec
 from ..schemas._yaml import dump_yaml
+from ..schemas.graph import expand, mechanism_names
 from ..schemas.interventions import SingleNode
+from ..schemas.variables import NOISE_NAME
 from ._plan import Plan
 from ._preview import BY_DOMAIN, BY_REGIME, CONTACT_SHEET, GRAPH_IMAGE, VIDEO_DIR, VIDEO_GRID, PreviewFiles, previews
 from ._store import GENERATOR_VERSION, Store
@@ -27,9 +29,16 @@ def _shorthand(v: Any) -> Any:
 
 
 def causal_graph(plan: Plan) -> dict[str, Any]:
-    """The causal graph as JSON-ready data: nodes (type, range, unit, equation, noise, parents),
+    """The causal graph as JSON-ready data: nodes (type, range, unit, equation, noise, parents, and
+    ``unidentifiable``: the spec's reason the observations cannot determine it, or None),
     edges, domain-only edges, states (with the units the store gives them), parameters, domains,
-    the intervention regime and its options, counterfactual pairing and temporal edits."""
+    the intervention regime and its options, counterfactual pairing and temporal edits.
+
+    With two or more domains the domain is also a *context node* (``context_nodes``), in the sense of
+    Joint Causal Inference (Mooij, Magliacane & Claassen 2020, "Joint Causal Inference from Multiple
+    Contexts", JMLR 21(99)): an exogenous variable (no latent causes it) whose data is the store's
+    ``domain`` array, with ``context_edges`` to every latent whose mechanism differs between domains
+    (see :func:`context_edges`). Key by key: ``docs/causal-graph.md``."""
     spec, spec_hash = plan.spec, plan.spec_hash
     g = spec.graph
     units = dict(zip(plan.array("state").values, plan.array("state_unit").values)) if plan.has("state_unit") else {}
@@ -41,7 +50,7 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
             "range": list(v.bounds()) if v.type != "continuous" or getattr(v, "range", None) else None,
             "levels": list(getattr(v, "levels", ()) or ()) or None, "unit": v.unit, "description": v.description,
             "mechanism": n.mechanism, "noise": _shorthand(v.noise), "parents": list(n.parents),
-            "parameters": list(n.parameters), "root": n.mechanism is None,
+            "parameters": list(n.parameters), "root": n.mechanism is None, "unidentifiable": v.unidentifiable,
         })
     reg = spec.interventions
     options = [{"index": i, "targets": _shorthand(o)} for i, o in enumerate(spec.intervention_options())]
@@ -51,6 +60,8 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
         "states": [{"name": s, "unit": units.get(s) or None} for s in g.states],
         "edges": [{"source": p, "target": c} for p, c in g.edges()],
         "extra_edges": [{"source": p, "target": c, "where": w} for p, c, w in g.extra_edges],
+        "context_nodes": context_nodes(spec),
+        "context_edges": context_edges(spec),
         "parameters": dict(spec.parameters),
         "domains": {k: d.model_dump(mode="json", exclude_defaults=True) for k, d in spec.domains.items()} or {"default": {}},
         "interventions": {"regime": reg.regime, "fraction": getattr(reg, "fraction", None),
@@ -61,19 +72,120 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
     }
 
 
+#: The context node's name when no latent, state or parameter already uses it.
+CONTEXT_NAME = "domain"
+
+
+def _context_name(spec: DatasetSpec) -> str:
+    taken = {*spec.graph.names, *spec.graph.states, *spec.parameters}
+    name = CONTEXT_NAME
+    while name in taken:
+        name = "_" + name
+    return name
+
+
+def context_nodes(spec: DatasetSpec) -> list[dict[str, Any]]:
+    """The domain as a JCI context variable: ``[]`` for a spec with fewer than two domains, else one
+    node ``{"name": "domain", "kind": "context", "array": "domain", "labels": [label of code 0, 1, ...],
+    "description": ...}``. Its data is the store's ``domain`` array (one int16 code per sample, code i
+    meaning ``labels[i]``); it is exogenous, so an analysis may forbid edges into it (Mooij, Magliacane
+    & Claassen 2020, JMLR 21(99), assumption 1). The name is ``domain`` unless a latent, state or
+    parameter already has it (then underscores are prefixed)."""
+    if len(spec.domains) < 2:
+        return []
+    return [{"name": _context_name(spec), "kind": "context", "array": "domain", "labels": list(spec.domains),
+             "description": "the domain (environment) each sample was drawn in: a context variable in the sense of Joint "
+                            "Causal Inference (Mooij, Magliacane & Claassen 2020), exogenous (no latent causes it); its "
+                            "data is the store's `domain` array, code i meaning labels[i]; its edges point at the latents "
+                            "whose mechanism the domains change"}]
+
+
+def _effective(spec: DatasetSpec, node, dom) -> tuple[str | None, Any, dict[str, float]]:
+    """(mechanism source, noise or None when the mechanism ignores it, parameter values it reads) of
+    ``node`` in domain ``dom``: the spec's own, or the domain's overrides (the last key naming it wins)."""
+    mech = node.mechanism
+    noise = node.variable.noise
+    for target, src in dom.overrides.items():
+        if node.name in spec.expand_names(target):
+            mech = expand(src, node.object_index) if node.object_index is not None else src
+    for target, nz in dom.noise.items():
+        if node.name in spec.expand_names(target):
+            noise = nz
+    names = mechanism_names(mech) if mech else frozenset()
+    if mech is not None and NOISE_NAME not in names:
+        noise = None  # the equation never reads eps: its distribution changes nothing
+    params = {p: float(dom.parameters.get(p, v)) for p, v in spec.parameters.items() if p in names}
+    return mech, _shorthand(noise), params
+
+
+def context_edges(spec: DatasetSpec) -> list[dict[str, Any]]:
+    """Edges from the context node (:func:`context_nodes`) to every latent whose mechanism is not the
+    same in all domains, in the graph's topological order; ``[]`` with fewer than two domains.
+
+    A domain changes a latent when it overrides a parameter the latent's equation reads, the equation
+    itself (``overrides``), or the distribution of a noise the latent uses (``noise``: a root's value,
+    or ``eps`` in an equation), and the result differs from another domain's. Each edge is
+    ``{"source": "domain", "target": latent, "changes": [...]}``, one change per thing that differs:
+    ``{"kind": "parameter", "name": "g", "values": {domain: value}}``, ``{"kind": "mechanism",
+    "values": {domain: equation or None for a root}}`` or ``{"kind": "noise", "values": {domain: noise}}``.
+    In the Joint Causal Inference model (Mooij, Magliacane & Claassen 2020, JMLR 21(99)) these are the
+    context variable's children among the latents."""
+    if len(spec.domains) < 2:
+        return []
+    name = _context_name(spec)
+    out = []
+    for node in spec.graph.nodes:
+        per = {d: _effective(spec, node, dom) for d, dom in spec.domains.items()}
+        changes: list[dict[str, Any]] = []
+        for p in sorted({p for _, _, ps in per.values() for p in ps}):
+            vals = {d: ps[p] for d, (_, _, ps) in per.items() if p in ps}  # where the equation reads it
+            if len(set(vals.values())) > 1:
+                changes.append({"kind": "parameter", "name": p, "values": vals})
+        for what, i in (("mechanism", 0), ("noise", 1)):
+            vals = {d: e[i] for d, e in per.items()}
+            if len({json.dumps(v, sort_keys=True) for v in vals.values()}) > 1:
+                changes.append({"kind": what, "values": vals})
+        if changes:
+            out.append({"source": name, "target": node.name, "changes": changes})
+    return out
+
+
+def change_text(change: dict[str, Any]) -> str:
+    """One context edge's change in words: ``"parameter g: earth 9.81, moon 1.62"``, or ``"mechanism: ..."``
+    / ``"noise: ..."`` with each domain's equation (``none (root)`` for a root) or noise (``none (unused)``
+    where the domain's equation reads no ``eps``)."""
+    none = {"mechanism": "none (root)", "noise": "none (unused)"}.get(change["kind"], "none")
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:g}"
+        return none if v is None else f"`{v}`" if isinstance(v, str) else json.dumps(v)
+
+    vals = ", ".join(f"{d} {fmt(v)}" for d, v in change["values"].items())
+    return f"{change['kind']}{' ' + change['name'] if change.get('name') else ''}: {vals}"
+
+
 def graphml(graph: dict[str, Any]) -> str:
-    """The graph's nodes (with their attributes) and edges (``kind``: mechanism or where) as GraphML."""
+    """The graph's nodes (with their attributes; ``kind``: latent or context) and edges (``kind``:
+    mechanism, where (e.g. ``domain moon``) or context) as GraphML. A context node (see
+    :func:`context_nodes`) carries ``kind="context"``, ``array`` and ``labels`` (JSON); its edges carry
+    ``kind="context"`` and ``changes`` (the JSON list of what the domains change)."""
     import networkx as nx
+
+    def plain(d: dict[str, Any]) -> dict[str, Any]:
+        return {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in d.items() if v is not None}
 
     G = nx.DiGraph(name=graph["name"])
     for n in graph["nodes"]:
-        attrs = {k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in n.items()
-                 if k not in ("name",) and v is not None}
-        G.add_node(n["name"], **attrs)
+        G.add_node(n["name"], kind="latent", **plain({k: v for k, v in n.items() if k != "name"}))
+    for n in graph.get("context_nodes", ()):
+        G.add_node(n["name"], **plain({k: v for k, v in n.items() if k != "name"}))
     for e in graph["edges"]:
         G.add_edge(e["source"], e["target"], kind="mechanism")
     for e in graph["extra_edges"]:
         G.add_edge(e["source"], e["target"], kind=e["where"])
+    for e in graph.get("context_edges", ()):
+        G.add_edge(e["source"], e["target"], kind="context", changes=json.dumps(e["changes"]))
     return "\n".join(nx.generate_graphml(G)) + "\n"
 
 
@@ -131,6 +243,20 @@ def dataset_card(plan: Plan, graph: dict[str, Any], files: list[str] = ()) -> st
                     "camera coordinates (x, y, z) = R^T (X - t) and lands at K (x/z, y/z, 1) for perspective views and "
                     "K (x, y, 1) for orthographic ones (see the `projection` coordinate); `depth` holds z.\n")
     ids = ("\nSegmentation ids:\n" + "\n".join(keys) + "\n") if keys else ""
+    context = ""
+    for c in graph.get("context_nodes", ()):
+        codes = ", ".join(f"{i} = {label}" for i, label in enumerate(c["labels"]))
+        out = [e for e in graph.get("context_edges", ()) if e["source"] == c["name"]]
+        context += (f"\nContext node `{c['name']}` (Joint Causal Inference, Mooij, Magliacane & Claassen 2020): the domain, "
+                    f"an exogenous variable whose data is the `{c['array']}` array ({codes}). "
+                    + ("It points at the latents whose mechanism the domains change: "
+                       + "; ".join(f"{c['name']} → {e['target']} (" + "; ".join(change_text(x) for x in e["changes"]) + ")"
+                                   for e in out) + "." if out else "The domains change no latent's mechanism.")
+                    + " Data pooled over domains mixes these mechanisms: analyse it within a domain, or with the "
+                      f"`{c['array']}` array as a context variable.\n")
+    hidden = [n for n in graph["nodes"] if n.get("unidentifiable")]
+    unident = ("\nNot identifiable from the observations (the spec says why; `crlgen probe` scores these apart):\n"
+               + "\n".join(f"- `{n['name']}`: {n['unidentifiable']}" for n in hidden) + "\n") if hidden else ""
     fills = ", ".join(f"`{a.name}` {_fill_text(a.fill)}" for a in plan.arrays
                       if a.per_sample and a.fill is not None and a.fill is not False)
     return f"""# {spec.name}
@@ -145,11 +271,11 @@ intervention regime `{spec.interventions.regime}`.
 
 ## Causal graph
 Edges: {edges}. Full graph: `causal_graph.json` (and `causal_graph.graphml`).
-
+{context}
 | variable | type | unit | parents | equation / noise |
 |---|---|---|---|---|
 {rows}
-
+{unident}
 ## Arrays
 | array | dims | shape | dtype | units | meaning |
 |---|---|---|---|---|---|

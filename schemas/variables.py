@@ -31,6 +31,10 @@ class _Variable(TaggedModel):
     mechanism: str | None = Field(None, description="structural equation over parents and 'eps'; omit for a root")
     noise: Noise | None = Field(None, description="distribution of the exogenous noise 'eps' (a root's value)")
     time_varying: bool = Field(False, description="a per-frame state simulated by the world, stored in `states`")
+    unidentifiable: str | None = Field(
+        None, min_length=1, max_length=500,
+        description="why the observations cannot determine this latent (physics or symmetry hides it); the graph "
+                    "sidecar and dataset card show the reason and `crlgen probe` scores it apart")
 
     _check_mech = field_validator("mechanism")(classmethod(lambda cls, v: check_mechanism(v)))
 

@@ -38,6 +38,30 @@ def test_probe_of_a_video_store_scores_static_latents_and_states(capsys, falling
     assert {n for t, n in by_name if t == "state"} == {"obj[0].z", "obj[0].vz"}
 
 
+def test_declared_unidentifiable_latents_are_scored_apart(capsys, falling_store):
+    """Issue 10: a latent the spec declares unidentifiable (with its reason) is scored but not counted
+    toward the target; a constant one is not counted either; the table shows the reasons."""
+    from crlgen.pipeline import load_spec
+
+    declared = {n.name: n.variable.unidentifiable for n in load_spec("physics/falling_simple").graph.nodes
+                if n.variable.unidentifiable}
+    assert {"obj[0].mass", "obj[0].density", "obj[0].yaw0", "friction"} <= set(declared)
+    code, out, err = _cli(capsys, "probe", str(falling_store), "--epochs", "1", "--size", "16", "--frames", "3", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    rows = {r["name"]: r for r in res["rows"] if r["target"] == "latent"}
+    assert all(rows[n]["unidentifiable"] == why for n, why in declared.items())
+    assert rows["obj[0].hue"]["unidentifiable"] is None and not rows["obj[0].hue"]["constant"]
+    lat = res["summary"]["latents"]
+    counted = [n for n, r in rows.items() if not r["unidentifiable"] and not r["constant"]]
+    assert lat["identifiable"] == len(counted) and lat["unidentifiable"] == len(declared)
+    below = [n for n in counted if rows[n]["score"] is None or rows[n]["score"] < res["summary"]["target_score"]]
+    assert lat["below"] == below and lat["reached"] == len(counted) - len(below)
+    code, out, _ = _cli(capsys, "probe", str(falling_store), "--epochs", "1", "--size", "16", "--frames", "3")
+    assert code == 0 and "declared unidentifiable" in out and "equivalence principle" in out.replace("\n", " ").replace("│", " ")
+    assert f"of {lat['identifiable']} identifiable reach 0.95" in out
+
+
 def test_the_scores_mean_what_they_say():
     """On images that are a known function of the targets a trained probe scores near 1; on noise near 0."""
     torch = pytest.importorskip("torch")

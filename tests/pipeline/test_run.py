@@ -155,7 +155,11 @@ def test_sidecars_describe_the_graph(reference_store):
     import networkx as nx
 
     g = nx.read_graphml(reference_store / "causal_graph.graphml")
-    assert set(g.edges()) == edges
+    assert {(a, b) for a, b, kind in g.edges(data="kind") if kind == "mechanism"} == edges
+    # the domain is a context node (Joint Causal Inference) with an edge to l, whose mechanism reads g
+    assert graph["context_edges"] == [{"source": "domain", "target": "l", "changes": [
+        {"kind": "parameter", "name": "g", "values": {"earth": 9.81, "moon": 1.62}}]}]
+    assert g.nodes["domain"]["kind"] == "context" and g.edges["domain", "l"]["kind"] == "context"
     manifest = json.loads((reference_store / "manifest.json").read_text())
     assert manifest["complete"] and len(manifest["shard_list"]) == 6
     assert "open_store" in (reference_store / "README.md").read_text()

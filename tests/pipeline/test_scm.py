@@ -603,3 +603,22 @@ def test_splits_that_leave_nothing_to_train_or_test_on_are_named(splits, message
     with pytest.raises(SpecError) as e:
         check_spec(_split_spec(**splits))
     assert any(message in p for p in e.value.problems), e.value.problems
+
+
+def test_a_domain_override_of_a_root_is_applied_and_validates(tmp_path):
+    """A domain may replace a root's equation (a constant, or a function of its noise); the sampler
+    once kept the root's noise there silently. Validation recomputes the same values."""
+    from crlgen.pipeline import load_spec, resolve
+    from crlgen.pipeline._run import RunOptions, run
+
+    d = load_spec("static/spring").replace(world=None, samples=600, shard_size=300).to_dict()
+    d["domains"]["moon"]["overrides"] = {"h": "0.05", "k": "eps * 0.5 + 200"}
+    spec = DatasetSpec.from_dict(d)
+    b = CompiledSCM(spec).sample(0, 600)
+    moon, earth = b.domain == 1, b.domain == 0
+    observed = ~b.intervention_mask.any(axis=1)
+    assert np.all(b.column("h")[moon & observed] == 0.05) and np.ptp(b.column("h")[earth & observed]) > 0.05
+    k_noise = b.noise[:, b.names.index("k")]
+    assert np.allclose(b.column("k")[moon & observed], k_noise[moon & observed] * 0.5 + 200)
+    res = run(spec, resolve(str(tmp_path / "s.zarr")), RunOptions(executor="inline"))
+    assert res.valid, [c for c in res.report["checks"] if not c["passed"]]

@@ -82,6 +82,26 @@ def test_edited_latents_fail_checksum_then_reproducibility_and_mechanisms(latent
     assert any(p.startswith("m:") for p in check_by_name(report, "mechanisms")["problems"])
 
 
+def test_the_graph_sidecar_must_say_what_the_spec_says(latent_copy):
+    """A changed edge fails integrity; a sidecar an earlier crlgen wrote (without the keys added
+    since: context nodes, a node's ``unidentifiable``) still agrees."""
+    import json
+
+    root, plan = latent_copy
+    path = root / "causal_graph.json"
+    graph = json.loads(path.read_text())
+    older = {k: v for k, v in graph.items() if k not in ("context_nodes", "context_edges")}
+    older["nodes"] = [{k: v for k, v in n.items() if k != "unidentifiable"} for n in graph["nodes"]]
+    path.write_text(json.dumps(older))
+    report = validate_store(resolve(str(root)), plan)
+    assert report["passed"], report
+    older["edges"] = older["edges"][1:]  # one mechanism edge dropped
+    path.write_text(json.dumps(older))
+    report = validate_store(resolve(str(root)), plan)
+    assert "integrity" in _failed(report)
+    assert "causal_graph.json differs from the graph the store's spec implies" in check_by_name(report, "integrity")["problems"]
+
+
 def test_flipped_intervention_mask_fails_interventions(latent_copy):
     root, plan = latent_copy
     g = __import__("zarr").open_group(str(root))

@@ -1,0 +1,107 @@
+"""The graph sidecar's context node: the domain as a JCI context variable (Mooij, Magliacane & Claassen
+2020) with edges to the latents whose mechanism the domains change, in JSON, GraphML, the card and the
+graph image. Built from plans only (no store), so these run in a blink."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import networkx as nx
+from PIL import Image
+
+from support.stores import latent_spring
+
+from crlgen.pipeline import make_plan
+from crlgen.pipeline._preview import graph_image
+from crlgen.pipeline._sidecars import causal_graph, context_edges, dataset_card, graphml
+
+
+def _graph(**changes) -> dict:
+    return json.loads(json.dumps(causal_graph(make_plan(latent_spring(samples=20, **changes)))))
+
+
+def test_the_spring_s_domain_is_a_context_node_pointing_at_l():
+    g = _graph()
+    assert g["context_nodes"] == [{
+        "name": "domain", "kind": "context", "array": "domain", "labels": ["earth", "moon"],
+        "description": g["context_nodes"][0]["description"]}]
+    assert "Joint Causal Inference" in g["context_nodes"][0]["description"]
+    assert g["context_edges"] == [{"source": "domain", "target": "l", "changes": [
+        {"kind": "parameter", "name": "g", "values": {"earth": 9.81, "moon": 1.62}}]}]
+    # the existing keys keep their meaning: the context is in neither `nodes` nor `edges`
+    assert "domain" not in {n["name"] for n in g["nodes"]}
+    assert {(e["source"], e["target"]) for e in g["edges"]} == {("h", "m"), ("r", "m"), ("rho", "m"), ("k", "l"), ("m", "l")}
+
+
+def test_graphml_marks_the_context_node_and_its_edges():
+    g = _graph()
+    G = nx.parse_graphml(graphml(g))
+    assert G.nodes["domain"]["kind"] == "context" and json.loads(G.nodes["domain"]["labels"]) == ["earth", "moon"]
+    assert G.nodes["domain"]["array"] == "domain"
+    assert {n for n, k in G.nodes(data="kind") if k == "latent"} == {"h", "r", "rho", "m", "k", "l"}
+    assert [(a, b) for a, b, k in G.edges(data="kind") if k == "context"] == [("domain", "l")]
+    assert json.loads(G.edges["domain", "l"]["changes"]) == g["context_edges"][0]["changes"]
+    assert {(a, b) for a, b, k in G.edges(data="kind") if k == "mechanism"} == {(e["source"], e["target"]) for e in g["edges"]}
+
+
+def test_the_card_names_the_context_node_its_codes_and_what_it_changes():
+    plan = make_plan(latent_spring(samples=20))
+    card = dataset_card(plan, causal_graph(plan))
+    graph_section = card[card.index("## Causal graph"):card.index("## Arrays")]
+    assert "Context node `domain`" in graph_section and "`domain` array (0 = earth, 1 = moon)" in graph_section
+    assert "domain → l (parameter g: earth 9.81, moon 1.62)" in graph_section
+
+
+def test_one_domain_or_domains_that_change_nothing_give_no_context_edges():
+    one = _graph(domains={})
+    assert one["context_nodes"] == [] and one["context_edges"] == []
+    assert "Context node" not in dataset_card(make_plan(latent_spring(samples=20, domains={})), one)
+    same = _graph(domains={"a": {"weight": 1}, "b": {"weight": 3, "parameters": {"g": 9.81}}})
+    assert [c["labels"] for c in same["context_nodes"]] == [["a", "b"]] and same["context_edges"] == []
+
+
+def test_overridden_mechanisms_and_noises_are_context_edges_naming_the_change():
+    spec = latent_spring(samples=20, domains={
+        "a": {"weight": 1, "noise": {"k": "uniform(200, 300)", "l": "normal(0, 0.002)"}},
+        "b": {"weight": 1, "overrides": {"m": "rho * r**2 * h * 3"}, "parameters": {"rest": 0.12}},
+        "c": {"weight": 1, "parameters": {"g": 1.62, "rest": 0.12}},
+    })
+    edges = {e["target"]: e["changes"] for e in context_edges(spec)}
+    assert set(edges) == {"m", "k", "l"}  # h, r, rho: untouched in every domain
+    assert edges["m"] == [{"kind": "mechanism", "values": {"a": "rho * 3.14159265 * r**2 * h",
+                                                             "b": "rho * r**2 * h * 3", "c": "rho * 3.14159265 * r**2 * h"}}]
+    assert [c["kind"] for c in edges["k"]] == ["noise"] and edges["k"][0]["values"]["a"] != edges["k"][0]["values"]["b"]
+    assert edges["l"] == [  # g differs in c; rest is the same everywhere, so it is no change
+        {"kind": "parameter", "name": "g", "values": {"a": 9.81, "b": 9.81, "c": 1.62}},
+        {"kind": "noise", "values": {"a": "normal(0.0, 0.002)", "b": "normal(0.0, 0.001)", "c": "normal(0.0, 0.001)"}}]
+
+
+def test_a_noise_the_equation_never_reads_is_no_change():
+    clamp = "max(rest - g * m / k, 0.01)"  # l without its eps: its noise no longer matters
+    spec = latent_spring(samples=20, domains={"a": {"weight": 1, "overrides": {"l": clamp}},
+                                              "b": {"weight": 1, "overrides": {"l": clamp}, "noise": {"l": "normal(0, 0.005)"}}})
+    assert context_edges(spec) == []
+    spec = latent_spring(samples=20, domains={"a": {"weight": 1, "overrides": {"l": clamp}},
+                                              "b": {"weight": 1, "noise": {"l": "normal(0, 0.005)"}}})
+    (edge,) = context_edges(spec)  # b keeps the eps: its equation and its noise both differ from a's
+    assert [c["kind"] for c in edge["changes"]] == ["mechanism", "noise"]
+    assert edge["changes"][1]["values"] == {"a": None, "b": "normal(0.0, 0.005)"}
+
+
+def test_a_latent_named_domain_does_not_collide_with_the_context_node():
+    variables = {**latent_spring(samples=20).to_dict()["variables"]}
+    variables["domain"] = {"range": [0, 1], "noise": "uniform(0, 1)"}
+    g = _graph(variables=variables)
+    assert [c["name"] for c in g["context_nodes"]] == ["_domain"] and g["context_edges"][0]["source"] == "_domain"
+    assert nx.parse_graphml(graphml(g)).nodes["_domain"]["kind"] == "context"
+
+
+def test_the_graph_image_gives_the_context_node_a_column_of_its_own():
+    def size(g: dict) -> tuple[int, int]:
+        with Image.open(io.BytesIO(graph_image(g))) as im:
+            assert im.format == "PNG"
+            return im.size
+
+    with_context, without = size(_graph()), size(_graph(domains={}))
+    assert with_context[0] > without[0] and with_context[1] >= without[1]
