@@ -349,16 +349,7 @@ def _pair_kind(model: CompiledSCM) -> str | None:
 def _reach(plan: Plan, names: set[str]) -> set[str]:
     """``names`` and everything downstream of them, through every edge any domain or soft intervention adds."""
     g = plan.spec.graph
-    children: dict[str, list[str]] = {}
-    for p, ch in [*g.edges(), *((p, ch) for p, ch, _ in g.extra_edges)]:
-        children.setdefault(p, []).append(ch)
-    out, stack = set(names), list(names)
-    while stack:
-        for ch in children.get(stack.pop(), ()):
-            if ch not in out:
-                out.add(ch)
-                stack.append(ch)
-    return out
+    return set(names).union(*(g.descendants(n, extra=True) for n in names))
 
 
 def _pair_problems(plan: Plan, model: CompiledSCM, data: dict, problems: list[str]) -> dict[str, Any]:

@@ -64,9 +64,11 @@ class CausalGraph:
     def edges(self) -> list[tuple[str, str]]:
         return [(p, n.name) for n in self.nodes for p in n.parents]
 
-    def descendants(self, name: str) -> set[str]:
+    def descendants(self, name: str, extra: bool = False) -> set[str]:
+        """Every variable downstream of ``name`` along mechanism edges (and, with ``extra``, along the
+        edges only a domain or a soft intervention adds)."""
         children: dict[str, list[str]] = {}
-        for p, c in self.edges():
+        for p, c in [*self.edges(), *((p, c) for p, c, _ in (self.extra_edges if extra else ()))]:
             children.setdefault(p, []).append(c)
         out, stack = set(), [name]
         while stack:
