@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from ..schemas import DatasetSpec, SpecError
-from ..schemas.graph import expand
 from ..schemas.interventions import Do, Scale, Shift, Soft
 from ..schemas.variables import NOISE_NAME
 
@@ -197,15 +196,12 @@ class CompiledSCM:
         self.mech = [compile_expression(n.mechanism) if n.mechanism else None for n in self.nodes]
         self.domain_mech: list[dict[int, Any]] = [dict() for _ in self.nodes]
         self.domain_noise: list[dict[int, Any]] = [dict() for _ in self.nodes]
-        for d, dom in enumerate(doms):
-            for target, src in dom.overrides.items():
-                for e in spec.expand_names(target):
-                    j = self.index[e]
-                    k = self.nodes[j].object_index
-                    self.domain_mech[j][d] = compile_expression(expand(src, k) if k is not None else src)
-            for target, nz in dom.noise.items():
-                for e in spec.expand_names(target):
-                    self.domain_noise[self.index[e]][d] = nz
+        for d, dname in enumerate(spec.domains):
+            mechs, noises = spec.domain_overrides(dname)
+            for e, src in mechs.items():
+                self.domain_mech[self.index[e]][d] = compile_expression(src)
+            for e, nz in noises.items():
+                self.domain_noise[self.index[e]][d] = nz
 
         # interventions: regime options, plus the counterfactual intervention
         self.options = spec.intervention_options()

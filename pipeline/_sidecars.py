@@ -11,7 +11,7 @@ import numpy as np
 
 from ..schemas import DatasetSpec
 from ..schemas._yaml import dump_yaml
-from ..schemas.graph import expand, mechanism_names
+from ..schemas.graph import mechanism_names
 from ..schemas.interventions import SingleNode
 from ..schemas.variables import NOISE_NAME
 from ._plan import Plan
@@ -100,17 +100,13 @@ def context_nodes(spec: DatasetSpec) -> list[dict[str, Any]]:
                             "whose mechanism the domains change"}]
 
 
-def _effective(spec: DatasetSpec, node, dom) -> tuple[str | None, Any, dict[str, float]]:
+def _effective(spec: DatasetSpec, node, dname: str, overrides: tuple[dict, dict]) -> tuple[str | None, Any, dict[str, float]]:
     """(mechanism source, noise or None when the mechanism ignores it, parameter values it reads) of
-    ``node`` in domain ``dom``: the spec's own, or the domain's overrides (the last key naming it wins)."""
-    mech = node.mechanism
-    noise = node.variable.noise
-    for target, src in dom.overrides.items():
-        if node.name in spec.expand_names(target):
-            mech = expand(src, node.object_index) if node.object_index is not None else src
-    for target, nz in dom.noise.items():
-        if node.name in spec.expand_names(target):
-            noise = nz
+    ``node`` in domain ``dname``: the spec's own, or the domain's ``overrides`` (``spec.domain_overrides``)."""
+    mechs, noises = overrides
+    mech = mechs.get(node.name, node.mechanism)
+    noise = noises.get(node.name, node.variable.noise)
+    dom = spec.domains[dname]
     names = mechanism_names(mech) if mech else frozenset()
     if mech is not None and NOISE_NAME not in names:
         noise = None  # the equation never reads eps: its distribution changes nothing
@@ -133,9 +129,10 @@ def context_edges(spec: DatasetSpec) -> list[dict[str, Any]]:
     if len(spec.domains) < 2:
         return []
     name = _context_name(spec)
+    over = {d: spec.domain_overrides(d) for d in spec.domains}
     out = []
     for node in spec.graph.nodes:
-        per = {d: _effective(spec, node, dom) for d, dom in spec.domains.items()}
+        per = {d: _effective(spec, node, d, over[d]) for d in spec.domains}
         changes: list[dict[str, Any]] = []
         for p in sorted({p for _, _, ps in per.values() for p in ps}):
             vals = {d: ps[p] for d, (_, _, ps) in per.items() if p in ps}  # where the equation reads it

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..schemas.graph import expand, mechanism_names
+from ..schemas.graph import mechanism_names
 from ..schemas.variables import NOISE_NAME
 from ._scm import ROLE_COUNTERFACTUAL, CompiledSCM
 
@@ -74,15 +74,11 @@ def _domain_graph(plan: Plan, domain: int) -> _DomainGraph:
     spec = plan.spec
     g = spec.graph
     names = g.names
-    doms = list(spec.domains.values())
-    dom = doms[domain] if doms else None
+    mechs = spec.domain_overrides(list(spec.domains)[domain])[0] if spec.domains else {}
     parents: dict[str, tuple[str, ...]] = {}
     stochastic: dict[str, bool] = {}
     for node in g.nodes:
-        mech = node.mechanism
-        for target, src in (dom.overrides.items() if dom is not None else ()):
-            if node.name in spec.expand_names(target):
-                mech = expand(src, node.object_index) if node.object_index is not None else src
+        mech = mechs.get(node.name, node.mechanism)
         used = mechanism_names(mech) if mech else frozenset()
         parents[node.name] = tuple(n for n in names if n in used)
         stochastic[node.name] = mech is None or NOISE_NAME in used

@@ -98,6 +98,19 @@ class DatasetSpec(SpecModel):
         n = self.object_count(prefix) or 0
         return [expand(name, k) for k in range(n)]
 
+    def domain_overrides(self, domain: str) -> tuple[dict[str, str], dict[str, Any]]:
+        """What domain ``domain`` replaces, per latent (expanded names): ``({latent: equation, object
+        index filled in}, {latent: Noise})``; of two keys naming one latent (``obj[i].x``, ``obj[0].x``)
+        the later wins. Parameter overrides are the domain's ``parameters``."""
+        dom = self.domains[domain]
+        mechs: dict[str, str] = {}
+        for target, src in dom.overrides.items():
+            for e in self.expand_names(target):
+                k = self.graph.node(e).object_index
+                mechs[e] = expand(src, k) if k is not None else src
+        noises = {e: nz for target, nz in dom.noise.items() for e in self.expand_names(target)}
+        return mechs, noises
+
     def expand_all(self, names: Iterable[str]) -> list[str]:
         """Many names at once: plain names in their order, then templated ones object-major.
 

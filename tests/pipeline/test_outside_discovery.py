@@ -125,20 +125,9 @@ def _sidecar_edges(graph: dict, keep: list[str], context: bool = False) -> set[t
     for e in graph["edges"] + (graph["context_edges"] if context else []):
         children.setdefault(e["source"], set()).add(e["target"])
     kept = set(keep)
-    out = set()
-    for a in kept:
-        stack, seen = list(children.get(a, ())), set()
-        while stack:
-            b = stack.pop()
-            if b in seen:
-                continue
-            seen.add(b)
-            if b in kept:
-                out.add((a, b))
-            else:
-                stack.extend(children.get(b, ()))
-    for n in {e["source"] for e in graph["edges"]} - kept:  # a dropped latent reaching two kept ones would confound them
-        hit, stack, seen = set(), list(children.get(n, ())), set()
+
+    def first_kept(start: str) -> set[str]:  # kept latents reached from start through dropped ones only
+        hit, stack, seen = set(), list(children.get(start, ())), set()
         while stack:
             b = stack.pop()
             if b in seen:
@@ -148,6 +137,11 @@ def _sidecar_edges(graph: dict, keep: list[str], context: bool = False) -> set[t
                 hit.add(b)
             else:
                 stack.extend(children.get(b, ()))
+        return hit
+
+    out = {(a, b) for a in kept for b in first_kept(a)}
+    for n in {e["source"] for e in graph["edges"]} - kept:  # a dropped latent reaching two kept ones would confound them
+        hit = first_kept(n)
         assert len(hit) <= 1, f"projecting out {n} needs a bidirected edge between {sorted(hit)}"
     return out
 
