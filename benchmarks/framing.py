@@ -79,10 +79,10 @@ def analyse(scene, samples: int) -> dict:
         # reach from the centre: a sphere's or cylinder's radius, a box's half diagonal (it may be turned)
         shapes = np.stack([batch.column(f"obj[{k}].shape") for k in range(n_obj)], axis=1)
         reach = sizes * np.where(shapes == 1, np.sqrt(3.0), 1.0)
+        vel = sim.states.reshape(n, T, n_obj, 13)[..., 7:10]  # (n, T, N, 3) m/s
         for a in range(n_obj):
             for b in range(a + 1, n_obj):
                 gap = np.linalg.norm(centres[:, :, a] - centres[:, :, b], axis=-1) - (reach[:, a] + reach[:, b])[:, None]
-                vel = sim.states.reshape(n, T, n_obj, 13)[..., 7:10]
                 between = np.linalg.norm(vel[:, :, a] - vel[:, :, b], axis=-1) / spec.video.fps  # closing distance per frame
                 touch |= (gap < 0.01 + between).any(axis=1)  # touching at a frame, or possibly between two
         out["contact"] = float(touch.mean())
