@@ -558,6 +558,53 @@ def schema(write: bool) -> None:
         sys.stdout.write(render_schema())
 
 
+@app.command(epilog=_examples(
+    "crlgen regenerate physics/ static/spring --root s3://bucket/datasets   # nightly: only what changed",
+    "crlgen regenerate specs/*.yaml --root /data/crlgen --keep 5 --wait"))
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--root", required=True, help="where every dataset lives: path, file://, s3://bucket/prefix")
+@click.option("--keep", type=int, default=3, show_default=True, help="versions kept per dataset (latest's always)")
+@click.option("--workers", type=int, default=None, help="local Ray CPUs (default: all cores)")
+@click.option("--address", default=None, help="join a Ray cluster (or set RAY_ADDRESS)")
+@click.option("--resource", "resources", multiple=True, metavar="NAME=N", help="a custom resource the embedded Ray offers")
+@click.option("--inline", is_flag=True, help="no Ray: generate in this process (debugging)")
+@click.option("--wait", is_flag=True, help="wait for another regeneration of this root instead of refusing")
+@click.option("--json", "json_out", is_flag=True, help="machine-readable result")
+def regenerate(sources: tuple[str, ...], root: str, keep: int, workers: int | None, address: str | None,
+               resources: tuple[str, ...], inline: bool, wait: bool, json_out: bool) -> None:
+    """Regenerate datasets whose spec, crlgen or engines changed; validate, then publish each by its
+    `latest` pointer (docs/regenerate.md). SOURCES: catalogue names, catalogue folders (physics/),
+    spec files. Exit 1 if any dataset failed, 75 if another regeneration holds the root."""
+    import signal
+
+    from ._regenerate import EXIT_LOCKED, LockBusy, LockLost
+    from ._regenerate import regenerate as regenerate_all
+    from ._run import RunOptions
+
+    if keep < 1:
+        raise UserError(f"--keep: expected a count of versions of at least 1, got {keep}")
+    if workers is not None and workers < 1:
+        raise UserError(f"--workers: expected at least 1, got {workers}")
+    opts = RunOptions(workers=workers, address=address, executor="inline" if inline else "ray", resources=_resources(resources))
+    say = (err if json_out else out).print
+    term = signal.signal(signal.SIGTERM, signal.default_int_handler)  # a stopped pod releases its lock (exit 130)
+    try:
+        result = regenerate_all(list(sources), root, keep=keep, options=opts, wait=wait, log=lambda s: say(s, markup=False))
+    except (LockBusy, LockLost) as e:
+        err.print(f"error: {e}", markup=False)
+        if json_out:
+            _emit_json({"ok": False, "errors": [str(e)]})
+        raise SystemExit(EXIT_LOCKED if isinstance(e, LockBusy) else 1) from None
+    finally:
+        signal.signal(signal.SIGTERM, term)
+    if json_out:
+        _emit_json(result.to_dict())
+    counts = {a: sum(o.action == a for o in result.outcomes) for a in ("unchanged", "published", "invalid", "failed")}
+    say(", ".join(f"{n} {a}" for a, n in counts.items()), markup=False)
+    if not result.ok:
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI with ``argv``; returns the exit code (user mistakes: one line each on stderr, 2)."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
