@@ -11,8 +11,29 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-SUPPORTED = ("file", "s3", "memory")
-_SECRET_KEYS = re.compile(r"(secret|token|password|key$|^key|credential|session)", re.I)
+#: Object stores: the URL's host part names a bucket (a container on Azure), and a store lives
+#: under a prefix in it. Any other fsspec protocol whose package is installed names a path on a host.
+_BUCKETS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "oss", "oci", "tos", "tosfs"})
+#: Azure URLs may name their container as ``container@account.dfs.core.windows.net``: a user part that is no credential.
+_AZURE = frozenset({"abfs", "abfss", "az"})
+#: crlgen's extras that bring a protocol's filesystem package.
+EXTRAS = {"gs": ("gcsfs", "gcs"), "gcs": ("gcsfs", "gcs"), "abfs": ("adlfs", "azure"), "abfss": ("adlfs", "azure"),
+          "az": ("adlfs", "azure")}
+_WRAPS = "it wraps another filesystem; give the URL of the storage itself"
+#: fsspec protocols that are no place to write a store, and why.
+_NOT_STORES = {
+    **dict.fromkeys(("cached", "blockcache", "filecache", "simplecache", "dir", "reference", "generic", "async_wrapper",
+                     "asyncwrapper"), _WRAPS),
+    **dict.fromkeys(("zip", "tar", "libarchive"), "an archive cannot be written shard by shard; write to a folder or an object store"),
+    **dict.fromkeys(("http", "https", "github", "gist", "git", "data", "jupyter", "jlab", "pyscript", "dask", "dvc"),
+                    "it is read-only or not a storage location"),
+    "ftp": "FTP sends passwords in clear text; use an object store (s3://, gs://, abfs://), sftp:// or a local path",
+    **dict.fromkeys(("local", "asynclocal"), "for this machine's files give a path or file:///abs/path"),
+}
+_EXPECTED = "a local path, file://, s3://bucket/prefix, gs://bucket/prefix, abfs://container/prefix, memory://name"
+_SECRET_KEYS = re.compile(r"(secret|token|password|key$|^key|credential|session|connection_string|^sas)", re.I)
+#: credentials that may appear in an error text of a filesystem (SAS signatures, connection strings)
+_SECRET_TEXT = re.compile(r"((?:sig|AccountKey|SharedAccessSignature|access_token|X-Amz-Signature)=)[^&;\s'\"]+", re.I)
 
 #: The one retry layer for object storage: botocore's "standard" mode (exponential backoff
 #: with jitter on throttling, 5xx and connection errors), 5 attempts per request. crlgen
@@ -50,11 +71,14 @@ class Location:
 
         Filesystems are not shared through fsspec's instance cache: one made before the
         environment's credentials or endpoint changed would keep using the old ones.
+        S3 requests are retried by botocore's standard mode (``attempts`` overrides its
+        count); other object stores retry in their own client library (gcsfs: 6 attempts,
+        the Azure SDK: its exponential policy).
         """
         opts = dict(self.storage_options)
         if self.protocol != "file":
             opts.setdefault("skip_instance_cache", True)
-        if self.protocol == "s3":
+        if self.protocol in ("s3", "s3a"):
             cfg = dict(opts.get("config_kwargs") or {})
             cfg.setdefault("retries", S3_RETRIES if attempts is None else {**S3_RETRIES, "max_attempts": attempts})
             opts["config_kwargs"] = cfg
@@ -64,6 +88,8 @@ class Location:
         """(filesystem, root path) for sidecars, markers and listings; ``attempts`` overrides the retry policy."""
         import fsspec
 
+        if self.protocol not in ("file", "memory", "s3"):
+            _quiet_library_shutdown()
         return fsspec.core.url_to_fs(self.url, **self.options(attempts))
 
     def zarr_store(self, read_only: bool = False):
@@ -72,6 +98,8 @@ class Location:
 
         if self.is_local:
             return zarr.storage.LocalStore(self.url, read_only=read_only)
+        if self.protocol not in ("memory", "s3"):
+            _quiet_library_shutdown()
         return zarr.storage.FsspecStore.from_url(self.url, storage_options=self.options() or None, read_only=read_only)
 
     def error(self, what: str) -> UrlError:
@@ -79,15 +107,81 @@ class Location:
         return UrlError(f"{self.arg}: {self.redacted()}: {what}")
 
 
+class _Flag:
+    done = False
+
+
+_SHUTDOWN_QUIET = _Flag()
+#: (file name part, function) of the object-store clients' session-closing finalizers
+_CLOSERS = (("gcsfs", "close_session"), ("adlfs", "close_service_client"))
+
+
+def _from_closer(tb) -> bool:
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if any(f"{os.sep}{pkg}{os.sep}" in code.co_filename and code.co_name == fn for pkg, fn in _CLOSERS):
+            return True
+        called = tb.tb_frame.f_locals.get("func") if code.co_name == "sync" else None  # fsspec.asyn.sync(loop, func)
+        if getattr(called, "__name__", None) in [fn for _, fn in _CLOSERS]:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _quiet_library_shutdown() -> None:
+    """Keep gcsfs's and adlfs's session-closing finalizers from printing tracebacks.
+
+    Their clients close idle HTTP sessions in ``weakref.finalize`` callbacks, on fsspec's
+    event loop while zarr opened them on its own, or after that loop stopped at exit
+    ("attached to a different loop", "Loop is not running"); the data was written and
+    committed before. Only exceptions raised inside those two functions are dropped (both
+    when Python reports them as unraisable and at exit); every other one reaches the hooks
+    that were there before. At exit, asyncio's notes about the same unclosed sessions are
+    dropped too.
+    """
+    if _SHUTDOWN_QUIET.done:
+        return
+    import atexit
+    import sys
+    import weakref
+
+    previous_unraisable = sys.unraisablehook
+
+    def unraisable(info) -> None:
+        if not _from_closer(info.exc_traceback):
+            previous_unraisable(info)
+
+    sys.unraisablehook = unraisable
+    weakref.finalize(_SHUTDOWN_QUIET, lambda: None)  # weakref's exit hook is registered before ours, so ours runs first
+
+    def at_exit() -> None:  # weakref reports finalizer errors at exit through sys.excepthook
+        import logging
+
+        previous = sys.excepthook
+        sys.excepthook = lambda t, v, tb: None if _from_closer(tb) else previous(t, v, tb)
+        unclosed = ("Unclosed client session", "Unclosed connector", "Task was destroyed but it is pending")
+        logging.getLogger("asyncio").addFilter(lambda r: not str(r.msg).startswith(unclosed))
+
+    atexit.register(at_exit)
+    _SHUTDOWN_QUIET.done = True
+
+
 def redact_url(url: str) -> str:
-    """Drop any user:password@ part of a URL."""
+    """Drop any user:password@ part of a URL (an Azure URL's ``container@account`` keeps its container)."""
     parts = urlsplit(url)
+    if parts.username and not parts.password and parts.scheme.lower() in _AZURE:
+        return url
     if parts.username or parts.password:
         host = parts.hostname or ""
         if parts.port:
             host += f":{parts.port}"
         return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
     return url
+
+
+def redact_text(text: str) -> str:
+    """A filesystem's message with credentials it may quote (SAS signatures, account keys) replaced by '***'."""
+    return _SECRET_TEXT.sub(lambda m: m.group(1) + "***", text)
 
 
 def redact_options(opts: dict[str, Any]) -> dict[str, Any]:
@@ -104,16 +198,19 @@ def redact_options(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve(url: str | Location, storage_options: dict[str, Any] | None = None, arg: str = "location") -> Location:
-    """Check and normalise a store URL (syntax only, nothing is contacted).
+    """Check and normalise a store URL (syntax, and that its filesystem package is installed; nothing is contacted).
 
     Local paths become absolute paths (``file://`` URLs percent-decoded); ``s3://`` URLs pick
-    up ``AWS_ENDPOINT_URL``. A :class:`Location` is returned as it is. Raises :class:`UrlError`
-    naming ``arg`` (``--out``, ``URL``, ``output.url``) and what is wrong.
+    up ``AWS_ENDPOINT_URL``, ``gs://`` URLs ``STORAGE_EMULATOR_HOST`` (then anonymous, as
+    Google's own client does); any other fsspec protocol is accepted when its package is
+    installed (``gs://``: ``crlgen[gcs]``, ``abfs://``: ``crlgen[azure]``). A :class:`Location`
+    is returned as it is. Raises :class:`UrlError` naming ``arg`` (``--out``, ``URL``,
+    ``output.url``) and what is wrong.
     """
     if isinstance(url, Location):
         return url
     if not isinstance(url, str) or not url.strip():
-        raise UrlError(f"{arg}: expected a path or a URL (file://, s3://bucket/prefix, memory://name)")
+        raise UrlError(f"{arg}: expected {_EXPECTED}")
     if storage_options is not None and not isinstance(storage_options, dict):
         raise UrlError(f"{arg}: storage options must be a mapping, got {type(storage_options).__name__}")
     url = url.strip()
@@ -136,33 +233,83 @@ def resolve(url: str | Location, storage_options: dict[str, Any] | None = None, 
         if len(path.encode()) > 4000 or any(len(c.encode()) > 255 for c in path.split(os.sep)):
             raise UrlError(f"{arg}: {path[:80]}...: the path is too long for a filesystem (255 bytes a name, 4000 in all)")
         return Location(path, opts, arg)
-    if scheme not in SUPPORTED:
-        raise UrlError(f"{arg}: unsupported URL scheme {scheme!r}; expected a local path, file://, s3:// or memory://")
-    if scheme == "s3":
+    if "::" in url:
+        raise UrlError(f"{arg}: {redact_url(url)}: chained URLs (a::b) are not store locations; give the storage's own URL")
+    if scheme != "memory":
+        _check_protocol(scheme, url, arg)
+    if parts.password or (parts.username and scheme not in _AZURE):
+        raise UrlError(f"{arg}: {redact_url(url)}: do not put credentials in the URL; use the environment "
+                       "(AWS_*, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*) or output.storage_options")
+    if scheme in _BUCKETS:
         if not parts.netloc:
-            raise UrlError(f"{arg}: s3 URLs need a bucket: s3://bucket/prefix")
-        if parts.username or parts.password:
-            raise UrlError(f"{arg}: do not put credentials in the URL; use AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or storage_options")
+            raise UrlError(f"{arg}: {scheme} URLs need a bucket: {scheme}://bucket/prefix")
+        if not parts.path.strip("/"):
+            raise UrlError(f"{arg}: write under a prefix, not a bucket's root: {scheme}://bucket/name.zarr")
+    elif scheme != "memory" and not parts.path.strip("/"):
+        raise UrlError(f"{arg}: {redact_url(url)} names no path; expected {scheme}://host/path/name.zarr")
+    if scheme in ("s3", "s3a"):
         endpoint = os.environ.get("AWS_ENDPOINT_URL") or os.environ.get("S3_ENDPOINT_URL")
         client = opts.get("client_kwargs")
         if endpoint and "endpoint_url" not in opts and not (isinstance(client, dict) and "endpoint_url" in client):
             opts["endpoint_url"] = endpoint
-        if not parts.path.strip("/"):
-            raise UrlError(f"{arg}: write under a prefix, not a bucket's root: s3://bucket/name.zarr")
+    if scheme in ("gs", "gcs"):
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST", "")
+        if emulator not in ("", "default") and "endpoint_url" not in opts:
+            opts["endpoint_url"] = emulator if "://" in emulator else f"http://{emulator}"
+            opts.setdefault("token", "anon")  # an emulator takes no credentials (google-cloud-storage does the same)
     return Location(f"{scheme}://{parts.netloc}{parts.path.rstrip('/')}", opts, arg)
 
 
+def _check_protocol(scheme: str, url: str, arg: str) -> None:
+    """Raise UrlError unless fsspec knows ``scheme`` as a writable storage and its package imports."""
+    import fsspec
+    from fsspec.registry import known_implementations, registry
+
+    if scheme in _NOT_STORES:
+        raise UrlError(f"{arg}: unsupported URL scheme {scheme!r}: {_NOT_STORES[scheme]}")
+    if scheme not in known_implementations and scheme not in registry:
+        raise UrlError(f"{arg}: unsupported URL scheme {scheme!r}; expected {_EXPECTED}, "
+                       "or another fsspec protocol whose package is installed")
+    try:
+        fsspec.get_filesystem_class(scheme)
+    except ImportError as e:
+        cause = " ".join(str(e).split()) or type(e).__name__
+        if scheme in EXTRAS:
+            package, extra = EXTRAS[scheme]
+            raise UrlError(f"{arg}: {redact_url(url)}: {scheme}:// needs the {package} package, which is not "
+                           f"installed ({cause}): pip install 'crlgen[{extra}]'") from None
+        raise UrlError(f"{arg}: {redact_url(url)}: {scheme}:// needs a filesystem package that is not installed "
+                       f"({cause})") from None
+
+
 # ----- is the location usable? ------------------------------------------------------------
+_NO_CREDENTIALS = {
+    "s3": "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or output.storage_options key/secret)",
+    "gs": "set GOOGLE_APPLICATION_CREDENTIALS to a service-account key file (or output.storage_options token)",
+    "azure": "set AZURE_STORAGE_CONNECTION_STRING, or AZURE_STORAGE_ACCOUNT_NAME with AZURE_STORAGE_ACCOUNT_KEY "
+             "(or output.storage_options)",
+}
+_DENIED = ("AccessDenied", "Forbidden", "AuthorizationFailure", "AuthenticationFailed", "AuthorizationPermissionMismatch")
+
+
+def _family(protocol: str) -> str:
+    return {"s3a": "s3", "gcs": "gs"}.get(protocol, "azure" if protocol in _AZURE else protocol)
+
+
 def storage_error(loc: Location, exc: BaseException, doing: str = "access") -> UrlError | None:
     """The one-line :class:`UrlError` for an exception a filesystem raised, or None if it is no
     location problem (a bug, which should surface as itself).
 
     Covers missing or wrong credentials, an unreachable endpoint, a missing bucket,
-    missing permission, and a file where a folder should be.
+    missing permission, and a file where a folder should be, for S3 (botocore), GCS
+    (gcsfs) and Azure (adlfs); credentials quoted by a library's message are redacted.
     """
     name = type(exc).__name__
     mro = {c.__name__ for c in type(exc).__mro__}
-    text = str(exc).splitlines()[0] if str(exc) else name
+    full = redact_text(str(exc))
+    text = full.splitlines()[0] if full else name
+    family = _family(loc.protocol)
+    status = getattr(exc, "status_code", None) or getattr(exc, "code", None)
     if name == "ParamValidationError" or "Invalid bucket name" in text:
         return loc.error(f"not a valid object-store location ({' '.join(text.split())})")
     if isinstance(exc, ValueError) and "endpoint" in text.lower():
@@ -171,15 +318,20 @@ def storage_error(loc: Location, exc: BaseException, doing: str = "access") -> U
                          "(AWS_ENDPOINT_URL or storage_options.endpoint_url)")
     if isinstance(exc, (TypeError, AttributeError)):
         return loc.error(f"the storage options do not fit the {loc.protocol} filesystem ({text}); check output.storage_options")
-    if name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError") or "Unable to locate credentials" in text:
-        return loc.error("no credentials found; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-                         "(or output.storage_options key/secret)")
-    if "EndpointConnectionError" in mro or "ConnectTimeoutError" in mro or name in ("ClientConnectorError", "ConnectionRefusedError"):
+    if (name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError", "DefaultCredentialsError")
+            or "Unable to locate credentials" in text or "Must provide either a connection_string" in text):
+        return loc.error(f"no credentials found; {_NO_CREDENTIALS.get(family, 'pass them in output.storage_options')}")
+    if family == "azure" and isinstance(exc, ValueError) and "unable to connect to account" in text:
+        return loc.error(f"the Azure account settings are not usable ({text}); {_NO_CREDENTIALS['azure']}")
+    if ("EndpointConnectionError" in mro or "ConnectTimeoutError" in mro or "ServiceRequestError" in mro
+            or name in ("ClientConnectorError", "ConnectionRefusedError")):
         endpoint = loc.storage_options.get("endpoint_url") or "the default endpoint"
-        return loc.error(f"cannot reach {endpoint} ({text}); check the endpoint URL (AWS_ENDPOINT_URL) and the network")
+        hint = {"s3": "AWS_ENDPOINT_URL", "gs": "STORAGE_EMULATOR_HOST", "azure": "the connection string's BlobEndpoint"}
+        return loc.error(f"cannot reach {endpoint} ({text}); check the endpoint URL ({hint.get(family, 'storage_options')}) "
+                         "and the network")
     if isinstance(exc, NotADirectoryError) or isinstance(exc, FileExistsError):
         return loc.error(f"a file stands where a folder is needed ({text}); choose another location")
-    if isinstance(exc, PermissionError) or "AccessDenied" in text or "Forbidden" in text:
+    if isinstance(exc, PermissionError) or status in (401, 403) or any(d in full for d in _DENIED):
         return loc.error(f"permission denied to {doing} it ({text}); check the credentials' rights or choose another location")
     if isinstance(exc, FileNotFoundError) and ("bucket" in text.lower()):
         bucket = urlsplit(loc.url).netloc
@@ -268,8 +420,13 @@ def check_location(loc: Location, *, write: bool) -> None:
         return
     try:
         fs, root = loc.fs(attempts=1)  # a location mistake should not wait out the retry policy
-        bucket = root.split("/", 1)[0]
-        fs.ls(bucket, detail=False)
+        if loc.protocol in _BUCKETS:
+            bucket = root.split("/", 1)[0]
+            try:
+                fs.ls(bucket, detail=False)
+            except FileNotFoundError:
+                kind = "container" if _family(loc.protocol) == "azure" else "bucket"
+                raise loc.error(f"the {kind} {bucket!r} does not exist; create it first") from None
         if write and fs.isfile(root):
             raise NotADirectoryError(f"{root} is an object, not a prefix")
         if not write and not fs.exists(f"{root}/zarr.json"):
