@@ -21,7 +21,29 @@ $(VENV)/.stamp-test: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[test]"
 	@touch $@ $(VENV)/.stamp-demo
 
-venv: $(VENV)/.stamp-test
+# Tools the deployment tests use beside the Python packages: an SSH server and rsync for
+# `ray up` against 127.0.0.1 (Debian's openssh-server and rsync) and Azurite for abfs:// (npm).
+# A machine without apt-get (or not root) or without npm gets a message; those tests then skip
+# naming what is missing.
+AZURITE_VERSION := 3.37.0
+$(VENV)/.stamp-tools: | $(BIN)/python
+	@ok=1; \
+	if { ! command -v sshd && [ ! -x /usr/sbin/sshd ]; } >/dev/null || ! command -v rsync >/dev/null; then \
+	  if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing openssh-server and rsync (apt-get) for the ray-up test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server rsync >/dev/null || ok=0; \
+	  else \
+	    echo "make: sshd or rsync is missing and apt-get is unavailable (or not root): install openssh-server and rsync, or tests/deploy/test_cluster.py skips" >&2; ok=0; \
+	  fi; \
+	fi; \
+	if command -v npm >/dev/null; then \
+	  npm install --silent --no-audit --no-fund --prefix $(VENV)/npm azurite@$(AZURITE_VERSION) || ok=0; \
+	else \
+	  echo "make: npm is missing: install Node.js and npm for the Azurite (abfs://) tests, or they skip" >&2; ok=0; \
+	fi; \
+	if [ $$ok = 1 ]; then touch $@; fi
+
+venv: $(VENV)/.stamp-test $(VENV)/.stamp-tools
 
 demo: $(VENV)/.stamp-demo
 	$(BIN)/crlgen run static/spring --samples 300 --out $(DEMO_OUT)
@@ -32,7 +54,7 @@ demo-video: $(VENV)/.stamp-test
 	$(BIN)/crlgen inspect out/collision_demo.zarr
 
 # pytest's own script (not `python -m pytest`), so the checkout itself is not on sys.path
-test: $(VENV)/.stamp-test
+test: $(VENV)/.stamp-test $(VENV)/.stamp-tools
 	$(BIN)/pytest -q
 
 bench: $(VENV)/.stamp-test
