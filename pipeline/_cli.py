@@ -1,4 +1,4 @@
-"""The ``crlgen`` command line: check, plan, run, validate, inspect, preview, evaluate, probe,
+"""The ``crlgen`` command line: check, plan, run, submit, validate, inspect, preview, evaluate, probe,
 export, scenes, schema.
 
 Built on click. User mistakes (a bad spec, flag, URL or store) print one
@@ -276,6 +276,44 @@ def _preflight(p, loc, overwrite: bool) -> None:
     if state is Existing.OTHER and not overwrite:
         raise UserError(f"{loc.arg}: {loc.redacted()} holds a different dataset ({attrs.get('name')}, spec hash "
                         f"{str(attrs.get('spec_hash'))[:12]}); pass --overwrite to replace it or choose another --out")
+
+
+@app.command(epilog=_examples(
+    "crlgen submit my.yaml --out s3://bucket/my.zarr --address http://head:8265 --wait",
+    "crlgen submit static/spring --out gs://bucket/spring.zarr --env STORAGE_EMULATOR_HOST"))
+@click.argument("spec")
+@click.option("--out", "out_url", default=None, help="store URL the cluster writes (an object store, or a path on the head)")
+@click.option("--address", default=None, help="Ray job server [default: RAY_API_SERVER_ADDRESS, else http://127.0.0.1:8265]")
+@click.option("--samples", type=int, default=None, help="override the sample count")
+@click.option("--wait", "wait_", is_flag=True, help="wait for the job; exit 1 with the run's reason if it fails")
+@click.option("--python", "python", default="python", show_default=True, help="the cluster's interpreter that has crlgen")
+@click.option("--env", "env_names", multiple=True, metavar="NAME", help="pass this environment variable to the job (repeatable)")
+def submit(spec: str, out_url: str | None, address: str | None, samples: int | None, wait_: bool, python: str,
+           env_names: tuple[str, ...]) -> None:
+    """Run a spec as a Ray job on a cluster (`crlgen run --address auto` on the head); once per spec and --out.
+
+    A second submit of the same spec and --out reports the job already there instead of starting another.
+    """
+    from ._submit import JobFailed, SubmitError, submit as submit_job, wait
+
+    missing = [n for n in env_names if n not in os.environ]
+    if missing:
+        raise UserError(f"--env: {missing[0]} is not set in this environment")
+    s = _load(spec, samples)
+    loc = _location(out_url, s)
+    address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or "http://127.0.0.1:8265"
+    try:
+        job = submit_job(s, loc, address, python=python, env={n: os.environ[n] for n in env_names})
+        out.print(f"{'already submitted' if job.existing else 'submitted'}: {job.submission_id} ({job.status}) -> "
+                  f"{loc.redacted()}", markup=False)
+        if wait_ and not (job.existing and job.status == "SUCCEEDED"):
+            wait(address, job.submission_id, on_status=lambda st: err.print(f"{job.submission_id}: {st}", markup=False))
+            out.print(f"succeeded: {job.submission_id}", markup=False)
+    except SubmitError as e:
+        raise UserError(str(e)) from None
+    except JobFailed as e:
+        err.print(f"error: {e}", markup=False)
+        raise SystemExit(1) from None
 
 
 @app.command(epilog=_examples("crlgen validate out/spring.zarr --json", "crlgen validate s3://bucket/spring.zarr --full"))
