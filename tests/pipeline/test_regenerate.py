@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from crlgen.pipeline._regenerate import (EXIT_LOCKED, LOCK_NAME, LockBusy, RootLock, engine_versions, regenerate,
-                                         resolve_sources, version_id)
+from crlgen.pipeline._regenerate import EXIT_LOCKED, engine_versions, regenerate, resolve_sources, version_id
+from crlgen.pipeline._rootlock import LOCK_NAME, LockBusy, LockLost, RootLock
 from crlgen.pipeline._run import RunOptions
 from crlgen.pipeline._urls import resolve
 from support.cli import run_cli
@@ -310,6 +310,37 @@ def test_stale_and_live_locks_from_other_hosts(tmp_path):
     assert not lock.exists()
 
 
+def _until(condition, timeout: float = 10.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_the_heartbeat_keeps_the_lock_and_notices_a_takeover(tmp_path):
+    lock = RootLock(resolve(str(tmp_path / "root")), heartbeat=0.1).acquire()
+    path = tmp_path / "root" / LOCK_NAME
+    first = _json(path)["heartbeat"]
+    _until(lambda: _json(path)["heartbeat"] > first)
+    path.write_text(json.dumps({"owner": "other", "host": "elsewhere", "pid": 1, "heartbeat": time.time()}))
+    _until(lambda: lock._lost is not None)
+    with pytest.raises(LockLost, match="another job took the lock over"):
+        lock.check()
+    lock.release()
+    assert _json(path)["owner"] == "other"  # a job never removes a lock that is not its own
+
+
+def test_sigterm_stops_the_job_and_gives_the_lock_back(tmp_path):
+    """What Kubernetes sends a pod it stops: exit 130, the lock removed, the version left to resume."""
+    spec = _spec(tmp_path, "alpha", samples=200)
+    root = tmp_path / "root"
+    r = subprocess.run([*CLI, "regenerate", str(spec), "--root", str(root), "--inline"], capture_output=True, text=True,
+                       timeout=120, env={**os.environ, "CRLGEN_SIGNAL_AFTER_SHARDS": "1:TERM"})
+    assert r.returncode == 130 and "stopped: committed shards are kept" in r.stderr, r.stderr
+    assert not (root / LOCK_NAME).exists() and not (root / "alpha" / "latest").exists()
+    assert _json(root / "alpha" / "index.json")["versions"][0]["status"] == "generating"
+
+
 # ----- S3 -------------------------------------------------------------------------------------
 def test_the_whole_flow_on_s3(s3, tmp_path, capsys, monkeypatch):
     """Publish, skip, regenerate and prune on S3 (each generation on this SeaweedFS takes ~10 s, so one
@@ -350,15 +381,19 @@ def test_the_whole_flow_on_s3(s3, tmp_path, capsys, monkeypatch):
     assert [e["version"] for e in json.loads(fs.cat_file(f"{base}/alpha/index.json"))["versions"]] == [v2]
 
     # the lock: a conditional put (If-None-Match) that SeaweedFS honours; a second job refuses
-    held = RootLock(resolve(url)).acquire()
+    held = RootLock(resolve(url), heartbeat=0.2).acquire()
     try:
         assert held.conditional  # the endpoint refused the second exclusive create
         code, out, err = run_cli(capsys, "regenerate", str(a), "--root", url, "--inline")
         assert code == EXIT_LOCKED and err.startswith(f"error: --root: {url}: another regeneration holds")
+        first = json.loads(fs.cat_file(f"{base}/{LOCK_NAME}"))["heartbeat"]
+        _until(lambda: json.loads(fs.cat_file(f"{base}/{LOCK_NAME}"))["heartbeat"] > first)  # If-Match on its ETag
+        fs.pipe_file(f"{base}/{LOCK_NAME}", json.dumps({"owner": "other", "heartbeat": time.time()}).encode())
+        _until(lambda: held._lost is not None)  # its next conditional refresh was refused
     finally:
         held.release()
-    fs.invalidate_cache()
-    assert not fs.exists(f"{base}/{LOCK_NAME}")
+    assert json.loads(fs.cat_file(f"{base}/{LOCK_NAME}"))["owner"] == "other"  # If-Match kept the delete off it
+    fs.rm(f"{base}/{LOCK_NAME}")
     # a lock whose job died elsewhere (no heartbeat for long) is taken over
     fs.pipe_file(f"{base}/{LOCK_NAME}", json.dumps({"owner": "gone", "host": "pod-1", "pid": 7,
                                                     "heartbeat": time.time() - 5000}).encode())
