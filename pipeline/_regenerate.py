@@ -134,7 +134,7 @@ def resolve_sources(sources: Sequence[str]) -> list[Dataset]:
         try:
             spec = check_spec(load_spec(src))
         except SpecError as e:
-            problems += [p if p.startswith(src) else f"SOURCES: {src}: {p}" for p in e.problems]
+            problems += [f"SOURCES: {p}" if p.startswith(src) else f"SOURCES: {src}: {p}" for p in e.problems]
             continue
         name = name or spec.name
         version, inputs = version_id(spec)
@@ -218,10 +218,19 @@ def _retain(fs, base: str, index: dict[str, Any], keep: int, latest: str | None)
     return removed
 
 
+def _expected(e: BaseException) -> bool:
+    """Whether an exception is one of the ways a run reports a failure in one line (no traceback)."""
+    from ..scenes.engines.quiet import EngineMissing
+    from ._run import RunError
+    from ._store import StoreError
+    from ._urls import UrlError
+
+    return isinstance(e, (RunError, StoreError, UrlError, SpecError, EngineMissing))
+
+
 def _one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
-    return text if isinstance(e, SpecError) or type(e).__name__ in ("RunError", "StoreError", "UrlError") \
-        else f"{type(e).__name__}: {text}"
+    return text if _expected(e) else f"{type(e).__name__}: {text}"
 
 
 def regenerate(sources: Sequence[str], root: str | Location, *, keep: int = DEFAULT_KEEP,
@@ -315,7 +324,8 @@ def _one(ds: Dataset, base: str, loc: Location, latest: str | None, fresh: bool,
 
     index = _read_index(fs, base, ds.name)
     if fresh:
-        out = Outcome(ds.name, ds.version, "unchanged", loc.redacted(), latest)
+        out = Outcome(ds.name, ds.version, "unchanged", loc.redacted(), latest,
+                      entry=next((e for e in index["versions"] if e["version"] == ds.version), {}))
         say(f"{ds.name}: unchanged (version {ds.version})")
     else:
         entry = _entry_for(index, ds)
@@ -331,7 +341,7 @@ def _one(ds: Dataset, base: str, loc: Location, latest: str | None, fresh: bool,
             raise
         except Exception as e:  # noqa: BLE001 - one dataset's failure is recorded; the job goes on
             error = _one_line(e)
-            if type(e).__name__ not in ("RunError", "StoreError", "UrlError", "SpecError", "ClusterError", "EngineMissing"):
+            if not _expected(e):
                 _log.error("%s: generation raised", ds.name, exc_info=True)
             entry.update(status="failed", validation="not run", error=error)
         else:
@@ -363,9 +373,8 @@ def _one(ds: Dataset, base: str, loc: Location, latest: str | None, fresh: bool,
             say(f"{ds.name}: FAILED {ds.version}: {error}; latest stays {latest or '(none)'}")
             out = Outcome(ds.name, ds.version, action, loc.redacted(), latest, error, entry=entry)
     lock.check()
-    before = len(index["versions"])
     out.removed = _retain(fs, base, index, keep, latest)
-    if out.removed or not fresh or len(index["versions"]) != before:
+    if out.removed or not fresh:
         write_atomic(root, fs, f"{base}/index.json", json_bytes(index))
     if out.removed:
         say(f"{ds.name}: removed {len(out.removed)} old version(s) (keep {keep}): {', '.join(out.removed)}")

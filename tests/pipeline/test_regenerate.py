@@ -342,6 +342,7 @@ def test_sigterm_stops_the_job_and_gives_the_lock_back(tmp_path):
 
 
 # ----- S3 -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_the_whole_flow_on_s3(s3, tmp_path, capsys, monkeypatch):
     """Publish, skip, regenerate and prune on S3 (each generation on this SeaweedFS takes ~10 s, so one
     small dataset), then the lock object: refused while held, taken over when its job died elsewhere."""
