@@ -203,12 +203,9 @@ class RootLock:
             self.conditional = False
         else:
             self.fs.pipe_file(self.path, data)
-        time.sleep(self.settle)
+        time.sleep(self.settle)  # a job that wrote at the same moment has written by now: the last writer holds it
         record = self._read()[0]
-        if record is not None and record.get("owner") == self.owner:
-            self._etag = self._read()[1]
-            return True
-        return False
+        return record is not None and record.get("owner") == self.owner
 
     def _stale(self, record: dict[str, Any], mtime: float | None) -> str | None:
         """Why a lock is stale, or None while its holder may be alive."""

@@ -330,6 +330,20 @@ def test_the_heartbeat_keeps_the_lock_and_notices_a_takeover(tmp_path):
     assert _json(path)["owner"] == "other"  # a job never removes a lock that is not its own
 
 
+def test_the_write_then_read_back_lock_of_stores_without_conditional_writes():
+    """memory:// (like GCS or Azure here) has no exclusive create: write when absent, read back."""
+    root = resolve(f"memory://regen-{uuid.uuid4().hex[:6]}")
+    first = RootLock(root).acquire()
+    assert not first.conditional
+    with pytest.raises(LockBusy):
+        RootLock(root).acquire()
+    first.release()
+    second = RootLock(root).acquire()
+    assert second.took_over is None
+    second.release()
+    assert not second.fs.exists(second.path)
+
+
 def test_sigterm_stops_the_job_and_gives_the_lock_back(tmp_path):
     """What Kubernetes sends a pod it stops: exit 130, the lock removed, the version left to resume."""
     spec = _spec(tmp_path, "alpha", samples=200)
@@ -395,6 +409,19 @@ def test_the_whole_flow_on_s3(s3, tmp_path, capsys, monkeypatch):
         held.release()
     assert json.loads(fs.cat_file(f"{base}/{LOCK_NAME}"))["owner"] == "other"  # If-Match kept the delete off it
     fs.rm(f"{base}/{LOCK_NAME}")
+    # an endpoint that ignored If-None-Match (simulated: the condition is dropped before it is sent)
+    ignoring = RootLock(resolve(url), settle=0.2)
+    put = ignoring.fs.pipe_file
+    ignoring.fs.pipe_file = lambda path, data, mode="overwrite", **kw: put(path, data, **kw)
+    ignoring.acquire()
+    try:
+        assert not ignoring.conditional  # noticed: a second exclusive create went through
+        with pytest.raises(LockBusy):
+            RootLock(resolve(url)).acquire()
+    finally:
+        ignoring.release()
+    fs.invalidate_cache()
+    assert not fs.exists(f"{base}/{LOCK_NAME}")
     # a lock whose job died elsewhere (no heartbeat for long) is taken over
     fs.pipe_file(f"{base}/{LOCK_NAME}", json.dumps({"owner": "gone", "host": "pod-1", "pid": 7,
                                                     "heartbeat": time.time() - 5000}).encode())
