@@ -176,6 +176,7 @@ class RegenerateResult:
 
     @property
     def ok(self) -> bool:
+        """True when every dataset is unchanged or was published."""
         return all(o.action in ("unchanged", "published") for o in self.outcomes)
 
     def to_dict(self) -> dict[str, Any]:

@@ -314,7 +314,7 @@ class RootLock:
             try:
                 self._etag = self._s3("put_object", Body=data, IfMatch=self._etag).get("ETag")
             except OSError as e:
-                if _precondition_failed(e):
+                if _precondition_failed(e) or isinstance(e, FileNotFoundError):  # replaced, or removed to be replaced
                     raise LockLost("another job took the lock over") from None
                 raise
             return
