@@ -300,6 +300,9 @@ def submit(spec: str, out_url: str | None, address: str | None, samples: int | N
     if missing:
         raise UserError(f"--env: {missing[0]} is not set in this environment")
     s = _load(spec, samples)
+    if out_url is None and not s.output.url:
+        raise UserError("--out: crlgen submit needs --out (or output.url in the spec): the store the cluster writes, "
+                        "e.g. s3://bucket/name.zarr")
     loc = _location(out_url, s)
     address = address or os.environ.get("RAY_API_SERVER_ADDRESS") or "http://127.0.0.1:8265"
     try:

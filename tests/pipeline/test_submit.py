@@ -142,7 +142,9 @@ def test_unreachable_job_server_and_bad_flags(capsys, client_env, spec_file, tmp
     code, _, err = run_cli(capsys, "submit", str(spec_file), "--out", str(tmp_path / "x.zarr"), "--address",
                            f"http://127.0.0.1:{port}")
     assert code == 2 and err.startswith(f"error: --address: cannot reach a Ray job server at http://127.0.0.1:{port}")
-    code, _, err = run_cli(capsys, "submit", str(spec_file), "--address", "127.0.0.1:8265")
+    code, _, err = run_cli(capsys, "submit", str(spec_file), "--out", "s3://b/x.zarr", "--address", "127.0.0.1:8265")
     assert code == 2 and err.startswith("error: --address: expected the job server's HTTP address"), err
+    code, _, err = run_cli(capsys, "submit", str(spec_file))
+    assert code == 2 and err.startswith("error: --out: crlgen submit needs --out (or output.url in the spec)"), err
     code, _, err = run_cli(capsys, "submit", str(spec_file), "--env", "CRLGEN_NOT_SET_ANYWHERE")
     assert code == 2 and err.strip() == "error: --env: CRLGEN_NOT_SET_ANYWHERE is not set in this environment"
