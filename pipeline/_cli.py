@@ -317,6 +317,9 @@ def submit(spec: str, out_url: str | None, address: str | None, samples: int | N
     except JobFailed as e:
         err.print(f"error: {e}", markup=False)
         raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        err.print("stopped waiting; the job goes on on the cluster (submit again with --wait to wait for it)", markup=False)
+        raise SystemExit(130) from None
 
 
 @app.command(epilog=_examples("crlgen validate out/spring.zarr --json", "crlgen validate s3://bucket/spring.zarr --full"))
