@@ -145,7 +145,7 @@ def submit(spec: DatasetSpec, location: Location, address: str, *, python: str =
             client.submit_job(entrypoint=entrypoint, submission_id=sid, runtime_env=runtime_env,
                               metadata={"crlgen_dataset": spec.name, "crlgen_out": location.redacted()})
         except RuntimeError as e:
-            if "already exists" not in str(e) and "400" not in str(e):
+            if f"submission_id {sid} already exists" not in str(e):
                 raise SubmitError(f"--address: the job server refused the job ({' '.join(str(e).split())})") from None
             job = client.get_job_info(sid)  # another trigger submitted it between our look and our submit
             return Submission(sid, _status(job), True, job.message)

@@ -58,7 +58,7 @@ def _jobs(head, prefix: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_double_trigger_runs_once_and_the_store_validates(capsys, client_env, spec_file, tmp_path):
+def test_a_double_trigger_runs_once_and_the_store_validates(capsys, client_env, spec_file, tmp_path, monkeypatch):
     head = client_env
     out = tmp_path / "job.zarr"
     code, first, err = _submit(capsys, head, spec_file, out)
@@ -76,6 +76,14 @@ def test_a_double_trigger_runs_once_and_the_store_validates(capsys, client_env, 
     assert code == 0 and fourth.strip() == f"already submitted: {sid} (SUCCEEDED) -> {out}"
     code, report, err = run_cli(capsys, "validate", str(out), "--json")
     assert code == 0 and json.loads(report)["passed"], err
+    # the race: a trigger that looked before another one submitted; Ray refuses the reused id and
+    # the job already there is reported
+    from crlgen.pipeline import _submit as submit_module
+
+    monkeypatch.setattr(submit_module, "_attempts", lambda client, base: [])
+    code, fifth, err = _submit(capsys, head, spec_file, out)
+    assert code == 0 and fifth.strip() == f"already submitted: {sid} (SUCCEEDED) -> {out}", fifth + err
+    assert _jobs(head, sid) == [sid]
 
 
 @pytest.mark.slow
