@@ -262,8 +262,19 @@ def _up_submit_down(node, s3, tmp_path, monkeypatch, capsys) -> None:
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     up = time.monotonic() - t0
     jobs = f"http://127.0.0.1:{node['dashboard_port']}/api/jobs/"
-    with pytest.raises(urllib.error.HTTPError, match="401"):  # the head runs Ray's token authentication
-        urllib.request.urlopen(jobs, timeout=10)
+    deadline = time.monotonic() + 60
+    while True:  # the dashboard may come up a little after `ray start` returns
+        try:
+            urllib.request.urlopen(jobs, timeout=10)
+            status = 200
+        except urllib.error.HTTPError as e:
+            status = e.code
+        except (urllib.error.URLError, OSError):
+            status = None
+        if status is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert status == 401  # the head runs Ray's token authentication
     req = urllib.request.Request(jobs, headers={"Authorization": f"Bearer {node['token']}"})
     with urllib.request.urlopen(req, timeout=10) as resp:  # ... with the token `ray up` copied from ~/.ray
         assert resp.status == 200
