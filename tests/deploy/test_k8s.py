@@ -374,7 +374,6 @@ def test_the_nightly_cronjob_objects_reference_each_other():
     assert ("Role", binding["roleRef"]["name"]) in by
     assert [(s["kind"], s["name"], s["namespace"]) for s in binding["subjects"]] == \
         [("ServiceAccount", pod["serviceAccountName"], NAMESPACE)]
-    mounts = {m["name"]: m["mountPath"] for m in pod["containers"][0]["volumeMounts"]}
     for vol in pod["volumes"]:
         if "configMap" in vol:
             assert ("ConfigMap", vol["configMap"]["name"]) in by
