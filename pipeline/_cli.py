@@ -186,7 +186,7 @@ def _calibrate(spec) -> float:
     "crlgen run my.yaml --out s3://bucket/my.zarr        # AWS_* credentials from the environment",
     "crlgen run my.yaml --address auto                    # join a running Ray cluster"))
 @click.argument("spec")
-@click.option("--out", "out_url", default=None, help="store URL: path, file://, s3://bucket/x.zarr, memory://x")
+@click.option("--out", "out_url", default=None, help="store URL: path, file://, s3://bucket/x.zarr, gs://, abfs:// (any installed fsspec protocol), memory://x")
 @click.option("--samples", type=int, default=None, help="override the sample count")
 @click.option("--workers", type=int, default=None, help="local Ray CPUs (default: all cores)")
 @click.option("--address", default=None, help="join a Ray cluster (or set RAY_ADDRESS)")
@@ -606,7 +606,7 @@ def schema(write: bool) -> None:
     "crlgen regenerate physics/ static/spring --root s3://bucket/datasets   # nightly: only what changed",
     "crlgen regenerate specs/*.yaml --root /data/crlgen --keep 5 --wait"))
 @click.argument("sources", nargs=-1, required=True)
-@click.option("--root", required=True, help="where every dataset lives: path, file://, s3://bucket/prefix")
+@click.option("--root", required=True, help="where every dataset lives: path, file://, s3://bucket/prefix (or gs://, abfs://)")
 @click.option("--keep", type=int, default=3, show_default=True, help="versions kept per dataset (latest's always)")
 @click.option("--workers", type=int, default=None, help="local Ray CPUs (default: all cores)")
 @click.option("--address", default=None, help="join a Ray cluster (or set RAY_ADDRESS)")

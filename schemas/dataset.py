@@ -29,7 +29,7 @@ MAX_SAMPLES = 1_000_000_000
 class OutputSettings(SpecModel):
     """Where a run writes; credentials in ``storage_options`` never reach sidecars or logs."""
 
-    url: str | None = Field(None, min_length=1, description="local path, file://, s3://bucket/prefix or memory://")
+    url: str | None = Field(None, min_length=1, description="local path, file://, s3://bucket/prefix, memory://, or any URL of an installed fsspec filesystem (gs://, abfs://)")
     storage_options: dict[str, Any] = Field(default_factory=dict, description="fsspec options (endpoint_url, key, secret...)")
 
 
