@@ -90,6 +90,7 @@ class Location:
 
         if self.protocol not in ("file", "memory", "s3"):
             _quiet_library_shutdown()
+            _quiet_library_logs()
         return fsspec.core.url_to_fs(self.url, **self.options(attempts))
 
     def zarr_store(self, read_only: bool = False):
@@ -100,6 +101,7 @@ class Location:
             return zarr.storage.LocalStore(self.url, read_only=read_only)
         if self.protocol not in ("memory", "s3"):
             _quiet_library_shutdown()
+            _quiet_library_logs()
         return zarr.storage.FsspecStore.from_url(self.url, storage_options=self.options() or None, read_only=read_only)
 
     def error(self, what: str) -> UrlError:
@@ -166,17 +168,49 @@ def _quiet_library_shutdown() -> None:
     _SHUTDOWN_QUIET.done = True
 
 
+#: Azure's credential chains: their warning lists, on many lines, every credential they tried,
+#: which the ClientAuthenticationError then raised (and reported in one line) says again.
+_AZURE_CHAINS = ("azure.identity._credentials.chained", "azure.identity.aio._credentials.chained")
+
+
+def _not_reraised(record) -> bool:
+    """False for gcsfs's records of an exception its retry loop then raises (it logs them with a traceback)."""
+    msg = str(record.msg)
+    return "out of retries on exception" not in msg and "non-retriable exception" not in msg
+
+
+def _quiet_library_logs() -> None:
+    """Keep the object-store clients from printing an exception they are about to raise, which
+    the caller reports in one line: gcsfs's "out of retries" and "non-retriable exception"
+    records (each with a traceback) and the warnings of Azure's credential chains. Their other
+    records are untouched, and a logging configuration that sets the chains' levels keeps them."""
+    import logging
+
+    gcsfs_log = logging.getLogger("gcsfs")
+    if _not_reraised not in gcsfs_log.filters:
+        gcsfs_log.addFilter(_not_reraised)
+    for name in _AZURE_CHAINS:
+        chain = logging.getLogger(name)
+        if chain.level == logging.NOTSET:
+            chain.setLevel(logging.ERROR)
+
+
 def redact_url(url: str) -> str:
-    """Drop any user:password@ part of a URL (an Azure URL's ``container@account`` keeps its container)."""
+    """The URL without credentials: any user:password@ part dropped (an Azure URL's
+    ``container@account`` keeps its container), a ?query or #fragment (SAS tokens, signatures)
+    shown as ``?***`` / ``#***``, each part of a chained URL (``a::b``) redacted alike."""
+    if "::" in url:
+        return "::".join(redact_url(part) for part in url.split("::"))
     parts = urlsplit(url)
-    if parts.username and not parts.password and parts.scheme.lower() in _AZURE:
+    if len(parts.scheme) < 2:  # a local path ('?' and '#' are part of its names) or a Windows drive
         return url
-    if parts.username or parts.password:
-        host = parts.hostname or ""
-        if parts.port:
-            host += f":{parts.port}"
-        return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-    return url
+    query, fragment = ("***" if parts.query else ""), ("***" if parts.fragment else "")
+    host = parts.netloc
+    if parts.password or (parts.username and parts.scheme.lower() not in _AZURE):
+        host = (parts.hostname or "") + (f":{parts.port}" if parts.port else "")
+    if (host, query, fragment) == (parts.netloc, parts.query, parts.fragment):
+        return url
+    return urlunsplit((parts.scheme, host, parts.path, query, fragment))
 
 
 def redact_text(text: str) -> str:
@@ -318,7 +352,9 @@ def storage_error(loc: Location, exc: BaseException, doing: str = "access") -> U
                          "(AWS_ENDPOINT_URL or storage_options.endpoint_url)")
     if isinstance(exc, (TypeError, AttributeError)):
         return loc.error(f"the storage options do not fit the {loc.protocol} filesystem ({text}); check output.storage_options")
+    # Azure's credential chain finding nothing to sign with raises without an HTTP answer (a refused key is a 403)
     if (name in ("NoCredentialsError", "PartialCredentialsError", "NoAuthTokenError", "DefaultCredentialsError")
+            or (name in ("ClientAuthenticationError", "CredentialUnavailableError") and status is None)
             or "Unable to locate credentials" in text or "Must provide either a connection_string" in text):
         return loc.error(f"no credentials found; {_NO_CREDENTIALS.get(family, 'pass them in output.storage_options')}")
     if family == "azure" and isinstance(exc, ValueError) and "unable to connect to account" in text:

@@ -316,3 +316,63 @@ def test_azure_errors(capsys, monkeypatch, azure_env_only, azurite, latent_file)
     line = one_error(capsys, "validate", "abfs://crlgen-test/w.zarr")
     assert line.startswith("error: URL: abfs://crlgen-test/w.zarr: no credentials found; set AZURE_STORAGE_CONNECTION_STRING")
     assert sorted(azurite.filesystem().find("crlgen-test")) == before
+
+
+# ----- credentials in odd places, and client libraries that print what they then raise ---------
+@pytest.mark.parametrize("url, shown", [
+    ("s3://bucket/x.zarr?X-Amz-Signature=S3CR3T&token=S3CR3T", "s3://bucket/x.zarr?***: a store URL takes no ?query"),
+    ("https://acct.blob.core.windows.net/c/x?sv=1&sig=S3CR3T", "https://acct.blob.core.windows.net/c/x?***: a store URL"),
+    ("abfs://c/x.zarr#sig=S3CR3T", "abfs://c/x.zarr#***: a store URL takes no ?query or #fragment"),
+    ("simplecache::s3://AKIA:S3CR3T@b/x.zarr", "simplecache::s3://b/x.zarr: chained URLs"),
+])
+def test_credentials_in_a_query_fragment_or_chained_url_are_never_printed(capsys, latent_file, tmp_path, monkeypatch,
+                                                                          url, shown):
+    monkeypatch.chdir(tmp_path)
+    line = one_error(capsys, "run", str(latent_file), "--out", url, "--inline", "--quiet")
+    assert line.startswith(f"error: --out: {shown}"), line
+    assert "S3CR3T" not in line and list(tmp_path.iterdir()) == []
+
+
+def test_local_paths_keep_question_marks_and_hashes():
+    from crlgen.pipeline._urls import redact_url
+
+    assert redact_url("/data/what?#x.zarr") == "/data/what?#x.zarr"
+
+
+def test_azure_credential_chain_failure_is_no_credentials_not_a_traceback():
+    """adlfs with an account but no key asks DefaultAzureCredential, which raises ClientAuthenticationError
+    without an HTTP answer (a refused key is a 403: permission denied)."""
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from crlgen.pipeline._urls import resolve, storage_error
+
+    loc = resolve("abfs://data@myacct.dfs.core.windows.net/x.zarr", arg="--root")
+    chain = ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token from the included credentials.\n"
+                                      "Attempted credentials:\n\tEnvironmentCredential: unavailable")
+    assert str(storage_error(loc, chain, "write")).startswith(
+        "--root: abfs://data@myacct.dfs.core.windows.net/x.zarr: no credentials found; set AZURE_STORAGE_CONNECTION_STRING")
+
+
+def test_gcsfs_and_azure_records_of_an_exception_they_raise_are_dropped(caplog):
+    """gcsfs logs an exhausted retry with its traceback (logger.exception) before raising it, and Azure's credential
+    chain warns with every credential it tried: crlgen reports the exception in one line, so neither is printed."""
+    import asyncio
+    import logging
+
+    import aiohttp
+    from gcsfs.retry import retry_request
+
+    from crlgen.pipeline._urls import resolve
+
+    resolve("gs://b/x.zarr", {"token": "anon"}).fs()  # any non-S3 filesystem installs the filters
+
+    async def refused():
+        raise aiohttp.ClientConnectionError("Cannot connect to host 127.0.0.1:9")
+
+    with caplog.at_level(logging.DEBUG):
+        with pytest.raises(aiohttp.ClientConnectionError):
+            asyncio.run(retry_request(retries=1)(refused)())
+        logging.getLogger("azure.identity._credentials.chained").warning("DefaultAzureCredential failed ...")
+        logging.getLogger("gcsfs").warning("another gcsfs warning")
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith(("gcsfs", "azure"))]
+    assert messages == ["another gcsfs warning"], messages
