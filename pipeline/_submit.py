@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..schemas import DatasetSpec
-from ._urls import Location
+from ._urls import Location, redact_url
 
 #: what a job's status means for a new trigger of the same dataset
 ACTIVE = ("PENDING", "RUNNING")
@@ -88,23 +88,30 @@ def _client(address: str):
     for name in ("ray.dashboard.modules.dashboard_sdk", "ray._private.runtime_env.packaging"):
         logging.getLogger(name).setLevel(logging.WARNING)  # "Uploading package ..." on every submit
 
+    shown = redact_url(address)  # a job server behind a proxy may take user:password@ in its URL
     if not re.match(r"^https?://[^/\s]+", address):
-        raise SubmitError(f"--address: expected the job server's HTTP address, e.g. http://127.0.0.1:8265, got {address!r}")
+        shown = re.sub(r"^[^/]*@", "***@", shown)  # no scheme: a user:password@ part is not recognised as one
+        raise SubmitError(f"--address: expected the job server's HTTP address, e.g. http://127.0.0.1:8265, got {shown!r}")
     headers = auth_headers()
     try:
         return JobSubmissionClient(address, headers=headers or None)
     except AuthenticationError:
         if headers:
-            raise SubmitError(f"--address: the Ray cluster at {address} refused the token; use the head's token "
+            raise SubmitError(f"--address: the Ray cluster at {shown} refused the token; use the head's token "
                               "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token)") from None
-        raise SubmitError(f"--address: the Ray cluster at {address} requires a token (Ray's token authentication) and "
+        raise SubmitError(f"--address: the Ray cluster at {shown} requires a token (Ray's token authentication) and "
                           "none was found: set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH, or copy the head's "
                           "~/.ray/auth_token") from None
     except ConnectionError:
-        raise SubmitError(f"--address: cannot reach a Ray job server at {address}; check the address (the head's "
+        raise SubmitError(f"--address: cannot reach a Ray job server at {shown}; check the address (the head's "
                           "dashboard port, 8265 by default) and that the cluster runs ray[default]") from None
     except RuntimeError as e:
-        raise SubmitError(f"--address: {address} is not a usable Ray job server ({' '.join(str(e).split())})") from None
+        raise SubmitError(f"--address: {shown} is not a usable Ray job server ({_one_line(e, address)})") from None
+
+
+def _one_line(e: BaseException, address: str) -> str:
+    """Ray's error text on one line, with the address's credentials left out wherever it quotes it."""
+    return " ".join(str(e).replace(address, redact_url(address)).split())
 
 
 def _attempts(client, base: str) -> list[Any]:
@@ -146,7 +153,7 @@ def submit(spec: DatasetSpec, location: Location, address: str, *, python: str =
                               metadata={"crlgen_dataset": spec.name, "crlgen_out": location.redacted()})
         except RuntimeError as e:
             if f"submission_id {sid} already exists" not in str(e):
-                raise SubmitError(f"--address: the job server refused the job ({' '.join(str(e).split())})") from None
+                raise SubmitError(f"--address: the job server refused the job ({_one_line(e, address)})") from None
             job = client.get_job_info(sid)  # another trigger submitted it between our look and our submit
             return Submission(sid, _status(job), True, job.message)
     return Submission(sid, "PENDING", False)

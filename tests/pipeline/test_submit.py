@@ -156,3 +156,19 @@ def test_unreachable_job_server_and_bad_flags(capsys, client_env, spec_file, tmp
     assert code == 2 and err.startswith("error: --out: crlgen submit needs --out (or output.url in the spec)"), err
     code, _, err = run_cli(capsys, "submit", str(spec_file), "--env", "CRLGEN_NOT_SET_ANYWHERE")
     assert code == 2 and err.strip() == "error: --env: CRLGEN_NOT_SET_ANYWHERE is not set in this environment"
+
+
+def test_credentials_in_the_job_server_address_are_never_printed(capsys, spec_file, tmp_path, monkeypatch):
+    """A job server behind a proxy may be given as http://user:password@host:port: refused or unreachable, the
+    one-line error names the address without them."""
+    from support.rayhead import free_ports
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    port = free_ports(1)[0]
+    code, _, err = run_cli(capsys, "submit", str(spec_file), "--out", str(tmp_path / "x.zarr"), "--address",
+                           f"http://ops:S3CR3T@127.0.0.1:{port}")
+    assert code == 2 and err.startswith(f"error: --address: cannot reach a Ray job server at http://127.0.0.1:{port};"), err
+    code, _, err = run_cli(capsys, "submit", str(spec_file), "--out", str(tmp_path / "x.zarr"), "--address",
+                           "ops:S3CR3T@127.0.0.1:8265")
+    assert code == 2 and err.startswith("error: --address: expected the job server's HTTP address"), err
+    assert "S3CR3T" not in err and len(err.splitlines()) == 1 and not (tmp_path / "x.zarr").exists()
