@@ -91,6 +91,15 @@ def _pid_start(pid: int) -> str | None:
         return None
 
 
+def _pid_namespace() -> str | None:
+    """This process's PID namespace (``pid:[4026531836]``): containers that share a host name (host
+    networking) still number their processes apart."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def _pid_gone(pid: int, start: str | None) -> bool:
     try:
         os.kill(pid, 0)
@@ -132,7 +141,7 @@ class RootLock:
     # the lock's record -----------------------------------------------------------------
     def _record(self) -> bytes:
         return json_bytes({"owner": self.owner, "host": _HOST, "pid": os.getpid(), "pid_start": _pid_start(os.getpid()),
-                           "started": self._started, "heartbeat": time.time()})
+                           "pid_ns": _pid_namespace(), "started": self._started, "heartbeat": time.time()})
 
     def _s3(self, op: str, **kw):
         bucket, key, _ = self.fs.split_path(self.path)
@@ -212,7 +221,8 @@ class RootLock:
         now = time.time()
         if not record:  # being written right now, or damaged: only its age can tell
             return f"unreadable and {now - mtime:.0f} s old" if mtime is not None and now - mtime > self.stale_after else None
-        if record.get("host") == _HOST and isinstance(record.get("pid"), int) and _pid_gone(record["pid"], record.get("pid_start")):
+        same_pids = record.get("host") == _HOST and record.get("pid_ns") == _pid_namespace()  # its pid means a process here
+        if same_pids and isinstance(record.get("pid"), int) and _pid_gone(record["pid"], record.get("pid_start")):
             return f"its process (pid {record['pid']} on {_HOST}) is gone"
         beat = record.get("heartbeat")
         if not isinstance(beat, (int, float)) or now - beat > self.stale_after:

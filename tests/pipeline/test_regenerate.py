@@ -310,6 +310,28 @@ def test_stale_and_live_locks_from_other_hosts(tmp_path):
     assert not lock.exists()
 
 
+def test_a_dead_pid_on_this_host_is_stale_only_in_this_pid_namespace(tmp_path):
+    """A container with host networking shares the host's name but numbers its processes apart: its live
+    job's pid means nothing here, so only its heartbeat can make its lock stale."""
+    import socket
+
+    from crlgen.pipeline._rootlock import _pid_namespace
+
+    root = resolve(str(tmp_path / "root"))
+    (tmp_path / "root").mkdir()
+    lock = tmp_path / "root" / LOCK_NAME
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    record = {"owner": "x", "host": socket.gethostname(), "pid": dead.pid, "heartbeat": time.time()}
+    lock.write_text(json.dumps({**record, "pid_ns": "pid:[1]"}))
+    with pytest.raises(LockBusy, match=f"pid {dead.pid},"):
+        RootLock(root).acquire()
+    lock.write_text(json.dumps({**record, "pid_ns": _pid_namespace()}))
+    taken = RootLock(root).acquire()
+    assert taken.took_over["reason"] == f"its process (pid {dead.pid} on {socket.gethostname()}) is gone"
+    taken.release()
+
+
 def _until(condition, timeout: float = 10.0) -> None:
     deadline = time.time() + timeout
     while not condition():
