@@ -126,6 +126,8 @@ def resolve_sources(sources: Sequence[str]) -> list[Dataset]:
             named.append(("", src))  # named by the spec itself
         elif catalog_path(src) is not None:
             named.append((src, src))
+        elif any(e.name.startswith(f"{src}/") for e in catalog()):
+            problems.append(f"SOURCES: {src}: a catalogue folder; write {src}/ for every scene under it")
         else:
             problems.append(f"SOURCES: {src}: no such spec file, catalogue scene or catalogue folder (a folder ends "
                             f"with '/'; see `crlgen scenes`)")

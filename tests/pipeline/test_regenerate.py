@@ -76,6 +76,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, capsys):
     cases = [
         (["static/nope"], "error: SOURCES: static/nope: no such spec file, catalogue scene or catalogue folder"),
         (["nope/"], "error: SOURCES: nope/: no catalogue scene under this folder"),
+        (["physics"], "error: SOURCES: physics: a catalogue folder; write physics/ for every scene under it"),
         ([str(a), "--keep", "0"], "error: --keep: expected a count of versions of at least 1, got 0"),
         ([str(a), "--workers", "0"], "error: --workers: expected at least 1"),
     ]
