@@ -465,8 +465,9 @@ def evaluate(url: str, representations: str, split: str, json_out: bool) -> None
 @click.argument("url")
 @click.option("--epochs", type=int, default=30, show_default=True, help="passes over the train split")
 @click.option("--size", type=int, default=64, show_default=True, help="pixels the images are resized to")
-@click.option("--frames", type=int, default=8, show_default=True,
-              help="frames of each clip used, evenly spread (video stores; states also see the frames beside them)")
+@click.option("--frames", type=int, default=16, show_default=True,
+              help="frames of each clip used, evenly spread (video stores: one frame encoder shared by all, then "
+                   "temporal convolutions; states also see the frames beside them)")
 @click.option("--max-train", type=int, default=None, help="use at most this many training samples")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--output", default=None, help="colour array to read (default: the first, images or frames)")

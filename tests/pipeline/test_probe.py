@@ -83,6 +83,27 @@ def test_the_scores_mean_what_they_say():
     assert chance[0] < 0.3 and chance[1] < 0.6 and chance[2] < 0.4
 
 
+def test_the_clip_probe_reads_motion_that_no_single_frame_shows():
+    """A dot starts anywhere and moves at a velocity v: every frame alone is uninformative about v
+    (its position at any instant is uniform), the clip (shared frame encoder, temporal
+    convolutions) reads it."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    n, frames, size = 500, 6, 16
+    v = rng.uniform(-1.5, 1.5, n)  # px per frame
+    start = rng.uniform(5, 11, n)
+    x = np.zeros((n, frames, 3, size, size), np.uint8)
+    for t in range(frames):
+        col = np.clip(np.rint(start + v * (t - frames / 2)), 0, size - 1).astype(int)
+        x[np.arange(n), t, 0, 8, col] = 255
+    y = v[:, None]
+    scores = _fit_and_score(torch, x[:400], y[:400], x[400:], y[400:], [("r2", None)], ProbeOptions(epochs=25, batch=32))
+    assert scores[0] > 0.9
+    mid = frames // 2  # the dot is at its uniform start there, whatever v is
+    one = _fit_and_score(torch, x[:400, mid], y[:400], x[400:, mid], y[400:], [("r2", None)], ProbeOptions(epochs=25, batch=32))
+    assert one[0] < 0.2  # one frame alone does not show it
+
+
 def test_kinds_follow_the_variable_types():
     from crlgen.pipeline import load_spec
 
