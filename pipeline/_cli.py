@@ -1,5 +1,5 @@
-"""The ``crlgen`` command line: check, plan, run, submit, validate, inspect, preview, evaluate, probe,
-export, scenes, schema.
+"""The ``crlgen`` command line: check, plan, run, submit, regenerate, validate, inspect, preview,
+evaluate, probe, export, scenes, schema.
 
 Built on click. User mistakes (a bad spec, flag, URL or store) print one
 ``error: ...`` line per problem and exit 2 without writing anything; a failed
@@ -20,6 +20,7 @@ from rich.table import Table
 
 from ..scenes.engines.quiet import EngineMissing
 from ..schemas import SpecError
+from ._regenerate import DEFAULT_KEEP
 from ._run import ClusterError, RunError
 from ._store import StoreError
 from ._urls import UrlError
@@ -608,7 +609,7 @@ def schema(write: bool) -> None:
     "crlgen regenerate specs/*.yaml --root /data/crlgen --keep 5 --wait"))
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--root", required=True, help="where every dataset lives: path, file://, s3://bucket/prefix (or gs://, abfs://)")
-@click.option("--keep", type=int, default=3, show_default=True, help="versions kept per dataset (latest's always)")
+@click.option("--keep", type=int, default=DEFAULT_KEEP, show_default=True, help="versions kept per dataset (latest's always)")
 @click.option("--workers", type=int, default=None, help="local Ray CPUs (default: all cores)")
 @click.option("--address", default=None, help="join a Ray cluster (or set RAY_ADDRESS)")
 @click.option("--resource", "resources", multiple=True, metavar="NAME=N", help="a custom resource the embedded Ray offers")

@@ -137,7 +137,11 @@ def submit(spec: DatasetSpec, location: Location, address: str, *, python: str =
     set for the job (e.g. an object store's endpoint). Raises :class:`SubmitError`."""
     client = _client(address)
     base = submission_id(spec, location)
-    jobs = _attempts(client, base)
+    try:
+        jobs = _attempts(client, base)
+    except (OSError, RuntimeError) as e:
+        raise SubmitError(f"--address: the job server at {redact_url(address)} did not list its jobs "
+                          f"({_one_line(e, address)})") from None
     if jobs and (_status(jobs[-1]) in ACTIVE or _status(jobs[-1]) == DONE):
         return Submission(jobs[-1].submission_id, _status(jobs[-1]), True, jobs[-1].message)
     sid = base if not jobs else f"{base}-r{len(jobs) + 1}"
@@ -168,7 +172,11 @@ def wait(address: str, sid: str, *, poll: float = 1.0, timeout: float | None = N
     t0 = time.monotonic()
     last = None
     while True:
-        job = client.get_job_info(sid)
+        try:
+            job = client.get_job_info(sid)
+        except (OSError, RuntimeError) as e:  # requests' connection errors are OSErrors; Ray's HTTP errors RuntimeErrors
+            raise SubmitError(f"--wait: lost the job server at {redact_url(address)} while waiting for job {sid} "
+                              f"({_one_line(e, address)}); the job may still run: submit again to see it") from None
         status = _status(job)
         if status != last and on_status is not None:
             on_status(status)
