@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -24,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .s3server import _parent_death_signal, _signal_group, _wait_exit_noreap
+from .s3server import _parent_death_signal, stop_group
 
 HOST = "127.0.0.1"
 #: Azurite's well-known development account (public, documented by Microsoft; not a secret).
@@ -82,6 +81,7 @@ class _Server:
 
     @property
     def endpoint(self) -> str:
+        """The server's HTTP endpoint on loopback."""
         return f"http://{HOST}:{self.port}"
 
     def _command(self) -> list[str]:
@@ -91,6 +91,7 @@ class _Server:
         raise NotImplementedError
 
     def start(self):
+        """Start the emulator on a free loopback port in its own process group and wait until it answers; returns self."""
         self.tmpdir = Path(tempfile.mkdtemp(prefix=f"crlgen-{self.name}-"))
         log_path = self.tmpdir / "server.log"
         self._log = open(log_path, "wb")
@@ -118,12 +119,7 @@ class _Server:
         """Stop the server's process group (SIGTERM, then SIGKILL) and remove its temp dir. Idempotent."""
         proc, self.proc = self.proc, None
         if proc is not None:
-            if proc.returncode is None:
-                _signal_group(proc.pid, signal.SIGTERM)
-                if not _wait_exit_noreap(proc.pid, 5.0):
-                    _signal_group(proc.pid, signal.SIGKILL)
-                _signal_group(proc.pid, signal.SIGKILL)
-            self.proc_rc = proc.wait()
+            self.proc_rc = stop_group(proc)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -161,11 +157,13 @@ class LocalGCS(_Server):
         return {"STORAGE_EMULATOR_HOST": self.endpoint}
 
     def make_bucket(self, name: str) -> None:
+        """Create bucket ``name`` (anonymously, as the emulator allows)."""
         import gcsfs
 
         gcsfs.GCSFileSystem(endpoint_url=self.endpoint, token="anon", skip_instance_cache=True).mkdir(name)
 
     def filesystem(self):
+        """A gcsfs filesystem on the emulator (anonymous)."""
         import gcsfs
 
         return gcsfs.GCSFileSystem(endpoint_url=self.endpoint, token="anon", skip_instance_cache=True)
@@ -187,6 +185,7 @@ class LocalAzurite(_Server):
             return s.connect_ex((HOST, self.port)) == 0
 
     def connection_string(self, key: str = AZURITE_KEY) -> str:
+        """An Azure Storage connection string for Azurite's well-known development account (``key`` to try another)."""
         return (f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={key};"
                 f"BlobEndpoint={self.endpoint}/{AZURITE_ACCOUNT};")
 
@@ -196,10 +195,12 @@ class LocalAzurite(_Server):
         return {"AZURE_STORAGE_CONNECTION_STRING": self.connection_string()}
 
     def filesystem(self):
+        """An adlfs filesystem on Azurite with the development account's key."""
         import adlfs
 
         return adlfs.AzureBlobFileSystem(connection_string=self.connection_string(), skip_instance_cache=True)
 
     def make_container(self, name: str) -> None:
+        """Create blob container ``name``."""
         self.filesystem().mkdir(name)
 

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .s3server import _parent_death_signal, _signal_group, _wait_exit_noreap
+from .s3server import _parent_death_signal, stop_group
 
 HOST = "127.0.0.1"
 
@@ -73,6 +73,7 @@ class RayHead:
 
     @property
     def token_path(self) -> Path:
+        """The file holding the head's auth token (what RAY_AUTH_TOKEN_PATH names for a client)."""
         assert self.tmp is not None
         return self.tmp / "auth_token"
 
@@ -83,6 +84,8 @@ class RayHead:
                 "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 
     def start(self) -> "RayHead":
+        """Start ``ray start --head --block`` with token auth on free loopback ports in a private temp dir and
+        wait until its job server answers; returns self. Raises RuntimeError if it exits or does not answer in time."""
         # a short path: Ray's unix sockets live under it (107 bytes at most)
         self.tmp = Path(tempfile.mkdtemp(prefix="crlray-", dir="/tmp"))
         self.token_path.write_text(self.token)
@@ -128,6 +131,7 @@ class RayHead:
             time.sleep(0.5)
 
     def log_tail(self, n: int = 40) -> str:
+        """The last ``n`` lines of ``ray start``'s output (for failure messages)."""
         if self.tmp is None or not (self.tmp / "ray-start.log").exists():
             return ""
         return "\n".join((self.tmp / "ray-start.log").read_text(errors="replace").splitlines()[-n:])
@@ -143,12 +147,7 @@ class RayHead:
         then any process that still names the temp dir (a worker that left the group). Idempotent."""
         proc, self.proc = self.proc, None
         if proc is not None:
-            if proc.returncode is None:
-                _signal_group(proc.pid, signal.SIGTERM)
-                if not _wait_exit_noreap(proc.pid, 5.0):
-                    _signal_group(proc.pid, signal.SIGKILL)
-                _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait()
+            stop_group(proc)
             self._log.close()
         if self.tmp is not None:
             kill_processes_mentioning(str(self.tmp))

@@ -452,16 +452,7 @@ class LocalS3:
     def _kill(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.returncode is None:
-            # Not reaped yet, so its PID (= PGID) cannot have been reused:
-            # signalling the group is safe until we call proc.wait().
-            _signal_group(proc.pid, signal.SIGTERM)
-            if not _wait_exit_noreap(proc.pid, self.stop_timeout):
-                _signal_group(proc.pid, signal.SIGKILL)
-                _wait_exit_noreap(proc.pid, self.stop_timeout)
-            # Sweep anything else left in the group while the (zombie)
-            # leader still pins the group id, then reap the leader.
-            _signal_group(proc.pid, signal.SIGKILL)
-            proc.wait()
+            stop_group(proc, self.stop_timeout)
         if proc is not None:
             self._remove_sockets()
         if self._log_file is not None:
@@ -484,6 +475,20 @@ class LocalS3:
         if self.tmpdir is not None:
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             self.tmpdir = None
+
+
+def stop_group(proc: subprocess.Popen, timeout: float = 5.0) -> int:
+    """Stop a process started with ``start_new_session=True`` and everything in its process group:
+    SIGTERM, SIGKILL after ``timeout`` seconds, a last SIGKILL sweep of the group, then reap the
+    leader; returns its exit code. While the leader is not reaped its PID (= the group id) cannot
+    be reused, so signalling the group is safe until ``proc.wait()``."""
+    if proc.returncode is None:
+        _signal_group(proc.pid, signal.SIGTERM)
+        if not _wait_exit_noreap(proc.pid, timeout):
+            _signal_group(proc.pid, signal.SIGKILL)
+            _wait_exit_noreap(proc.pid, timeout)
+        _signal_group(proc.pid, signal.SIGKILL)  # what else is left in the group, while the zombie leader pins its id
+    return proc.wait()
 
 
 def _wait_exit_noreap(pid: int, timeout: float) -> bool:

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-from .s3server import _parent_death_signal, _signal_group, _wait_exit_noreap
+from .s3server import _parent_death_signal, stop_group
 
 HOST = "127.0.0.1"
 TOOLS = ("sshd", "ssh", "ssh-keygen", "rsync", "unshare")
@@ -54,6 +53,8 @@ class LocalSSHD:
                 f"-o IdentitiesOnly=yes -o LogLevel=ERROR -W {HOST}:{self.port} {self.user}@{HOST}")
 
     def start(self) -> "LocalSSHD":
+        """Generate a host key and a client key, start sshd on 127.0.0.1 in its own PID namespace and wait
+        until it listens; returns self. Raises RuntimeError (with the log's tail) if it exits or does not."""
         keygen = _tool("ssh-keygen")
         for name in ("host_key", "id_ed25519"):
             subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(self.root / name)], check=True,
@@ -89,6 +90,7 @@ class LocalSSHD:
             time.sleep(0.1)
 
     def log_tail(self, n: int = 30) -> str:
+        """The last ``n`` lines of sshd's log (for failure messages)."""
         path = self.root / "sshd.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-n:]) if path.exists() else ""
 
@@ -124,12 +126,7 @@ class LocalSSHD:
         proc, self.proc = self.proc, None
         if proc is None:
             return
-        if proc.returncode is None:
-            _signal_group(proc.pid, signal.SIGTERM)
-            if not _wait_exit_noreap(proc.pid, 5.0):
-                _signal_group(proc.pid, signal.SIGKILL)
-            _signal_group(proc.pid, signal.SIGKILL)
-        proc.wait()
+        stop_group(proc)
         self._log.close()
 
     def __enter__(self) -> "LocalSSHD":
