@@ -191,6 +191,26 @@ def test_falling_object_lands_and_rests():
     assert 0.0 <= out.simulation.extras["max_penetration"][0] < 0.02
 
 
+@pytest.mark.parametrize("gravity", [1.62, 9.81])
+def test_a_sphere_bounces_by_its_contact_restitution_at_any_impact_speed(gravity):
+    """Newton's law of restitution: a sphere dropped on the ground leaves it at the contact restitution
+    (Bullet multiplies the two bodies' coefficients: restitution^2 here) times its impact speed, so
+    its first rebound rises to c^2 of the drop height. Bullet's speculative contacts used to drop
+    restitution on slow impacts: at lunar gravity nothing bounced, whatever the coefficient."""
+    size, height = 0.15, 0.42  # a 30 kg ball of 15 cm: at lunar gravity the old contacts kept it on the ground
+    rows = [{**drop(z0=size + height, size=size, mass=30.0), "gravity": gravity, "restitution": e} for e in (0.6, 0.8, 0.95)]
+    with FallingWorld(spec(size=16, views=1, frames=60, objects=1)) as w:
+        z = w.simulate(batch(rows)).states[:, :, 2] - size  # height of the bottom (m)
+    ratios = []
+    for k, row in enumerate(rows):
+        landed = int(np.argmax(np.diff(z[k]) > 0))  # the first frame after which it rises again
+        assert landed > 0, "no bounce"
+        ratios.append(z[k, landed:].max() / height)
+    c = np.array([r["restitution"] for r in rows]) ** 2
+    assert np.all(np.diff(ratios) > 0)  # bouncier contacts rise higher
+    assert np.all(np.abs(np.sqrt(ratios) - c) < 0.12), (np.sqrt(ratios), c)
+
+
 def test_gravity_changes_fall_time(falling):
     out = falling.simulate(batch([{**drop(z0=1.0), "gravity": g} for g in (9.81, 3.0)])).states
     z = out[:, :, 2]
