@@ -3,7 +3,8 @@
 No Kubernetes cluster runs on these machines. What a cluster would check is checked here:
 
 - RayJob, RayCronJob and RayCluster objects (the RayJob template inside the CronJob's ConfigMap
-  too) against the openAPIV3Schema of KubeRay's CRDs (../shared/schemas-external/), with a JSON
+  too) against the openAPIV3Schema of KubeRay's CRDs (../shared/schemas-external/, copied to
+  tests/data/schemas-external/), with a JSON
   Schema validator. The OpenAPI extensions are honoured, not dropped: ``nullable`` admits null;
   an object that lists its properties admits no others (the API server prunes unknown fields and
   kubectl's default strict field validation refuses them); ``int32``/``int64`` formats bound
@@ -24,6 +25,7 @@ No Kubernetes cluster runs on these machines. What a cluster would check is chec
 from __future__ import annotations
 
 import copy
+import gzip
 import datetime as dt
 import json
 import re
@@ -39,7 +41,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-CRDS = ROOT.parent / "shared" / "schemas-external"
+CRDS = ROOT / "tests" / "data" / "schemas-external"  # copies of ../shared/schemas-external, gzipped
 CRD_FILES = {"RayJob": "ray.io_rayjobs.yaml", "RayCluster": "ray.io_rayclusters.yaml", "RayCronJob": "ray.io_raycronjobs.yaml"}
 NAMESPACE = "crlgen"
 # KubeRay's limits (ray-operator/controllers/ray/utils/constant.go): a RayCluster's name leaves room for
@@ -105,7 +107,8 @@ def _to_json_schema(node):
 
 @cache
 def _crd_schema(kind: str, version: str = "v1") -> dict:
-    crd = yaml.load((CRDS / CRD_FILES[kind]).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    crd = yaml.load(gzip.decompress((CRDS / f"{CRD_FILES[kind]}.gz").read_bytes()).decode(),
+                    Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     assert crd["spec"]["names"]["kind"] == kind
     served = {v["name"]: v for v in crd["spec"]["versions"] if v.get("served")}
     assert version in served, f"{kind}: version {version} is not served (served: {sorted(served)})"
