@@ -76,18 +76,23 @@ def _kinds(spec, names) -> list[tuple[str, Any]]:
     return out
 
 
+def _convs(nn, channels: int, widths: tuple[int, ...]) -> list:
+    """Strided 3x3 convolutions (each halving the image) with batch norm and ReLU, ``channels`` in."""
+    layers, c = [], channels
+    for width in widths:
+        layers += [nn.Conv2d(c, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
+        c = width
+    return layers
+
+
 def _net(torch, channels: int, heads: list[int]):
     nn = torch.nn
 
     class Probe(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            layers, c = [], channels
-            for width in (32, 64, 128, 128):
-                layers += [nn.Conv2d(c, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
-                c = width
-            self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-            self.heads = nn.ModuleList(nn.Linear(c, h) for h in heads)
+            self.body = nn.Sequential(*_convs(nn, channels, (32, 64, 128, 128)), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.heads = nn.ModuleList(nn.Linear(128, h) for h in heads)
 
         def forward(self, x):
             f = self.body(x)
@@ -106,11 +111,8 @@ def _clip_net(torch, channels: int, frames: int, heads: list[int]):
     class ClipProbe(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            layers, c = [], channels
-            for width in (32, 64, 64, 128):
-                layers += [nn.Conv2d(c, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU()]
-                c = width
-            self.frame = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(c * 16, 128), nn.ReLU())
+            self.frame = nn.Sequential(*_convs(nn, channels, (32, 64, 64, 128)), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                                       nn.Linear(128 * 16, 128), nn.ReLU())
             self.time = nn.Sequential(nn.Conv1d(128, 128, 3, padding=1), nn.BatchNorm1d(128), nn.ReLU(),
                                       nn.Conv1d(128, 128, 3, padding=1), nn.BatchNorm1d(128), nn.ReLU(), nn.Flatten())
             self.heads = nn.ModuleList(nn.Linear(128 * frames, h) for h in heads)
