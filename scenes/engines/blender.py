@@ -305,9 +305,15 @@ def _ensure_nodes(idblock) -> None:
 
 
 def principled_material(
-    name: str, color_linear=(0.8, 0.8, 0.8), *, roughness: float = 0.5, metallic: float = 0.0, specular: float = 0.5
+    name: str, color_linear=(0.8, 0.8, 0.8), *, roughness: float = 0.5, metallic: float = 0.0, specular: float = 0.5,
+    transmission: float = 0.0, ior: float = 1.5,
 ):
-    """A Principled BSDF material with a fixed base colour (linear RGB)."""
+    """A Principled BSDF material with a fixed base colour (linear RGB).
+
+    ``transmission`` in [0, 1] makes it a dielectric (glass, liquid) whose refractive index is
+    ``ior`` (Cycles refracts by Snell's law; 1.33 water, 1.5 glass). The material's viewport
+    colour is the base colour too, so the Workbench preview shows it.
+    """
     bpy = require_bpy()
     mat = bpy.data.materials.new(name)
     _ensure_nodes(mat)
@@ -317,6 +323,9 @@ def principled_material(
     bsdf.inputs["Metallic"].default_value = float(metallic)
     if "Specular IOR Level" in bsdf.inputs:
         bsdf.inputs["Specular IOR Level"].default_value = float(specular)
+    bsdf.inputs["IOR"].default_value = float(ior)
+    bsdf.inputs["Transmission Weight"].default_value = float(transmission)
+    mat.diffuse_color = (*tuple(color_linear)[:3], 1.0 - 0.7 * float(transmission))
     return mat
 
 
@@ -377,6 +386,41 @@ def cylinder_data(segments: int = 32, caps: bool = True, z: tuple[float, float] 
 def cylinder_mesh(name: str, segments: int = 32, caps: bool = True):
     """Unit cylinder: radius 1, z from 0 to 1, smooth sides and flat caps (own vertices)."""
     return mesh_from_data(name, *cylinder_data(segments, caps))
+
+
+def uv_sphere_data(segments: int = 32, rings: int = 16):
+    """Vertices, faces and smooth flags of a radius-1 UV sphere centred on the origin (poles on z)."""
+    verts = [(0.0, 0.0, -1.0)]
+    for r in range(1, rings):
+        phi = math.pi * r / rings - 0.5 * math.pi
+        verts += [(math.cos(phi) * math.cos(2.0 * math.pi * i / segments),
+                   math.cos(phi) * math.sin(2.0 * math.pi * i / segments), math.sin(phi)) for i in range(segments)]
+    verts.append((0.0, 0.0, 1.0))
+    top = len(verts) - 1
+    faces = [(0, 1 + (i + 1) % segments, 1 + i) for i in range(segments)]
+    for r in range(rings - 2):
+        a, b = 1 + r * segments, 1 + (r + 1) * segments
+        faces += [(a + i, a + (i + 1) % segments, b + (i + 1) % segments, b + i) for i in range(segments)]
+    last = 1 + (rings - 2) * segments
+    faces += [(last + i, last + (i + 1) % segments, top) for i in range(segments)]
+    return verts, faces, [True] * len(faces)
+
+
+def uv_sphere_mesh(name: str, segments: int = 32, rings: int = 16):
+    """Unit UV sphere: radius 1, centred on the origin, smooth shaded."""
+    return mesh_from_data(name, *uv_sphere_data(segments, rings))
+
+
+def box_data():
+    """Vertices, faces and smooth flags of the cube [-1, 1]^3 (flat faces, outward normals)."""
+    verts = [(x, y, z) for x in (-1.0, 1.0) for y in (-1.0, 1.0) for z in (-1.0, 1.0)]
+    faces = [(0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3)]
+    return verts, faces, [False] * 6
+
+
+def box_mesh(name: str):
+    """Unit box: the cube [-1, 1]^3 (scale it by the half-extents), flat shaded."""
+    return mesh_from_data(name, *box_data())
 
 
 def disc_mesh(name: str, segments: int = 64):
