@@ -202,6 +202,7 @@ def run(spec: str, out_url: str | None, samples: int | None, workers: int | None
     """Sample, render and write a dataset with Ray, then validate it. Re-running resumes."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from ..scenes.registry import world_info
     from ._plan import make_plan
     from ._run import RunOptions
     from ._run import run as run_dataset
@@ -228,6 +229,9 @@ def run(spec: str, out_url: str | None, samples: int | None, workers: int | None
         progress.update(task, advance=summary["samples"], fps=f"{rate:.1f} frames/s" if done["frames"] else "")
 
     out.print(f"run {s.name}: {total} samples, {len(p.shards)} shards -> {loc.redacted()}")
+    if s.world and s.render.engine in world_info(s.world).preview_engines:
+        err.print(f"note: render.engine {s.render.engine!r} is a preview engine, lower fidelity than the world's default "
+                  "(the dataset card says so)", markup=False)
     with progress:
         result = run_dataset(s, loc, RunOptions(workers=workers, address=address, overwrite=overwrite, validate=validate_,
                                                executor="inline" if inline else "ray", resources=custom,

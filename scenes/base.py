@@ -144,6 +144,8 @@ class WorldInfo:
     annotations: tuple[str, ...] = ("depth", "segmentation")
     engines: tuple[str, ...] = ()
     """Render engines the world accepts in ``render.engine``; the first is the default."""
+    preview_engines: tuple[str, ...] = ()
+    """Engines of ``engines`` that render at lower fidelity (fast previews); datasets made with one say so."""
     camera_kinds: tuple[str, ...] = ("orbit", "fixed")
     mounts: tuple[str, ...] = ()
     """Bodies or links a ``mounted`` camera may ride on (``obj[i]`` per object)."""

@@ -171,6 +171,7 @@ class RenderSettings(SpecModel):
     views: int | tuple[str | Camera, ...] = Field(4, description="count of ring cameras, or named presets / cameras")
     engine: str | None = Field(None, description="engine of the world (cycles, tiny...); None = the world's default")
     samples: int = Field(16, ge=1, le=4096, description="path-tracing samples per pixel (Cycles)")
+    denoise: bool = Field(False, description="Cycles: run OpenImageDenoise (CPU) on each image; off keeps raw path-traced noise")
     device: Literal["cpu", "gpu", "auto"] = "auto"
     annotations: tuple[Annotation, ...] = ("depth", "segmentation")
 

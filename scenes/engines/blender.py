@@ -198,6 +198,42 @@ def set_standard_view(scene, exposure: float = 0.0) -> None:
     v.use_curve_mapping = False
 
 
+#: Render engines a BlenderScene offers: ``render.engine`` name -> Blender's engine id.
+ENGINES = {"cycles": "CYCLES", "workbench": "BLENDER_WORKBENCH"}
+#: What the preview engine leaves out; datasets rendered with it say so (card, array attributes).
+PREVIEW_NOTE = ("Workbench preview: OpenGL rasterisation with studio lighting and one hard shadow direction; "
+                "no path tracing, so scene lights, refraction, glossy reflections and soft shadows are not "
+                "rendered. Lower fidelity than Cycles, for iterating on a spec.")
+
+
+def setup_workbench(scene, *, width: int, height: int) -> None:
+    """Blender's Workbench engine as a fast, lower-fidelity preview (see :data:`PREVIEW_NOTE`).
+
+    Studio lighting, each object's colour from ``obj.color`` (kept equal to its material's base
+    colour by :func:`add_object`, or the per-sample colour of :func:`set_object_color`), shadows
+    and cavity shading on, 8x anti-aliasing; renders through EGL (Mesa's llvmpipe on a machine
+    without a GPU). Deterministic across runs and processes on one machine (tested).
+    """
+    r = scene.render
+    r.engine = "BLENDER_WORKBENCH"
+    r.resolution_x, r.resolution_y, r.resolution_percentage = int(width), int(height), 100
+    r.pixel_aspect_x = r.pixel_aspect_y = 1.0
+    r.film_transparent = False
+    r.dither_intensity = 0.0
+    r.use_compositing = False
+    r.use_sequencer = False
+    r.use_stamp = False
+    scene.display.render_aa = "8"
+    sh = scene.display.shading
+    sh.light = "STUDIO"
+    sh.color_type = "OBJECT"
+    sh.show_shadows = True
+    sh.show_cavity = False
+    sh.show_object_outline = False
+    sh.show_specular_highlight = True
+    set_standard_view(scene)
+
+
 def enable_passes(scene, *, depth: bool, segmentation: bool) -> None:
     vl = scene.view_layers[0]
     vl.use_pass_combined = True
@@ -260,6 +296,8 @@ def add_object(scene, name: str, data, *, pass_index: int = 0, material=None):
     obj.pass_index = int(pass_index)
     if material is not None and hasattr(data, "materials"):
         data.materials.append(material)
+        if not material.get("crlgen_object_color"):  # the Workbench preview draws obj.color
+            obj.color = tuple(material.diffuse_color)
     return obj
 
 
@@ -291,6 +329,7 @@ def set_world_color(scene, color_linear: Sequence[float], strength: float = 1.0)
         world.node_tree.links.new(bg.outputs["Background"], out.inputs["Surface"])
     bg.inputs["Color"].default_value = (*tuple(color_linear)[:3], 1.0)
     bg.inputs["Strength"].default_value = float(strength)
+    world.color = tuple(min(1.0, float(c) * float(strength)) for c in tuple(color_linear)[:3])  # the Workbench preview's background
     return world
 
 
@@ -339,6 +378,7 @@ def object_color_material(name: str, *, roughness: float = 0.5, metallic: float 
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     info = nodes.new("ShaderNodeObjectInfo")
     links.new(info.outputs["Color"], nodes["Principled BSDF"].inputs["Base Color"])
+    mat["crlgen_object_color"] = True
     return mat
 
 
@@ -504,16 +544,32 @@ class BlenderScene:
         depth: bool = False,
         segmentation: bool = False,
         max_bounces: int = 4,
+        engine: str = "cycles",
+        denoise: bool = False,
     ) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"expected a Blender engine out of {sorted(ENGINES)}, got {engine!r}")
         bpy = require_bpy()
         self.scene = bpy.data.scenes.new(f"crlgen.{name}.{os.getpid()}.{next(_ids)}")
         self.width, self.height = int(width), int(height)
         self.depth, self.segmentation = bool(depth), bool(segmentation)
-        self.device = setup_cycles(
-            self.scene, width=width, height=height, samples=samples, device=device,
-            threads=threads, seed=seed, max_bounces=max_bounces,
-        )
-        enable_passes(self.scene, depth=self.depth, segmentation=self.segmentation)
+        self.engine = engine
+        if engine == "cycles":
+            self.device = setup_cycles(
+                self.scene, width=width, height=height, samples=samples, device=device,
+                threads=threads, seed=seed, max_bounces=max_bounces,
+            )
+            if denoise:  # OpenImageDenoise on the CPU, with albedo and normal guides (deterministic)
+                c = self.scene.cycles
+                c.use_denoising = True
+                c.denoiser = "OPENIMAGEDENOISE"
+                c.denoising_input_passes = "RGB_ALBEDO_NORMAL"
+                c.denoising_prefilter = "ACCURATE"
+                c.denoising_use_gpu = False
+        else:
+            setup_workbench(self.scene, width=width, height=height)
+            self.device = "CPU (EGL)"
+        enable_passes(self.scene, depth=self.depth, segmentation=self.segmentation and engine == "cycles")
         self._owned: list = []
         self._tmp = tempfile.mkdtemp(prefix="crlgen-bpy-")
         self._closed = False
@@ -525,9 +581,11 @@ class BlenderScene:
 
     @classmethod
     def from_settings(cls, name: str, rs, threads: int = 0) -> "BlenderScene":
-        """A scene for a ``schemas.render.RenderSettings``: size, samples, device, annotations."""
+        """A scene for a ``schemas.render.RenderSettings``: engine (default Cycles), size, samples,
+        denoising, device, annotations."""
         return cls(name, width=rs.width, height=rs.height, samples=rs.samples, device=rs.device, threads=threads,
-                   seed=0, depth="depth" in rs.annotations, segmentation="segmentation" in rs.annotations)
+                   seed=0, depth="depth" in rs.annotations, segmentation="segmentation" in rs.annotations,
+                   engine=rs.engine or "cycles", denoise=rs.denoise)
 
     @contextlib.contextmanager
     def building(self):
@@ -547,6 +605,9 @@ class BlenderScene:
         until the data is freed (measured), so a world must not leave it on between batches.
         """
         r = self.scene.render
+        if self.engine != "cycles":
+            yield
+            return
         r.use_persistent_data = True
         try:
             yield
@@ -567,7 +628,8 @@ class BlenderScene:
         if (sc.render.resolution_x, sc.render.resolution_y) != (w, h):
             sc.render.resolution_x, sc.render.resolution_y = w, h
         sc.camera = camera
-        bpy.ops.render.render(write_still=False, scene=sc.name)
+        with quiet_output() if self.engine != "cycles" else contextlib.nullcontext():  # EGL's probing talks on stderr
+            bpy.ops.render.render(write_still=False, scene=sc.name)
         result = bpy.data.images["Render Result"]
         fmt = sc.render.image_settings
         fmt.media_type = "IMAGE"
@@ -594,7 +656,9 @@ class BlenderScene:
                 if z is None:
                     raise RuntimeError(f"no depth pass in the render (channels: {sorted(channels)})")
                 depth = np.where((z >= BACKGROUND_DEPTH) | ~np.isfinite(z), 0.0, z).astype(np.float32)
-            if self.segmentation:
+            if self.segmentation and self.engine != "cycles":
+                seg = self._workbench_ids(camera)
+            elif self.segmentation:
                 ix = _find_channel(channels, ("Object Index", "IndexOB"))
                 if ix is None:
                     raise RuntimeError(f"no object-index pass in the render (channels: {sorted(channels)})")
@@ -602,6 +666,43 @@ class BlenderScene:
         if rgb.shape != (h, w, 3):
             raise RuntimeError(f"render came back as {rgb.shape}, expected {(h, w, 3)}")
         return rgb, depth, seg
+
+    def _workbench_ids(self, camera) -> np.ndarray:
+        """Object ids for the Workbench preview, which has no object-index pass: one more render
+        with flat lighting, no anti-aliasing and every object drawn in the colour (id/255, 0, 0),
+        read back linear from OpenEXR. Colours and shading are restored after."""
+        bpy = require_bpy()
+        sc = self.scene
+        objs = [o for o in sc.objects if o.type in ("MESH", "CURVE", "SURFACE", "META", "FONT")]
+        saved = [tuple(o.color) for o in objs]
+        sh = sc.display.shading
+        keep = (sc.display.render_aa, sh.light, sh.show_shadows, sh.show_specular_highlight, sc.world.color[:] if sc.world else None)
+        try:
+            sc.display.render_aa = "OFF"
+            sh.light, sh.show_shadows, sh.show_specular_highlight = "FLAT", False, False
+            if sc.world:
+                sc.world.color = (0.0, 0.0, 0.0)
+            for o in objs:
+                o.color = (o.pass_index / 255.0, 0.0, 0.0, 1.0)
+            with quiet_output():
+                bpy.ops.render.render(write_still=False, scene=sc.name)
+            fmt = sc.render.image_settings
+            fmt.media_type = "MULTI_LAYER_IMAGE"
+            fmt.file_format = "OPEN_EXR_MULTILAYER"
+            fmt.color_depth = "32"
+            fmt.exr_codec = "NONE"
+            exr = os.path.join(self._tmp, "ids.exr")
+            bpy.data.images["Render Result"].save_render(exr, scene=sc)
+            red = next((a for k, a in read_exr(exr).items() if k.endswith("Combined.R") or k == "R"), None)
+            if red is None:
+                raise RuntimeError("no colour channel in the Workbench id render")
+            return np.clip(np.rint(red * 255.0), 0, 255).astype(np.uint8)
+        finally:
+            for o, c in zip(objs, saved):
+                o.color = c
+            sc.display.render_aa, sh.light, sh.show_shadows, sh.show_specular_highlight = keep[:4]
+            if sc.world and keep[4] is not None:
+                sc.world.color = keep[4]
 
     def close(self) -> None:
         if self._closed:

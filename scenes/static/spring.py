@@ -98,7 +98,8 @@ class SpringWorld(World):
         name="static/spring",
         kind="image",
         engine="blender",
-        engines=("cycles",),
+        engines=("cycles", "workbench"),
+        preview_engines=("workbench",),
         description=(
             "A cylinder of height h, radius r and density rho rests on a coil spring of constant k, "
             "compressed to length l."
@@ -128,8 +129,8 @@ class SpringWorld(World):
     def __init__(self, spec, threads: int = 0) -> None:
         super().__init__(spec, threads)
         rs = spec.render
-        if rs.engine not in (None, "cycles"):
-            raise ValueError(f"static/spring renders with engine 'cycles', got {rs.engine!r}")
+        if rs.engine not in (None, *self.info.engines):
+            raise ValueError(f"static/spring renders with engine {' or '.join(self.info.engines)}, got {rs.engine!r}")
         self.rig = type(self).rig(spec)
         self._outputs = type(self).outputs(spec)
         self.want_depth = "depth" in rs.annotations
