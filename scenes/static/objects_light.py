@@ -1,0 +1,302 @@
+"""static/objects_light: one object under a coloured spotlight, rendered with Blender Cycles.
+
+A scene in the spirit of 3DIdent (Zimmermann et al., "Contrastive Learning Inverts the Data
+Generating Process", ICML 2021) and its causal variant Causal3DIdent (von Kügelgen et al.,
+"Self-Supervised Learning with Data Augmentations Provably Isolates Content from Style",
+NeurIPS 2021): an object of one shape class, at a position and rotation, in a colour, lit by a
+spotlight on a circle above it whose colour varies, in front of a coloured background. The
+catalogue spec makes the spotlight follow the object (object position -> spotlight position) and
+the background's hue depend on the object's (object hue -> background hue), two of
+Causal3DIdent's dependencies.
+
+What the world reads (its valid ranges in :data:`RANGES`; values outside raise, never clamp):
+
+- ``shape``: the class code 0..5 (:data:`SHAPE_NAMES`: sphere, cube, cylinder, cone, torus,
+  teapot), procedural meshes inside a ball of radius ``OBJECT_SIZE`` metres;
+- ``pos_x``, ``pos_y`` (m): the object's centre over the floor; ``pos_z`` (m): its height above
+  the floor (it floats, so its shadow on the floor separates from it as it rises);
+- ``yaw`` (rad, about the vertical) and ``pitch`` (rad, about the object's own y axis after the
+  yaw): Blender's XYZ Euler angles (0, pitch, yaw), i.e. R = Rz(yaw) Ry(pitch). The object's +x
+  half is painted in its hue and its -x half near-black, so the rotation shows on every class,
+  the sphere included (its silhouette alone would hide it);
+- ``obj_hue``, ``spot_hue``, ``bg_hue`` in [0, 1] (periodic): HSV hues of the object's paint, of
+  the spotlight's light and of the background seen by the cameras;
+- ``spot_angle`` (rad, periodic): the spotlight's azimuth on a circle of radius
+  ``SPOT_CIRCLE_RADIUS`` at height ``SPOT_HEIGHT`` above the floor's centre; the spot always aims
+  at the object's centre, so it lights the object from that side, throws its shadow away from it
+  and leaves a coloured pool of light on the white floor.
+
+The background colour is seen only by camera rays (Cycles' Light Path "Is Camera Ray"); every
+other ray sees a dim neutral grey, so the background's hue does not tint the object. A dim white
+sun fills the shadows, so the object's paint shows under any spotlight colour.
+
+Cameras: orbit, fixed and top-down. Instance ids in the segmentation: 1 floor, 2 object.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
+from ..cameras import CameraRig
+from ..engines import blender as bl
+from ..outputs import allocate, camera_outputs
+from ._objects_light_shapes import SHAPE_NAMES, SHAPES
+
+#: Metres per object unit: every shape class lies inside a ball of this radius.
+OBJECT_SIZE = 0.15
+#: Spotlight circle: radius (m) around the floor's centre and height (m) above the floor.
+SPOT_CIRCLE_RADIUS = 0.7
+SPOT_HEIGHT = 0.9
+#: Spotlight cone (full angle, deg), its soft edge (0..1) and power (W).
+SPOT_CONE_DEG = 36.0
+SPOT_BLEND = 0.25
+SPOT_POWER = 120.0
+#: Fill light (a white sun from above) and the grey that non-camera rays see as the sky.
+FILL_STRENGTH = 0.8
+AMBIENT_GREY = 0.25
+#: Colours (HSV saturation and value, sRGB-encoded) of the paint, the light and the background.
+OBJECT_SV = (0.85, 0.85)
+DARK_HALF = 0.04
+SPOT_SV = (0.7, 1.0)
+BACKGROUND_SV = (0.65, 0.75)
+FLOOR_GREY = 0.8
+FLOOR_RADIUS = 0.9
+#: Camera framing: aim point and default distance (m) at the ring cameras' 40 deg fov; keeps an
+#: object anywhere in RANGES inside every ring camera's frame.
+TARGET = (0.0, 0.0, 0.2)
+BASE_DISTANCE = 1.05
+SCENE_RADIUS = 1.2
+
+#: Valid range of every latent the world reads. Positions keep the object over the floor and in
+#: frame; pos_z keeps its bounding ball off the floor; angles are in radians, hues in [0, 1].
+RANGES = {
+    "shape": (0.0, float(len(SHAPES) - 1)),
+    "pos_x": (-0.25, 0.25), "pos_y": (-0.25, 0.25), "pos_z": (OBJECT_SIZE + 0.005, 0.4),
+    "yaw": (-math.pi, math.pi), "pitch": (-math.pi / 2, math.pi / 2),
+    "obj_hue": (0.0, 1.0), "spot_hue": (0.0, 1.0), "bg_hue": (0.0, 1.0),
+    "spot_angle": (-math.pi, math.pi),
+}
+
+FLOOR_ID, OBJECT_ID = 1, 2
+SEGMENTATION_IDS = {0: "background", FLOOR_ID: "floor", OBJECT_ID: "object"}
+
+_LATENTS = ("shape", "pos_x", "pos_y", "pos_z", "yaw", "pitch", "obj_hue", "spot_angle", "spot_hue", "bg_hue")
+
+
+def spot_position(spot_angle: float) -> tuple[float, float, float]:
+    """World position (m) of the spotlight at azimuth ``spot_angle`` (rad, counter-clockwise from +x)."""
+    return (SPOT_CIRCLE_RADIUS * math.cos(spot_angle), SPOT_CIRCLE_RADIUS * math.sin(spot_angle), SPOT_HEIGHT)
+
+
+def object_rotation(yaw: float, pitch: float) -> np.ndarray:
+    """The object's rotation matrix (3x3, object to world): R = Rz(yaw) @ Ry(pitch), angles in rad."""
+    cz, sz, cy, sy = math.cos(yaw), math.sin(yaw), math.cos(pitch), math.sin(pitch)
+    rz = np.array([[cz, -sz, 0.0], [sz, cz, 0.0], [0.0, 0.0, 1.0]])
+    ry = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])
+    return rz @ ry
+
+
+def object_color(hue: float) -> tuple[float, float, float]:
+    """Linear RGB of the object's painted (+x) half for ``hue`` in [0, 1]."""
+    return bl.hsv_to_linear_rgb(hue, *OBJECT_SV)
+
+
+def spot_color(hue: float) -> tuple[float, float, float]:
+    """Linear RGB of the spotlight's light for ``hue`` in [0, 1]."""
+    return bl.hsv_to_linear_rgb(hue, *SPOT_SV)
+
+
+def background_color(hue: float) -> tuple[float, float, float]:
+    """Linear RGB the cameras see behind the scene for ``hue`` in [0, 1]."""
+    return bl.hsv_to_linear_rgb(hue, *BACKGROUND_SV)
+
+
+def _marked_material(name: str):
+    """Principled material: the object's colour (Object Info) where object-space x > 0, near-black elsewhere."""
+    mat = bl.principled_material(name, roughness=0.45)
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    coords = nodes.new("ShaderNodeTexCoord")
+    split = nodes.new("ShaderNodeSeparateXYZ")
+    side = nodes.new("ShaderNodeMath")
+    side.operation = "GREATER_THAN"
+    side.inputs[1].default_value = 0.0
+    info = nodes.new("ShaderNodeObjectInfo")
+    mix = nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    sockets = {s.identifier: s for s in mix.inputs}
+    sockets["A_Color"].default_value = (*bl.srgb_to_linear((DARK_HALF,) * 3), 1.0)
+    links.new(coords.outputs["Object"], split.inputs["Vector"])
+    links.new(split.outputs["X"], side.inputs[0])
+    links.new(side.outputs["Value"], sockets["Factor_Float"])
+    links.new(info.outputs["Color"], sockets["B_Color"])
+    out = next(s for s in mix.outputs if s.identifier == "Result_Color")
+    links.new(out, nodes["Principled BSDF"].inputs["Base Color"])
+    return mat
+
+
+def _camera_only_background(scene):
+    """World shader: the background colour for camera rays, a dim grey for every other ray.
+
+    Returns the Background node whose colour the cameras see (set per sample).
+    """
+    world = bl.set_world_color(scene, (AMBIENT_GREY,) * 3, strength=1.0)
+    nodes, links = world.node_tree.nodes, world.node_tree.links
+    ambient = nodes.get("Background")
+    seen = nodes.new("ShaderNodeBackground")
+    seen.inputs["Strength"].default_value = 1.0
+    path = nodes.new("ShaderNodeLightPath")
+    mix = nodes.new("ShaderNodeMixShader")
+    out = nodes.get("World Output")
+    links.new(path.outputs["Is Camera Ray"], mix.inputs["Fac"])
+    links.new(ambient.outputs["Background"], mix.inputs[1])
+    links.new(seen.outputs["Background"], mix.inputs[2])
+    links.new(mix.outputs["Shader"], out.inputs["Surface"])
+    return world, seen
+
+
+class ObjectsLightWorld(World):
+    """static/objects_light: see the module docstring."""
+
+    info: ClassVar[WorldInfo] = WorldInfo(
+        name="static/objects_light",
+        kind="image",
+        engine="blender",
+        engines=("cycles", "workbench"),
+        preview_engines=("workbench",),
+        description=(
+            "One object of a shape class (sphere, cube, cylinder, cone, torus, teapot) at a position and rotation, "
+            "painted in a hue with a dark half that shows its rotation, lit by a coloured spotlight on a circle "
+            "above it, in front of a coloured background (after 3DIdent and Causal3DIdent)."
+        ),
+        latents=_LATENTS,
+        ranges=RANGES,
+        annotations=("depth", "segmentation"),
+        camera_kinds=("orbit", "fixed", "topdown"),
+        requires=("bpy", "OpenEXR"),
+    )
+
+    @classmethod
+    def rig(cls, spec) -> CameraRig:
+        """The spec's cameras framed on the object's region."""
+        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, SCENE_RADIUS)
+
+    @classmethod
+    def outputs(cls, spec) -> tuple[Output, ...]:
+        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
+
+    @classmethod
+    def resources(cls, spec) -> Resources:
+        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
+        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
+
+    def __init__(self, spec, threads: int = 0) -> None:
+        super().__init__(spec, threads)
+        rs = spec.render
+        if rs.engine not in (None, *self.info.engines):
+            raise ValueError(f"static/objects_light renders with engines {self.info.engines}, got {rs.engine!r}")
+        self.rig = type(self).rig(spec)
+        self._outputs = type(self).outputs(spec)
+        self.want_depth = "depth" in rs.annotations
+        self.want_seg = "segmentation" in rs.annotations
+        self.bs = bl.BlenderScene.from_settings("objects_light", rs, threads)
+        with self.bs.building():
+            self._build()
+
+    def _build(self) -> None:
+        bpy = bl.require_bpy()
+        bs, sc = self.bs, self.bs.scene
+        own = bs.own
+        world, self.background = _camera_only_background(sc)
+        own(world)
+        self.fill = own(bl.add_sun(sc, "fill", direction_to=(0.3, -0.4, 1.0), strength=FILL_STRENGTH, angle_deg=10.0))
+        own(self.fill.data)
+
+        floor_mat = own(bl.principled_material("floor", bl.srgb_to_linear((FLOOR_GREY,) * 3), roughness=0.9))
+        floor_mesh = own(bl.disc_mesh("floor"))
+        self.floor = own(bl.add_object(sc, "floor", floor_mesh, pass_index=FLOOR_ID, material=floor_mat))
+        self.floor.scale = (FLOOR_RADIUS, FLOOR_RADIUS, 1.0)
+
+        mat = own(_marked_material("paint"))
+        self.meshes = []
+        for shape in SHAPES:
+            mesh = own(bl.mesh_from_data(f"shape.{shape.name}", *shape.mesh))
+            mesh.materials.append(mat)
+            self.meshes.append(mesh)
+        self.obj = own(bl.add_object(sc, "object", self.meshes[0], pass_index=OBJECT_ID))
+        self.obj.rotation_mode = "XYZ"
+        self.obj.scale = (OBJECT_SIZE,) * 3
+
+        light = own(bpy.data.lights.new("spot", "SPOT"))
+        light.energy = SPOT_POWER
+        light.spot_size = math.radians(SPOT_CONE_DEG)
+        light.spot_blend = SPOT_BLEND
+        light.shadow_soft_size = 0.03
+        self.spot = own(bpy.data.objects.new("spot", light))
+        sc.collection.objects.link(self.spot)
+
+        self.cameras = []
+        for model in self.rig.cameras:
+            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
+            own(obj.data)
+            self.cameras.append(obj)
+        self._state = None
+
+    def _pose(self, state: tuple[float, ...]) -> None:
+        if state == self._state:
+            return
+        shape, x, y, z, yaw, pitch, obj_hue, spot_angle, spot_hue, bg_hue = state
+        self.obj.data = self.meshes[int(shape)]
+        self.obj.location = (x, y, z)
+        self.obj.rotation_euler = (0.0, pitch, yaw)
+        bl.set_object_color(self.obj, object_color(obj_hue))
+        self.spot.location = spot_position(spot_angle)
+        bl.look_at(self.spot, (x, y, z))
+        self.spot.data.color = spot_color(spot_hue)
+        self.background.inputs["Color"].default_value = (*background_color(bg_hue), 1.0)
+        self._state = state
+
+    def render(self, batch: WorldBatch) -> Rendered:
+        n = len(batch)
+        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
+        missing = [name for name in self.info.latents if name not in lat]
+        if missing:
+            raise KeyError(f"static/objects_light needs latents {list(self.info.latents)}; missing {missing}")
+        check_latent_values(self.info, lat)
+        codes = lat["shape"]
+        if np.any(codes != np.rint(codes)):
+            raise ValueError(f"latent 'shape' must hold integer class codes 0..{len(SHAPES) - 1}, got {codes[codes != np.rint(codes)][:3].tolist()}")
+        out = allocate(self._outputs, n)
+        poses = self.rig.poses()
+        marks, radius = np.zeros((n, 1, 1, 3)), np.zeros((n, 1, 2))
+        with self.bs.persistent():
+            for i in range(n):
+                state = tuple(float(lat[name][i]) for name in _LATENTS)
+                self._pose(state)
+                shape = SHAPES[int(state[0])]
+                rot = object_rotation(state[4], state[5])
+                marks[i, 0, 0] = np.array(state[1:4]) + OBJECT_SIZE * rot @ np.array(shape.landmark)
+                radius[i, 0] = (OBJECT_SIZE * shape.inner, OBJECT_SIZE * shape.outer)
+                for g in self.rig.groups:
+                    for j, v in enumerate(g.indices):
+                        rgb, zbuf, ids = self.bs.render(self.cameras[v], g.width, g.height)
+                        out[f"images{g.suffix}"][i, j] = rgb
+                        if self.want_depth:
+                            out[f"depth{g.suffix}"][i, j] = zbuf
+                        if self.want_seg:
+                            out[f"segmentation{g.suffix}"][i, j] = ids
+                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
+        return Rendered(out, landmarks=marks, landmark_ids=np.array([OBJECT_ID]), landmark_radius=radius)
+
+    def close(self) -> None:
+        bs = getattr(self, "bs", None)
+        if bs is not None:
+            bs.close()
+            self.bs = None
+
+
+__all__ = ["ObjectsLightWorld", "SHAPE_NAMES", "RANGES", "FLOOR_ID", "OBJECT_ID", "SEGMENTATION_IDS",
+           "spot_position", "object_rotation", "object_color", "spot_color", "background_color"]
