@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import tempfile
+import time
 from itertools import count
 from typing import Iterable, Sequence
 
@@ -571,6 +572,7 @@ class BlenderScene:
             self.device = "CPU (EGL)"
         enable_passes(self.scene, depth=self.depth, segmentation=self.segmentation and engine == "cycles")
         self._owned: list = []
+        self.render_seconds, self.render_calls = 0.0, 0  # time inside Blender's renderer alone (benchmarks)
         self._tmp = tempfile.mkdtemp(prefix="crlgen-bpy-")
         self._closed = False
 
@@ -628,8 +630,11 @@ class BlenderScene:
         if (sc.render.resolution_x, sc.render.resolution_y) != (w, h):
             sc.render.resolution_x, sc.render.resolution_y = w, h
         sc.camera = camera
+        t0 = time.perf_counter()
         with quiet_output() if self.engine != "cycles" else contextlib.nullcontext():  # EGL's probing talks on stderr
             bpy.ops.render.render(write_still=False, scene=sc.name)
+        self.render_seconds += time.perf_counter() - t0
+        self.render_calls += 1
         result = bpy.data.images["Render Result"]
         fmt = sc.render.image_settings
         fmt.media_type = "IMAGE"
