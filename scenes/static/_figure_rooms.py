@@ -21,6 +21,7 @@ ROOMS = ("shop", "living_room", "apartment", "wall")
 HALF = 5.5
 WALL_HEIGHT = 3.0
 WALL_THICKNESS = 0.1
+RUG_THICKNESS = 0.008
 #: Instance ids shared by every room.
 FLOOR_ID, WALL_ID, FURNITURE_ID = 1, 2, 3
 
@@ -96,8 +97,8 @@ def _walls(extra: Sequence[Box] = ()) -> list[Box]:
             ((h + t, 0, z), (t, h + t, z)), ((-h - t, 0, z), (t, h + t, z)), *extra]
 
 
-def _floor_box() -> list[Box]:
-    return [((0.0, 0.0, -0.05), (HALF, HALF, 0.05))]
+def _floor_box(top: float = 0.0) -> list[Box]:
+    return [((0.0, 0.0, top - 0.05), (HALF, HALF, 0.05))]
 
 
 class RoomBuilder:
@@ -168,7 +169,8 @@ class RoomBuilder:
         r = "living_room"
         floor = self._mat(_material_with_ramp, "living.floor", "ShaderNodeTexWave", _lin((0.45, 0.28, 0.14)),
                           _lin((0.7, 0.5, 0.3)), 1.5, roughness=0.6, wave_type="BANDS", bands_direction="X")
-        self._add(r, "floor", boxes_data(_floor_box()), FLOOR_ID, floor)
+        # the floor sits a rug's thickness lower, so the figure stands on the rug's top at z=0
+        self._add(r, "floor", boxes_data(_floor_box(-RUG_THICKNESS)), FLOOR_ID, floor)
         walls = self._mat(bl.principled_material, "living.walls", _lin((0.93, 0.83, 0.66)), roughness=0.9)
         self._add(r, "walls", boxes_data(_walls()), WALL_ID, walls, shadow=False)
         sofa = self._mat(bl.principled_material, "living.sofa", _lin((0.25, 0.45, 0.3)), roughness=0.9)
@@ -179,7 +181,7 @@ class RoomBuilder:
                                          ((HALF - 0.15, -0.5, 0.7), (0.12, 1.2, 0.3))]), FURNITURE_ID, sofa)
         rug = self._mat(_material_with_ramp, "living.rug", "ShaderNodeTexWave", _lin((0.6, 0.12, 0.12)),
                         _lin((0.85, 0.7, 0.45)), 3.0, roughness=0.95, wave_type="RINGS")
-        rug_data = bl.cylinder_data(48, True, (0.0, 0.012))
+        rug_data = bl.cylinder_data(48, True, (-RUG_THICKNESS, 0.0))
         self._add(r, "rug", ([(2.2 * x, 2.2 * yy, z) for x, yy, z in rug_data[0]], rug_data[1], rug_data[2]),
                   FURNITURE_ID, rug)
         metal = self._mat(bl.principled_material, "living.lamp", _lin((0.15, 0.15, 0.15)), roughness=0.4, metallic=0.8)
