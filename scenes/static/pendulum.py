@@ -1,0 +1,350 @@
+"""static/pendulum: a pendulum and the shadow a point light casts of it, rendered in 3D with Blender Cycles.
+
+The classic toy of causal disentanglement (CausalVAE: Yang et al., "CausalVAE: Disentangled
+Representation Learning via Neural Structural Causal Models", CVPR 2021, its pendulum data
+set): the pendulum's angle and the light's position cause the length and the position of
+the pendulum's shadow on the ground. As in CausalVAE's generator, the shadow is the
+central projection of the pendulum from the light onto the ground, and its length and
+position are the distance between, and the midpoint of, the shadows of the rod's two ends
+(the pivot and the bob's centre). Here the projection is exact, in 3D:
+
+- the pendulum swings in a vertical plane; along that plane's horizontal axis ``p`` (m) the
+  pivot is at p=0, height ``PIVOT_HEIGHT``; the bob's centre hangs ``ROD_LENGTH`` below it at
+  ``pendulum_angle`` theta from the vertical: ``B = (l sin theta, H - l cos theta)``;
+- a point light (a small bulb) sits ``LIGHT_DISTANCE`` from the pivot at ``light_angle`` phi
+  from the vertical in the same plane: ``S = (R sin phi, H + R cos phi)``;
+- a point X casts its shadow on the ground z=0 where the ray from S through X meets it:
+  ``p_shadow(X) = S_p + (X_p - S_p) S_z / (S_z - X_z)`` (central projection; the ranges keep
+  the light above the bob, S_z > X_z). The pivot's shadow is ``-H tan phi``;
+- ``shadow_position = (p_shadow(pivot) + p_shadow(B)) / 2`` and
+  ``shadow_length = |p_shadow(B) - p_shadow(pivot)|`` (m).
+
+This world reads ``pendulum_angle`` and ``light_angle`` (rad) and refuses values outside
+:data:`RANGES`; the shadow is cast by Cycles (a point light of radius ``LIGHT_SIZE``, so its
+edges are sharp), never drawn, so a spec that intervenes on the shadow latents is refused
+(:meth:`PendulumWorld.check`). :func:`shadow_endpoints` is the equation the catalogue spec's
+mechanisms write out. The swing plane lies along the horizontal diagonal (45 degrees
+azimuth), so each camera of the default four-view ring sees the swing and the shadow
+obliquely. Cameras: orbit, fixed and top-down. Instance ids: 1 ground, 2 pivot and rod,
+3 bob, 4 light (the bulb, drawn emissive so its position shows).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
+from ..cameras import CameraRig
+from ..engines import blender as bl
+from ..outputs import allocate, camera_outputs
+
+#: Height of the pivot above the ground (m).
+PIVOT_HEIGHT = 0.7
+#: Rod length from the pivot to the bob's centre (m).
+ROD_LENGTH = 0.4
+#: Distance of the light from the pivot (m): the light moves on this arc.
+LIGHT_DISTANCE = 0.45
+BOB_RADIUS = 0.06
+ROD_RADIUS = 0.012
+HUB_RADIUS = 0.03
+#: Radius of the bulb as drawn (m), and of the point light inside it that casts the shadows (sharp edges).
+BULB_RADIUS = 0.035
+LIGHT_SIZE = 0.004
+LIGHT_POWER = 90.0
+GROUND_RADIUS = 3.0
+#: Valid angles (rad) from the vertical: the light stays above the bob and the shadow on the ground in frame.
+ANGLE_RANGE = (-0.70, 0.70)  # about 40 degrees either way
+LIGHT_RANGE = (-0.79, 0.79)  # about 45 degrees either way
+#: Azimuth (rad) of the swing plane's horizontal axis p.
+PLANE_AZIMUTH = math.radians(45.0)
+
+RANGES = {"pendulum_angle": ANGLE_RANGE, "light_angle": LIGHT_RANGE}
+
+GROUND_ID, ROD_ID, BOB_ID, LIGHT_ID = 1, 2, 3, 4
+SEGMENTATION_IDS = {0: "background", GROUND_ID: "ground", ROD_ID: "pivot and rod", BOB_ID: "bob",
+                    LIGHT_ID: "light (bulb)"}
+
+#: Latents the light casts: never drawn, so no intervention may set them.
+SHADOW_LATENTS = ("shadow_length", "shadow_position")
+#: Spec parameters that must equal the world's geometry when a spec declares them.
+_GEOMETRY = {"pivot_height": PIVOT_HEIGHT, "rod_length": ROD_LENGTH, "light_distance": LIGHT_DISTANCE}
+
+
+def plane_axis() -> np.ndarray:
+    """Unit vector (3,) of the swing plane's horizontal axis p in world coordinates."""
+    return np.array([math.cos(PLANE_AZIMUTH), math.sin(PLANE_AZIMUTH), 0.0])
+
+
+def bob_centre(pendulum_angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bob's centre (p, z) in metres for angles (rad, float64 arrays) from the vertical."""
+    t = np.asarray(pendulum_angle, dtype=np.float64)
+    return ROD_LENGTH * np.sin(t), PIVOT_HEIGHT - ROD_LENGTH * np.cos(t)
+
+
+def light_position(light_angle: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The light's position (p, z) in metres for angles (rad, float64 arrays) from the vertical above the pivot."""
+    f = np.asarray(light_angle, dtype=np.float64)
+    return LIGHT_DISTANCE * np.sin(f), PIVOT_HEIGHT + LIGHT_DISTANCE * np.cos(f)
+
+
+def ground_shadow(light_p, light_z, p, z) -> np.ndarray:
+    """Where on the ground (p, m) the ray from the light (light_p, light_z) through the point (p, z) lands.
+
+    Central projection onto z=0: ``light_p + (p - light_p) light_z / (light_z - z)``. float64, broadcast.
+    Raises ValueError where the point is not below the light (no shadow on the ground).
+    """
+    light_p, light_z, p, z = (np.asarray(x, dtype=np.float64) for x in (light_p, light_z, p, z))
+    if np.any(light_z - z <= 0):
+        raise ValueError("a point at or above the light casts no shadow on the ground")
+    return light_p + (p - light_p) * light_z / (light_z - z)
+
+
+def shadow_endpoints(pendulum_angle, light_angle) -> tuple[np.ndarray, np.ndarray]:
+    """Shadows (p, m) of the pivot and of the bob's centre on the ground; float64 arrays of the inputs' shape."""
+    sp, sz = light_position(light_angle)
+    bp, bz = bob_centre(pendulum_angle)
+    return ground_shadow(sp, sz, 0.0, PIVOT_HEIGHT), ground_shadow(sp, sz, bp, bz)
+
+
+def shadow_length_position(pendulum_angle, light_angle) -> tuple[np.ndarray, np.ndarray]:
+    """CausalVAE's shadow latents (m): the distance between the rod ends' shadows and their midpoint."""
+    a, b = shadow_endpoints(pendulum_angle, light_angle)
+    return np.abs(b - a), 0.5 * (a + b)
+
+
+def _world(p: float, z: float) -> tuple[float, float, float]:
+    u = plane_axis()
+    return (float(u[0] * p), float(u[1] * p), float(z))
+
+
+def _corners() -> np.ndarray:
+    """World points (8, 3) of a box around everything drawable: light arc, pendulum, the shadow's reach."""
+    th, ph = np.linspace(*ANGLE_RANGE, 41), np.linspace(*LIGHT_RANGE, 41)
+    a, b = shadow_endpoints(th[:, None], ph[None, :])
+    sp, sz = light_position(ph)
+    reach = max(np.abs(a).max(), np.abs(b).max()) + 2.0 * BOB_RADIUS
+    reach = max(reach, np.abs(sp).max() + BULB_RADIUS)
+    top = sz.max() + BULB_RADIUS
+    u, w = plane_axis(), np.array([-math.sin(PLANE_AZIMUTH), math.cos(PLANE_AZIMUTH), 0.0])
+    half = 2.0 * BOB_RADIUS
+    return np.array([u * q + w * r + np.array([0.0, 0.0, z]) for q in (-reach, reach) for r in (-half, half)
+                     for z in (0.0, top)])
+
+
+def _fit_distance(target: np.ndarray, fov_deg: float = 40.0, margin: float = 0.06) -> float:
+    """Smallest orbit distance (m) at which the box of :func:`_corners` stays ``margin`` (a share of the half
+    image) inside a square ``fov_deg`` view from each camera of a ring of 1, 2 or 4 (azimuths 0, 90, 180, 270
+    degrees) at elevations from 15 to 30 degrees."""
+    from ..cameras import orbit_pose
+
+    pts = _corners()
+    limit = math.tan(math.radians(fov_deg) / 2.0) * (1.0 - margin)
+    worst = 0.0
+    for el in (15.0, 20.0, 25.0, 30.0):
+        for az in (0.0, 90.0, 180.0, 270.0):
+            lo, hi = 0.1, 20.0
+            for _ in range(50):  # bisection: the box fits at hi, not at lo
+                d = 0.5 * (lo + hi)
+                w2c = np.linalg.inv(orbit_pose(az, el, d, target))
+                cam = pts @ w2c[:3, :3].T + w2c[:3, 3]
+                fits = np.all(cam[:, 2] > 0) and np.all(np.abs(cam[:, :2]) <= limit * cam[:, 2:3])
+                lo, hi = (lo, d) if fits else (d, hi)
+            worst = max(worst, hi)
+    return worst
+
+
+def _frame() -> tuple[tuple[float, float, float], float]:
+    pts = _corners()
+    centre = 0.5 * (pts.min(0) + pts.max(0))
+    return tuple(float(x) for x in centre), float(0.5 * np.linalg.norm(pts.max(0) - pts.min(0)))
+
+
+TARGET, SCENE_RADIUS = _frame()
+#: Default camera distance (m): light, pendulum and shadow stay inside the 40 degree view of each ring camera.
+BASE_DISTANCE = _fit_distance(np.array(TARGET))
+
+
+def _emissive_material(name: str, color_linear, strength: float):
+    """A pure emission material that Cycles does not sample as a light (the point light inside does the lighting)."""
+    bpy = bl.require_bpy()
+    mat = bpy.data.materials.new(name)
+    if mat.node_tree is None or bpy.app.version < (5, 0, 0):
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    for node in list(nodes):
+        if node.bl_idname != "ShaderNodeOutputMaterial":
+            nodes.remove(node)
+    out = next(n for n in nodes if n.bl_idname == "ShaderNodeOutputMaterial")
+    em = nodes.new("ShaderNodeEmission")
+    em.inputs["Color"].default_value = (*tuple(color_linear)[:3], 1.0)
+    em.inputs["Strength"].default_value = float(strength)
+    links.new(em.outputs["Emission"], out.inputs["Surface"])
+    mat.cycles.emission_sampling = "NONE"
+    mat.diffuse_color = (*tuple(color_linear)[:3], 1.0)
+    return mat
+
+
+class PendulumWorld(World):
+    """static/pendulum: see the module docstring."""
+
+    info: ClassVar[WorldInfo] = WorldInfo(
+        name="static/pendulum",
+        kind="image",
+        engine="blender",
+        engines=("cycles", "workbench"),
+        description=(
+            "A pendulum at angle pendulum_angle under a point light at angle light_angle (CausalVAE's pendulum), "
+            "casting its shadow onto the ground."
+        ),
+        latents=("pendulum_angle", "light_angle"),
+        ranges=RANGES,
+        annotations=("depth", "segmentation"),
+        camera_kinds=("orbit", "fixed", "topdown"),
+        requires=("bpy", "OpenEXR"),
+    )
+
+    @classmethod
+    def rig(cls, spec) -> CameraRig:
+        """The spec's cameras framed on light, pendulum and shadow."""
+        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, SCENE_RADIUS)
+
+    @classmethod
+    def outputs(cls, spec) -> tuple[Output, ...]:
+        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
+
+    @classmethod
+    def resources(cls, spec) -> Resources:
+        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
+        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
+
+    @classmethod
+    def check(cls, spec) -> list[str]:
+        """Refuse a spec whose geometry parameters (``pivot_height``, ``rod_length``, ``light_distance``) differ
+        from the drawn ones, or that intervenes on a shadow latent (the light casts the shadow; it is not drawn)."""
+        problems = []
+        scopes = [("parameters", spec.parameters)] + [(f"domains.{n}.parameters", d.parameters)
+                                                       for n, d in (spec.domains or {}).items()]
+        for where, params in scopes:
+            for name, value in _GEOMETRY.items():
+                if name in params and not math.isclose(float(params[name]), value, rel_tol=1e-9):
+                    problems.append(f"{where}.{name}: static/pendulum draws {name} = {value:g} m; got {params[name]:g}")
+        targets = set()
+        if spec.interventions is not None:
+            for option in spec.interventions.options():
+                targets |= set(option)
+        if spec.counterfactuals is not None and spec.counterfactuals.intervention:
+            targets |= set(spec.counterfactuals.intervention)
+        for name in sorted(targets & set(SHADOW_LATENTS)):
+            problems.append(f"interventions: static/pendulum cannot intervene on {name!r}: the light casts the shadow "
+                            f"(intervene on pendulum_angle or light_angle)")
+        return problems
+
+    def __init__(self, spec, threads: int = 0) -> None:
+        super().__init__(spec, threads)
+        rs = spec.render
+        if rs.engine not in (None, *self.info.engines):
+            raise ValueError(f"static/pendulum renders with engines {self.info.engines}, got {rs.engine!r}")
+        self.rig = type(self).rig(spec)
+        self._outputs = type(self).outputs(spec)
+        self.want_depth = "depth" in rs.annotations
+        self.want_seg = "segmentation" in rs.annotations
+        self.bs = bl.BlenderScene.from_settings("pendulum", rs, threads)
+        with self.bs.building():
+            self._build()
+
+    def _build(self) -> None:
+        bpy = bl.require_bpy()
+        bs, sc = self.bs, self.bs.scene
+        own = bs.own
+        own(bl.set_world_color(sc, bl.srgb_to_linear((0.55, 0.60, 0.68)), strength=0.35))
+
+        ground_mat = own(bl.principled_material("ground", bl.srgb_to_linear((0.80, 0.78, 0.74)), roughness=0.9))
+        ground_mesh = own(bl.disc_mesh("ground", segments=96))
+        self.ground = own(bl.add_object(sc, "ground", ground_mesh, pass_index=GROUND_ID, material=ground_mat))
+        self.ground.scale = (GROUND_RADIUS, GROUND_RADIUS, 1.0)
+
+        dark = own(bl.principled_material("rod", bl.srgb_to_linear((0.22, 0.22, 0.25)), roughness=0.4, metallic=0.6))
+        hub_mesh = own(bl.uv_sphere_mesh("hub", segments=24, rings=12))
+        self.hub = own(bl.add_object(sc, "hub", hub_mesh, pass_index=ROD_ID, material=dark))
+        self.hub.scale = (HUB_RADIUS,) * 3
+        self.hub.location = _world(0.0, PIVOT_HEIGHT)
+        rod_mesh = own(bl.cylinder_mesh("rod", segments=16))
+        self.rod = own(bl.add_object(sc, "rod", rod_mesh, pass_index=ROD_ID, material=dark))
+        self.rod.location = _world(0.0, PIVOT_HEIGHT)
+        # the rod hangs along -z from the pivot: a unit cylinder (z in [0, 1]) turned upside down
+        self.rod.scale = (ROD_RADIUS, ROD_RADIUS, ROD_LENGTH)
+
+        bob_mat = own(bl.principled_material("bob", bl.srgb_to_linear((0.15, 0.35, 0.85)), roughness=0.35))
+        bob_mesh = own(bl.uv_sphere_mesh("bob", segments=32, rings=16))
+        self.bob = own(bl.add_object(sc, "bob", bob_mesh, pass_index=BOB_ID, material=bob_mat))
+        self.bob.scale = (BOB_RADIUS,) * 3
+
+        bulb_mat = own(_emissive_material("bulb", bl.srgb_to_linear((1.0, 0.85, 0.45)), strength=6.0))
+        bulb_mesh = own(bl.uv_sphere_mesh("bulb", segments=24, rings=12))
+        self.bulb = own(bl.add_object(sc, "bulb", bulb_mesh, pass_index=LIGHT_ID, material=bulb_mat))
+        self.bulb.scale = (BULB_RADIUS,) * 3
+        for ray in ("visible_diffuse", "visible_glossy", "visible_transmission", "visible_volume_scatter",
+                    "visible_shadow"):
+            setattr(self.bulb, ray, False)  # seen by the camera only: the point light inside it casts the shadows
+        light = own(bpy.data.lights.new("lamp", "POINT"))
+        light.energy = LIGHT_POWER
+        light.shadow_soft_size = LIGHT_SIZE
+        self.lamp = own(bpy.data.objects.new("lamp", light))
+        sc.collection.objects.link(self.lamp)
+        self.lamp.visible_camera = False
+
+        self.cameras = []
+        for model in self.rig.cameras:
+            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
+            own(obj.data)
+            self.cameras.append(obj)
+        self._state = None
+
+    def _pose(self, theta: float, phi: float) -> None:
+        if (theta, phi) == self._state:
+            return
+        # turn the hanging rod (-z) by theta about the plane's normal, towards +p
+        self.rod.rotation_euler = (0.0, math.pi - theta, PLANE_AZIMUTH)
+        bp, bz = bob_centre(theta)
+        self.bob.location = _world(float(bp), float(bz))
+        sp, sz = light_position(phi)
+        self.bulb.location = self.lamp.location = _world(float(sp), float(sz))
+        self._state = (theta, phi)
+
+    def render(self, batch: WorldBatch) -> Rendered:
+        """Images (and depth, segmentation, camera poses) of every sample; landmarks: the bob's centre."""
+        n = len(batch)
+        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
+        missing = [name for name in self.info.latents if name not in lat]
+        if missing:
+            raise KeyError(f"static/pendulum needs latents {list(self.info.latents)}; missing {missing}")
+        check_latent_values(self.info, lat)
+        out = allocate(self._outputs, n)
+        poses = self.rig.poses()
+        marks, radius = np.zeros((n, 1, 1, 3)), np.zeros((n, 1, 2))
+        with self.bs.persistent():
+            for i in range(n):
+                theta, phi = float(lat["pendulum_angle"][i]), float(lat["light_angle"][i])
+                self._pose(theta, phi)
+                bp, bz = bob_centre(theta)
+                marks[i, 0, 0] = _world(float(bp), float(bz))
+                radius[i, 0] = (BOB_RADIUS, BOB_RADIUS)
+                for g in self.rig.groups:
+                    for j, v in enumerate(g.indices):
+                        rgb, z, ids = self.bs.render(self.cameras[v], g.width, g.height)
+                        out[f"images{g.suffix}"][i, j] = rgb
+                        if self.want_depth:
+                            out[f"depth{g.suffix}"][i, j] = z
+                        if self.want_seg:
+                            out[f"segmentation{g.suffix}"][i, j] = ids
+                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
+        return Rendered(out, landmarks=marks, landmark_ids=np.array([BOB_ID]), landmark_radius=radius)
+
+    def close(self) -> None:
+        bs = getattr(self, "bs", None)
+        if bs is not None:
+            bs.close()
+            self.bs = None
