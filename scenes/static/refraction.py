@@ -152,8 +152,7 @@ def _lathe_data(profile: list[tuple[float, float]], segments: int = 64):
             want = np.array([out_r * math.cos(mid), out_r * math.sin(mid), out_z])
             if float(normal @ want) < 0:
                 face.reverse()
-            quad = face
-            faces.append(tuple(quad))
+            faces.append(tuple(face))
             smooth.append(r0 == r1)
     return verts, faces, smooth
 
@@ -164,7 +163,6 @@ def _dielectric_material(name: str, tint_linear, ior: float):
     Camera rays refract by Snell's law; shadow rays pass straight through, filtered by
     ``tint_linear`` (transparent shadows, since caustics are off). Returns (material, BSDF node).
     """
-    bpy = bl.require_bpy()
     mat = bl.principled_material(name, tint_linear, roughness=0.0, transmission=1.0, ior=ior)
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     bsdf = nodes["Principled BSDF"]
@@ -177,7 +175,6 @@ def _dielectric_material(name: str, tint_linear, ior: float):
     links.new(bsdf.outputs["BSDF"], mix.inputs[1])
     links.new(clear.outputs["BSDF"], mix.inputs[2])
     links.new(mix.outputs["Shader"], out.inputs["Surface"])
-    del bpy
     return mat, bsdf
 
 

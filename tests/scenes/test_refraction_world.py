@@ -159,3 +159,18 @@ def test_steepest_and_tallest_rod_stays_in_frame():
         for v in range(4):
             ys, xs = np.nonzero(seg[i, v] == ROD_ID)
             assert ys.size > 3 and ys.min() >= 1 and xs.min() >= 1 and xs.max() <= 30, f"sample {i} view {v}"
+
+
+def test_the_glass_mesh_is_closed_and_faces_outwards():
+    """The divergence theorem on the lathed cup gives its volume, positive only with outward faces."""
+    from crlgen.scenes.static.refraction import GLASS_HEIGHT, GLASS_RADIUS, GLASS_WALL, _glass_profile, _lathe_data
+
+    verts, faces, _ = _lathe_data(_glass_profile(), segments=256)
+    v = np.asarray(verts)
+    vol = 0.0
+    for f in faces:
+        for a, b in zip(f[1:-1], f[2:]):  # fan triangles
+            vol += np.dot(v[f[0]], np.cross(v[a], v[b])) / 6.0
+    r_in = GLASS_RADIUS - GLASS_WALL
+    want = np.pi * (GLASS_RADIUS**2 * GLASS_HEIGHT - r_in**2 * (GLASS_HEIGHT - GLASS_BASE))
+    assert vol == pytest.approx(want, rel=1e-3)
