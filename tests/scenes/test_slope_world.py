@@ -85,9 +85,9 @@ def test_check_refuses_specs_that_leave_the_valid_ranges():
     stuck = load_spec("static/slope", {"variables": {"mu": {"range": [0.3, 0.6], "noise": "uniform(0.55, 0.6)"},
                                                       "theta": {"noise": "uniform(0.5236, 0.53)"},
                                                       "v0": {"range": [0.0, 2.0], "noise": "uniform(0.0, 0.1)"}}})
-    with pytest.raises(SpecError, match="v_b"):
+    with pytest.raises(SpecError, match="variables.v_b: the mechanism gives non-finite values"):
         check_spec(stuck)
-    with pytest.raises(SpecError, match="s"):  # a declared range past the floor's end
+    with pytest.raises(SpecError, match=r"variables.s: world static/slope reads s only in \[0, 1.6\]"):  # past the floor
         check_spec(load_spec("static/slope", {"variables": {"s": {"range": [0.15, 3.0]}}}))
     other_l = load_spec("static/slope", {"parameters": {"L": 0.5}})
     assert any("parameters.L" in p for p in SlopeWorld.check(other_l))
