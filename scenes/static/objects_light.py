@@ -15,10 +15,11 @@ What the world reads (its valid ranges in :data:`RANGES`; values outside raise, 
   teapot), procedural meshes inside a ball of radius ``OBJECT_SIZE`` metres;
 - ``pos_x``, ``pos_y`` (m): the object's centre over the floor; ``pos_z`` (m): its height above
   the floor (it floats, so its shadow on the floor separates from it as it rises);
-- ``yaw`` (rad, about the vertical) and ``pitch`` (rad, about the object's own y axis after the
-  yaw): Blender's XYZ Euler angles (0, pitch, yaw), i.e. R = Rz(yaw) Ry(pitch). The object's +x
-  half is painted in its hue and its -x half near-black, so the rotation shows on every class,
-  the sphere included (its silhouette alone would hide it);
+- ``yaw`` (rad, about the vertical) and the optional ``pitch`` (rad, about the object's own y
+  axis after the yaw; default 0): Blender's XYZ Euler angles (0, pitch, yaw), i.e.
+  R = Rz(yaw) Ry(pitch). The object is painted in object space so that its rotation shows on
+  every class, the sphere included (its silhouette alone would hide it): its +x half in its hue,
+  its -x half near-black, and a white cap above object height ``CAP_Z`` that leans with the pitch;
 - ``obj_hue``, ``spot_hue``, ``bg_hue`` in [0, 1] (periodic): HSV hues of the object's paint, of
   the spotlight's light and of the background seen by the cameras;
 - ``spot_angle`` (rad, periodic): the spotlight's azimuth on a circle of radius
@@ -61,21 +62,24 @@ AMBIENT_GREY = 0.25
 #: Colours (HSV saturation and value, sRGB-encoded) of the paint, the light and the background.
 OBJECT_SV = (0.85, 0.85)
 DARK_HALF = 0.04
+#: Object-space height (object units) above which the object is painted white: a cap that shows its tilt.
+CAP_Z = 0.45
+CAP_GREY = 0.92
 SPOT_SV = (0.7, 1.0)
 BACKGROUND_SV = (0.65, 0.75)
 FLOOR_GREY = 0.8
 FLOOR_RADIUS = 0.9
 #: Camera framing: aim point and default distance (m) at the ring cameras' 40 deg fov; keeps an
 #: object anywhere in RANGES inside every ring camera's frame.
-TARGET = (0.0, 0.0, 0.2)
-BASE_DISTANCE = 1.05
+TARGET = (0.0, 0.0, 0.21)
+BASE_DISTANCE = 0.75
 SCENE_RADIUS = 1.2
 
 #: Valid range of every latent the world reads. Positions keep the object over the floor and in
 #: frame; pos_z keeps its bounding ball off the floor; angles are in radians, hues in [0, 1].
 RANGES = {
     "shape": (0.0, float(len(SHAPES) - 1)),
-    "pos_x": (-0.25, 0.25), "pos_y": (-0.25, 0.25), "pos_z": (OBJECT_SIZE + 0.005, 0.4),
+    "pos_x": (-0.12, 0.12), "pos_y": (-0.12, 0.12), "pos_z": (OBJECT_SIZE + 0.005, 0.28),
     "yaw": (-math.pi, math.pi), "pitch": (-math.pi / 2, math.pi / 2),
     "obj_hue": (0.0, 1.0), "spot_hue": (0.0, 1.0), "bg_hue": (0.0, 1.0),
     "spot_angle": (-math.pi, math.pi),
@@ -84,7 +88,10 @@ RANGES = {
 FLOOR_ID, OBJECT_ID = 1, 2
 SEGMENTATION_IDS = {0: "background", FLOOR_ID: "floor", OBJECT_ID: "object"}
 
-_LATENTS = ("shape", "pos_x", "pos_y", "pos_z", "yaw", "pitch", "obj_hue", "spot_angle", "spot_hue", "bg_hue")
+_LATENTS = ("shape", "pos_x", "pos_y", "pos_z", "yaw", "obj_hue", "spot_angle", "spot_hue", "bg_hue")
+#: Read when the spec has them, else these defaults.
+_OPTIONAL = {"pitch": 0.0}
+_ORDER = ("shape", "pos_x", "pos_y", "pos_z", "yaw", "pitch", "obj_hue", "spot_angle", "spot_hue", "bg_hue")
 
 
 def spot_position(spot_angle: float) -> tuple[float, float, float]:
@@ -116,25 +123,37 @@ def background_color(hue: float) -> tuple[float, float, float]:
 
 
 def _marked_material(name: str):
-    """Principled material: the object's colour (Object Info) where object-space x > 0, near-black elsewhere."""
+    """Principled material painted in object space: white where z > ``CAP_Z`` (a cap on top), else the
+    object's colour (Object Info) where x > 0 and near-black where x <= 0."""
     mat = bl.principled_material(name, roughness=0.45)
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     coords = nodes.new("ShaderNodeTexCoord")
     split = nodes.new("ShaderNodeSeparateXYZ")
-    side = nodes.new("ShaderNodeMath")
-    side.operation = "GREATER_THAN"
-    side.inputs[1].default_value = 0.0
-    info = nodes.new("ShaderNodeObjectInfo")
-    mix = nodes.new("ShaderNodeMix")
-    mix.data_type = "RGBA"
-    sockets = {s.identifier: s for s in mix.inputs}
-    sockets["A_Color"].default_value = (*bl.srgb_to_linear((DARK_HALF,) * 3), 1.0)
     links.new(coords.outputs["Object"], split.inputs["Vector"])
-    links.new(split.outputs["X"], side.inputs[0])
-    links.new(side.outputs["Value"], sockets["Factor_Float"])
-    links.new(info.outputs["Color"], sockets["B_Color"])
-    out = next(s for s in mix.outputs if s.identifier == "Result_Color")
-    links.new(out, nodes["Principled BSDF"].inputs["Base Color"])
+    info = nodes.new("ShaderNodeObjectInfo")
+
+    def step(axis: str, at: float):
+        node = nodes.new("ShaderNodeMath")
+        node.operation = "GREATER_THAN"
+        node.inputs[1].default_value = at
+        links.new(split.outputs[axis], node.inputs[0])
+        return node.outputs["Value"]
+
+    def mix(factor, a, b):
+        node = nodes.new("ShaderNodeMix")
+        node.data_type = "RGBA"
+        sockets = {s.identifier: s for s in node.inputs}
+        links.new(factor, sockets["Factor_Float"])
+        for key, value in (("A_Color", a), ("B_Color", b)):
+            if isinstance(value, tuple):
+                sockets[key].default_value = (*bl.srgb_to_linear(value), 1.0)
+            else:
+                links.new(value, sockets[key])
+        return next(s for s in node.outputs if s.identifier == "Result_Color")
+
+    halves = mix(step("X", 0.0), (DARK_HALF,) * 3, info.outputs["Color"])
+    painted = mix(step("Z", CAP_Z), halves, (CAP_GREY,) * 3)
+    links.new(painted, nodes["Principled BSDF"].inputs["Base Color"])
     return mat
 
 
@@ -173,6 +192,7 @@ class ObjectsLightWorld(World):
             "above it, in front of a coloured background (after 3DIdent and Causal3DIdent)."
         ),
         latents=_LATENTS,
+        optional_latents=tuple(_OPTIONAL),
         ranges=RANGES,
         annotations=("depth", "segmentation"),
         camera_kinds=("orbit", "fixed", "topdown"),
@@ -274,7 +294,7 @@ class ObjectsLightWorld(World):
         marks, radius = np.zeros((n, 1, 1, 3)), np.zeros((n, 1, 2))
         with self.bs.persistent():
             for i in range(n):
-                state = tuple(float(lat[name][i]) for name in _LATENTS)
+                state = tuple(float(lat[name][i]) if name in lat else _OPTIONAL[name] for name in _ORDER)
                 self._pose(state)
                 shape = SHAPES[int(state[0])]
                 rot = object_rotation(state[4], state[5])

@@ -72,7 +72,7 @@ def top():
 
 
 def test_shapes_dtypes_ids_and_depth(world):
-    out = world.render(batch([BASE, with_(shape=4.0, pos_z=0.35), with_(shape=5.0, pos_x=0.15)]))
+    out = world.render(batch([BASE, with_(shape=4.0, pos_z=0.28), with_(shape=5.0, pos_x=0.1)]))
     seg, depth, rgb = out.outputs["segmentation"], out.outputs["depth"], out.outputs["images"]
     assert rgb.shape == (3, 2, 32, 32, 3) and rgb.dtype == np.uint8
     assert {0, FLOOR_ID, OBJECT_ID} == set(np.unique(seg).tolist())
@@ -152,7 +152,7 @@ def test_each_shape_class_has_its_own_silhouette():
 @pytest.mark.parametrize("shape", range(len(SHAPES)))
 def test_the_objects_centre_projects_into_its_mask(shape):
     with ObjectsLightWorld(spec(size=48, views=4, samples=1), threads=1) as w:
-        row = with_(shape=float(shape), pos_x=-0.1, pos_y=0.12, yaw=1.1, pitch=-0.4)
+        row = with_(shape=float(shape), pos_x=-0.1, pos_y=0.1, yaw=1.1, pitch=-0.4)
         r = w.render(batch([row]))
         K = next(o.value for o in w.outputs(w.spec) if o.name == "intrinsics")
     c = np.array([row["pos_x"], row["pos_y"], row["pos_z"]])
@@ -192,10 +192,17 @@ def test_pitch_tilts_a_cylinder():
 
 
 def test_height_lifts_the_object_off_its_shadow(world):
-    out = world.render(batch([with_(pos_z=0.18), with_(pos_z=0.36)])).outputs
+    out = world.render(batch([with_(pos_z=0.17), with_(pos_z=0.27)])).outputs
     seg = out["segmentation"][:, 0]
     tops = [np.nonzero((s == OBJECT_ID).any(axis=1))[0].min() for s in seg]
     assert tops[1] < tops[0], "a higher object is higher in the image"
+
+
+def test_pitch_is_optional_and_defaults_to_upright(world):
+    plain = world.render(batch([with_(pitch=0.0)])).outputs["images"]
+    rows = {k: np.array([v]) for k, v in BASE.items() if k != "pitch"}
+    without = world.render(WorldBatch(np.arange(1), rows, np.zeros(1, np.uint64))).outputs["images"]
+    np.testing.assert_array_equal(without, plain)
 
 
 def test_rejects_bad_latents(world):
