@@ -23,8 +23,13 @@ This world reads ``pendulum_angle`` and ``light_angle`` (rad) and refuses values
 :data:`RANGES`; the shadow is cast by Cycles (a point light of radius ``LIGHT_SIZE``, so its
 edges are sharp), never drawn, so a spec that intervenes on the shadow latents is refused
 (:meth:`PendulumWorld.check`). :func:`shadow_endpoints` is the equation the catalogue spec's
-mechanisms write out. The swing plane lies along the horizontal diagonal (45 degrees
-azimuth), so each camera of the default four-view ring sees the swing and the shadow
+mechanisms write out. Because the world never reads the shadow latents, two guards keep a spec's
+stored shadow equal to the rendered one: :meth:`PendulumWorld.check` refuses shadow latents that
+are roots, carry noise or do not depend on both angles, and the world check ``shadow``
+(:data:`PendulumWorld.checks`) recomputes the shadow of every sample from its stored angles and
+reports each sample whose stored ``shadow_length`` or ``shadow_position`` differs from it (a spec
+whose mechanism text was edited to another formula). The swing plane lies along the horizontal
+diagonal (45 degrees azimuth), so each camera of the default four-view ring sees the swing and the shadow
 obliquely. Cameras: orbit, fixed and top-down. Instance ids: 1 ground, 2 pivot and rod,
 3 bob, 4 light (the bulb, drawn emissive so its position shows).
 """
@@ -36,7 +41,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
+from ...schemas.expression import parse_expression
+from ..base import (Output, Rendered, Resources, Simulation, World, WorldBatch, WorldCheck, WorldInfo,
+                    check_latent_values)
 from ..cameras import CameraRig
 from ..engines import blender as bl
 from ..outputs import allocate, camera_outputs
@@ -69,6 +76,8 @@ SEGMENTATION_IDS = {0: "background", GROUND_ID: "ground", ROD_ID: "pivot and rod
 
 #: Latents the light casts: never drawn, so no intervention may set them.
 SHADOW_LATENTS = ("shadow_length", "shadow_position")
+#: Relative and absolute (m) tolerance of the ``shadow`` check (float64 mechanisms agree to ~1e-15).
+SHADOW_TOLERANCE = 1e-6
 #: Spec parameters that must equal the world's geometry when a spec declares them.
 _GEOMETRY = {"pivot_height": PIVOT_HEIGHT, "rod_length": ROD_LENGTH, "light_distance": LIGHT_DISTANCE}
 
@@ -113,6 +122,73 @@ def shadow_length_position(pendulum_angle, light_angle) -> tuple[np.ndarray, np.
     """CausalVAE's shadow latents (m): the distance between the rod ends' shadows and their midpoint."""
     a, b = shadow_endpoints(pendulum_angle, light_angle)
     return np.abs(b - a), 0.5 * (a + b)
+
+
+def _shadow_problems(world: World | None, batch: WorldBatch, simulation: Simulation | None = None) -> list[str]:
+    """The ``shadow`` world check: each sample's stored shadow latents against the projection Cycles renders.
+
+    Reads ``pendulum_angle``, ``light_angle`` and whichever of ``shadow_length``, ``shadow_position`` the
+    batch holds ((n,) arrays, rad and m); recomputes them with :func:`shadow_length_position` and returns one
+    line per sample where a stored value differs by more than :data:`SHADOW_TOLERANCE` (relative, and
+    absolute in m), or where the angles cast no shadow on the ground. ``world`` and ``simulation`` are not
+    read (a still image has no simulation). Returns [] when the batch stores no shadow latent.
+    """
+    lat = batch.latents
+    stored = [name for name in SHADOW_LATENTS if name in lat]
+    if not stored or "pendulum_angle" not in lat or "light_angle" not in lat:
+        return []
+    theta = np.asarray(lat["pendulum_angle"], dtype=np.float64)
+    phi = np.asarray(lat["light_angle"], dtype=np.float64)
+    _, sz = light_position(phi)
+    _, bz = bob_centre(theta)
+    castable = np.isfinite(theta) & np.isfinite(phi) & (sz > bz)
+    expected = {name: np.full(theta.shape, np.nan) for name in SHADOW_LATENTS}
+    if castable.any():
+        length, position = shadow_length_position(theta[castable], phi[castable])
+        expected["shadow_length"][castable], expected["shadow_position"][castable] = length, position
+    values = {name: np.asarray(lat[name], dtype=np.float64) for name in stored}
+    off = {name: ~np.isclose(values[name], expected[name], rtol=SHADOW_TOLERANCE, atol=SHADOW_TOLERANCE)
+           for name in stored}
+    problems = []
+    for i in np.flatnonzero(~castable | np.logical_or.reduce(list(off.values()))):
+        sample = int(batch.index[i])
+        if not castable[i]:
+            problems.append(f"sample {sample}: pendulum_angle {theta[i]:g} and light_angle {phi[i]:g} rad cast no "
+                            "shadow on the ground (the light is not above the bob)")
+            continue
+        wrong = [f"{name} {values[name][i]:.6g} m, the rendered shadow's {expected[name][i]:.6g} m"
+                 for name in stored if off[name][i]]
+        problems.append(f"sample {sample}: stored {'; '.join(wrong)} (pendulum_angle {theta[i]:.6g}, light_angle "
+                        f"{phi[i]:.6g} rad): the spec's shadow mechanism is not the central projection the light casts")
+    return problems
+
+
+def _shadow_mechanism_problems(spec) -> list[str]:
+    """Spec lines for shadow latents that cannot equal the cast shadow: roots, noisy, or blind to an angle."""
+    problems = []
+    for name in SHADOW_LATENTS:
+        var = spec.variables.get(name)
+        if var is None:
+            continue
+        sources = [(f"variables.{name}", var.mechanism, var.noise is not None)]
+        for dname, d in (spec.domains or {}).items():
+            if name in d.overrides:
+                sources.append((f"domains.{dname}.overrides.{name}", d.overrides[name], False))
+            if name in d.noise:
+                sources.append((f"domains.{dname}.noise.{name}", "", True))
+        for where, mechanism, noisy in sources:
+            if noisy:
+                problems.append(f"{where}: static/pendulum casts {name} with the light, so it carries no noise; "
+                                "remove the noise (and 'eps')")
+            if mechanism is None:
+                problems.append(f"{where}: static/pendulum casts {name} from pendulum_angle and light_angle; give it "
+                                "a mechanism (the central projection, as in the catalogue's static/pendulum)")
+            elif mechanism:
+                missing = [a for a in ("pendulum_angle", "light_angle") if a not in parse_expression(mechanism).names]
+                if missing:
+                    problems.append(f"{where}: the cast {name} depends on pendulum_angle and light_angle; the "
+                                    f"mechanism does not read {', '.join(missing)}")
+    return problems
 
 
 def _world(p: float, z: float) -> tuple[float, float, float]:
@@ -205,6 +281,11 @@ class PendulumWorld(World):
         camera_kinds=("orbit", "fixed", "topdown"),
         requires=("bpy", "OpenEXR"),
     )
+    checks: ClassVar[tuple[WorldCheck, ...]] = (
+        WorldCheck("shadow", "stored shadow_length and shadow_position equal the central projection of the "
+                             f"pendulum from the light that Cycles renders (tolerance {SHADOW_TOLERANCE:g})",
+                   _shadow_problems),
+    )
 
     @classmethod
     def rig(cls, spec) -> CameraRig:
@@ -223,8 +304,14 @@ class PendulumWorld(World):
     @classmethod
     def check(cls, spec) -> list[str]:
         """Refuse a spec whose geometry parameters (``pivot_height``, ``rod_length``, ``light_distance``) differ
-        from the drawn ones, or that intervenes on a shadow latent (the light casts the shadow; it is not drawn)."""
-        problems = []
+        from the drawn ones, that intervenes on a shadow latent (the light casts the shadow; it is not drawn), or
+        whose shadow latents are roots, carry noise, or have a mechanism (in ``variables`` or a domain's
+        ``overrides``) that does not read both angles.
+
+        Whether a mechanism computes the projection itself is not decided here (scenes does not evaluate
+        expressions; the pipeline does): the world check ``shadow`` compares every stored sample.
+        """
+        problems = _shadow_mechanism_problems(spec)
         scopes = [("parameters", spec.parameters)] + [(f"domains.{n}.parameters", d.parameters)
                                                        for n, d in (spec.domains or {}).items()]
         for where, params in scopes:

@@ -12,6 +12,10 @@ import numpy as np
 import pytest
 
 from crlgen.pipeline import CompiledSCM, check_spec, load_spec
+from crlgen.pipeline._run import RunOptions, run
+from crlgen.pipeline._tasks import world_batch
+from crlgen.pipeline._urls import resolve
+from crlgen.pipeline._validate import validate_store
 from crlgen.schemas import SpecError
 from crlgen.scenes.base import WorldBatch
 from crlgen.scenes.cameras import project
@@ -20,6 +24,7 @@ from crlgen.scenes.static.pendulum import (
     light_position, plane_axis, shadow_endpoints, shadow_length_position,
 )
 from crlgen.scenes.testing import WorldContract
+from support.cli import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -76,6 +81,83 @@ def test_check_refuses_shadow_interventions_other_geometry_and_ranges():
     assert any("parameters.rod_length" in p for p in PendulumWorld.check(other))
     with pytest.raises(SpecError, match="pendulum_angle"):
         check_spec(load_spec("static/pendulum", {"variables": {"pendulum_angle": {"range": [-1.2, 1.2]}}}))
+
+
+def _shadow_length_scaled(factor: float, **changes):
+    """The catalogue spec with its shadow_length mechanism multiplied by ``factor`` (an edited, wrong equation)."""
+    sp = load_spec("static/pendulum")
+    return load_spec("static/pendulum", {"variables": {"shadow_length": {
+        "mechanism": f"{factor!r} * ({sp.variables['shadow_length'].mechanism})"}}}).replace(**changes)
+
+
+def _shadow_check():
+    return next(c for c in PendulumWorld.checks if c.name == "shadow")
+
+
+def test_the_shadow_check_finds_every_sample_whose_stored_shadow_is_not_the_cast_one():
+    good = load_spec("static/pendulum").with_samples(200)
+    model = CompiledSCM(good)
+    assert _shadow_check().run(None, world_batch(model, model.sample(0, 200)), None) == []
+    wrong = CompiledSCM(_shadow_length_scaled(1.1).with_samples(200))
+    wb = world_batch(wrong, wrong.sample(0, 200))
+    problems = _shadow_check().run(None, wb, None)
+    length, _ = shadow_length_position(wb.latents["pendulum_angle"], wb.latents["light_angle"])
+    off = np.flatnonzero(np.abs(0.1 * length) > 1e-6 * (1.0 + length))  # 10 % of the length exceeds the tolerance
+    assert len(off) > 150
+    assert [p.split(":")[0] for p in problems] == [f"sample {i}" for i in off]
+    assert all("shadow_length" in p and "shadow_position" not in p for p in problems)
+    # one row: the stored value and the rendered one are both in the line
+    i = int(off[0])
+    assert f"{wb.latents['shadow_length'][i]:.6g}" in problems[0] and f"{length[i]:.6g}" in problems[0]
+    # a position off by 2e-6 m is caught, one off by 2e-7 m (float rounding) is not
+    for eps, caught in ((2e-6, True), (2e-7, False)):
+        shifted = {**wb.latents, "shadow_length": length, "shadow_position":
+                   shadow_length_position(wb.latents["pendulum_angle"], wb.latents["light_angle"])[1] + eps}
+        found = _shadow_check().run(None, WorldBatch(wb.index, shifted, wb.seeds), None)
+        assert (len(found) == 200) if caught else (found == [])
+
+
+def test_check_refuses_shadow_latents_that_the_light_cannot_cast(tmp_path, capsys):
+    blind = load_spec("static/pendulum", {"variables": {"shadow_length": {"mechanism": "abs(0.4 * sin(pendulum_angle))"}}})
+    assert PendulumWorld.check(blind) == ["variables.shadow_length: the cast shadow_length depends on pendulum_angle "
+                                          "and light_angle; the mechanism does not read light_angle"]
+    noisy = load_spec("static/pendulum", {"variables": {"shadow_position": {
+        "mechanism": f"{load_spec('static/pendulum').variables['shadow_position'].mechanism} + eps",
+        "noise": "normal(0, 0.01)"}}})
+    assert PendulumWorld.check(noisy) == ["variables.shadow_position: static/pendulum casts shadow_position with the "
+                                          "light, so it carries no noise; remove the noise (and 'eps')"]
+    root = load_spec("static/pendulum", {"variables": {"shadow_length": {"mechanism": None, "noise": "uniform(0, 1)"}}})
+    assert any(p.startswith("variables.shadow_length: static/pendulum casts shadow_length from") for p in
+               PendulumWorld.check(root))
+    domain = load_spec("static/pendulum", {"domains": {"dim": {"overrides": {"shadow_position": "-0.7 * tan(light_angle)"}}}})
+    assert PendulumWorld.check(domain) == ["domains.dim.overrides.shadow_position: the cast shadow_position depends on "
+                                           "pendulum_angle and light_angle; the mechanism does not read pendulum_angle"]
+    # the command line: exit 2, naming the field
+    path = blind.dump(tmp_path / "blind.yaml")
+    code, _, err = run_cli(capsys, "check", str(path))
+    assert code == 2 and "variables.shadow_length" in err
+    # a mechanism that reads both angles passes the spec check; validation's `shadow` check compares the values
+    assert PendulumWorld.check(_shadow_length_scaled(1.1)) == []
+
+
+_TINY = {"samples": 6, "render": {"size": 24, "views": 1, "samples": 4, "engine": "cycles", "annotations": []}}
+
+
+@pytest.mark.xfail(strict=True, reason="validation runs a world's checks only for worlds that simulate "
+                   "(pipeline/_validate.py check_dynamics); /tmp/issue12/pendulum_validate.patch runs a still "
+                   "world's checks on every stored sample")
+def test_validation_fails_a_store_whose_shadow_mechanism_is_not_the_cast_shadow(tmp_path):
+    reports = {}
+    for name, spec in (("good", load_spec("static/pendulum").replace(**_TINY)),
+                       ("wrong", _shadow_length_scaled(1.1, **_TINY))):
+        run(spec, resolve(str(tmp_path / f"{name}.zarr")), RunOptions(executor="inline", validate=False))
+        reports[name] = {c["name"]: c for c in validate_store(resolve(str(tmp_path / f"{name}.zarr")))["checks"]}
+    assert reports["good"]["shadow"]["passed"] and all(c["passed"] for c in reports["good"].values())
+    wrong = reports["wrong"]
+    assert not wrong["shadow"]["passed"] and wrong["shadow"]["problem_count"] == 6
+    assert all("shadow_length" in p for p in wrong["shadow"]["problems"])
+    # everything else about the store is consistent: only the world's check sees that the shadow is not the cast one
+    assert all(c["passed"] for n, c in wrong.items() if n != "shadow")
 
 
 # ----- the images ------------------------------------------------------------------------------------
