@@ -110,7 +110,7 @@ def validate_store(location: Location | str, plan: Plan | None = None, *, full: 
     try:
         checks.append(check_rendering(plan, model, store, world, rendered))
         dynamics, world_checks = check_dynamics(plan, model, store, data, world, samples, rng, pairs)
-        checks += [dynamics, *world_checks]
+        checks += [dynamics, *world_checks, *check_still_world(plan, model, data, world)]
     finally:
         if world is not None:
             world.close()
@@ -514,6 +514,27 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
         wcheck.details = {"owner": plan.spec.world, "rule": wc.description, "samples": picks}
         world_checks.append(wcheck)
     return c, world_checks
+
+
+def check_still_world(plan: Plan, model: CompiledSCM, data: dict, world) -> list[Check]:
+    """The checks of a world that does not simulate (still images), run on every sample's stored latents.
+
+    Such a world's checks compare stored latents with what it renders (e.g. a latent the spec derives by a
+    mechanism while the engine derives it by physics); they get ``simulation=None``. Returns one check per
+    world check ([] for a simulating world, whose checks :func:`check_dynamics` runs, or no world).
+    """
+    if world is None or world.can_simulate() or not type(world).checks:
+        return []
+    n = plan.spec.samples
+    wb = world_batch(model, model.sample(0, n, check=False))
+    stored = WorldBatch(wb.index, {name: np.ascontiguousarray(data["latents"][:, k], dtype=np.float64)
+                                   for k, name in enumerate(model.names)}, wb.seeds, wb.edits)
+    out = []
+    for wc in type(world).checks:
+        c = Check(wc.name, list(wc.run(world, stored, None)))
+        c.details = {"owner": plan.spec.world, "rule": wc.description, "samples": n}
+        out.append(c)
+    return out
 
 
 def _compare_pairs(plan: Plan, model: CompiledSCM, g, data: dict, world, pairs: list[tuple[int, int]],

@@ -218,11 +218,15 @@ class Simulation:
 
 @dataclass(frozen=True)
 class WorldCheck:
-    """A plausibility rule a world owns: ``run(world, batch, simulation) -> problem lines``; reported by ``name``."""
+    """A plausibility rule a world owns: ``run(world, batch, simulation) -> problem lines``; reported by ``name``.
+
+    Validation runs it on every re-simulated sample of a world that simulates, and on every stored
+    sample's latents (``simulation`` None) of a world that does not (a still image's derived latents
+    against what the world draws)."""
 
     name: str
     description: str
-    run: Callable[["World", WorldBatch, Simulation], list[str]]
+    run: Callable[["World", WorldBatch, "Simulation | None"], list[str]]
 
 
 @dataclass

@@ -143,9 +143,6 @@ def test_check_refuses_shadow_latents_that_the_light_cannot_cast(tmp_path, capsy
 _TINY = {"samples": 6, "render": {"size": 24, "views": 1, "samples": 4, "engine": "cycles", "annotations": []}}
 
 
-@pytest.mark.xfail(strict=True, reason="validation runs a world's checks only for worlds that simulate "
-                   "(pipeline/_validate.py check_dynamics); /tmp/issue12/pendulum_validate.patch runs a still "
-                   "world's checks on every stored sample")
 def test_validation_fails_a_store_whose_shadow_mechanism_is_not_the_cast_shadow(tmp_path):
     reports = {}
     for name, spec in (("good", load_spec("static/pendulum").replace(**_TINY)),
