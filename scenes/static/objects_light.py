@@ -57,7 +57,7 @@ SPOT_CONE_DEG = 36.0
 SPOT_BLEND = 0.25
 SPOT_POWER = 120.0
 #: Fill light (a white sun from above) and the grey that non-camera rays see as the sky.
-FILL_STRENGTH = 0.8
+FILL_STRENGTH = 1.2
 AMBIENT_GREY = 0.25
 #: Colours (HSV saturation and value, sRGB-encoded) of the paint, the light and the background.
 OBJECT_SV = (0.85, 0.85)
@@ -65,7 +65,7 @@ DARK_HALF = 0.04
 #: Object-space height (object units) above which the object is painted white: a cap that shows its tilt.
 CAP_Z = 0.45
 CAP_GREY = 0.92
-SPOT_SV = (0.7, 1.0)
+SPOT_SV = (0.45, 1.0)
 BACKGROUND_SV = (0.65, 0.75)
 FLOOR_GREY = 0.8
 FLOOR_RADIUS = 0.9
