@@ -131,8 +131,7 @@ class RoomBuilder:
         """A retail shop: white checker tiles, pale blue walls, two shelving units full of coloured boxes."""
         r = "shop"
         floor = self._mat(_material_with_ramp, "shop.floor", "ShaderNodeTexChecker", _lin((0.92, 0.92, 0.9)),
-                          _lin((0.35, 0.36, 0.4)), 0.0, roughness=0.4)
-        floor.node_tree.nodes["Checker Texture"].inputs["Scale"].default_value = 6.0
+                          _lin((0.35, 0.36, 0.4)), 6.0, roughness=0.4)
         self._add(r, "floor", boxes_data(_floor_box()), FLOOR_ID, floor)
         walls = self._mat(bl.principled_material, "shop.walls", _lin((0.7, 0.82, 0.95)), roughness=0.8)
         self._add(r, "walls", boxes_data(_walls()), WALL_ID, walls, shadow=False)

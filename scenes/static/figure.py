@@ -257,8 +257,8 @@ class FigureWorld(World):
                 UPPER_ARM_RADIUS, UPPER_ARM_RADIUS, UPPER_ARM), ids[0], ua)]
             self.parts[f"forearm_{tag}"] = [part(f"forearm_{tag}", rooms.capsule_data(
                 FOREARM_RADIUS, FOREARM_RADIUS, FOREARM), ids[1], fa)]
-            hx, hy, hz = HAND_HALF
-            self.parts[f"hand_{tag}"] = [part(f"hand_{tag}", rooms.boxes_data([((0.0, 0.0, -hz), HAND_HALF)]), ids[2], hd)]
+            self.parts[f"hand_{tag}"] = [part(f"hand_{tag}", rooms.boxes_data([((0.0, 0.0, -HAND_HALF[2]), HAND_HALF)]),
+                                              ids[2], hd)]
             leg_id = LEG_L_ID if tag == "l" else LEG_R_ID
             self.parts[f"leg_{tag}"] = [
                 part(f"leg_{tag}", rooms.capsule_data(LEG_RADIUS, LEG_RADIUS, LEG - 0.08 - LEG_RADIUS), leg_id, self.trousers),
@@ -277,14 +277,15 @@ class FigureWorld(World):
             return
         fk = forward_kinematics(v["height"], v["shoulder_l"], v["elbow_l"], v["wrist_l"], v["shoulder_r"],
                                 v["elbow_r"], v["wrist_r"], v["stride"])
-        mu = bl._mathutils()
+        bl.require_bpy()
+        from mathutils import Matrix  # noqa: PLC0415 - ships with bpy
+
         for name, objs in self.parts.items():
             joint, rot = fk[name]
             scale = v["height"] * (HEAD_RADIUS if name == "head" else 1.0)
-            m = mu.Matrix(_matrix(joint, rot, scale))
-            objs[0].matrix_world = m
+            objs[0].matrix_world = Matrix(_matrix(joint, rot, scale))
             for extra in objs[1:]:
-                extra.matrix_world = mu.Matrix(_matrix(joint, rot, v["height"]))
+                extra.matrix_world = Matrix(_matrix(joint, rot, v["height"]))
         bl.set_object_color(self.parts["torso"][0], bl.hsv_to_linear_rgb(v["shirt_hue"], 0.75, 0.8))
         trousers = bl.hsv_to_linear_rgb(v["trousers_hue"], 0.6, 0.45)
         for obj in (self.parts["torso"][1], self.parts["leg_l"][0], self.parts["leg_r"][0]):
