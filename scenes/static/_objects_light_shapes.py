@@ -94,8 +94,8 @@ def _tilted_cylinder(radius: float, length: float, start: tuple[float, float, fl
 def _teapot() -> Mesh:
     """A teapot-like solid: squat body, spout towards +x, handle at -x, lid knob on top."""
     body = _scaled(uv_sphere_data(32, 16), (0.62, 0.62, 0.48))
-    spout = _tilted_cylinder(0.1, 0.42, (0.45, 0.0, -0.05), math.radians(40.0))
-    handle = _scaled(torus_data(0.22, 0.06, 32, 12), (1.0, 1.0, 1.0), (-0.62, 0.0, 0.02))
+    spout = _tilted_cylinder(0.13, 0.5, (0.45, 0.0, -0.05), math.radians(40.0))
+    handle = _scaled(torus_data(0.26, 0.08, 32, 12), (1.0, 1.0, 1.0), (-0.62, 0.0, 0.02))
     knob = _scaled(uv_sphere_data(16, 8), (0.12, 0.12, 0.12), (0.0, 0.0, 0.52))
     return _merge(body, spout, handle, knob)
 
@@ -112,7 +112,7 @@ def _shapes() -> tuple[ShapeClass, ...]:
         ShapeClass("cone", cone_data(cone_r, cone_z0, cone_z1), (0.0, 0.0, 0.0), min(side, -cone_z0),
                    max(cone_z1, math.hypot(cone_r, cone_z0))),
         ShapeClass("torus", torus_data(0.62, 0.3), (0.62, 0.0, 0.0), 0.3, 0.62 + 0.3 + 0.62),
-        ShapeClass("teapot", _teapot(), (0.0, 0.0, 0.0), 0.48, 0.96),
+        ShapeClass("teapot", _teapot(), (0.0, 0.0, 0.0), 0.48, 0.99),
     )
 
 

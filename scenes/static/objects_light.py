@@ -19,7 +19,7 @@ What the world reads (its valid ranges in :data:`RANGES`; values outside raise, 
   axis after the yaw; default 0): Blender's XYZ Euler angles (0, pitch, yaw), i.e.
   R = Rz(yaw) Ry(pitch). The object is painted in object space so that its rotation shows on
   every class, the sphere included (its silhouette alone would hide it): its +x half in its hue,
-  its -x half near-black, and a white cap above object height ``CAP_Z`` that leans with the pitch;
+  its -x half near-black (the boundary between them leans with the pitch);
 - ``obj_hue``, ``spot_hue``, ``bg_hue`` in [0, 1] (periodic): HSV hues of the object's paint, of
   the spotlight's light and of the background seen by the cameras;
 - ``spot_angle`` (rad, periodic): the spotlight's azimuth on a circle of radius
@@ -62,16 +62,13 @@ AMBIENT_GREY = 0.25
 #: Colours (HSV saturation and value, sRGB-encoded) of the paint, the light and the background.
 OBJECT_SV = (0.85, 0.85)
 DARK_HALF = 0.04
-#: Object-space height (object units) above which the object is painted white: a cap that shows its tilt.
-CAP_Z = 0.45
-CAP_GREY = 0.92
 SPOT_SV = (0.45, 1.0)
 BACKGROUND_SV = (0.65, 0.75)
 FLOOR_GREY = 0.8
 FLOOR_RADIUS = 0.9
 #: Camera framing: aim point and default distance (m) at the ring cameras' 40 deg fov; keeps an
 #: object anywhere in RANGES inside every ring camera's frame.
-TARGET = (0.0, 0.0, 0.21)
+TARGET = (0.0, 0.0, 0.22)
 BASE_DISTANCE = 0.75
 SCENE_RADIUS = 1.2
 
@@ -79,7 +76,7 @@ SCENE_RADIUS = 1.2
 #: frame; pos_z keeps its bounding ball off the floor; angles are in radians, hues in [0, 1].
 RANGES = {
     "shape": (0.0, float(len(SHAPES) - 1)),
-    "pos_x": (-0.12, 0.12), "pos_y": (-0.12, 0.12), "pos_z": (OBJECT_SIZE + 0.005, 0.28),
+    "pos_x": (-0.12, 0.12), "pos_y": (-0.12, 0.12), "pos_z": (OBJECT_SIZE + 0.005, 0.31),
     "yaw": (-math.pi, math.pi), "pitch": (-math.pi / 2, math.pi / 2),
     "obj_hue": (0.0, 1.0), "spot_hue": (0.0, 1.0), "bg_hue": (0.0, 1.0),
     "spot_angle": (-math.pi, math.pi),
@@ -123,8 +120,8 @@ def background_color(hue: float) -> tuple[float, float, float]:
 
 
 def _marked_material(name: str):
-    """Principled material painted in object space: white where z > ``CAP_Z`` (a cap on top), else the
-    object's colour (Object Info) where x > 0 and near-black where x <= 0."""
+    """Principled material painted in object space: the object's colour (Object Info) where x > 0, near-black
+    where x <= 0."""
     mat = bl.principled_material(name, roughness=0.45)
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     coords = nodes.new("ShaderNodeTexCoord")
@@ -152,8 +149,7 @@ def _marked_material(name: str):
         return next(s for s in node.outputs if s.identifier == "Result_Color")
 
     halves = mix(step("X", 0.0), (DARK_HALF,) * 3, info.outputs["Color"])
-    painted = mix(step("Z", CAP_Z), halves, (CAP_GREY,) * 3)
-    links.new(painted, nodes["Principled BSDF"].inputs["Base Color"])
+    links.new(halves, nodes["Principled BSDF"].inputs["Base Color"])
     return mat
 
 
