@@ -132,6 +132,11 @@ class WorldContract:
         assert info.kind in ("image", "video") and info.latents and info.description
         assert check_world(self.spec) == []
         assert cls.resources(self.spec).ray_options()["num_cpus"] > 0
+        from .engines.blender import PREVIEW_ENGINES  # noqa: PLC0415 - plain data; no engine is imported
+
+        assert set(info.preview_engines) <= set(info.engines)
+        assert set(info.engines) & set(PREVIEW_ENGINES) <= set(info.preview_engines), \
+            "a Blender preview engine is offered but not declared in preview_engines (datasets would not say so)"
 
     def test_every_latent_read_declares_a_valid_range(self, world):
         info = type(world).info

@@ -201,6 +201,8 @@ def set_standard_view(scene, exposure: float = 0.0) -> None:
 
 #: Render engines a BlenderScene offers: ``render.engine`` name -> Blender's engine id.
 ENGINES = {"cycles": "CYCLES", "workbench": "BLENDER_WORKBENCH"}
+#: Engines of :data:`ENGINES` that are previews: a world offering one lists it in ``WorldInfo.preview_engines``.
+PREVIEW_ENGINES = ("workbench",)
 #: What the preview engine leaves out; datasets rendered with it say so (card, array attributes).
 PREVIEW_NOTE = ("Workbench preview: OpenGL rasterisation with studio lighting and one hard shadow direction; "
                 "no path tracing, so scene lights, refraction, glossy reflections and soft shadows are not "

@@ -186,6 +186,7 @@ class FigureWorld(World):
         kind="image",
         engine="blender",
         engines=("cycles", "workbench"),
+        preview_engines=("workbench",),
         description=(
             "An articulated human figure (shoulder, elbow and wrist angles per arm, stride, body height, shirt "
             "and trousers hues) standing in a room (shop, living room, apartment or plain wall), lit by a sun "

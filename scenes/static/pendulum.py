@@ -271,6 +271,7 @@ class PendulumWorld(World):
         kind="image",
         engine="blender",
         engines=("cycles", "workbench"),
+        preview_engines=("workbench",),
         description=(
             "A pendulum at angle pendulum_angle under a point light at angle light_angle (CausalVAE's pendulum), "
             "casting its shadow onto the ground."

@@ -225,6 +225,7 @@ class SlopeWorld(World):
         kind="image",
         engine="blender",
         engines=("cycles", "workbench"),
+        preview_engines=("workbench",),
         description=(
             "A solid ball rolls down an incline of angle theta whose surface has rolling-resistance coefficient mu "
             "(its roughness) and comes to rest on the floor s metres past the foot of the slope."
