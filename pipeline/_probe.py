@@ -86,12 +86,16 @@ def _convs(nn, channels: int, widths: tuple[int, ...]) -> list:
 
 
 def _net(torch, channels: int, heads: list[int]):
+    """For (n, C, S, S) images: four strided 3x3 convolutions (32-64-128-128 channels), pooled to
+    4x4 so where things are stays in the feature (a global average would keep only what is there),
+    then 128 features and one linear head per latent."""
     nn = torch.nn
 
     class Probe(nn.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.body = nn.Sequential(*_convs(nn, channels, (32, 64, 128, 128)), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            self.body = nn.Sequential(*_convs(nn, channels, (32, 64, 128, 128)), nn.AdaptiveAvgPool2d(4), nn.Flatten(),
+                                      nn.Linear(128 * 16, 128), nn.ReLU())
             self.heads = nn.ModuleList(nn.Linear(128, h) for h in heads)
 
         def forward(self, x):
