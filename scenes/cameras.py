@@ -66,6 +66,59 @@ def orbit_pose(azimuth: float, elevation: float, distance: float, target: Sequen
     return look_at(eye, t, up)
 
 
+def fit_orbit_distance(points: np.ndarray, target: Sequence[float], fov_deg: float = 40.0, margin: float = 0.06,
+                       elevations: Sequence[float] = (15.0, 20.0, 25.0, 30.0),
+                       azimuths: Sequence[float] = (0.0, 90.0, 180.0, 270.0),
+                       bounds: tuple[float, float] = (0.1, 20.0), steps: int = 50) -> float:
+    """Smallest orbit distance (m) at which every orbit camera around ``target`` sees all of ``points``.
+
+    ``points`` (N, 3) are world points in metres (e.g. the corners of a box around everything a
+    scene can draw); ``target`` (3,) the aim point (m). Each camera is an :func:`orbit_pose` at
+    every pair of ``elevations`` x ``azimuths`` (degrees) with a square ``fov_deg`` (degrees)
+    view; a point fits when it lies in front of the camera and ``margin`` (a share of the half
+    image, 0..1) inside the view's edges. Per camera the distance is found by bisection
+    (``steps`` halvings of ``bounds`` (m), keeping the upper end where the points fit); the
+    largest over the cameras is returned, so the points fit in every one of them (to within
+    ``(bounds[1] - bounds[0]) / 2**steps`` m).
+
+    Raises ValueError when ``points`` is not (N, 3) or when they do not fit at ``bounds[1]``
+    for some camera (e.g. ``target`` lies outside the field of view's reach).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
+        raise ValueError(f"points must be an (N, 3) array of world points, got shape {pts.shape}")
+    limit = math.tan(math.radians(fov_deg) / 2.0) * (1.0 - margin)
+
+    def fits(az: float, el: float, d: float) -> bool:
+        w2c = np.linalg.inv(orbit_pose(az, el, d, target))
+        cam = pts @ w2c[:3, :3].T + w2c[:3, 3]
+        return bool(np.all(cam[:, 2] > 0) and np.all(np.abs(cam[:, :2]) <= limit * cam[:, 2:3]))
+
+    worst = 0.0
+    for el in elevations:
+        for az in azimuths:
+            lo, hi = bounds
+            if not fits(az, el, hi):
+                raise ValueError(f"the points do not fit the view of the orbit camera at azimuth {az:g}, elevation "
+                                 f"{el:g} deg even at {hi:g} m")
+            for _ in range(steps):  # bisection: the points fit at hi, not at lo
+                d = 0.5 * (lo + hi)
+                lo, hi = (lo, d) if fits(az, el, d) else (d, hi)
+            worst = max(worst, hi)
+    return worst
+
+
+def box_frame(points: np.ndarray) -> tuple[tuple[float, float, float], float]:
+    """Aim point and radius (m) framing world ``points`` (N, 3), in metres.
+
+    Returns the centre of their axis-aligned bounding box as a tuple of three floats, and that
+    box's half-diagonal (the radius of a ball around the centre that holds every point).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    centre = 0.5 * (pts.min(0) + pts.max(0))
+    return tuple(float(x) for x in centre), float(0.5 * np.linalg.norm(pts.max(0) - pts.min(0)))
+
+
 def topdown_pose(center: Sequence[float], altitude: float) -> np.ndarray:
     """camera_to_world of a camera at ``altitude`` above ``center`` looking down, +y (north) up in the image."""
     m = np.eye(4)

@@ -35,10 +35,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
-from ..cameras import CameraRig
+from ..base import WorldBatch, WorldInfo
 from ..engines import blender as bl
-from ..outputs import allocate, camera_outputs
+from ._blender_world import BlenderStillWorld, still_info
 from . import _figure_rooms as rooms
 
 ROOMS = rooms.ROOMS
@@ -178,15 +177,11 @@ def _matrix(joint: np.ndarray, rot: np.ndarray, scale: float) -> list[list[float
     return [[float(x) for x in row] for row in m]
 
 
-class FigureWorld(World):
+class FigureWorld(BlenderStillWorld):
     """static/figure: see the module docstring."""
 
-    info: ClassVar[WorldInfo] = WorldInfo(
+    info: ClassVar[WorldInfo] = still_info(
         name="static/figure",
-        kind="image",
-        engine="blender",
-        engines=("cycles", "workbench"),
-        preview_engines=("workbench",),
         description=(
             "An articulated human figure (shoulder, elbow and wrist angles per arm, stride, body height, shirt "
             "and trousers hues) standing in a room (shop, living room, apartment or plain wall), lit by a sun "
@@ -194,37 +189,13 @@ class FigureWorld(World):
         ),
         latents=LATENTS,
         ranges=RANGES,
-        annotations=("depth", "segmentation"),
-        camera_kinds=("orbit", "fixed", "topdown"),
-        requires=("bpy", "OpenEXR"),
     )
-
-    @classmethod
-    def rig(cls, spec) -> CameraRig:
-        """The spec's cameras framed on the figure."""
-        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, SCENE_RADIUS)
-
-    @classmethod
-    def outputs(cls, spec) -> tuple[Output, ...]:
-        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
-
-    @classmethod
-    def resources(cls, spec) -> Resources:
-        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
-        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
-
-    def __init__(self, spec, threads: int = 0) -> None:
-        super().__init__(spec, threads)
-        rs = spec.render
-        if rs.engine not in (None, *self.info.engines):
-            raise ValueError(f"static/figure renders with engines {self.info.engines}, got {rs.engine!r}")
-        self.rig = type(self).rig(spec)
-        self._outputs = type(self).outputs(spec)
-        self.want_depth = "depth" in rs.annotations
-        self.want_seg = "segmentation" in rs.annotations
-        self.bs = bl.BlenderScene.from_settings("figure", rs, threads)
-        with self.bs.building():
-            self._build()
+    #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
+    TARGET = TARGET
+    BASE_DISTANCE = BASE_DISTANCE
+    SCENE_RADIUS = SCENE_RADIUS
+    SEGMENTATION_IDS = SEGMENTATION_IDS
+    LANDMARK_IDS = (HEAD_ID, TORSO_ID, HAND_L_ID)
 
     def _build(self) -> None:
         bs, sc = self.bs, self.bs.scene
@@ -265,12 +236,6 @@ class FigureWorld(World):
                 part(f"leg_{tag}", rooms.capsule_data(LEG_RADIUS, LEG_RADIUS, LEG - 0.08 - LEG_RADIUS), leg_id, self.trousers),
                 part(f"shoe_{tag}", rooms.boxes_data([((0.0, -0.06, -LEG + 0.04), (0.07, 0.14, 0.04))]), leg_id, shoe),
             ]
-        self.cameras = []
-        for model in self.rig.cameras:
-            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
-            own(obj.data)
-            self.cameras.append(obj)
-        self._state = None
 
     def _pose(self, v: dict[str, float]) -> None:
         state = tuple(v[k] for k in LATENTS)
@@ -298,44 +263,23 @@ class FigureWorld(World):
         rooms.show_room(self.rooms, ROOMS[int(round(v["room"]))])
         self._state = state
 
-    def render(self, batch: WorldBatch) -> Rendered:
-        n = len(batch)
-        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
-        missing = [name for name in LATENTS if name not in lat]
-        if missing:
-            raise KeyError(f"static/figure needs latents {list(LATENTS)}; missing {missing}")
-        check_latent_values(self.info, lat)
+    def _read_latents(self, batch: WorldBatch) -> dict[str, np.ndarray]:
+        """The batch's latents (see :meth:`BlenderStillWorld._read_latents`); raises ValueError also where
+        ``room`` holds a value that is not an integer code into :data:`ROOMS`."""
+        lat = super()._read_latents(batch)
         bad = lat["room"][lat["room"] != np.round(lat["room"])]
         if bad.size:
             raise ValueError(f"'room' must be an integer code into {ROOMS}, got {bad[0]:g}")
-        out = allocate(self._outputs, n)
-        poses = self.rig.poses()
-        marks, radius = np.zeros((n, 1, 3, 3)), np.zeros((n, 3, 2))
-        with self.bs.persistent():
-            for i in range(n):
-                v = {k: float(lat[k][i]) for k in LATENTS}
-                self._pose(v)
-                h = v["height"]
-                head = h * np.array([0.0, 0.0, LEG * math.cos(v["stride"]) + TRUNK + NECK])
-                torso = h * np.array([0.0, 0.0, LEG * math.cos(v["stride"]) + 0.5 * TRUNK])
-                hand = hand_centre(h, 1, v["shoulder_l"], v["elbow_l"], v["wrist_l"], v["stride"])
-                marks[i, 0] = (head, torso, hand)
-                radius[i] = ((h * HEAD_RADIUS, h * HEAD_RADIUS), (h * TORSO_RADII[1], h * 0.35),
-                             (h * HAND_HALF[1], h * math.hypot(*HAND_HALF)))
-                for g in self.rig.groups:
-                    for j, view in enumerate(g.indices):
-                        rgb, z, ids = self.bs.render(self.cameras[view], g.width, g.height)
-                        out[f"images{g.suffix}"][i, j] = rgb
-                        if self.want_depth:
-                            out[f"depth{g.suffix}"][i, j] = z
-                        if self.want_seg:
-                            out[f"segmentation{g.suffix}"][i, j] = ids
-                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
-        return Rendered(out, landmarks=marks, landmark_ids=np.array([HEAD_ID, TORSO_ID, HAND_L_ID]),
-                        landmark_radius=radius)
+        return lat
 
-    def close(self) -> None:
-        bs = getattr(self, "bs", None)
-        if bs is not None:
-            bs.close()
-            self.bs = None
+    def _pose_sample(self, lat: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pose sample ``i``; its landmarks are the head's centre, the torso's and the left hand's."""
+        v = {k: float(lat[k][i]) for k in LATENTS}
+        self._pose(v)
+        h = v["height"]
+        head = h * np.array([0.0, 0.0, LEG * math.cos(v["stride"]) + TRUNK + NECK])
+        torso = h * np.array([0.0, 0.0, LEG * math.cos(v["stride"]) + 0.5 * TRUNK])
+        hand = hand_centre(h, 1, v["shoulder_l"], v["elbow_l"], v["wrist_l"], v["stride"])
+        radius = np.array([(h * HEAD_RADIUS, h * HEAD_RADIUS), (h * TORSO_RADII[1], h * 0.35),
+                           (h * HAND_HALF[1], h * math.hypot(*HAND_HALF))])
+        return np.array([head, torso, hand]), radius

@@ -41,10 +41,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
-from ..cameras import CameraRig
+from ..base import WorldBatch, WorldInfo
 from ..engines import blender as bl
-from ..outputs import allocate, camera_outputs
+from ._blender_world import BlenderStillWorld, still_info
 from ._objects_light_shapes import SHAPE_NAMES, SHAPES
 
 #: Metres per object unit: every shape class lies inside a ball of this radius.
@@ -173,15 +172,11 @@ def _camera_only_background(scene):
     return world, seen
 
 
-class ObjectsLightWorld(World):
+class ObjectsLightWorld(BlenderStillWorld):
     """static/objects_light: see the module docstring."""
 
-    info: ClassVar[WorldInfo] = WorldInfo(
+    info: ClassVar[WorldInfo] = still_info(
         name="static/objects_light",
-        kind="image",
-        engine="blender",
-        engines=("cycles", "workbench"),
-        preview_engines=("workbench",),
         description=(
             "One object of a shape class (sphere, cube, cylinder, cone, torus, teapot) at a position and rotation, "
             "painted in a hue with a dark half that shows its rotation, lit by a coloured spotlight on a circle "
@@ -190,37 +185,13 @@ class ObjectsLightWorld(World):
         latents=_LATENTS,
         optional_latents=tuple(_OPTIONAL),
         ranges=RANGES,
-        annotations=("depth", "segmentation"),
-        camera_kinds=("orbit", "fixed", "topdown"),
-        requires=("bpy", "OpenEXR"),
     )
-
-    @classmethod
-    def rig(cls, spec) -> CameraRig:
-        """The spec's cameras framed on the object's region."""
-        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, SCENE_RADIUS)
-
-    @classmethod
-    def outputs(cls, spec) -> tuple[Output, ...]:
-        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
-
-    @classmethod
-    def resources(cls, spec) -> Resources:
-        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
-        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
-
-    def __init__(self, spec, threads: int = 0) -> None:
-        super().__init__(spec, threads)
-        rs = spec.render
-        if rs.engine not in (None, *self.info.engines):
-            raise ValueError(f"static/objects_light renders with engines {self.info.engines}, got {rs.engine!r}")
-        self.rig = type(self).rig(spec)
-        self._outputs = type(self).outputs(spec)
-        self.want_depth = "depth" in rs.annotations
-        self.want_seg = "segmentation" in rs.annotations
-        self.bs = bl.BlenderScene.from_settings("objects_light", rs, threads)
-        with self.bs.building():
-            self._build()
+    #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
+    TARGET = TARGET
+    BASE_DISTANCE = BASE_DISTANCE
+    SCENE_RADIUS = SCENE_RADIUS
+    SEGMENTATION_IDS = SEGMENTATION_IDS
+    LANDMARK_IDS = (OBJECT_ID,)
 
     def _build(self) -> None:
         bpy = bl.require_bpy()
@@ -254,13 +225,6 @@ class ObjectsLightWorld(World):
         self.spot = own(bpy.data.objects.new("spot", light))
         sc.collection.objects.link(self.spot)
 
-        self.cameras = []
-        for model in self.rig.cameras:
-            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
-            own(obj.data)
-            self.cameras.append(obj)
-        self._state = None
-
     def _pose(self, state: tuple[float, ...]) -> None:
         if state == self._state:
             return
@@ -275,43 +239,24 @@ class ObjectsLightWorld(World):
         self.background.inputs["Color"].default_value = (*background_color(bg_hue), 1.0)
         self._state = state
 
-    def render(self, batch: WorldBatch) -> Rendered:
-        n = len(batch)
-        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
-        missing = [name for name in self.info.latents if name not in lat]
-        if missing:
-            raise KeyError(f"static/objects_light needs latents {list(self.info.latents)}; missing {missing}")
-        check_latent_values(self.info, lat)
+    def _read_latents(self, batch: WorldBatch) -> dict[str, np.ndarray]:
+        """The batch's latents (see :meth:`BlenderStillWorld._read_latents`); raises ValueError also where
+        ``shape`` holds a value that is not an integer class code."""
+        lat = super()._read_latents(batch)
         codes = lat["shape"]
         if np.any(codes != np.rint(codes)):
-            raise ValueError(f"latent 'shape' must hold integer class codes 0..{len(SHAPES) - 1}, got {codes[codes != np.rint(codes)][:3].tolist()}")
-        out = allocate(self._outputs, n)
-        poses = self.rig.poses()
-        marks, radius = np.zeros((n, 1, 1, 3)), np.zeros((n, 1, 2))
-        with self.bs.persistent():
-            for i in range(n):
-                state = tuple(float(lat[name][i]) if name in lat else _OPTIONAL[name] for name in _ORDER)
-                self._pose(state)
-                shape = SHAPES[int(state[0])]
-                rot = object_rotation(state[4], state[5])
-                marks[i, 0, 0] = np.array(state[1:4]) + OBJECT_SIZE * rot @ np.array(shape.landmark)
-                radius[i, 0] = (OBJECT_SIZE * shape.inner, OBJECT_SIZE * shape.outer)
-                for g in self.rig.groups:
-                    for j, v in enumerate(g.indices):
-                        rgb, zbuf, ids = self.bs.render(self.cameras[v], g.width, g.height)
-                        out[f"images{g.suffix}"][i, j] = rgb
-                        if self.want_depth:
-                            out[f"depth{g.suffix}"][i, j] = zbuf
-                        if self.want_seg:
-                            out[f"segmentation{g.suffix}"][i, j] = ids
-                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
-        return Rendered(out, landmarks=marks, landmark_ids=np.array([OBJECT_ID]), landmark_radius=radius)
+            raise ValueError(f"latent 'shape' must hold integer class codes 0..{len(SHAPES) - 1}, "
+                             f"got {codes[codes != np.rint(codes)][:3].tolist()}")
+        return lat
 
-    def close(self) -> None:
-        bs = getattr(self, "bs", None)
-        if bs is not None:
-            bs.close()
-            self.bs = None
+    def _pose_sample(self, lat: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pose sample ``i``; its landmark is the object's (its shape class's landmark point, rotated)."""
+        state = tuple(float(lat[name][i]) if name in lat else _OPTIONAL[name] for name in _ORDER)
+        self._pose(state)
+        shape = SHAPES[int(state[0])]
+        rot = object_rotation(state[4], state[5])
+        mark = np.array(state[1:4]) + OBJECT_SIZE * rot @ np.array(shape.landmark)
+        return mark[None], np.array([(OBJECT_SIZE * shape.inner, OBJECT_SIZE * shape.outer)])
 
 
 __all__ = ["ObjectsLightWorld", "SHAPE_NAMES", "RANGES", "FLOOR_ID", "OBJECT_ID", "SEGMENTATION_IDS",

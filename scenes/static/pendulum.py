@@ -42,11 +42,10 @@ from typing import ClassVar
 import numpy as np
 
 from ...schemas.expression import parse_expression
-from ..base import (Output, Rendered, Resources, Simulation, World, WorldBatch, WorldCheck, WorldInfo,
-                    check_latent_values)
-from ..cameras import CameraRig
+from ..base import Simulation, World, WorldBatch, WorldCheck, WorldInfo
+from ..cameras import box_frame, fit_orbit_distance
 from ..engines import blender as bl
-from ..outputs import allocate, camera_outputs
+from ._blender_world import BlenderStillWorld, intervention_targets, still_info
 
 #: Height of the pivot above the ground (m).
 PIVOT_HEIGHT = 0.7
@@ -210,37 +209,10 @@ def _corners() -> np.ndarray:
                      for z in (0.0, top)])
 
 
-def _fit_distance(target: np.ndarray, fov_deg: float = 40.0, margin: float = 0.06) -> float:
-    """Smallest orbit distance (m) at which the box of :func:`_corners` stays ``margin`` (a share of the half
-    image) inside a square ``fov_deg`` view from each camera of a ring of 1, 2 or 4 (azimuths 0, 90, 180, 270
-    degrees) at elevations from 15 to 30 degrees."""
-    from ..cameras import orbit_pose
-
-    pts = _corners()
-    limit = math.tan(math.radians(fov_deg) / 2.0) * (1.0 - margin)
-    worst = 0.0
-    for el in (15.0, 20.0, 25.0, 30.0):
-        for az in (0.0, 90.0, 180.0, 270.0):
-            lo, hi = 0.1, 20.0
-            for _ in range(50):  # bisection: the box fits at hi, not at lo
-                d = 0.5 * (lo + hi)
-                w2c = np.linalg.inv(orbit_pose(az, el, d, target))
-                cam = pts @ w2c[:3, :3].T + w2c[:3, 3]
-                fits = np.all(cam[:, 2] > 0) and np.all(np.abs(cam[:, :2]) <= limit * cam[:, 2:3])
-                lo, hi = (lo, d) if fits else (d, hi)
-            worst = max(worst, hi)
-    return worst
-
-
-def _frame() -> tuple[tuple[float, float, float], float]:
-    pts = _corners()
-    centre = 0.5 * (pts.min(0) + pts.max(0))
-    return tuple(float(x) for x in centre), float(0.5 * np.linalg.norm(pts.max(0) - pts.min(0)))
-
-
-TARGET, SCENE_RADIUS = _frame()
+#: Aim point (m): the centre of the box around everything drawable; and that box's half-diagonal (m).
+TARGET, SCENE_RADIUS = box_frame(_corners())
 #: Default camera distance (m): light, pendulum and shadow stay inside the 40 degree view of each ring camera.
-BASE_DISTANCE = _fit_distance(np.array(TARGET))
+BASE_DISTANCE = fit_orbit_distance(_corners(), TARGET)
 
 
 def _emissive_material(name: str, color_linear, strength: float):
@@ -263,44 +235,29 @@ def _emissive_material(name: str, color_linear, strength: float):
     return mat
 
 
-class PendulumWorld(World):
+class PendulumWorld(BlenderStillWorld):
     """static/pendulum: see the module docstring."""
 
-    info: ClassVar[WorldInfo] = WorldInfo(
+    info: ClassVar[WorldInfo] = still_info(
         name="static/pendulum",
-        kind="image",
-        engine="blender",
-        engines=("cycles", "workbench"),
-        preview_engines=("workbench",),
         description=(
             "A pendulum at angle pendulum_angle under a point light at angle light_angle (CausalVAE's pendulum), "
             "casting its shadow onto the ground."
         ),
         latents=("pendulum_angle", "light_angle"),
         ranges=RANGES,
-        annotations=("depth", "segmentation"),
-        camera_kinds=("orbit", "fixed", "topdown"),
-        requires=("bpy", "OpenEXR"),
     )
+    #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
+    TARGET = TARGET
+    BASE_DISTANCE = BASE_DISTANCE
+    SCENE_RADIUS = SCENE_RADIUS
+    SEGMENTATION_IDS = SEGMENTATION_IDS
+    LANDMARK_IDS = (BOB_ID,)
     checks: ClassVar[tuple[WorldCheck, ...]] = (
         WorldCheck("shadow", "stored shadow_length and shadow_position equal the central projection of the "
                              f"pendulum from the light that Cycles renders (tolerance {SHADOW_TOLERANCE:g})",
                    _shadow_problems),
     )
-
-    @classmethod
-    def rig(cls, spec) -> CameraRig:
-        """The spec's cameras framed on light, pendulum and shadow."""
-        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, SCENE_RADIUS)
-
-    @classmethod
-    def outputs(cls, spec) -> tuple[Output, ...]:
-        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
-
-    @classmethod
-    def resources(cls, spec) -> Resources:
-        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
-        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
 
     @classmethod
     def check(cls, spec) -> list[str]:
@@ -319,29 +276,10 @@ class PendulumWorld(World):
             for name, value in _GEOMETRY.items():
                 if name in params and not math.isclose(float(params[name]), value, rel_tol=1e-9):
                     problems.append(f"{where}.{name}: static/pendulum draws {name} = {value:g} m; got {params[name]:g}")
-        targets = set()
-        if spec.interventions is not None:
-            for option in spec.interventions.options():
-                targets |= set(option)
-        if spec.counterfactuals is not None and spec.counterfactuals.intervention:
-            targets |= set(spec.counterfactuals.intervention)
-        for name in sorted(targets & set(SHADOW_LATENTS)):
+        for name in sorted(intervention_targets(spec) & set(SHADOW_LATENTS)):
             problems.append(f"interventions: static/pendulum cannot intervene on {name!r}: the light casts the shadow "
                             f"(intervene on pendulum_angle or light_angle)")
         return problems
-
-    def __init__(self, spec, threads: int = 0) -> None:
-        super().__init__(spec, threads)
-        rs = spec.render
-        if rs.engine not in (None, *self.info.engines):
-            raise ValueError(f"static/pendulum renders with engines {self.info.engines}, got {rs.engine!r}")
-        self.rig = type(self).rig(spec)
-        self._outputs = type(self).outputs(spec)
-        self.want_depth = "depth" in rs.annotations
-        self.want_seg = "segmentation" in rs.annotations
-        self.bs = bl.BlenderScene.from_settings("pendulum", rs, threads)
-        with self.bs.building():
-            self._build()
 
     def _build(self) -> None:
         bpy = bl.require_bpy()
@@ -384,13 +322,6 @@ class PendulumWorld(World):
         sc.collection.objects.link(self.lamp)
         self.lamp.visible_camera = False
 
-        self.cameras = []
-        for model in self.rig.cameras:
-            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
-            own(obj.data)
-            self.cameras.append(obj)
-        self._state = None
-
     def _pose(self, theta: float, phi: float) -> None:
         if (theta, phi) == self._state:
             return
@@ -402,37 +333,9 @@ class PendulumWorld(World):
         self.bulb.location = self.lamp.location = _world(float(sp), float(sz))
         self._state = (theta, phi)
 
-    def render(self, batch: WorldBatch) -> Rendered:
-        """Images (and depth, segmentation, camera poses) of every sample; landmarks: the bob's centre."""
-        n = len(batch)
-        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
-        missing = [name for name in self.info.latents if name not in lat]
-        if missing:
-            raise KeyError(f"static/pendulum needs latents {list(self.info.latents)}; missing {missing}")
-        check_latent_values(self.info, lat)
-        out = allocate(self._outputs, n)
-        poses = self.rig.poses()
-        marks, radius = np.zeros((n, 1, 1, 3)), np.zeros((n, 1, 2))
-        with self.bs.persistent():
-            for i in range(n):
-                theta, phi = float(lat["pendulum_angle"][i]), float(lat["light_angle"][i])
-                self._pose(theta, phi)
-                bp, bz = bob_centre(theta)
-                marks[i, 0, 0] = _world(float(bp), float(bz))
-                radius[i, 0] = (BOB_RADIUS, BOB_RADIUS)
-                for g in self.rig.groups:
-                    for j, v in enumerate(g.indices):
-                        rgb, z, ids = self.bs.render(self.cameras[v], g.width, g.height)
-                        out[f"images{g.suffix}"][i, j] = rgb
-                        if self.want_depth:
-                            out[f"depth{g.suffix}"][i, j] = z
-                        if self.want_seg:
-                            out[f"segmentation{g.suffix}"][i, j] = ids
-                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
-        return Rendered(out, landmarks=marks, landmark_ids=np.array([BOB_ID]), landmark_radius=radius)
-
-    def close(self) -> None:
-        bs = getattr(self, "bs", None)
-        if bs is not None:
-            bs.close()
-            self.bs = None
+    def _pose_sample(self, lat: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pose sample ``i``; its landmark is the bob's centre."""
+        theta, phi = float(lat["pendulum_angle"][i]), float(lat["light_angle"][i])
+        self._pose(theta, phi)
+        bp, bz = bob_centre(theta)
+        return np.array([_world(float(bp), float(bz))]), np.array([(BOB_RADIUS, BOB_RADIUS)])

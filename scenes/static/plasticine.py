@@ -39,10 +39,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
-from ..cameras import CameraRig
+from ..base import WorldInfo
 from ..engines import blender as bl
-from ..outputs import allocate, camera_outputs
+from ._blender_world import BlenderStillWorld, still_info
 
 #: The plasticine slab (m): radius and thickness; its top is at z = SLAB_THICKNESS.
 SLAB_RADIUS = 0.085
@@ -169,52 +168,24 @@ def _slab_faces(n_rings: int) -> tuple[list[tuple[int, ...]], list[bool]]:
     return faces, smooth
 
 
-class PlasticineWorld(World):
+class PlasticineWorld(BlenderStillWorld):
     """static/plasticine: see the module docstring."""
 
-    info: ClassVar[WorldInfo] = WorldInfo(
+    info: ClassVar[WorldInfo] = still_info(
         name="static/plasticine",
-        kind="image",
-        engine="blender",
-        engines=("cycles", "workbench"),
-        preview_engines=("workbench",),
         description=(
             "A ball of radius R and density rho dropped from height h dents a plasticine slab of hardness H "
             "to the given depth (Tabor's energy balance), and rests beside the dent."
         ),
         latents=("R", "rho", "h", "H", "depth"),
         ranges=RANGES,
-        annotations=("depth", "segmentation"),
-        camera_kinds=("orbit", "fixed", "topdown"),
-        requires=("bpy", "OpenEXR"),
     )
-
-    @classmethod
-    def rig(cls, spec) -> CameraRig:
-        """The spec's cameras framed on the slab and the magnet."""
-        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, TABLE_RADIUS)
-
-    @classmethod
-    def outputs(cls, spec) -> tuple[Output, ...]:
-        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
-
-    @classmethod
-    def resources(cls, spec) -> Resources:
-        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
-        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
-
-    def __init__(self, spec, threads: int = 0) -> None:
-        super().__init__(spec, threads)
-        rs = spec.render
-        if rs.engine not in (None, *self.info.engines):
-            raise ValueError(f"static/plasticine renders with engines {list(self.info.engines)}, got {rs.engine!r}")
-        self.rig = type(self).rig(spec)
-        self._outputs = type(self).outputs(spec)
-        self.want_depth = "depth" in rs.annotations
-        self.want_seg = "segmentation" in rs.annotations
-        self.bs = bl.BlenderScene.from_settings("plasticine", rs, threads)
-        with self.bs.building():
-            self._build()
+    #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
+    TARGET = TARGET
+    BASE_DISTANCE = BASE_DISTANCE
+    SCENE_RADIUS = TABLE_RADIUS
+    SEGMENTATION_IDS = SEGMENTATION_IDS
+    LANDMARK_IDS = (BALL_ID, MAGNET_ID)
 
     def _build(self) -> None:
         bs, sc = self.bs, self.bs.scene
@@ -246,13 +217,6 @@ class PlasticineWorld(World):
         hanger = own(bl.cylinder_mesh("hanger", segments=12))
         self.hanger = own(bl.add_object(sc, "hanger", hanger, pass_index=MAGNET_ID, material=dark))
 
-        self.cameras = []
-        for model in self.rig.cameras:
-            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
-            own(obj.data)
-            self.cameras.append(obj)
-        self._state = None
-
     def _pose(self, R: float, rho: float, h: float, H: float, depth: float) -> None:
         state = (R, rho, h, H, depth)
         if state == self._state:
@@ -270,36 +234,11 @@ class PlasticineWorld(World):
         self.hanger.scale = (HANGER_RADIUS, HANGER_RADIUS, HANGER_TOP - z_magnet - MAGNET_HEIGHT)
         self._state = state
 
-    def render(self, batch: WorldBatch) -> Rendered:
-        n = len(batch)
-        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
-        missing = [name for name in self.info.latents if name not in lat]
-        if missing:
-            raise KeyError(f"static/plasticine needs latents {list(self.info.latents)}; missing {missing}")
-        check_latent_values(self.info, lat)
-        out = allocate(self._outputs, n)
-        poses = self.rig.poses()
-        marks, radius = np.zeros((n, 1, 2, 3)), np.zeros((n, 2, 2))
-        with self.bs.persistent():
-            for i in range(n):
-                R, rho, h, H, depth = (float(lat[name][i]) for name in ("R", "rho", "h", "H", "depth"))
-                self._pose(R, rho, h, H, depth)
-                z_magnet = SLAB_THICKNESS + h + 2.0 * R
-                marks[i, 0] = ((BALL_XY[0], BALL_XY[1], SLAB_THICKNESS + R), (0.0, 0.0, z_magnet + 0.5 * MAGNET_HEIGHT))
-                radius[i] = ((R, R), (0.5 * MAGNET_HEIGHT, math.hypot(MAGNET_RADIUS, 0.5 * MAGNET_HEIGHT)))
-                for g in self.rig.groups:
-                    for j, v in enumerate(g.indices):
-                        rgb, z, ids = self.bs.render(self.cameras[v], g.width, g.height)
-                        out[f"images{g.suffix}"][i, j] = rgb
-                        if self.want_depth:
-                            out[f"depth{g.suffix}"][i, j] = z
-                        if self.want_seg:
-                            out[f"segmentation{g.suffix}"][i, j] = ids
-                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
-        return Rendered(out, landmarks=marks, landmark_ids=np.array([BALL_ID, MAGNET_ID]), landmark_radius=radius)
-
-    def close(self) -> None:
-        bs = getattr(self, "bs", None)
-        if bs is not None:
-            bs.close()
-            self.bs = None
+    def _pose_sample(self, lat: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pose sample ``i``; its landmarks are the ball's centre and the magnet's."""
+        R, rho, h, H, depth = (float(lat[name][i]) for name in ("R", "rho", "h", "H", "depth"))
+        self._pose(R, rho, h, H, depth)
+        z_magnet = SLAB_THICKNESS + h + 2.0 * R
+        marks = np.array([(BALL_XY[0], BALL_XY[1], SLAB_THICKNESS + R), (0.0, 0.0, z_magnet + 0.5 * MAGNET_HEIGHT)])
+        radius = np.array([(R, R), (0.5 * MAGNET_HEIGHT, math.hypot(MAGNET_RADIUS, 0.5 * MAGNET_HEIGHT))])
+        return marks, radius

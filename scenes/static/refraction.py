@@ -47,10 +47,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
-from ..cameras import CameraRig
+from ..base import WorldInfo
 from ..engines import blender as bl
-from ..outputs import allocate, camera_outputs
+from ._blender_world import BlenderStillWorld, still_info
 
 #: The glass (m): outer radius, wall thickness, floor thickness, height; and its refractive index.
 GLASS_RADIUS = 0.05
@@ -192,52 +191,24 @@ def _checker_material(name: str, colors, squares_per_unit: float):
     return mat
 
 
-class RefractionWorld(World):
+class RefractionWorld(BlenderStillWorld):
     """static/refraction: see the module docstring."""
 
-    info: ClassVar[WorldInfo] = WorldInfo(
+    info: ClassVar[WorldInfo] = still_info(
         name="static/refraction",
-        kind="image",
-        engine="blender",
-        engines=("cycles", "workbench"),
-        preview_engines=("workbench",),
         description=(
             "A rod tilted theta degrees stands in a glass filled to level metres with a liquid of refractive "
             "index n; Cycles refracts the rays, so the submerged rod looks bent."
         ),
         latents=("theta", "level", "n"),
         ranges=RANGES,
-        annotations=("depth", "segmentation"),
-        camera_kinds=("orbit", "fixed", "topdown"),
-        requires=("bpy", "OpenEXR"),
     )
-
-    @classmethod
-    def rig(cls, spec) -> CameraRig:
-        """The spec's cameras framed on the glass."""
-        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, TABLE_RADIUS)
-
-    @classmethod
-    def outputs(cls, spec) -> tuple[Output, ...]:
-        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
-
-    @classmethod
-    def resources(cls, spec) -> Resources:
-        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
-        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
-
-    def __init__(self, spec, threads: int = 0) -> None:
-        super().__init__(spec, threads)
-        rs = spec.render
-        if rs.engine not in (None, *self.info.engines):
-            raise ValueError(f"static/refraction renders with engines {list(self.info.engines)}, got {rs.engine!r}")
-        self.rig = type(self).rig(spec)
-        self._outputs = type(self).outputs(spec)
-        self.want_depth = "depth" in rs.annotations
-        self.want_seg = "segmentation" in rs.annotations
-        self.bs = bl.BlenderScene.from_settings("refraction", rs, threads)
-        with self.bs.building():
-            self._build()
+    #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
+    TARGET = TARGET
+    BASE_DISTANCE = BASE_DISTANCE
+    SCENE_RADIUS = TABLE_RADIUS
+    SEGMENTATION_IDS = SEGMENTATION_IDS
+    LANDMARK_IDS = (ROD_ID, GLASS_ID)
 
     def _build(self) -> None:
         bs, sc = self.bs, self.bs.scene
@@ -273,13 +244,6 @@ class RefractionWorld(World):
         self.rod.scale = (ROD_RADIUS, ROD_RADIUS, ROD_LENGTH)
         self.rod.rotation_mode = "XYZ"
 
-        self.cameras = []
-        for model in self.rig.cameras:
-            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
-            own(obj.data)
-            self.cameras.append(obj)
-        self._state = None
-
     def _pose(self, theta: float, level: float, n: float) -> None:
         state = (theta, level, n)
         if state == self._state:
@@ -290,39 +254,12 @@ class RefractionWorld(World):
         self.liquid_bsdf.inputs["IOR"].default_value = float(n)
         self._state = state
 
-    def render(self, batch: WorldBatch) -> Rendered:
-        n_rows = len(batch)
-        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
-        missing = [name for name in self.info.latents if name not in lat]
-        if missing:
-            raise KeyError(f"static/refraction needs latents {list(self.info.latents)}; missing {missing}")
-        check_latent_values(self.info, lat)
-        out = allocate(self._outputs, n_rows)
-        poses = self.rig.poses()
-        marks = np.zeros((n_rows, 1, 2, 3))
-        radius = np.zeros((n_rows, 2, 2))
-        glass_centre = (0.0, 0.0, 0.5 * GLASS_HEIGHT)
-        glass_radius = (GLASS_RADIUS, math.hypot(GLASS_RADIUS, 0.5 * GLASS_HEIGHT))
-        with self.bs.persistent():
-            for i in range(n_rows):
-                theta, level, n = (float(lat[name][i]) for name in ("theta", "level", "n"))
-                self._pose(theta, level, n)
-                # the rod 0.14 m from its foot: above the rim (0.131 m up or more), seen directly
-                marks[i, 0] = (rod_axis(theta, 0.14), glass_centre)
-                radius[i] = ((ROD_RADIUS, math.hypot(ROD_RADIUS, 0.003)), glass_radius)
-                for g in self.rig.groups:
-                    for j, v in enumerate(g.indices):
-                        rgb, z, ids = self.bs.render(self.cameras[v], g.width, g.height)
-                        out[f"images{g.suffix}"][i, j] = rgb
-                        if self.want_depth:
-                            out[f"depth{g.suffix}"][i, j] = z
-                        if self.want_seg:
-                            out[f"segmentation{g.suffix}"][i, j] = ids
-                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
-        return Rendered(out, landmarks=marks, landmark_ids=np.array([ROD_ID, GLASS_ID]), landmark_radius=radius)
-
-    def close(self) -> None:
-        bs = getattr(self, "bs", None)
-        if bs is not None:
-            bs.close()
-            self.bs = None
+    def _pose_sample(self, lat: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pose sample ``i``; its landmarks are a point on the rod's axis above the rim, and the glass's centre."""
+        theta, level, n = (float(lat[name][i]) for name in ("theta", "level", "n"))
+        self._pose(theta, level, n)
+        # the rod 0.14 m from its foot: above the rim (0.131 m up or more), seen directly
+        marks = np.array([rod_axis(theta, 0.14), (0.0, 0.0, 0.5 * GLASS_HEIGHT)])
+        radius = np.array([(ROD_RADIUS, math.hypot(ROD_RADIUS, 0.003)),
+                           (GLASS_RADIUS, math.hypot(GLASS_RADIUS, 0.5 * GLASS_HEIGHT))])
+        return marks, radius

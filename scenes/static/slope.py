@@ -36,10 +36,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
-from ..cameras import CameraRig
+from ..base import WorldInfo
+from ..cameras import box_frame, fit_orbit_distance
 from ..engines import blender as bl
-from ..outputs import allocate, camera_outputs
+from ._blender_world import BlenderStillWorld, intervention_targets, still_info
 
 #: Length of the incline along its surface (m); a spec's parameter ``L`` must equal it.
 SLOPE_LENGTH = 0.3
@@ -86,38 +86,10 @@ def _corners() -> np.ndarray:
                      for b in (-0.5 * TRACK_WIDTH, 0.5 * TRACK_WIDTH) for z in (-FLOOR_THICKNESS, top)])
 
 
-def _fit_distance(target: np.ndarray, fov_deg: float = 40.0, margin: float = 0.06) -> float:
-    """Smallest orbit distance (m) at which the box of :func:`_corners` stays ``margin`` (a share of the half
-    image) inside a square ``fov_deg`` view from each camera of a ring of 1, 2 or 4 (azimuths 0, 90, 180, 270
-    degrees) at elevations from 15 to 30 degrees."""
-    from ..cameras import orbit_pose
-
-    pts = _corners()
-    limit = math.tan(math.radians(fov_deg) / 2.0) * (1.0 - margin)
-    worst = 0.0
-    for el in (15.0, 20.0, 25.0, 30.0):
-        for az in (0.0, 90.0, 180.0, 270.0):
-            lo, hi = 0.1, 20.0
-            for _ in range(50):  # bisection: the box fits at hi, not at lo
-                d = 0.5 * (lo + hi)
-                w2c = np.linalg.inv(orbit_pose(az, el, d, target))
-                cam = pts @ w2c[:3, :3].T + w2c[:3, 3]
-                fits = np.all(cam[:, 2] > 0) and np.all(np.abs(cam[:, :2]) <= limit * cam[:, 2:3])
-                lo, hi = (lo, d) if fits else (d, hi)
-            worst = max(worst, hi)
-    return worst
-
-
-def _frame() -> tuple[tuple[float, float, float], float]:
-    """Aim point (m): the centre of the box around every drawable configuration; and that box's half-diagonal (m)."""
-    pts = _corners()
-    centre = 0.5 * (pts.min(0) + pts.max(0))
-    return tuple(float(x) for x in centre), float(0.5 * np.linalg.norm(pts.max(0) - pts.min(0)))
-
-
-TARGET, SCENE_RADIUS = _frame()
+#: Aim point (m): the centre of the box around everything drawable; and that box's half-diagonal (m).
+TARGET, SCENE_RADIUS = box_frame(_corners())
 #: Default camera distance (m): the whole course stays inside the default 40 degree view of each ring camera.
-BASE_DISTANCE = _fit_distance(np.array(TARGET))
+BASE_DISTANCE = fit_orbit_distance(_corners(), TARGET)
 
 
 def speed_at_bottom(v0: np.ndarray, theta: np.ndarray, mu: np.ndarray, g: float = 9.81,
@@ -217,39 +189,24 @@ def _set_surface(obj, mu: float) -> None:
     obj.color = (*surface_color(mu), t)
 
 
-class SlopeWorld(World):
+class SlopeWorld(BlenderStillWorld):
     """static/slope: see the module docstring."""
 
-    info: ClassVar[WorldInfo] = WorldInfo(
+    info: ClassVar[WorldInfo] = still_info(
         name="static/slope",
-        kind="image",
-        engine="blender",
-        engines=("cycles", "workbench"),
-        preview_engines=("workbench",),
         description=(
             "A solid ball rolls down an incline of angle theta whose surface has rolling-resistance coefficient mu "
             "(its roughness) and comes to rest on the floor s metres past the foot of the slope."
         ),
         latents=("theta", "mu", "s"),
         ranges=RANGES,
-        annotations=("depth", "segmentation"),
-        camera_kinds=("orbit", "fixed", "topdown"),
-        requires=("bpy", "OpenEXR"),
     )
-
-    @classmethod
-    def rig(cls, spec) -> CameraRig:
-        """The spec's cameras framed on the whole course (ramp and run-out)."""
-        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, SCENE_RADIUS)
-
-    @classmethod
-    def outputs(cls, spec) -> tuple[Output, ...]:
-        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
-
-    @classmethod
-    def resources(cls, spec) -> Resources:
-        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
-        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
+    #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
+    TARGET = TARGET
+    BASE_DISTANCE = BASE_DISTANCE
+    SCENE_RADIUS = SCENE_RADIUS
+    SEGMENTATION_IDS = SEGMENTATION_IDS
+    LANDMARK_IDS = (BALL_ID,)
 
     @classmethod
     def check(cls, spec) -> list[str]:
@@ -261,29 +218,10 @@ class SlopeWorld(World):
         for path, value in lengths.items():
             if value is not None and not math.isclose(float(value), SLOPE_LENGTH, rel_tol=1e-9):
                 problems.append(f"{path}: static/slope draws an incline of length {SLOPE_LENGTH:g} m; got {value:g}")
-        targets = set()
-        if spec.interventions is not None:
-            for option in spec.interventions.options():
-                targets |= set(option)
-        if spec.counterfactuals is not None and spec.counterfactuals.intervention:
-            targets |= set(spec.counterfactuals.intervention)
-        for name in sorted(targets & set(_DERIVED)):
+        for name in sorted(intervention_targets(spec) & set(_DERIVED)):
             problems.append(f"interventions: static/slope cannot show an intervention on {name!r} (only its effect "
                             f"on s is drawn); intervene on its causes or on s instead")
         return problems
-
-    def __init__(self, spec, threads: int = 0) -> None:
-        super().__init__(spec, threads)
-        rs = spec.render
-        if rs.engine not in (None, *self.info.engines):
-            raise ValueError(f"static/slope renders with engines {self.info.engines}, got {rs.engine!r}")
-        self.rig = type(self).rig(spec)
-        self._outputs = type(self).outputs(spec)
-        self.want_depth = "depth" in rs.annotations
-        self.want_seg = "segmentation" in rs.annotations
-        self.bs = bl.BlenderScene.from_settings("slope", rs, threads)
-        with self.bs.building():
-            self._build()
 
     def _build(self) -> None:
         bs, sc = self.bs, self.bs.scene
@@ -311,13 +249,6 @@ class SlopeWorld(World):
         self.ball = own(bl.add_object(sc, "ball", ball_mesh, pass_index=BALL_ID, material=ball_mat))
         self.ball.scale = (BALL_RADIUS, BALL_RADIUS, BALL_RADIUS)
 
-        self.cameras = []
-        for model in self.rig.cameras:
-            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
-            own(obj.data)
-            self.cameras.append(obj)
-        self._state = None
-
     def _pose(self, theta: float, mu: float, s: float) -> None:
         state = (theta, mu, s)
         if state == self._state:
@@ -328,36 +259,8 @@ class SlopeWorld(World):
         self.ball.location = tuple(float(x) for x in ball_position(s))
         self._state = state
 
-    def render(self, batch: WorldBatch) -> Rendered:
-        """Images (and depth, segmentation, camera poses) of every sample; landmarks: the ball's centre."""
-        n = len(batch)
-        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
-        missing = [name for name in self.info.latents if name not in lat]
-        if missing:
-            raise KeyError(f"static/slope needs latents {list(self.info.latents)}; missing {missing}")
-        check_latent_values(self.info, lat)
-        out = allocate(self._outputs, n)
-        poses = self.rig.poses()
-        marks, radius = np.zeros((n, 1, 1, 3)), np.zeros((n, 1, 2))
-        with self.bs.persistent():
-            for i in range(n):
-                theta, mu, s = (float(lat[name][i]) for name in ("theta", "mu", "s"))
-                self._pose(theta, mu, s)
-                marks[i, 0, 0] = ball_position(s)
-                radius[i, 0] = (BALL_RADIUS, BALL_RADIUS)
-                for g in self.rig.groups:
-                    for j, v in enumerate(g.indices):
-                        rgb, z, ids = self.bs.render(self.cameras[v], g.width, g.height)
-                        out[f"images{g.suffix}"][i, j] = rgb
-                        if self.want_depth:
-                            out[f"depth{g.suffix}"][i, j] = z
-                        if self.want_seg:
-                            out[f"segmentation{g.suffix}"][i, j] = ids
-                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
-        return Rendered(out, landmarks=marks, landmark_ids=np.array([BALL_ID]), landmark_radius=radius)
-
-    def close(self) -> None:
-        bs = getattr(self, "bs", None)
-        if bs is not None:
-            bs.close()
-            self.bs = None
+    def _pose_sample(self, lat: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pose sample ``i``; its landmark is the ball's centre."""
+        theta, mu, s = (float(lat[name][i]) for name in ("theta", "mu", "s"))
+        self._pose(theta, mu, s)
+        return ball_position(s)[None], np.array([(BALL_RADIUS, BALL_RADIUS)])

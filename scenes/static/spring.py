@@ -29,10 +29,9 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
-from ..cameras import CameraRig
+from ..base import WorldInfo
 from ..engines import blender as bl
-from ..outputs import allocate, camera_outputs
+from ._blender_world import BlenderStillWorld, still_info
 
 #: Centre-line radius of the coil (m); r is read against it.
 COIL_RADIUS = 0.035
@@ -91,15 +90,11 @@ def helix_points(length: float, wire: float, turns: int = COIL_TURNS, per_turn: 
     return np.stack([COIL_RADIUS * np.cos(theta), COIL_RADIUS * np.sin(theta), z0 + (z1 - z0) * s], axis=1)
 
 
-class SpringWorld(World):
+class SpringWorld(BlenderStillWorld):
     """static/spring: see the module docstring."""
 
-    info: ClassVar[WorldInfo] = WorldInfo(
+    info: ClassVar[WorldInfo] = still_info(
         name="static/spring",
-        kind="image",
-        engine="blender",
-        engines=("cycles", "workbench"),
-        preview_engines=("workbench",),
         description=(
             "A cylinder of height h, radius r and density rho rests on a coil spring of constant k, "
             "compressed to length l."
@@ -107,37 +102,13 @@ class SpringWorld(World):
         latents=("h", "r", "rho", "k", "l"),
         optional_latents=("light", "hue"),
         ranges=RANGES,
-        annotations=("depth", "segmentation"),
-        camera_kinds=("orbit", "fixed", "topdown"),
-        requires=("bpy", "OpenEXR"),
     )
-
-    @classmethod
-    def rig(cls, spec) -> CameraRig:
-        """The spec's cameras framed on the spring."""
-        return CameraRig.from_settings(spec.render, TARGET, BASE_DISTANCE, GROUND_RADIUS)
-
-    @classmethod
-    def outputs(cls, spec) -> tuple[Output, ...]:
-        return tuple(camera_outputs(spec, cls.rig(spec), rgb="images", segmentation_ids=SEGMENTATION_IDS))
-
-    @classmethod
-    def resources(cls, spec) -> Resources:
-        """One CPU per task, and one GPU when the spec asks Cycles for ``device: gpu``."""
-        return Resources(cpus=1.0, gpus=1.0 if spec.render.device == "gpu" else 0.0)
-
-    def __init__(self, spec, threads: int = 0) -> None:
-        super().__init__(spec, threads)
-        rs = spec.render
-        if rs.engine not in (None, *self.info.engines):
-            raise ValueError(f"static/spring renders with engine {' or '.join(self.info.engines)}, got {rs.engine!r}")
-        self.rig = type(self).rig(spec)
-        self._outputs = type(self).outputs(spec)
-        self.want_depth = "depth" in rs.annotations
-        self.want_seg = "segmentation" in rs.annotations
-        self.bs = bl.BlenderScene.from_settings("spring", rs, threads)
-        with self.bs.building():
-            self._build()
+    #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
+    TARGET = TARGET
+    BASE_DISTANCE = BASE_DISTANCE
+    SCENE_RADIUS = GROUND_RADIUS
+    SEGMENTATION_IDS = SEGMENTATION_IDS
+    LANDMARK_IDS = (CYLINDER_ID,)
 
     def _build(self) -> None:
         bs, sc = self.bs, self.bs.scene
@@ -163,13 +134,6 @@ class SpringWorld(World):
         body_mesh = own(bl.cylinder_mesh("cylinder", segments=48))
         self.body = own(bl.add_object(sc, "cylinder", body_mesh, pass_index=CYLINDER_ID, material=body_mat))
 
-        self.cameras = []
-        for model in self.rig.cameras:
-            obj = own(bl.add_camera(sc, f"cam.{model.name}", model))
-            own(obj.data)
-            self.cameras.append(obj)
-        self._state = None
-
     def _pose(self, h: float, r: float, rho: float, k: float, l: float, light: float, hue: float | None) -> None:
         state = (h, r, rho, k, l, light, hue)
         if state == self._state:
@@ -184,36 +148,9 @@ class SpringWorld(World):
         self.sun.data.energy = SUN_STRENGTH * light
         self._state = state
 
-    def render(self, batch: WorldBatch) -> Rendered:
-        n = len(batch)
-        lat = {key: np.asarray(val, dtype=np.float64) for key, val in batch.latents.items()}
-        missing = [name for name in self.info.latents if name not in lat]
-        if missing:
-            raise KeyError(f"static/spring needs latents {list(self.info.latents)}; missing {missing}")
-        check_latent_values(self.info, lat)
-        out = allocate(self._outputs, n)
-        poses = self.rig.poses()
-        marks, radius = np.zeros((n, 1, 1, 3)), np.zeros((n, 1, 2))
-        with self.bs.persistent():
-            for i in range(n):
-                h, r, rho, k, l = (float(lat[name][i]) for name in ("h", "r", "rho", "k", "l"))
-                self._pose(h, r, rho, k, l, light=float(lat["light"][i]) if "light" in lat else 1.0,
-                           hue=float(lat["hue"][i]) if "hue" in lat else None)
-                marks[i, 0, 0] = (0.0, 0.0, l + 0.5 * h)  # the cylinder's centre
-                radius[i, 0] = (min(0.5 * h, r), math.hypot(0.5 * h, r))
-                for g in self.rig.groups:
-                    for j, v in enumerate(g.indices):
-                        rgb, z, ids = self.bs.render(self.cameras[v], g.width, g.height)
-                        out[f"images{g.suffix}"][i, j] = rgb
-                        if self.want_depth:
-                            out[f"depth{g.suffix}"][i, j] = z
-                        if self.want_seg:
-                            out[f"segmentation{g.suffix}"][i, j] = ids
-                    out[f"camera_to_world{g.suffix}"][i] = poses[list(g.indices)]
-        return Rendered(out, landmarks=marks, landmark_ids=np.array([CYLINDER_ID]), landmark_radius=radius)
-
-    def close(self) -> None:
-        bs = getattr(self, "bs", None)
-        if bs is not None:
-            bs.close()
-            self.bs = None
+    def _pose_sample(self, lat: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pose sample ``i``; its landmark is the cylinder's centre."""
+        h, r, rho, k, l = (float(lat[name][i]) for name in ("h", "r", "rho", "k", "l"))
+        self._pose(h, r, rho, k, l, light=float(lat["light"][i]) if "light" in lat else 1.0,
+                   hue=float(lat["hue"][i]) if "hue" in lat else None)
+        return np.array([(0.0, 0.0, l + 0.5 * h)]), np.array([(min(0.5 * h, r), math.hypot(0.5 * h, r))])
