@@ -82,7 +82,7 @@ def test_rejects_bad_latents(world):
 
 def test_rejects_other_engines():
     with pytest.raises(ValueError, match="cycles"):
-        SpringWorld(spec(engine="workbench"))
+        SpringWorld(spec(engine="tiny"))
 
 
 def test_a_spring_each_camera_kind_frames():
