@@ -203,19 +203,17 @@ def set_standard_view(scene, exposure: float = 0.0) -> None:
 ENGINES = {"cycles": "CYCLES", "workbench": "BLENDER_WORKBENCH"}
 #: Engines of :data:`ENGINES` that are previews: a world offering one lists it in ``WorldInfo.preview_engines``.
 PREVIEW_ENGINES = ("workbench",)
-#: What the preview engine leaves out; datasets rendered with it say so (card, array attributes).
-PREVIEW_NOTE = ("Workbench preview: OpenGL rasterisation with studio lighting and one hard shadow direction; "
-                "no path tracing, so scene lights, refraction, glossy reflections and soft shadows are not "
-                "rendered. Lower fidelity than Cycles, for iterating on a spec.")
 
 
 def setup_workbench(scene, *, width: int, height: int) -> None:
-    """Blender's Workbench engine as a fast, lower-fidelity preview (see :data:`PREVIEW_NOTE`).
+    """Blender's Workbench engine as a fast, lower-fidelity preview for iterating on a spec.
 
-    Studio lighting, each object's colour from ``obj.color`` (kept equal to its material's base
-    colour by :func:`add_object`, or the per-sample colour of :func:`set_object_color`), shadows
-    and cavity shading on, 8x anti-aliasing; renders through EGL (Mesa's llvmpipe on a machine
-    without a GPU). Deterministic across runs and processes on one machine (tested).
+    OpenGL rasterisation with studio lighting, each object's colour from ``obj.color`` (kept equal
+    to its material's base colour by :func:`add_object`, or the per-sample colour of
+    :func:`set_object_color`), one hard shadow direction, 8x anti-aliasing. No path tracing: scene
+    lights, refraction, glossy reflections and soft shadows are not rendered. Runs through EGL
+    (Mesa's llvmpipe on a machine without a GPU); deterministic across runs and processes there
+    (tested).
     """
     r = scene.render
     r.engine = "BLENDER_WORKBENCH"
@@ -354,7 +352,7 @@ def principled_material(
 
     ``transmission`` in [0, 1] makes it a dielectric (glass, liquid) whose refractive index is
     ``ior`` (Cycles refracts by Snell's law; 1.33 water, 1.5 glass). The material's viewport
-    colour is the base colour too, so the Workbench preview shows it.
+    colour is the base colour too (what the Workbench preview draws; it does not refract).
     """
     bpy = require_bpy()
     mat = bpy.data.materials.new(name)
@@ -367,7 +365,7 @@ def principled_material(
         bsdf.inputs["Specular IOR Level"].default_value = float(specular)
     bsdf.inputs["IOR"].default_value = float(ior)
     bsdf.inputs["Transmission Weight"].default_value = float(transmission)
-    mat.diffuse_color = (*tuple(color_linear)[:3], 1.0 - 0.7 * float(transmission))
+    mat.diffuse_color = (*tuple(color_linear)[:3], 1.0)
     return mat
 
 
@@ -527,7 +525,9 @@ def _find_channel(channels: dict[str, np.ndarray], pass_names: Sequence[str]) ->
 
 
 class BlenderScene:
-    """A private bpy scene set up for deterministic Cycles renders into numpy.
+    """A private bpy scene set up for deterministic renders into numpy: Cycles (``engine="cycles"``,
+    optionally denoised by OpenImageDenoise) or the Workbench preview (``engine="workbench"``, see
+    :func:`setup_workbench`; its object ids come from a second, flat-shaded render).
 
     Build geometry with the module's helpers (``add_object(bs.scene, ...)`` etc.),
     register every datablock you create with :meth:`own` so :meth:`close`
