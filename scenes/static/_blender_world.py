@@ -10,11 +10,12 @@ attributes ``TARGET``, ``BASE_DISTANCE``, ``SCENE_RADIUS``, ``SEGMENTATION_IDS``
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar, Mapping
+from typing import TYPE_CHECKING, Callable, ClassVar, Mapping
 
 import numpy as np
 
-from ..base import Output, Rendered, Resources, World, WorldBatch, WorldInfo, check_latent_values
+from ..base import (Output, Rendered, Resources, Simulation, World, WorldBatch, WorldCheck, WorldInfo,
+                    check_latent_values)
 from ..cameras import CameraRig
 from ..engines import blender as bl
 from ..outputs import allocate, camera_outputs
@@ -46,6 +47,33 @@ def still_info(name: str, description: str, latents: tuple[str, ...], ranges: Ma
         camera_kinds=("orbit", "fixed", "topdown"),
         requires=("bpy", "OpenEXR"),
     )
+
+
+def derived_latent_check(latent: str, inputs: tuple[str, ...], law: Callable[..., np.ndarray], *, unit: str,
+                         what: str, tolerance: float = 1e-6) -> WorldCheck:
+    """A validation rule (:class:`WorldCheck` named ``latent``) for a latent the spec derives by a
+    mechanism while the world does not draw it from that value: Cycles renders its cause (a
+    refraction, a shadow), so the stored value must be the world's own ``law`` of the ``inputs``.
+
+    ``law`` takes the inputs' (n,) float64 arrays, in ``inputs`` order, and returns (n,) values in
+    ``unit``; ``what`` names the law in the problem lines. The check reports one line per sample whose
+    stored value differs by more than ``tolerance`` (relative, and absolute in ``unit``), and nothing
+    when the batch does not store the latent or one of its inputs.
+    """
+
+    def run(world: World | None, batch: WorldBatch, simulation: Simulation | None = None) -> list[str]:
+        lat = batch.latents
+        if latent not in lat or any(name not in lat for name in inputs):
+            return []
+        stored = np.asarray(lat[latent], dtype=np.float64)
+        expected = np.asarray(law(*(np.asarray(lat[name], dtype=np.float64) for name in inputs)), dtype=np.float64)
+        bad = ~np.isclose(stored, expected, rtol=tolerance, atol=tolerance)
+        return [f"sample {int(batch.index[i])}: stored {latent} {stored[i]:.6g} {unit}, but {what} of "
+                + ", ".join(f"{name} {float(lat[name][i]):.6g}" for name in inputs)
+                + f" gives {expected[i]:.6g} {unit}: the spec's mechanism for {latent} is not what the world renders"
+                for i in np.flatnonzero(bad)]
+
+    return WorldCheck(latent, f"stored {latent} equals {what} of {', '.join(inputs)} (tolerance {tolerance:g})", run)
 
 
 def intervention_targets(spec: DatasetSpec) -> set[str]:

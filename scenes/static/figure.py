@@ -37,7 +37,7 @@ import numpy as np
 
 from ..base import WorldBatch, WorldInfo
 from ..engines import blender as bl
-from ._blender_world import BlenderStillWorld, still_info
+from ._blender_world import BlenderStillWorld, derived_latent_check, still_info
 from . import _figure_rooms as rooms
 
 ROOMS = rooms.ROOMS
@@ -179,6 +179,10 @@ def _matrix(joint: np.ndarray, rot: np.ndarray, scale: float) -> list[list[float
 
 class FigureWorld(BlenderStillWorld):
     """static/figure: see the module docstring."""
+
+    checks: ClassVar = (derived_latent_check("shadow_length", ("height", "stride", "light_elevation"),
+                                             np.vectorize(shadow_length, otypes=[float]), unit="m",
+                                             what="the crown's shadow along the sun's rays"),)
 
     info: ClassVar[WorldInfo] = still_info(
         name="static/figure",

@@ -41,7 +41,7 @@ import numpy as np
 
 from ..base import WorldInfo
 from ..engines import blender as bl
-from ._blender_world import BlenderStillWorld, still_info
+from ._blender_world import BlenderStillWorld, derived_latent_check, still_info
 
 #: The plasticine slab (m): radius and thickness; its top is at z = SLAB_THICKNESS.
 SLAB_RADIUS = 0.085
@@ -170,6 +170,9 @@ def _slab_faces(n_rings: int) -> tuple[list[tuple[int, ...]], list[bool]]:
 
 class PlasticineWorld(BlenderStillWorld):
     """static/plasticine: see the module docstring."""
+
+    checks: ClassVar = (derived_latent_check("width", ("R", "depth"), dent_width, unit="m",
+                                             what="the diameter of the spherical cap the ball presses out"),)
 
     info: ClassVar[WorldInfo] = still_info(
         name="static/plasticine",

@@ -49,7 +49,7 @@ import numpy as np
 
 from ..base import WorldInfo
 from ..engines import blender as bl
-from ._blender_world import BlenderStillWorld, still_info
+from ._blender_world import BlenderStillWorld, derived_latent_check, still_info
 
 #: The glass (m): outer radius, wall thickness, floor thickness, height; and its refractive index.
 GLASS_RADIUS = 0.05
@@ -193,6 +193,9 @@ def _checker_material(name: str, colors, squares_per_unit: float):
 
 class RefractionWorld(BlenderStillWorld):
     """static/refraction: see the module docstring."""
+
+    checks: ClassVar = (derived_latent_check("displacement", ("level", "theta", "n"), apparent_displacement, unit="m",
+                                             what="the paraxial apparent-depth shift (Snell's law)"),)
 
     info: ClassVar[WorldInfo] = still_info(
         name="static/refraction",

@@ -215,3 +215,19 @@ def test_rejects_bad_latents_and_engines(front):
         front.render(batch([with_(room=1.5)]))
     with pytest.raises(ValueError, match="engines"):
         FigureWorld(spec(engine="tiny"))
+
+
+def test_the_shadow_length_check_passes_the_catalogue_and_catches_another_mechanism():
+    """shadow_length is derived by the spec but cast by Cycles' sun: validation's 'shadow_length' check
+    compares every stored value with the world's projection along the sun's rays."""
+    from crlgen.scenes.static.figure import FigureWorld
+    from crlgen.scenes.testing import _batch
+
+    (check,) = FigureWorld.checks
+    base = load_spec("static/figure_rooms").with_samples(200)
+    assert check.run(None, _batch(base, 0, 200), None) == []
+    variables = dict(base.variables)
+    variables["shadow_length"] = variables["shadow_length"].model_copy(
+        update={"mechanism": "height * (0.88 * cos(stride) + 0.92) / tan(light_elevation)"})
+    problems = check.run(None, _batch(base.replace(variables=variables), 0, 200), None)
+    assert len(problems) > 150 and "shadow_length" in problems[0] and "not what the world renders" in problems[0]

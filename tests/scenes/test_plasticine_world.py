@@ -169,3 +169,18 @@ def test_highest_magnet_and_largest_ball_stay_in_frame():
         assert xs.min() >= 1 and xs.max() <= 30 and ys.max() <= 30, f"view {v}: the slab touches the border"
         puck = np.nonzero((seg[v] == MAGNET_ID).sum(axis=1) > 1)[0]  # rows wider than the hanger
         assert puck.size and puck.min() >= 1, f"view {v}: the magnet is cut off"
+
+
+def test_the_width_check_passes_the_catalogue_and_catches_another_mechanism():
+    """width is derived by the spec but drawn as the cap the stored depth makes: validation's 'width' check
+    compares every stored value with the world's cap geometry."""
+    from crlgen.scenes.static.plasticine import PlasticineWorld
+    from crlgen.scenes.testing import _batch
+
+    (check,) = PlasticineWorld.checks
+    base = load_spec("static/plasticine").with_samples(200)
+    assert check.run(None, _batch(base, 0, 200), None) == []
+    variables = dict(base.variables)
+    variables["width"] = variables["width"].model_copy(update={"mechanism": "2 * sqrt(R * depth)"})
+    problems = check.run(None, _batch(base.replace(variables=variables), 0, 200), None)
+    assert len(problems) > 150 and "width" in problems[0] and "not what the world renders" in problems[0]

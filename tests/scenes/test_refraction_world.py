@@ -174,3 +174,23 @@ def test_the_glass_mesh_is_closed_and_faces_outwards():
     r_in = GLASS_RADIUS - GLASS_WALL
     want = np.pi * (GLASS_RADIUS**2 * GLASS_HEIGHT - r_in**2 * (GLASS_HEIGHT - GLASS_BASE))
     assert vol == pytest.approx(want, rel=1e-3)
+
+
+def _displacement_check(spec):
+    from crlgen.scenes.static.refraction import RefractionWorld
+    from crlgen.scenes.testing import _batch
+
+    (check,) = RefractionWorld.checks
+    return check.run(None, _batch(spec, 0, 200), None)
+
+
+def test_the_displacement_check_passes_the_catalogue_and_catches_another_mechanism():
+    """displacement is derived by the spec but drawn by Cycles' refraction: validation's 'displacement' check
+    compares every stored value with the world's apparent-depth law."""
+    base = load_spec("static/refraction").with_samples(200)
+    assert _displacement_check(base) == []
+    variables = dict(base.variables)
+    variables["displacement"] = variables["displacement"].model_copy(
+        update={"mechanism": "1.1 * level * sin(theta * 0.0174532925) * (1 - 1 / n)"})
+    problems = _displacement_check(base.replace(variables=variables))
+    assert len(problems) > 150 and "displacement" in problems[0] and "not what the world renders" in problems[0]
