@@ -48,6 +48,7 @@ import pytest
 
 from .base import Rendered, World, WorldBatch
 from .cameras import project
+from .engines.blender import PREVIEW_ENGINES  # plain data: importing it loads no engine
 from .registry import build_world, check_world, world_class, worlds
 
 #: Engines no world module may import when it is imported.
@@ -132,8 +133,6 @@ class WorldContract:
         assert info.kind in ("image", "video") and info.latents and info.description
         assert check_world(self.spec) == []
         assert cls.resources(self.spec).ray_options()["num_cpus"] > 0
-        from .engines.blender import PREVIEW_ENGINES  # noqa: PLC0415 - plain data; no engine is imported
-
         assert set(info.preview_engines) <= set(info.engines)
         assert set(info.engines) & set(PREVIEW_ENGINES) <= set(info.preview_engines), \
             "a Blender preview engine is offered but not declared in preview_engines (datasets would not say so)"

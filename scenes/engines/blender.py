@@ -131,6 +131,21 @@ def setup_device(scene, device: str = "auto") -> str:
     return "CPU"
 
 
+def _plain_output(scene, engine: str, width: int, height: int):
+    """Set ``scene``'s render engine and a plain output of ``width`` x ``height`` square pixels: opaque
+    film, no dithering, compositing, sequencer or stamp. Returns ``scene.render``."""
+    r = scene.render
+    r.engine = engine
+    r.resolution_x, r.resolution_y, r.resolution_percentage = int(width), int(height), 100
+    r.pixel_aspect_x = r.pixel_aspect_y = 1.0
+    r.film_transparent = False
+    r.dither_intensity = 0.0
+    r.use_compositing = False
+    r.use_sequencer = False
+    r.use_stamp = False
+    return r
+
+
 def setup_cycles(
     scene,
     *,
@@ -150,16 +165,8 @@ def setup_cycles(
     no dithering, 'Standard' view transform on an sRGB display. Persistent data
     is off here and switched on only around a batch (:meth:`BlenderScene.persistent`).
     """
-    r = scene.render
-    r.engine = "CYCLES"
-    r.resolution_x, r.resolution_y, r.resolution_percentage = int(width), int(height), 100
-    r.pixel_aspect_x = r.pixel_aspect_y = 1.0
-    r.film_transparent = False
-    r.dither_intensity = 0.0
+    r = _plain_output(scene, "CYCLES", width, height)
     r.use_persistent_data = False
-    r.use_compositing = False
-    r.use_sequencer = False
-    r.use_stamp = False
     if threads and threads > 0:
         r.threads_mode = "FIXED"
         r.threads = int(threads)
@@ -215,15 +222,7 @@ def setup_workbench(scene, *, width: int, height: int) -> None:
     (Mesa's llvmpipe on a machine without a GPU); deterministic across runs and processes there
     (tested).
     """
-    r = scene.render
-    r.engine = "BLENDER_WORKBENCH"
-    r.resolution_x, r.resolution_y, r.resolution_percentage = int(width), int(height), 100
-    r.pixel_aspect_x = r.pixel_aspect_y = 1.0
-    r.film_transparent = False
-    r.dither_intensity = 0.0
-    r.use_compositing = False
-    r.use_sequencer = False
-    r.use_stamp = False
+    _plain_output(scene, "BLENDER_WORKBENCH", width, height)
     scene.display.render_aa = "8"
     sh = scene.display.shading
     sh.light = "STUDIO"
@@ -650,31 +649,38 @@ class BlenderScene:
         with Image.open(png) as im:
             rgb = np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
         depth = seg = None
-        if self.depth or self.segmentation:
-            fmt.media_type = "MULTI_LAYER_IMAGE"
-            fmt.file_format = "OPEN_EXR_MULTILAYER"
-            fmt.color_depth = "32"
-            fmt.exr_codec = "NONE"
-            exr = os.path.join(self._tmp, "view.exr")
-            result.save_render(exr, scene=sc)
-            channels = read_exr(exr)
+        if self.depth or (self.segmentation and self.engine == "cycles"):
+            channels = self._result_channels("view.exr")
             if self.depth:
                 z = _find_channel(channels, ("Depth", "Z"))
                 if z is None:
                     raise RuntimeError(f"no depth pass in the render (channels: {sorted(channels)})")
                 depth = np.where((z >= BACKGROUND_DEPTH) | ~np.isfinite(z), 0.0, z).astype(np.float32)
-            if self.segmentation and self.engine != "cycles":
-                seg = self._workbench_ids(camera)
-            elif self.segmentation:
+            if self.segmentation and self.engine == "cycles":
                 ix = _find_channel(channels, ("Object Index", "IndexOB"))
                 if ix is None:
                     raise RuntimeError(f"no object-index pass in the render (channels: {sorted(channels)})")
                 seg = np.clip(np.rint(ix), 0, 255).astype(np.uint8)
+        if self.segmentation and self.engine != "cycles":
+            seg = self._workbench_ids()
         if rgb.shape != (h, w, 3):
             raise RuntimeError(f"render came back as {rgb.shape}, expected {(h, w, 3)}")
         return rgb, depth, seg
 
-    def _workbench_ids(self, camera) -> np.ndarray:
+    def _result_channels(self, filename: str) -> dict[str, np.ndarray]:
+        """The last render's result as an uncompressed 32-bit multilayer OpenEXR in the temporary
+        directory, read back: ``{channel name: (H, W) float32}``."""
+        bpy = require_bpy()
+        fmt = self.scene.render.image_settings
+        fmt.media_type = "MULTI_LAYER_IMAGE"
+        fmt.file_format = "OPEN_EXR_MULTILAYER"
+        fmt.color_depth = "32"
+        fmt.exr_codec = "NONE"
+        exr = os.path.join(self._tmp, filename)
+        bpy.data.images["Render Result"].save_render(exr, scene=self.scene)
+        return read_exr(exr)
+
+    def _workbench_ids(self) -> np.ndarray:
         """Object ids for the Workbench preview, which has no object-index pass: one more render
         with flat lighting, no anti-aliasing and every object drawn in the colour (id/255, 0, 0),
         read back linear from OpenEXR. Colours and shading are restored after."""
@@ -693,14 +699,8 @@ class BlenderScene:
                 o.color = (o.pass_index / 255.0, 0.0, 0.0, 1.0)
             with quiet_output():
                 bpy.ops.render.render(write_still=False, scene=sc.name)
-            fmt = sc.render.image_settings
-            fmt.media_type = "MULTI_LAYER_IMAGE"
-            fmt.file_format = "OPEN_EXR_MULTILAYER"
-            fmt.color_depth = "32"
-            fmt.exr_codec = "NONE"
-            exr = os.path.join(self._tmp, "ids.exr")
-            bpy.data.images["Render Result"].save_render(exr, scene=sc)
-            red = next((a for k, a in read_exr(exr).items() if k.endswith("Combined.R") or k == "R"), None)
+            red = next((a for k, a in self._result_channels("ids.exr").items() if k.endswith("Combined.R") or k == "R"),
+                       None)
             if red is None:
                 raise RuntimeError("no colour channel in the Workbench id render")
             return np.clip(np.rint(red * 255.0), 0, 255).astype(np.uint8)
