@@ -2,12 +2,12 @@
 
 Every shape lives in its own object frame, centred near the origin, inside the unit ball
 (bounding radius <= 1), so one scale (``OBJECT_SIZE`` in the world) sizes them all alike. The
-world paints the object's +x half in its hue and the -x half dark (the marking that makes the
+world paints the object's +x half in its hue and the -x half in a dark shade of it (the marking that makes the
 rotation visible on every class, the sphere included), so the shapes need no texture of their own.
 
 Each entry of :data:`SHAPES` gives the mesh data (vertices, faces, per-face smooth flags), a point
 inside the solid (the landmark the contract's camera-geometry check projects; the object's
-origin except for the torus, whose origin is its hole), the distance from that point to the
+origin except for the torus, which lies flat and whose origin is its hole), the distance from that point to the
 nearest surface (inner radius) and the bounding radius around it (outer radius), both in object
 units.
 """
@@ -91,6 +91,12 @@ def _tilted_cylinder(radius: float, length: float, start: tuple[float, float, fl
     return out, f, s
 
 
+def _lying(data: Mesh) -> Mesh:
+    """``data`` turned a quarter turn about +x (y -> z): a torus in the x-z plane comes to lie in the x-y plane."""
+    verts, faces, smooth = data
+    return [(x, -z, y) for x, y, z in verts], list(faces), list(smooth)
+
+
 def _teapot() -> Mesh:
     """A teapot-like solid: squat body, spout towards +x, handle at -x, lid knob on top."""
     body = _scaled(uv_sphere_data(32, 16), (0.62, 0.62, 0.48))
@@ -111,7 +117,7 @@ def _shapes() -> tuple[ShapeClass, ...]:
                    0.55, math.hypot(0.55, 0.75)),
         ShapeClass("cone", cone_data(cone_r, cone_z0, cone_z1), (0.0, 0.0, 0.0), min(side, -cone_z0),
                    max(cone_z1, math.hypot(cone_r, cone_z0))),
-        ShapeClass("torus", torus_data(0.62, 0.3), (0.62, 0.0, 0.0), 0.3, 0.62 + 0.3 + 0.62),
+        ShapeClass("torus", _lying(torus_data(0.62, 0.3)), (0.62, 0.0, 0.0), 0.3, 0.62 + 0.3 + 0.62),
         ShapeClass("teapot", _teapot(), (0.0, 0.0, 0.0), 0.48, 0.99),
     )
 

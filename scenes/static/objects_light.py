@@ -19,7 +19,10 @@ What the world reads (its valid ranges in :data:`RANGES`; values outside raise, 
   axis after the yaw; default 0): Blender's XYZ Euler angles (0, pitch, yaw), i.e.
   R = Rz(yaw) Ry(pitch). The object is painted in object space so that its rotation shows on
   every class, the sphere included (its silhouette alone would hide it): its +x half in its hue,
-  its -x half near-black (the boundary between them leans with the pitch);
+  its -x half in a dark shade of that hue (the colour times ``DARK_SHADE`` in linear RGB), dark
+  enough to mark the half, light enough that the shading still shows the half's form and its
+  silhouette against a dark shadow (the boundary between the halves leans with the pitch). The
+  torus lies flat (its axis vertical), so a camera above the horizon sees its hole at any yaw;
 - ``obj_hue``, ``spot_hue``, ``bg_hue`` in [0, 1] (periodic): HSV hues of the object's paint, of
   the spotlight's light and of the background seen by the cameras;
 - ``spot_angle`` (rad, periodic): the spotlight's azimuth on a circle of radius
@@ -60,13 +63,16 @@ FILL_STRENGTH = 1.2
 AMBIENT_GREY = 0.25
 #: Colours (HSV saturation and value, sRGB-encoded) of the paint, the light and the background.
 OBJECT_SV = (0.85, 0.85)
-DARK_HALF = 0.04
+#: The -x half's paint: the object's colour times this (linear RGB), a dark shade of the same hue that
+#: still shows the shading of the object's form.
+DARK_SHADE = 0.12
 SPOT_SV = (0.45, 1.0)
 BACKGROUND_SV = (0.65, 0.75)
 FLOOR_GREY = 0.8
 FLOOR_RADIUS = 0.9
-#: Camera framing: aim point and default distance (m) at the ring cameras' 40 deg fov; keeps an
-#: object anywhere in RANGES inside every ring camera's frame.
+#: Camera framing: aim point and default distance (m) at the orbit cameras' 40 deg fov; keeps the centre
+#: of an object anywhere in RANGES inside the frame of every orbit camera 20-50 deg above the horizon
+#: (near the corners of the ranges part of the object can leave the frame).
 TARGET = (0.0, 0.0, 0.22)
 BASE_DISTANCE = 0.75
 SCENE_RADIUS = 1.2
@@ -75,7 +81,7 @@ SCENE_RADIUS = 1.2
 #: frame; pos_z keeps its bounding ball off the floor; angles are in radians, hues in [0, 1].
 RANGES = {
     "shape": (0.0, float(len(SHAPES) - 1)),
-    "pos_x": (-0.12, 0.12), "pos_y": (-0.12, 0.12), "pos_z": (OBJECT_SIZE + 0.005, 0.31),
+    "pos_x": (-0.12, 0.12), "pos_y": (-0.12, 0.12), "pos_z": (OBJECT_SIZE + 0.005, 0.33),
     "yaw": (-math.pi, math.pi), "pitch": (-math.pi / 2, math.pi / 2),
     "obj_hue": (0.0, 1.0), "spot_hue": (0.0, 1.0), "bg_hue": (0.0, 1.0),
     "spot_angle": (-math.pi, math.pi),
@@ -119,8 +125,8 @@ def background_color(hue: float) -> tuple[float, float, float]:
 
 
 def _marked_material(name: str):
-    """Principled material painted in object space: the object's colour (Object Info) where x > 0, near-black
-    where x <= 0."""
+    """Principled material painted in object space: the object's colour (Object Info) where x > 0, that
+    colour times ``DARK_SHADE`` where x <= 0."""
     mat = bl.principled_material(name, roughness=0.45)
     nodes, links = mat.node_tree.nodes, mat.node_tree.links
     coords = nodes.new("ShaderNodeTexCoord")
@@ -147,7 +153,14 @@ def _marked_material(name: str):
                 links.new(value, sockets[key])
         return next(s for s in node.outputs if s.identifier == "Result_Color")
 
-    halves = mix(step("X", 0.0), (DARK_HALF,) * 3, info.outputs["Color"])
+    shade = nodes.new("ShaderNodeMix")
+    shade.data_type, shade.blend_type = "RGBA", "MULTIPLY"
+    sockets = {s.identifier: s for s in shade.inputs}
+    sockets["Factor_Float"].default_value = 1.0
+    links.new(info.outputs["Color"], sockets["A_Color"])
+    sockets["B_Color"].default_value = (DARK_SHADE, DARK_SHADE, DARK_SHADE, 1.0)
+    dark = next(s for s in shade.outputs if s.identifier == "Result_Color")
+    halves = mix(step("X", 0.0), dark, info.outputs["Color"])
     links.new(halves, nodes["Principled BSDF"].inputs["Base Color"])
     return mat
 

@@ -177,6 +177,36 @@ def test_the_dark_half_shows_a_spheres_rotation(world):
     assert rgb[0][a].mean() > rgb[1][b].mean() + 40  # painted half towards the camera vs the dark half
 
 
+def test_the_dark_half_is_a_shade_of_the_objects_hue():
+    """The -x half is the object's colour times DARK_SHADE: seen from the -x side (azimuth 270) under the white
+    fill, a sphere at yaw 0 shows the object's hue, darker than the painted half but not black."""
+    views = [{"name": "west", "azimuth": 270, "elevation": 20}, {"name": "east", "azimuth": 90, "elevation": 20}]
+    hues = [0.0, 0.33, 0.6]
+    with ObjectsLightWorld(spec(views=views, samples=4), threads=1) as w:
+        out = w.render(batch([with_(shape=0.0, yaw=0.0, pitch=0.0, obj_hue=h, spot_angle=0.0, spot_hue=h)
+                              for h in hues])).outputs
+    for i, h in enumerate(hues):
+        seg, rgb = out["segmentation"][i], out["images"][i].astype(float) / 255.0
+        dark, lit = rgb[0][seg[0] == OBJECT_ID].mean(0), rgb[1][seg[1] == OBJECT_ID].mean(0)
+        hh, s, v = colorsys.rgb_to_hsv(*dark)
+        assert min(abs(hh - h), 1 - abs(hh - h)) < 0.05 and s > 0.3, f"dark half hue {hh:.3f} sat {s:.2f}, drawn {h}"
+        assert 0.08 < v < colorsys.rgb_to_hsv(*lit)[2] - 0.15, f"dark half value {v:.2f}"
+
+
+@pytest.mark.parametrize("yaw", [0.0, 0.8, 1.6, 2.9])
+def test_the_torus_lies_flat_and_shows_its_hole_from_above(yaw):
+    """The torus's axis is vertical, so a camera 50 deg above the horizon sees its hole (pixels its silhouette
+    encloses that are not the torus) at any yaw; a sphere's silhouette encloses none."""
+    from scipy.ndimage import binary_fill_holes
+
+    views = [{"name": "high", "azimuth": 30, "elevation": 50}]
+    with ObjectsLightWorld(spec(size=64, views=views, samples=1), threads=1) as w:
+        seg = w.render(batch([with_(shape=4.0, yaw=yaw, pitch=0.0), with_(shape=0.0, yaw=yaw, pitch=0.0)]))
+    torus, sphere = (m == OBJECT_ID for m in seg.outputs["segmentation"][:, 0])
+    assert (binary_fill_holes(torus) & ~torus).sum() >= 10
+    assert (binary_fill_holes(sphere) & ~sphere).sum() == 0
+
+
 def test_pitch_tilts_a_cylinder():
     """R = Rz(yaw) Ry(pitch): at yaw 0 a positive pitch swings the cylinder's top towards +x, which a camera
     on the -y side (azimuth 0) sees as image right."""
