@@ -1,0 +1,53 @@
+"""Inverse kinematics for the TCP pointing down, always with joint limits, ranges and rest poses.
+
+PyBullet's ``calculateInverseKinematics`` (damped least squares, Buss 2004, "Introduction to
+inverse kinematics with Jacobian transpose, pseudoinverse and damped least squares methods")
+uses its null-space variant only when it is given lower and upper limits, joint ranges and rest
+poses; without them the Panda's solution leaves its joint range (measured for crlgen's design
+notes). The solution covers every movable joint (fingers too); only the arm's joints are kept,
+and they are clipped to the limits PyBullet reports (the null-space method keeps them inside up
+to its tolerance; clipping removes the residue, it never moves a joint by more than that).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._arms import Arm
+
+#: IK iterations and residual threshold (m) per call.
+IK_ITERATIONS = 100
+IK_THRESHOLD = 1e-4
+
+
+def solve(arm: Arm, tcp_position: np.ndarray) -> np.ndarray:
+    """Arm joint positions (rad, within limits) that put the TCP at ``tcp_position`` (m), pointing down."""
+    bc, m = arm.bc, arm.model
+    movable = arm.movable
+    lower, upper, rest = [], [], []
+    for j in movable:
+        if j in arm.joint_ids:
+            k = arm.joint_ids.index(j)
+            lo, hi = float(arm.lower[k]), float(arm.upper[k])
+            lower.append(lo)
+            upper.append(hi)
+            rest.append(float(m.rest[k]))
+        else:
+            f = arm.finger_ids.index(j) if j in arm.finger_ids else None
+            lo = float(min(arm.finger_open[f], arm.finger_closed[f])) if f is not None else 0.0
+            hi = float(max(arm.finger_open[f], arm.finger_closed[f])) if f is not None else 0.0
+            lower.append(lo)
+            upper.append(hi)
+            rest.append(lo)
+    ranges = [max(hi - lo, 1e-3) for lo, hi in zip(lower, upper)]
+    target = arm.link_target(tcp_position)
+    sol = bc.calculateInverseKinematics(arm.body, arm.ee, [float(x) for x in target], list(m.down),
+                                        lowerLimits=lower, upperLimits=upper, jointRanges=ranges, restPoses=rest,
+                                        maxNumIterations=IK_ITERATIONS, residualThreshold=IK_THRESHOLD)
+    q = np.array([sol[movable.index(j)] for j in arm.joint_ids], dtype=np.float64)
+    return np.clip(q, arm.lower, arm.upper)
+
+
+def home(arm: Arm) -> np.ndarray:
+    """The arm's rest pose (rad), inside its limits."""
+    return np.clip(np.asarray(arm.model.rest, dtype=np.float64), arm.lower, arm.upper)
