@@ -23,7 +23,7 @@ from ..scenes.base import Compare, Output
 from ..scenes.registry import world_class
 from ..schemas import DatasetSpec
 from ..schemas.splits import SPLIT_NAMES
-from ._scm import BLOCK, SAMPLER_VERSION, edit_columns, sample_fields
+from ._scm import BLOCK, SAMPLER_VERSION, edit_columns, sample_fields, world_checks_feasibility
 
 #: Version of the store layout (arrays, markers, attributes); part of every spec hash.
 #: 2: markers record each shard's object sizes; arrays come from the world's declared
@@ -42,7 +42,7 @@ INNER_CHUNK_BYTES = 1024 * 1024
 #: Fill values of the sampler's arrays: outside each array's domain (a lost chunk never reads as data).
 _SAMPLER_FILL = {"latents": float("nan"), "noise": float("nan"), "domain": -1, "intervention": -2,
                  "intervention_mask": False, "intervention_value": float("nan"), "pair": -2, "pair_role": -1, "split": -1,
-                 "edit_frame": -2, "edit_value": float("nan")}
+                 "edit_frame": -2, "edit_value": float("nan"), "resampled": -1}
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def make_plan(spec: DatasetSpec) -> Plan:
         coords["edit"] = ("edit", tuple(f"{e.name}:{e.target}" for e in edits))
     trailing = {"latent": L, "edit": E}
     arrays = []
-    for f in sample_fields(E > 0):
+    for f in sample_fields(E > 0, world_checks_feasibility(spec)):
         tail = (trailing[f.dim],) if f.dim else ()
         attrs: dict[str, Any] = {"description": f.description}
         if f.name == "domain":
@@ -221,6 +221,11 @@ def make_plan(spec: DatasetSpec) -> Plan:
         if f.name == "split":
             attrs["labels"] = list(SPLIT_NAMES)
             attrs["rules"] = spec.splits.model_dump(mode="json")
+        if f.name == "resampled":
+            attrs.update(units="redraws", max_resamples=spec.max_resamples,
+                         seeding="a redrawn sample's exogenous noise, distributional intervention values and world seed "
+                                 "come from SeedSequence(seed, spawn_key=(sample, 6, count)); a counterfactual partner "
+                                 "uses its factual sample's index (pairs are redrawn together)")
         arrays.append(ArraySpec(f.name, (n, *tail), f.dtype, (S, *tail), None, ("sample", *((f.dim,) if f.dim else ())), attrs,
                                 fill=_SAMPLER_FILL[f.name]))
     for o in outputs:

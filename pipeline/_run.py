@@ -23,6 +23,7 @@ from ..scenes.base import Resources
 from ..scenes.registry import world_class
 from ..schemas import DatasetSpec, SpecError
 from ._faults import signal_after
+from ._feasible import InfeasibleError
 from ._plan import Plan, make_plan
 from ._store import Existing, Store, StoreError
 from ._tasks import release_world, run_shard
@@ -109,7 +110,9 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
     is byte-identical to an uninterrupted run whatever the worker count. Raises
     :class:`~crlgen.pipeline.UrlError` for an unusable location, :class:`StoreError`
     for a store it must not touch, :class:`RunError` when a shard fails, and
-    :class:`~crlgen.schemas.SpecError` for values the spec's ranges forbid.
+    :class:`~crlgen.schemas.SpecError` for values the spec's ranges forbid (its subclass
+    ``InfeasibleError`` for a sample the world cannot start from after ``max_resamples``
+    redraws; shards committed before it stay).
     """
     from ._sidecars import write_sidecars
     from ._validate import validate_store
@@ -181,6 +184,8 @@ def _execute_inline(location: Location, pending: list[int], options: RunOptions,
                 summary = run_shard(spec_dict, location, k, threads=0)
             except (KeyboardInterrupt, MemoryError):
                 raise
+            except InfeasibleError as e:  # the spec asks for what its world cannot start from: a user's mistake
+                raise InfeasibleError(e.problems) from None
             except Exception as e:  # noqa: BLE001 - the same one line a Ray run gives
                 raise RunError(_task_failure(k, e)) from None
             _report(out, summary, options)
@@ -278,6 +283,8 @@ def _execute_ray(location: Location, pending: list[int], options: RunOptions, pl
             try:
                 summary = ray.get(ref)
             except rx.RayTaskError as e:
+                if isinstance(e.cause, InfeasibleError):
+                    raise InfeasibleError(e.cause.problems) from None
                 raise RunError(_task_failure(k, e.cause)) from None
             except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError) as e:
                 raise RunError(f"shard {k}: its worker died {options.max_retries + 1} times "

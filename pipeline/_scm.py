@@ -20,6 +20,8 @@ from ..schemas import DatasetSpec, SpecError
 from ..schemas.interventions import Do, Scale, Shift, Soft
 from ..schemas.variables import NOISE_NAME
 
+from ..scenes.registry import world_class
+
 from ._expressions import compile_expression
 from ._noise import draw
 
@@ -31,6 +33,8 @@ SAMPLER_VERSION = 1
 
 # stream purposes (spawn_key = (block, purpose, ...))
 _ASSIGN, _NOISE, _IVALUE, _WORLD, _EDIT, _SPLIT = 0, 1, 2, 3, 4, 5
+# a redrawn sample's stream: spawn_key = (sample index, _RESAMPLE, attempt); no block stream uses purpose 6
+_RESAMPLE = 6
 
 ROLE_NONE, ROLE_FACTUAL, ROLE_COUNTERFACTUAL = 0, 1, 2
 
@@ -59,12 +63,22 @@ SAMPLE_FIELDS: tuple[SampleField, ...] = (
     SampleField("split", "int8", None, "0 train, 1 val, 2 test (decided at generation, see labels)"),
     SampleField("edit_frame", "int32", "edit", "frame each temporal edit starts at, -1 = not applied"),
     SampleField("edit_value", "float64", "edit", "value of each temporal edit"),
+    SampleField("resampled", "int16", None, "how many times the sample's exogenous noise was redrawn because the world "
+                "could not start from its latents (0 = the first draw; World.feasible)"),
 )
 
 
-def sample_fields(has_edits: bool) -> tuple[SampleField, ...]:
-    """The fields a spec's store holds: the edit arrays only when it has temporal edits."""
-    return tuple(f for f in SAMPLE_FIELDS if has_edits or f.dim != "edit")
+def sample_fields(has_edits: bool, resamples: bool = False) -> tuple[SampleField, ...]:
+    """The fields a spec's store holds: the edit arrays only when it has temporal edits, ``resampled``
+    only when its world checks feasibility."""
+    return tuple(f for f in SAMPLE_FIELDS
+                 if (has_edits or f.dim != "edit") and (resamples or f.name != "resampled"))
+
+
+def world_checks_feasibility(spec: DatasetSpec) -> bool:
+    """Whether the spec's world overrides ``World.feasible`` (latents-only specs: False). Raises
+    KeyError for a world the registry does not know."""
+    return spec.world is not None and world_class(spec.world).checks_feasibility()
 
 
 @dataclass
@@ -89,6 +103,7 @@ class SampleBatch:
     edit_frame: np.ndarray  # (n, E) int32, -1 = edit not applied
     edit_value: np.ndarray  # (n, E) float64
     seeds: np.ndarray  # (n,) uint64 per-sample seed for world-internal randomness
+    resampled: np.ndarray | None = None  # (n,) int16 redraws per sample; None when the world checks no feasibility
 
     def __len__(self) -> int:
         return self.stop - self.start
@@ -99,7 +114,15 @@ class SampleBatch:
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The stored per-sample arrays (:data:`SAMPLE_FIELDS`), by name."""
-        return {f.name: getattr(self, f.name) for f in sample_fields(self.edit_frame.shape[1] > 0)}
+        return {f.name: getattr(self, f.name) for f in sample_fields(self.edit_frame.shape[1] > 0, self.resampled is not None)}
+
+    def rows(self, a: int, b: int) -> "SampleBatch":
+        """Rows ``a..b-1`` of this batch (samples ``start + a .. start + b - 1``) as a batch of their own."""
+        cut = {f: getattr(self, f)[a:b] for f in ("latents", "noise", "domain", "intervention", "intervention_mask",
+                                                  "intervention_value", "pair", "pair_role", "split", "edit_frame",
+                                                  "edit_value", "seeds")}
+        return SampleBatch(self.start + a, self.start + b, self.names, **cut,
+                           resampled=None if self.resampled is None else self.resampled[a:b])
 
 
 @dataclass(frozen=True)
@@ -163,8 +186,11 @@ class CompiledSCM:
     :class:`~crlgen.schemas.SpecError` for values a spec's ranges forbid.
     """
 
-    def __init__(self, spec: DatasetSpec):
+    def __init__(self, spec: DatasetSpec, resamples: bool | None = None):
+        """``resamples``: whether batches carry ``resampled`` (default: whether the spec's world checks
+        feasibility, :func:`world_checks_feasibility`)."""
         self.spec = spec
+        self.resamples = world_checks_feasibility(spec) if resamples is None else resamples
         g = spec.graph
         self.nodes = g.nodes
         self.names = g.names
@@ -366,10 +392,24 @@ class CompiledSCM:
         out.edit_value.append(e_value); out.seeds.append(seeds)
 
     # ----- the whole range -----------------------------------------------------------
-    def sample(self, start: int, stop: int, check: bool = True, _pairs: bool = True) -> SampleBatch:
-        """Sample ``start..stop-1``; ``check`` raises SpecError on non-finite or out-of-range values."""
+    def sample(self, start: int, stop: int, check: bool = True, attempts: np.ndarray | None = None,
+               _pairs: bool = True) -> SampleBatch:
+        """Sample ``start..stop-1``; ``check`` raises SpecError on non-finite or out-of-range values.
+
+        ``attempts`` ((n,) ints, default all 0): how many times each sample was redrawn because its world
+        could not start from it. A sample with ``k > 0`` keeps its domain, intervention, split, pairing
+        and edits, and takes its exogenous noise, distributional intervention values and world seed from
+        the stream ``(seed, sample, 6, k)`` instead of its block's (a counterfactual partner from its
+        factual sample's stream: give both members of a pair the same count). Raises ValueError for a
+        range outside the dataset, attempts of another length or a partner whose count differs from its
+        factual sample's.
+        """
         if not 0 <= start <= stop <= self.n_samples:
             raise ValueError(f"sample range {start}..{stop} outside 0..{self.n_samples}")
+        if attempts is not None:
+            attempts = np.asarray(attempts)
+            if attempts.shape != (stop - start,) or (attempts < 0).any():
+                raise ValueError(f"attempts: expected {stop - start} counts >= 0, got shape {attempts.shape}")
         first, last = start // BLOCK, (stop - 1) // BLOCK if stop > start else start // BLOCK - 1
         blocks = _Blocks()
         for blk in range(first, last + 1):
@@ -390,6 +430,10 @@ class CompiledSCM:
         pair = cat(blocks.pair, (0,)).astype(np.int64)
         noise = cat(blocks.noise, (L, 0), axis=1)
         idraws = cat(blocks.idraws, (len(self.dist_slots), 0), axis=1)
+        seeds = cat(blocks.seeds, (0,)).astype(np.uint64)
+        if attempts is not None and attempts.any():
+            noise, idraws, seeds = noise.copy(), idraws.copy(), seeds.copy()
+            self._redraw(start, attempts, domain, role, pair, noise, idraws, seeds)
 
         latents = np.empty((L, n))
         imask = np.zeros((L, n), bool)
@@ -399,17 +443,48 @@ class CompiledSCM:
             self._evaluate(domain[c], option[c], role[c], noise[:, c], idraws[:, c], latents[:, c], imask[:, c], ivalue[:, c])
         split = cat(blocks.split, (0,)).astype(np.int8)
         if self._test_range is not None:
-            split = self._range_to_test(split, latents, pair, start, _pairs)
+            split = self._range_to_test(split, latents, pair, start, _pairs, attempts)
+        resampled = None
+        if self.resamples:
+            resampled = np.zeros(n, np.int16) if attempts is None else attempts.astype(np.int16)
         batch = SampleBatch(start, stop, self.names, latents.T, noise.T, domain, option, imask.T, ivalue.T, pair, role, split,
-                            cat(blocks.edit_frame, (0, E)).astype(np.int32), cat(blocks.edit_value, (0, E)),
-                            cat(blocks.seeds, (0,)).astype(np.uint64))
+                            cat(blocks.edit_frame, (0, E)).astype(np.int32), cat(blocks.edit_value, (0, E)), seeds,
+                            resampled)
         if check:
             problems = self.problems(batch)
             if problems:
                 raise SpecError(problems)
         return batch
 
-    def _range_to_test(self, split: np.ndarray, latents: np.ndarray, pair: np.ndarray, start: int, pairs: bool) -> np.ndarray:
+    def _redraw(self, start: int, attempts: np.ndarray, domain: np.ndarray, role: np.ndarray, pair: np.ndarray,
+                noise: np.ndarray, idraws: np.ndarray, seeds: np.ndarray) -> None:
+        """Overwrite the exogenous inputs of the rows with ``attempts > 0`` (in place; noise and idraws are
+        variable-major): noise in the sample's domain, then the distributional intervention values, then the
+        world seed, from the stream ``(seed, sample, _RESAMPLE, attempt)``; a partner uses its factual's."""
+        part = np.flatnonzero(role == ROLE_COUNTERFACTUAL)
+        fact = pair[part] - start
+        inside = (fact >= 0) & (fact < attempts.size)
+        differ = part[inside][attempts[part[inside]] != attempts[fact[inside]]]
+        if differ.size:
+            r = int(differ[0])
+            raise ValueError(f"attempts: sample {start + r} (a counterfactual partner) has {int(attempts[r])}, its factual "
+                             f"sample {int(pair[r])} {int(attempts[pair[r] - start])}; a pair is redrawn together")
+        for r in np.flatnonzero(attempts):
+            k = int(attempts[r])
+            source = start + int(r) if role[r] != ROLE_COUNTERFACTUAL else int(pair[r])
+            rng = _rng(self.seed, source, _RESAMPLE, k)
+            d = int(domain[r])
+            for j, node in enumerate(self.nodes):
+                dist = self.domain_noise[j].get(d, node.variable.noise)
+                if dist is not None:
+                    noise[j, r] = draw(dist, rng, 1)[0]
+            for c, (src, t) in enumerate(self.dist_slots):
+                iv = self.options[src][t] if src != "cf" else self.cf_targets[t]
+                idraws[c, r] = draw(iv.dist if isinstance(iv, Do) else iv.noise, rng, 1)[0]
+            seeds[r] = rng.integers(0, 2**63, dtype=np.uint64)
+
+    def _range_to_test(self, split: np.ndarray, latents: np.ndarray, pair: np.ndarray, start: int, pairs: bool,
+                       attempts: np.ndarray | None) -> np.ndarray:
         """Send samples whose held-out latent lies in the test range to ``test``, with their partners."""
         j, lo, hi = self._test_range
         inside = (latents[j] >= lo) & (latents[j] <= hi)
@@ -420,7 +495,8 @@ class CompiledSCM:
                 if 0 <= local[r] < out.size:
                     out[r] |= inside[local[r]]
                 else:  # the partner lies beyond this range (a shard boundary between them)
-                    v = self.sample(int(pair[r]), int(pair[r]) + 1, check=False, _pairs=False).latents[0, j]
+                    k = None if attempts is None else attempts[r:r + 1]  # a pair shares its count
+                    v = self.sample(int(pair[r]), int(pair[r]) + 1, check=False, attempts=k, _pairs=False).latents[0, j]
                     out[r] |= lo <= v <= hi
         split = split.copy()
         split[out] = 2

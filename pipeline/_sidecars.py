@@ -281,7 +281,7 @@ Edges: {edges}. Full graph: `causal_graph.json` (and `causal_graph.graphml`).
 {geometry}{ids}
 `intervention_mask[i, j]` says whether latent j of sample i was intervened on, `intervention`
 the regime option (see `causal_graph.json`), `pair` a counterfactual partner (same noise),
-`split` the train / val / test split decided at generation.
+`split` the train / val / test split decided at generation.{_resampled_text(plan)}
 Missing data never reads as a value: each array's fill value lies outside its domain ({fills}).
 
 ## Load it
@@ -295,6 +295,16 @@ train = StoreDataset("<this store's URL>", split="train")   # items: x, z, domai
 ```
 Check it: `crlgen validate <URL>` (the last report is in `validation.json`).
 """
+
+
+def _resampled_text(plan: Plan) -> str:
+    """The card's words on feasibility redraws (stores whose world checks feasibility), else nothing."""
+    if not plan.has("resampled"):
+        return ""
+    return (f"\n`resampled` counts how often a sample's exogenous noise was redrawn because world `{plan.spec.world}` "
+            f"could not start from its latents (at most max_resamples = {plan.spec.max_resamples}; the sample keeps its "
+            "index, domain, intervention, split and pairing, and a pair is redrawn together). The data therefore follow "
+            "the spec's distribution conditioned on feasibility; `crlgen validate` re-derives every redrawn sample.")
 
 
 def _engine_text(spec: DatasetSpec) -> str:

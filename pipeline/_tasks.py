@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ..scenes.base import BatchEdit, WorldBatch
 from ..scenes.registry import build_world
 from ..schemas import DatasetSpec
 from ._faults import maybe_crash
+from ._feasible import sample_feasible, world_batch
 from ._plan import Plan, make_plan
-from ._scm import CompiledSCM, SampleBatch
+from ._scm import CompiledSCM
 from ._store import Store
 from ._urls import Location
 
@@ -55,17 +55,6 @@ def world_for(spec: DatasetSpec, threads: int):
     return world
 
 
-def world_batch(model: CompiledSCM, batch: SampleBatch) -> WorldBatch:
-    """What a world receives for a sampled batch: latents by name, seeds, and the per-sample temporal edits."""
-    latents = {name: np.ascontiguousarray(batch.latents[:, j]) for j, name in enumerate(batch.names)}
-    edits = tuple(
-        BatchEdit(e.target, e.op, batch.edit_frame[:, c].astype(np.int64),
-                  np.where(batch.edit_frame[:, c] >= 0, e.end, -1).astype(np.int64), batch.edit_value[:, c])
-        for c, e in enumerate(model.edits)
-    )
-    return WorldBatch(np.arange(batch.start, batch.stop), latents, batch.seeds, edits)
-
-
 def release_world() -> None:
     """Close this process's cached world (the end of an in-process run)."""
     cur = _CACHE.pop("world", None)
@@ -76,13 +65,16 @@ def release_world() -> None:
 def shard_arrays(spec: DatasetSpec, plan: Plan, model: CompiledSCM, start: int, stop: int, threads: int = 0) -> tuple[dict[str, np.ndarray], float]:
     """Every per-sample array of samples ``start..stop-1`` (by name), and the seconds spent rendering.
 
-    Raises ValueError when the world returns other outputs than it declared.
+    A world that checks feasibility gets only samples it can start from (``_feasible.sample_feasible``:
+    infeasible ones are redrawn and counted in ``resampled``). Raises ValueError when the world returns
+    other outputs than it declared and :class:`~crlgen.pipeline._feasible.InfeasibleError` when a sample
+    stays infeasible after ``max_resamples`` redraws.
     """
-    batch = model.sample(start, stop)
+    world = world_for(spec, threads) if plan.world_arrays or model.resamples else None
+    batch = sample_feasible(model, world, start, stop)
     data = batch.arrays()
     render_s = 0.0
     if plan.world_arrays:
-        world = world_for(spec, threads)
         t = time.perf_counter()
         out = world.render(world_batch(model, batch)).outputs
         render_s = time.perf_counter() - t

@@ -1,7 +1,9 @@
 """The validation stage: proves a store's latents agree with its spec and its pixels.
 
-Checks: integrity, reproducibility, mechanisms, interventions (and what counterfactual
-partners share with their factual sample), statistics (:mod:`._validate_stats`: implied
+Checks: integrity, reproducibility (for a world that checks feasibility, with the world asked again, so
+the stored redraw counts are re-derived; every other re-derivation uses the stored counts), mechanisms,
+interventions (and what counterfactual partners share with their factual sample), feasibility (worlds
+that check it: every stored sample feasible, counts within ``max_resamples``, pairs redrawn together), statistics (:mod:`._validate_stats`: implied
 independencies, conditional ones with KCI, and interventions' reach, under Benjamini-Hochberg
 false-discovery control; tests without enough samples are listed, never silently passed),
 rendering (every world output, compared as its world declares), dynamics (for worlds that
@@ -27,11 +29,11 @@ from ..schemas import DatasetSpec, SpecError
 from ..schemas._yaml import parse_text
 from ..schemas.interventions import Do, Shift, Soft
 from ..schemas.variables import NOISE_NAME
+from ._feasible import sample_feasible, world_batch
 from ._plan import FORMAT_VERSION, Plan
 from ._reading import load_plan
 from ._scm import ROLE_COUNTERFACTUAL, CompiledSCM, _cast
 from ._store import Store
-from ._tasks import world_batch
 from ._urls import Location, check_location, resolve
 from ._validate_stats import statistics
 
@@ -95,20 +97,22 @@ def validate_store(location: Location | str, plan: Plan | None = None, *, full: 
         return _report([integrity], plan)
     g = store.group("r")
     data = {a.name: np.asarray(g[a.name][:]) for a in plan.sample_arrays}
-    model = CompiledSCM(plan.spec)
-    checks = [
-        integrity,
-        check_reproducibility(plan, model, data, picks),
-        check_mechanisms(plan, model, data),
-        check_interventions(plan, model, data),
-        check_statistics(plan, model, data),
-    ]
-    samples = sorted(rng.choice(plan.spec.samples, size=min(rerender_samples, plan.spec.samples), replace=False).tolist())
-    pairs = _pick_pairs(plan, data, None if full else CF_PAIRS_COMPARED)
-    rendered = sorted(set(samples) | {pairs[0][1]}) if pairs and rerender_samples > 0 else samples
-    world = build_world(plan.spec, threads=0) if plan.world_arrays else None
+    model = CompiledSCM(plan.spec, resamples="resampled" in data)
+    world = build_world(plan.spec, threads=0) if plan.world_arrays or model.resamples else None
     try:
-        checks.append(check_rendering(plan, model, store, world, rendered))
+        checks = [
+            integrity,
+            check_reproducibility(plan, model, data, picks, world),
+            check_mechanisms(plan, model, data),
+            check_interventions(plan, model, data),
+            check_statistics(plan, model, data),
+        ]
+        if model.resamples:
+            checks.append(check_feasibility(plan, model, data, world))
+        samples = sorted(rng.choice(plan.spec.samples, size=min(rerender_samples, plan.spec.samples), replace=False).tolist())
+        pairs = _pick_pairs(plan, data, None if full else CF_PAIRS_COMPARED)
+        rendered = sorted(set(samples) | {pairs[0][1]}) if pairs and rerender_samples > 0 else samples
+        checks.append(check_rendering(plan, model, store, world, rendered, data))
         dynamics, world_checks = check_dynamics(plan, model, store, data, world, samples, rng, pairs)
         checks += [dynamics, *world_checks, *check_still_world(plan, model, data, world)]
     finally:
@@ -225,15 +229,60 @@ def _sidecar_problems(plan: Plan, store: Store) -> list[str]:
 
 
 # ----- 2. reproducibility ----------------------------------------------------------------------
-def check_reproducibility(plan: Plan, model: CompiledSCM, data: dict, picks: list[int]) -> Check:
-    """The shards in ``picks`` re-sampled from the spec equal the stored sampler arrays bitwise."""
+def check_reproducibility(plan: Plan, model: CompiledSCM, data: dict, picks: list[int], world=None) -> Check:
+    """The shards in ``picks`` re-sampled from the spec equal the stored sampler arrays bitwise. For a world
+    that checks feasibility they are re-sampled the way the shard task did, asking the world again, so the
+    stored ``resampled`` counts are re-derived too (not just read back)."""
     c = Check("reproducibility")
     for k in picks:
         a, b = plan.shards[k]
-        for name, arr in model.sample(a, b, check=False).arrays().items():
+        fresh = sample_feasible(model, world, a, b, check=False) if model.resamples else model.sample(a, b, check=False)
+        for name, arr in fresh.arrays().items():
             if not np.array_equal(arr, data[name][a:b], equal_nan=arr.dtype.kind == "f"):
                 c.problems.append(f"shard {k}: re-sampled {name} differs from the stored one")
-    c.details = {"shards_resampled": picks}
+    c.details = {"shards_resampled": picks, **({"feasibility_asked_again": True} if model.resamples else {})}
+    return c
+
+
+def stored_sample(model: CompiledSCM, data: dict, a: int, b: int):
+    """Samples ``a..b-1`` re-derived from the spec and the stored redraw counts (``resampled``, when the store has
+    them): the batch their world was given, without asking the world again."""
+    attempts = data["resampled"][a:b] if "resampled" in data else None
+    return model.sample(a, b, check=False, attempts=attempts)
+
+
+# ----- 2b. feasibility (worlds that check it) ----------------------------------------------------
+def check_feasibility(plan: Plan, model: CompiledSCM, data: dict, world) -> Check:
+    """Every stored sample is one its world can start from (``World.feasible`` on the stored latents), the
+    redraw counts lie in ``[0, max_resamples]`` and both samples of a counterfactual pair share theirs.
+    Details: how many samples were redrawn, the most redraws one took, the budget, and a note that the data
+    follow the spec's distribution conditioned on feasibility."""
+    c = Check("feasibility")
+    r = data["resampled"].astype(np.int64)
+    limit = plan.spec.max_resamples
+    bad = (r < 0) | (r > limit)
+    if bad.any():
+        c.problems.append(f"{int(bad.sum())} samples record redraw counts outside [0, {limit}] (first: sample {int(np.flatnonzero(bad)[0])})")
+    pair = data["pair"]
+    has = np.flatnonzero((pair >= 0) & (pair < r.size))
+    split_pairs = has[r[has] != r[pair[has]]]
+    if split_pairs.size:
+        c.problems.append(f"{split_pairs.size} counterfactual pair members record other redraw counts than their partner "
+                          f"(first: sample {int(split_pairs[0])}); a pair is redrawn together")
+    lat = data["latents"]
+    infeasible = []
+    for a, b in plan.shards:
+        wb = world_batch(model, stored_sample(model, data, a, b))
+        stored = WorldBatch(wb.index, {name: np.ascontiguousarray(lat[a:b, k]) for k, name in enumerate(model.names)},
+                            wb.seeds, wb.edits)
+        ok = np.asarray(world.feasible(stored))
+        infeasible += (a + np.flatnonzero(~ok)).tolist()
+    if infeasible:
+        c.problems.append(f"{len(infeasible)} stored samples are ones world {plan.spec.world} cannot start from "
+                          f"(first: sample {infeasible[0]})")
+    c.details = {"samples_checked": int(r.size), "resampled_samples": int((r > 0).sum()), "max_redraws": int(r.max(initial=0)),
+                 "redraws": int(r.sum()), "max_resamples": limit,
+                 "note": "the data follow the spec's distribution conditioned on feasibility (a selection)"}
     return c
 
 
@@ -392,14 +441,29 @@ def check_statistics(plan: Plan, model: CompiledSCM, data: dict) -> Check:
     """Independencies the graph implies hold in each domain's observational samples (rank correlation,
     binned chi-square, and KCI for the local Markov property), and interventions move only descendants
     of their targets (KS), under one Benjamini-Hochberg control at ``_validate_stats.ALPHA``; tests without enough
-    samples are listed in ``details["not_tested"]``. The tests and their sources: :mod:`._validate_stats`."""
+    samples are listed in ``details["not_tested"]``. The tests and their sources: :mod:`._validate_stats`.
+
+    In a store whose world redrew infeasible samples the stored data are conditioned on feasibility (a
+    selection, which can make latents dependent that the graph keeps independent): the tests then run on
+    the spec's first draws of every sample (re-derived with no redraws), and the dependencies only the
+    stored data show are listed in ``details["selection_dependencies"]``, not counted as problems."""
     c = Check("statistics")
+    if "resampled" in data and data["resampled"].any():
+        # the stored samples are the feasible ones: a selection that can couple the latents the world's feasibility
+        # reads (two objects' positions), so the graph's independencies are tested on the spec's first draws of every
+        # sample (before any redraw), and what the stored data show beyond them is reported as the selection's effect
+        first = model.sample(0, plan.spec.samples, check=False).arrays()
+        c.problems, c.details, c.skipped = statistics(plan, model, first)
+        selected, _, _ = statistics(plan, model, data)
+        c.details = {**c.details, "tested_on": "the spec's first draws of every sample (before feasibility redraws)",
+                     "selection_dependencies": [p for p in selected if p not in c.problems]}
+        return c
     c.problems, c.details, c.skipped = statistics(plan, model, data)
     return c
 
 
 # ----- 6. rendering --------------------------------------------------------------------------------
-def check_rendering(plan: Plan, model: CompiledSCM, store: Store, world, picks: list[int]) -> Check:
+def check_rendering(plan: Plan, model: CompiledSCM, store: Store, world, picks: list[int], data: dict | None = None) -> Check:
     """Re-rendered samples (``picks``; :func:`validate_store` adds a counterfactual partner, so that a partner
     is shown to be its own latents' rendering) equal the stored outputs, each under the comparison its world declared."""
     c = Check("rendering")
@@ -408,7 +472,7 @@ def check_rendering(plan: Plan, model: CompiledSCM, store: Store, world, picks: 
         return c
     g = store.group("r")
     for i in picks:
-        fresh = world.render(world_batch(model, model.sample(i, i + 1, check=False))).outputs
+        fresh = world.render(world_batch(model, stored_sample(model, data or {}, i, i + 1))).outputs
         for a in plan.world_arrays:
             c.problems += [f"sample {i}: re-rendered {p}" for p in a.compare.problems(a.name, np.asarray(g[a.name][i:i + 1]), fresh[a.name])]
     c.details = {"samples_rerendered": picks, "compared": {a.name: a.compare.describe() for a in plan.world_arrays}}
@@ -485,7 +549,7 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
     checked_edits = 0
     sims: dict[int, tuple[WorldBatch, Any]] = {}
     for i in picks:
-        wb = world_batch(model, model.sample(i, i + 1, check=False))
+        wb = world_batch(model, stored_sample(model, data, i, i + 1))
         sim = world.simulate(wb)
         sims[i] = (wb, sim)
         cols = _stored_columns(plan, sim.state_names)
@@ -526,7 +590,7 @@ def check_still_world(plan: Plan, model: CompiledSCM, data: dict, world) -> list
     if world is None or world.can_simulate() or not type(world).checks:
         return []
     n = plan.spec.samples
-    wb = world_batch(model, model.sample(0, n, check=False))
+    wb = world_batch(model, stored_sample(model, data, 0, n))
     stored = WorldBatch(wb.index, {name: np.ascontiguousarray(data["latents"][:, k], dtype=np.float64)
                                    for k, name in enumerate(model.names)}, wb.seeds, wb.edits)
     out = []

@@ -18,7 +18,15 @@ What a world states, all without its engine:
   ``inspect`` read only these;
 - :meth:`World.check`: spec problems only this world knows of;
 - ``checks``: plausibility rules (:class:`WorldCheck`) validation runs by name;
-- optionally :meth:`World.simulate` (re-simulate a batch to states) for dynamic worlds.
+- optionally :meth:`World.simulate` (re-simulate a batch to states) for dynamic worlds;
+- optionally :meth:`World.feasible` (and :meth:`World.explain_infeasible`): which sampled latents the
+  world can start from (no initial interpenetration, a reachable goal). The shard task redraws an
+  infeasible sample's exogenous noise deterministically, from a seed derived from (spec seed, sample
+  index, attempt), keeping its index, domain, intervention, split and counterfactual pairing, until the
+  world accepts it or ``max_resamples`` redraws are spent (then the run fails naming the sample); the
+  store records per sample how many redraws it took (``resampled``), and validation re-derives the
+  stored latents from that count bit for bit. A counterfactual pair is redrawn together: both of its
+  samples share their exogenous noise, so both must be feasible at the same attempt.
 """
 
 from __future__ import annotations
@@ -317,6 +325,29 @@ class World(abc.ABC):
     @classmethod
     def can_simulate(cls) -> bool:
         return cls.simulate is not World.simulate
+
+    def feasible(self, batch: WorldBatch) -> np.ndarray:
+        """Whether the world can start from each sample's latents: (n,) bool, True where it can.
+
+        A world whose latents can describe an impossible start (two objects interpenetrating, an
+        arm inside the table) overrides this; it must be deterministic in ``batch`` (latents and
+        seeds), must not mutate it, and should be cheap next to ``render`` (it is asked again for
+        every redrawn sample). The default accepts every sample, and a world that does not override
+        it stores no ``resampled`` array. See the module docstring for what the pipeline does with
+        an infeasible sample.
+        """
+        return np.ones(len(batch), dtype=bool)
+
+    def explain_infeasible(self, batch: WorldBatch) -> list[str]:
+        """Optional: one line per sample of ``batch`` saying why the world cannot start from it
+        (``"obj[0] and obj[1] interpenetrate by 0.012 m"``), ``""`` where it can. The pipeline quotes
+        the line when a sample stays infeasible after ``max_resamples`` redraws; the default says nothing."""
+        return []
+
+    @classmethod
+    def checks_feasibility(cls) -> bool:
+        """Whether the world overrides :meth:`feasible` (and so its stores record ``resampled``)."""
+        return cls.feasible is not World.feasible
 
     def close(self) -> None:
         """Release engine resources (connections, scenes); calling it again does nothing."""

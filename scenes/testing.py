@@ -22,7 +22,9 @@ engines imported lazily), outputs exactly as declared, determinism of every outp
 calls, batch compositions and processes), no mutation of inputs and no use of global random
 state, every latent read (optional ones too) changes the pixels, out-of-range latents are
 refused (never clamped), temporal edits act at their frame, simulation equals what render
-films, world checks run, every declared camera kind renders with geometry that agrees with
+films, world checks run, ``feasible`` answers one bool per sample and accepts the samples a run
+would hand over (drawn, like every batch the suite renders, with the run's feasibility redraws),
+every declared camera kind renders with geometry that agrees with
 the pixels (known points project into their object's mask, depth consistent), ``close`` is
 idempotent, and memory stays flat over many samples.
 
@@ -55,12 +57,14 @@ from .registry import build_world, check_world, world_class, worlds
 ENGINE_MODULES = ("bpy", "pybullet", "carla", "OpenEXR")
 
 
-def _batch(spec, start: int, stop: int) -> WorldBatch:
-    from ..pipeline._scm import CompiledSCM  # the sampler is the pipeline's; the contract only reads it
-    from ..pipeline._tasks import world_batch
+def _batch(spec, start: int, stop: int, world: World | None = None) -> WorldBatch:
+    """Samples ``start..stop-1`` as a run hands them to the world; with ``world`` (one that checks
+    feasibility), infeasible samples redrawn as a run redraws them."""
+    from ..pipeline._feasible import sample_feasible, world_batch  # the sampler is the pipeline's; the contract only reads it
+    from ..pipeline._scm import CompiledSCM
 
     model = CompiledSCM(spec)
-    return world_batch(model, model.sample(start, stop))
+    return world_batch(model, sample_feasible(model, world, start, stop))
 
 
 def _rss_mb() -> float:
@@ -103,8 +107,8 @@ class WorldContract:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def batch(cls) -> WorldBatch:
-        return _batch(cls.spec, 0, cls.n)
+    def batch(cls, world) -> WorldBatch:
+        return _batch(cls.spec, 0, cls.n, world)
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -183,7 +187,7 @@ class WorldContract:
             from crlgen.scenes.testing import _batch, _digest
             spec = DatasetSpec.from_dict(json.loads(sys.stdin.read()))
             with build_world(spec, threads=1) as w:
-                print(json.dumps(_digest(w.render(_batch(spec, 0, {self.n})).outputs)))
+                print(json.dumps(_digest(w.render(_batch(spec, 0, {self.n}, w)).outputs)))
         """)
         r = subprocess.run([sys.executable, "-c", code], input=json.dumps(self.spec.to_dict()), capture_output=True,
                            text=True, timeout=600)
@@ -215,6 +219,22 @@ class WorldContract:
         assert np.array_equal(state, np.random.get_state()[1]), "render drew from numpy's global generator"
         assert self._same(world, a, b) == []
         assert self._same(world, {k: v[:1] for k, v in rendered.outputs.items()}, a) == []
+
+    def test_feasible_answers_one_bool_per_sample(self, world, batch):
+        """``feasible`` gives (n,) bool, the same for a sample alone as within its batch, without mutating
+        the batch; a world that does not override it accepts everything; the contract's samples (drawn
+        as a run draws them) are all feasible."""
+        before = {k: v.copy() for k, v in batch.latents.items()}
+        ok = np.asarray(world.feasible(batch))
+        assert ok.shape == (len(batch),) and ok.dtype == np.bool_
+        assert all(np.array_equal(before[k], batch.latents[k]) for k in before)
+        assert ok.all(), "the contract's batch went through the run's redraws, yet the world refuses some of it"
+        alone = np.asarray(world.feasible(batch.take(slice(len(batch) - 1, len(batch)))))
+        assert alone.tolist() == ok[-1:].tolist()
+        if not type(world).checks_feasibility():
+            assert type(world).explain_infeasible is World.explain_infeasible
+        else:
+            assert len(world.explain_infeasible(batch)) in (0, len(batch))
 
     # ----- latents -------------------------------------------------------------------------------
     def test_every_latent_the_world_reads_changes_the_pixels(self, world, batch):
@@ -301,7 +321,7 @@ class WorldContract:
         """At ``geometry_size`` pixels, so that objects span pixels around their centres."""
         spec = self.spec.replace(samples=2, render={**self.spec.render.model_dump(mode="json"), "size": self.geometry_size})
         with build_world(spec, threads=1) as w:
-            problems = _geometry_problems(w, spec, w.render(_batch(spec, 0, 2)))
+            problems = _geometry_problems(w, spec, w.render(_batch(spec, 0, 2, w)))
         assert problems == [], "\n".join(problems[:10])
 
     def test_every_camera_kind_renders(self, world):
@@ -325,7 +345,7 @@ class WorldContract:
         spec = self.spec.replace(samples=2, render={**self.spec.render.model_dump(mode="json"), "size": size, "views": views})
         assert check_world(spec) == []
         with build_world(spec, threads=1) as w:
-            r = w.render(_batch(spec, 0, 2))
+            r = w.render(_batch(spec, 0, 2, w))
         assert {o.name for o in w.outputs(spec) if o.per_sample} == set(r.outputs)
         problems = _geometry_problems(w, spec, r)
         assert problems == [], "\n".join(problems[:10])
@@ -339,13 +359,13 @@ class WorldContract:
     def test_memory_stays_flat(self, world):
         total = self.memory_samples
         step = max(1, total // 6)
-        warm = _batch(self.spec, 0, min(step, self.spec.samples))
+        warm = _batch(self.spec, 0, min(step, self.spec.samples), world)
         world.render(warm)
         gc.collect()
         before = _rss_mb()
         done = 0
         while done < total:
-            b = _batch(self.spec, 0, min(step, self.spec.samples))
+            b = _batch(self.spec, 0, min(step, self.spec.samples), world)
             world.render(b)
             done += len(b)
         gc.collect()

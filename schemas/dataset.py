@@ -51,6 +51,9 @@ class DatasetSpec(SpecModel):
     splits: Splits = Field(default_factory=Splits, description="train/val/test assignment, stored with the data")
     samples: int = Field(ge=1, le=MAX_SAMPLES)
     seed: int = Field(0, ge=0, lt=2**63)
+    max_resamples: int = Field(20, ge=0, le=10_000, description="how often a sample the world cannot start from "
+                               "(World.feasible: interpenetration...) is redrawn with fresh exogenous noise before the "
+                               "run fails; each sample's count is stored in `resampled`")
     shard_size: int | None = Field(None, ge=1, le=1_000_000, description="samples per shard; default chosen by the planner")
     output: OutputSettings = Field(default_factory=OutputSettings)
 

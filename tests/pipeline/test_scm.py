@@ -20,7 +20,7 @@ from crlgen.pipeline._scm import BLOCK, ROLE_COUNTERFACTUAL, ROLE_FACTUAL, ROLE_
 from crlgen.schemas import DatasetSpec, SpecError
 
 #: Every per-sample array of a SampleBatch (all dataclass fields but the range and the names).
-FIELDS = tuple(f.name for f in dataclasses.fields(SampleBatch) if f.name not in ("start", "stop", "names"))
+FIELDS = tuple(f.name for f in dataclasses.fields(SampleBatch) if f.name not in ("start", "stop", "names", "resampled"))  # resampled: tests/pipeline/test_feasible.py
 G_EARTH, G_MOON = 9.81, 1.62
 
 #: Every variable type, domains with parameter/mechanism/noise overrides, every intervention kind, pairs.
