@@ -118,11 +118,22 @@ def check(spec: str, json_out: bool) -> None:
     g = s.graph
     info = {"ok": True, "name": s.name, "world": s.world, "latents": len(g.nodes), "states": len(g.states),
             "edges": len(g.edges()), "samples": s.samples, "regime": s.interventions.regime}
+    spaces = s.spaces()
+    if spaces:
+        info["spaces"] = {name: {k: list(r) for k, r in sp.items()} for name, sp in spaces.items()}
+        info["domain_spaces"] = {d: dom.space for d, dom in s.domains.items() if dom.space}
+        info["test_space"] = s.splits.test_space
     if json_out:
         _emit_json(info)
     else:
         out.print(f"OK {s.name}: {info['latents']} latents, {info['edges']} edges, world {s.world or 'none'}, "
-                  f"{s.samples} samples, regime {info['regime']}")
+                  f"{s.samples} samples, regime {info['regime']}", markup=False)
+        if spaces:
+            ranges = "; ".join(f"{name} A [{sp['A'][0]:g}, {sp['A'][1]:g}] B [{sp['B'][0]:g}, {sp['B'][1]:g}]"
+                               for name, sp in spaces.items())
+            doms = ", ".join(f"{d} {sp}" for d, sp in info["domain_spaces"].items()) or "none"
+            held = f"; test split: space {s.splits.test_space}" if s.splits.test_space else ""
+            out.print(f"spaces: {ranges}; domains: {doms}{held}", markup=False)
 
 
 @app.command(epilog=_examples("crlgen plan static/spring --samples 300 --json"))

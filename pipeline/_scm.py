@@ -18,6 +18,7 @@ import numpy as np
 
 from ..schemas import DatasetSpec, SpecError
 from ..schemas.interventions import Do, Scale, Shift, Soft
+from ..schemas.noise import Uniform
 from ..schemas.variables import NOISE_NAME
 
 from ..scenes.registry import world_class
@@ -246,11 +247,18 @@ class CompiledSCM:
         self.dist_slots: list[tuple[Any, str]] = []
         for o, opt in enumerate(self.options):
             for t, iv in opt.items():
-                if (isinstance(iv, Do) and iv.dist is not None) or (isinstance(iv, Soft) and iv.noise is not None):
+                if _drawn(iv):
                     self.dist_slots.append((o, t))
         for t, iv in self.cf_targets.items():
-            if (isinstance(iv, Do) and iv.dist is not None) or (isinstance(iv, Soft) and iv.noise is not None):
+            if _drawn(iv):
                 self.dist_slots.append(("cf", t))
+        # do(space): a uniform(0, 1) draw mapped onto [low, high] of the target's space in the sample's domain
+        self.space_bounds: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        for _, t in self.dist_slots:
+            var = g.node(t).variable
+            if getattr(var, "spaces", None) and t not in self.space_bounds:
+                picked = [var.spaces[d.space] if d.space else (np.nan, np.nan) for d in doms] or [(np.nan, np.nan)]
+                self.space_bounds[t] = (np.array([p[0] for p in picked]), np.array([p[1] for p in picked]))
         self.soft_mech = {}
         for o, opt in enumerate(self.options):
             for t, iv in opt.items():
@@ -271,7 +279,8 @@ class CompiledSCM:
         # splits: random fractions per block, then the out-of-distribution rules
         sp = spec.splits
         self._split_cum = (sp.fraction("train"), sp.fraction("train") + sp.fraction("val"))
-        self._test_domains = np.array([self.domain_names.index(d) for d in sp.test_domains], dtype=np.int16)
+        held = dict.fromkeys((*sp.test_domains, *(spec.domains_in_space(sp.test_space) if sp.test_space else ())))
+        self._test_domains = np.array([self.domain_names.index(d) for d in held], dtype=np.int16)
         self._few_shot = sp.few_shot
         tr = sp.test_range
         self._test_range = (self.index[tr.latent], tr.low, tr.high) if tr is not None else None
@@ -368,7 +377,7 @@ class CompiledSCM:
             irng = _rng(self.seed, blk, _IVALUE)
             for c, (src, t) in enumerate(self.dist_slots):
                 iv = self.options[src][t] if src != "cf" else self.cf_targets[t]
-                idraws[c] = draw(iv.dist if isinstance(iv, Do) else iv.noise, irng, n)
+                idraws[c] = draw(_slot_dist(iv), irng, n)
             idraws[:, partners] = idraws[:, partners - 1]  # drawn values are exogenous too: the partner shares them
 
         # splits: the free samples (pairs count once) in a seeded order, cut at the cumulative fractions;
@@ -480,7 +489,7 @@ class CompiledSCM:
                     noise[j, r] = draw(dist, rng, 1)[0]
             for c, (src, t) in enumerate(self.dist_slots):
                 iv = self.options[src][t] if src != "cf" else self.cf_targets[t]
-                idraws[c, r] = draw(iv.dist if isinstance(iv, Do) else iv.noise, rng, 1)[0]
+                idraws[c, r] = draw(_slot_dist(iv), rng, 1)[0]
             seeds[r] = rng.integers(0, 2**63, dtype=np.uint64)
 
     def _range_to_test(self, split: np.ndarray, latents: np.ndarray, pair: np.ndarray, start: int, pairs: bool,
@@ -533,7 +542,12 @@ class CompiledSCM:
                             rows = rows[role[rows] != ROLE_COUNTERFACTUAL]
                     if not rows.size:
                         continue
-                    if isinstance(iv, Do):
+                    if isinstance(iv, Do) and iv.space:
+                        lo, hi = self.space_bounds[node.name]
+                        d = domain[rows]
+                        new = lo[d] + idraws[slot[(src, node.name)], rows] * (hi[d] - lo[d])
+                        param = new
+                    elif isinstance(iv, Do):
                         new = np.full(rows.size, iv.value) if iv.value is not None else idraws[slot[(src, node.name)], rows]
                         param = new
                     elif isinstance(iv, Shift):
@@ -572,6 +586,22 @@ class CompiledSCM:
                 i = int(np.flatnonzero(bad)[0])
                 out.append(f"variables.{node.template}: {int(bad.sum())} samples fall outside the declared range [{lo:g}, {hi:g}] (first: sample {batch.start + i}, {node.name} = {col[i]:g})")
         return out
+
+
+#: What a ``do(space)`` slot draws: the position within the space, mapped onto its range per domain.
+_UNIT = Uniform(low=0.0, high=1.0)
+
+
+def _drawn(iv) -> bool:
+    """Whether an intervention needs a drawn value per sample (a distributional or space do, a soft one with noise)."""
+    return (isinstance(iv, Do) and (iv.dist is not None or iv.space)) or (isinstance(iv, Soft) and iv.noise is not None)
+
+
+def _slot_dist(iv):
+    """The distribution a drawn intervention's slot draws from."""
+    if isinstance(iv, Do):
+        return _UNIT if iv.space else iv.dist
+    return iv.noise
 
 
 def _group(labels: np.ndarray, k: int) -> list[np.ndarray]:

@@ -38,7 +38,8 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
     Joint Causal Inference (Mooij, Magliacane & Claassen 2020, "Joint Causal Inference from Multiple
     Contexts", JMLR 21(99)): an exogenous variable (no latent causes it) whose data is the store's
     ``domain`` array, with ``context_edges`` to every latent whose mechanism differs between domains
-    (see :func:`context_edges`). Key by key: ``docs/causal-graph.md``."""
+    (see :func:`context_edges`). A node's ``spaces`` holds its intervention spaces (``{"A": [low, high],
+    "B": [low, high]}``, or None); ``domains`` gives each domain's ``space``. Key by key: ``docs/causal-graph.md``."""
     spec, spec_hash = plan.spec, plan.spec_hash
     g = spec.graph
     units = dict(zip(plan.array("state").values, plan.array("state_unit").values)) if plan.has("state_unit") else {}
@@ -51,6 +52,7 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
             "levels": list(getattr(v, "levels", ()) or ()) or None, "unit": v.unit, "description": v.description,
             "mechanism": n.mechanism, "noise": _shorthand(v.noise), "parents": list(n.parents),
             "parameters": list(n.parameters), "root": n.mechanism is None, "unidentifiable": v.unidentifiable,
+            "spaces": {k: list(r) for k, r in v.spaces.items()} if getattr(v, "spaces", None) else None,
         })
     reg = spec.interventions
     options = [{"index": i, "targets": _shorthand(o)} for i, o in enumerate(spec.intervention_options())]
@@ -273,7 +275,7 @@ Edges: {edges}. Full graph: `causal_graph.json` (and `causal_graph.graphml`).
 | variable | type | unit | parents | equation / noise |
 |---|---|---|---|---|
 {rows}
-{unident}
+{unident}{_spaces_text(spec)}
 ## Arrays
 | array | dims | shape | dtype | units | meaning |
 |---|---|---|---|---|---|
@@ -295,6 +297,25 @@ train = StoreDataset("<this store's URL>", split="train")   # items: x, z, domai
 ```
 Check it: `crlgen validate <URL>` (the last report is in `validation.json`).
 """
+
+
+def _spaces_text(spec: DatasetSpec) -> str:
+    """The card's section on intervention spaces A and B (CausalWorld's space_a / space_b), if the spec declares any."""
+    spaces = spec.spaces()
+    if not spaces:
+        return ""
+    rows = "\n".join(f"| `{name}` | [{sp['A'][0]:g}, {sp['A'][1]:g}] | [{sp['B'][0]:g}, {sp['B'][1]:g}] |"
+                      for name, sp in spaces.items())
+    doms = "; ".join(f"`{d}` draws in space {dom.space}" for d, dom in spec.domains.items() if dom.space) or \
+        "no domain selects a space"
+    held = spec.splits.test_space
+    split = (f" Split: the samples of space {held}'s domains ({', '.join(spec.domains_in_space(held))}) go to test"
+             + (f", a few_shot share of {spec.splits.few_shot:g} staying in train" if spec.splits.few_shot else "")
+             + "." if held else "")
+    return (f"\n## Intervention spaces\nTwo disjoint value ranges per variable (CausalWorld's space A and space B, Ahmed et "
+            f"al. ICLR 2021): a domain with `space` draws the roots among these latents uniformly in that space (a latent with "
+            f"an equation keeps it), `do(space)` draws an intervened value in the space of the sample's domain. Domains: {doms}.{split}\n\n"
+            f"| latent | space A | space B |\n|---|---|---|\n{rows}\n")
 
 
 def _resampled_text(plan: Plan) -> str:

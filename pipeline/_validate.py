@@ -360,7 +360,10 @@ def check_interventions(plan: Plan, model: CompiledSCM, data: dict) -> Check:
                 if rows.size == 0:
                     continue
                 got = lat[rows, j]
-                if isinstance(iv, Do):
+                if isinstance(iv, Do) and iv.space:  # in [low, high] of the target's space in the sample's domain
+                    lo, hi = (b[data["domain"][rows]] for b in model.space_bounds[t])
+                    ok = (got == _cast(node.variable, ival[rows, j].copy())) & (got >= lo) & (got <= hi)
+                elif isinstance(iv, Do):
                     if iv.value is not None:
                         ok = got == _cast(node.variable, np.full(rows.size, iv.value))
                     else:

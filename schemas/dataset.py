@@ -18,6 +18,7 @@ from .errors import SpecError, from_validation_error
 from .expression import ALLOWED_FUNCTIONS
 from .graph import NAME, CausalGraph, Node, expand, find_cycle, mechanism_names, template_prefix, topological
 from .interventions import Do, Observational, Regime, SingleNode, Soft
+from .noise import Uniform
 from .render import RenderSettings, VideoSettings
 from .splits import Splits
 from .temporal import TemporalEdit
@@ -104,15 +105,32 @@ class DatasetSpec(SpecModel):
     def domain_overrides(self, domain: str) -> tuple[dict[str, str], dict[str, Any]]:
         """What domain ``domain`` replaces, per latent (expanded names): ``({latent: equation, object
         index filled in}, {latent: Noise})``; of two keys naming one latent (``obj[i].x``, ``obj[0].x``)
-        the later wins. Parameter overrides are the domain's ``parameters``."""
+        the later wins. A domain with ``space`` draws every root that declares ``spaces`` uniformly in that
+        space's range (its noise becomes ``uniform(low, high)``); a non-root keeps its equation (its spaces
+        serve ``do(space)``, so the graph stays the spec's).
+        Parameter overrides are the domain's ``parameters``."""
         dom = self.domains[domain]
         mechs: dict[str, str] = {}
+        noises: dict[str, Any] = {}
+        if dom.space is not None:  # roots are drawn uniformly in the space (a non-root's spaces serve do(space))
+            for node in self.graph.nodes:
+                spaces = getattr(node.variable, "spaces", None)
+                if spaces is not None and node.mechanism is None:
+                    noises[node.name] = Uniform(low=spaces[dom.space][0], high=spaces[dom.space][1])
         for target, src in dom.overrides.items():
             for e in self.expand_names(target):
                 k = self.graph.node(e).object_index
                 mechs[e] = expand(src, k) if k is not None else src
-        noises = {e: nz for target, nz in dom.noise.items() for e in self.expand_names(target)}
+        noises.update({e: nz for target, nz in dom.noise.items() for e in self.expand_names(target)})
         return mechs, noises
+
+    def spaces(self) -> dict[str, dict[str, tuple[float, float]]]:
+        """Every latent (expanded names) that declares intervention spaces: ``{latent: {"A": (lo, hi), "B": (lo, hi)}}``."""
+        return {n.name: dict(n.variable.spaces) for n in self.graph.nodes if getattr(n.variable, "spaces", None)}
+
+    def domains_in_space(self, space: str) -> tuple[str, ...]:
+        """The domains whose ``space`` is ``space`` ("A" or "B"), in declaration order."""
+        return tuple(d for d, dom in self.domains.items() if dom.space == space)
 
     def expand_all(self, names: Iterable[str]) -> list[str]:
         """Many names at once: plain names in their order, then templated ones object-major.
@@ -330,7 +348,15 @@ def _check_intervention(spec: DatasetSpec, nodes: dict[str, Node], states: set[s
         problems.append((path, f"intervention on unknown variable {target!r}; expected one of {', '.join(sorted(nodes)) or 'none'}"))
         return
     var = nodes[target].variable
-    if isinstance(iv, Do):
+    if isinstance(iv, Do) and iv.space:
+        if getattr(var, "spaces", None) is None:
+            problems.append((path, f"do(space) draws {target!r} in its intervention space, but {target!r} declares no `spaces`"))
+        else:
+            bare = [d for d, dom in spec.domains.items() if dom.space is None] if spec.domains else ["default"]
+            if bare:
+                problems.append((path, f"do(space) draws in the space of the sample's domain, but domain(s) {', '.join(bare)} "
+                                       "select none; give every domain `space: A` or `space: B`"))
+    elif isinstance(iv, Do):
         if iv.value is not None:
             _check_value(var, iv.value, path, problems, "do() value")
         else:
@@ -385,9 +411,15 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
         for p in dom.parameters:
             if p not in spec.parameters:
                 problems.append((f"domains.{dname}.parameters.{p}", f"unknown parameter {p!r}; declare it under `parameters`"))
+        if dom.space is not None and not any(getattr(n.variable, "spaces", None) and n.mechanism is None for n in graph.nodes):
+            problems.append((f"domains.{dname}.space", f"selects space {dom.space}, but no root variable declares `spaces`"))
         for field in ("overrides", "noise"):
             for target, val in getattr(dom, field).items():
                 path = f"domains.{dname}.{field}.{target}"
+                if dom.space is not None and any(getattr(nodes[e].variable, "spaces", None) and nodes[e].mechanism is None
+                                                 for e in spec.expand_names(target) if e in nodes):
+                    problems.append((path, f"the domain's space {dom.space} already draws {target!r}; drop one of them"))
+                    continue
                 expanded = spec.expand_names(target)
                 if not expanded or any(e not in nodes for e in expanded):
                     problems.append((path, f"unknown variable {target!r}" + (" (time-varying states cannot be overridden)" if target in states else "")))
@@ -422,6 +454,18 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
                         break
                     seen[s] = i
 
+    # spaces of a non-root are drawn by do(space) only (a domain's space draws roots): one no do(space) targets is unused
+    space_targets = {t for opt in (spec.intervention_options() if not isinstance(reg, Observational) else ())
+                     for t, iv in opt.items() if isinstance(iv, Do) and iv.space}
+    if spec.counterfactuals is not None and spec.counterfactuals.intervention:
+        space_targets |= {t for t, iv in spec.expand_targets(spec.counterfactuals.intervention).items()
+                          if isinstance(iv, Do) and iv.space}
+    for n in graph.nodes:
+        if getattr(n.variable, "spaces", None) and n.mechanism is not None and n.name not in space_targets:
+            problems.append((f"variables.{n.template}.spaces", f"{n.name!r} has an equation, so a domain's space leaves it "
+                             "alone; its spaces are drawn only by do(space), which no intervention uses on it: intervene "
+                             f"with {{{n.template}: do(space)}} or drop its spaces"))
+
     # counterfactuals
     cf = spec.counterfactuals
     if cf is not None:
@@ -449,6 +493,14 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
             problems.append(("splits.test_domains", f"unknown domain {d!r}; expected one of {', '.join(spec.domains) or 'none (no domains)'}"))
     if spec.domains and set(spec.splits.test_domains) >= set(spec.domains):
         problems.append(("splits.test_domains", "holds out every domain, so nothing is left to train on; keep at least one"))
+    ts = spec.splits.test_space
+    if ts is not None:
+        held = spec.domains_in_space(ts)
+        if not held:
+            problems.append(("splits.test_space", f"no domain selects space {ts}; give a domain `space: {ts}`"))
+        elif set(held) | set(spec.splits.test_domains) >= set(spec.domains):
+            problems.append(("splits.test_space", f"every domain is held out (space {ts} and test_domains), so nothing is "
+                                                  "left to train on; keep at least one domain in the other space"))
     tr = spec.splits.test_range
     if tr is not None and tr.latent not in nodes:
         problems.append(("splits.test_range.latent", f"unknown latent {tr.latent!r}; expected one of {', '.join(nodes)}"))

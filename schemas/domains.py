@@ -6,7 +6,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .base import SpecModel
 from .noise import Noise
-from .variables import check_mechanism
+from .variables import Space, check_mechanism
 
 
 class Domain(SpecModel):
@@ -18,6 +18,8 @@ class Domain(SpecModel):
     parameters: dict[str, float] = Field(default_factory=dict, description="overridden parameter values")
     overrides: dict[str, str] = Field(default_factory=dict, description="variable -> replacement mechanism")
     noise: dict[str, Noise] = Field(default_factory=dict, description="variable -> replacement noise")
+    space: Space | None = Field(None, description="intervention space (A or B): every root variable that declares "
+                                "`spaces` is drawn uniformly in that space's range in this domain; do(space) draws there too")
 
     @field_validator("overrides")
     @classmethod

@@ -14,25 +14,34 @@ from .variables import check_mechanism
 
 
 class Do(SpecModel):
-    """Hard intervention: the variable is set to ``value`` or drawn from ``dist``."""
+    """Hard intervention: the variable is set to ``value``, drawn from ``dist``, or (``space: true``,
+    written ``do(space)``) drawn uniformly in the target's intervention space of the sample's domain
+    (its ``spaces`` range A or B, the one the domain's ``space`` selects)."""
 
     kind: Literal["do"] = "do"
     value: float | None = None
     dist: Noise | None = None
+    space: bool = Field(False, description="draw uniformly in the target's space (A or B) of the sample's domain")
 
     @model_validator(mode="after")
     def _one(self):
-        if (self.value is None) == (self.dist is None):
-            raise ValueError("do() needs exactly one of a value or a distribution")
+        if (self.value is not None) + (self.dist is not None) + self.space != 1:
+            raise ValueError("do() needs exactly one of a value, a distribution or space")
         if self.value is not None and not math.isfinite(self.value):
             raise ValueError("do() value must be finite")
         return self
 
     def support(self) -> tuple[float, float]:
+        """Smallest interval holding every value; for ``do(space)`` the whole line (it depends on the
+        target's spaces: see ``DatasetSpec``)."""
+        if self.space:
+            return (-math.inf, math.inf)
         return (self.value, self.value) if self.value is not None else self.dist.support()
 
     @model_serializer(mode="plain")
     def _as_shorthand(self) -> str:
+        if self.space:
+            return "do(space)"
         return f"do({self.value!r})" if self.value is not None else f"do({self.dist.shorthand()})"
 
 
@@ -80,7 +89,7 @@ def _call_to_intervention(call: dict[str, Any]) -> dict[str, Any]:
     name, args, kwargs = call["name"], call["args"], call["kwargs"]
     if name == "do":
         if len(args) != 1 or kwargs:
-            raise ValueError("expected do(value) or do(distribution(...))")
+            raise ValueError("expected do(value), do(distribution(...)) or do(space)")
         a = args[0]
         return {"kind": "do", "dist": call_to_noise(a)} if isinstance(a, dict) else {"kind": "do", "value": a}
     if name in ("shift", "scale"):
@@ -106,6 +115,8 @@ def parse_intervention(value: Any) -> Any:
     if isinstance(value, (int, float)):
         return {"kind": "do", "value": value}
     if isinstance(value, str):
+        if "".join(value.split()) == "do(space)":
+            return {"kind": "do", "space": True}
         try:
             return _call_to_intervention(parse_call(value))
         except ShorthandError as e:

@@ -3,7 +3,8 @@
 By default every sample goes to a split at random (from the spec's seed) with the given
 ``fractions``. Two out-of-distribution rules can send samples to ``test`` instead:
 ``test_domains`` (the samples of these environments; ``few_shot`` keeps a share of them in
-train) and ``test_range`` (every sample whose ``latent`` lies in ``[low, high]``: an
+train), ``test_space`` (the samples of every domain that selects that intervention space: train
+on space A, test on space B, as in CausalWorld) and ``test_range`` (every sample whose ``latent`` lies in ``[low, high]``: an
 intervention-value or latent range never trained on).
 A counterfactual partner is always in its factual sample's split.
 """
@@ -15,6 +16,7 @@ import math
 from pydantic import Field, model_validator
 
 from .base import SpecModel
+from .variables import Space
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -42,6 +44,8 @@ class Splits(SpecModel):
     few_shot: float = Field(0.0, ge=0.0, lt=1.0, description="share of the held-out environments' samples kept in "
                             "train (few-shot transfer); 0 = none")
     test_range: TestRange | None = Field(None, description="a latent range held out for test (out of support)")
+    test_space: Space | None = Field(None, description="the samples of every domain with this `space` go to test "
+                                     "(e.g. train on space A, test on B); few_shot applies as for test_domains")
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -53,8 +57,8 @@ class Splits(SpecModel):
         total = sum(self.fractions.values())
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"fractions add up to {total:g}, expected 1")
-        if self.few_shot > 0 and not self.test_domains:
-            raise ValueError("few_shot keeps a share of the test_domains in train: give test_domains too")
+        if self.few_shot > 0 and not self.test_domains and self.test_space is None:
+            raise ValueError("few_shot keeps a share of the test_domains in train: give test_domains (or test_space) too")
         return self
 
     def fraction(self, name: str) -> float:

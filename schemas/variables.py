@@ -81,6 +81,44 @@ def _check_range(rng, integer: bool):
     return rng
 
 
+#: The two intervention spaces a variable may declare (CausalWorld's space_a and space_b).
+SPACE_NAMES = ("A", "B")
+Space = Literal["A", "B"]
+_SPACES_DOC = ("intervention spaces (CausalWorld's space_a / space_b): {A: [low, high], B: [low, high]}, two disjoint "
+               "value ranges inside the declared range; a domain with `space: A` draws a root uniformly in A, "
+               "`do(space)` draws the variable in the space of the sample's domain")
+
+
+def _check_spaces(spaces: dict[str, tuple[float, float]] | None, integer: bool):
+    """Both spaces given, each a finite [low, high] (integers for an integer variable), and disjoint
+    (for a continuous variable the two may share an end point, as CausalWorld's do)."""
+    if spaces is None:
+        return spaces
+    missing = [k for k in SPACE_NAMES if k not in spaces]
+    if missing:
+        raise ValueError(f"expected both spaces A and B, missing {', '.join(missing)}")
+    for k in SPACE_NAMES:
+        try:
+            _check_range(spaces[k], integer)
+        except ValueError as e:
+            raise ValueError(f"space {k}: {e}") from None
+    (a0, a1), (b0, b1) = spaces["A"], spaces["B"]
+    if max(a0, b0) < min(a1, b1) or (integer and max(a0, b0) <= min(a1, b1)):
+        raise ValueError(f"spaces A [{a0:g}, {a1:g}] and B [{b0:g}, {b1:g}] overlap; they must be disjoint"
+                         + ("" if integer else " (they may share an end point)"))
+    return spaces
+
+
+def _spaces_inside(var) -> None:
+    if var.spaces is None or var.range is None:
+        return
+    lo, hi = var.range
+    for k in SPACE_NAMES:
+        a, b = var.spaces[k]
+        if a < lo or b > hi:
+            raise ValueError(f"@spaces: space {k} [{a:g}, {b:g}] lies outside the declared range [{lo:g}, {hi:g}]")
+
+
 class Continuous(_Variable):
     """A real-valued latent (the default type), with an optional declared ``range`` [low, high] and
     ``period`` (an angle or a hue: values that differ by a multiple of it look the same)."""
@@ -88,8 +126,15 @@ class Continuous(_Variable):
     type: Literal["continuous"] = "continuous"
     range: tuple[float, float] | None = Field(None, description="declared [low, high]; values outside fail validation")
     period: float | None = Field(None, gt=0, description="the value repeats every `period` (2*pi for an angle, 1 for a hue)")
+    spaces: dict[Space, tuple[float, float]] | None = Field(None, description=_SPACES_DOC)
 
     _r = field_validator("range")(classmethod(lambda cls, v: _check_range(v, False)))
+    _s = field_validator("spaces")(classmethod(lambda cls, v: _check_spaces(v, False)))
+
+    @model_validator(mode="after")
+    def _spaces_in_range(self):
+        _spaces_inside(self)
+        return self
 
     def bounds(self):
         return tuple(self.range) if self.range else (-math.inf, math.inf)
@@ -102,8 +147,15 @@ class Integer(_Variable):
     tag_field = "type"
     type: Literal["integer"] = "integer"
     range: tuple[float, float] | None = None
+    spaces: dict[Space, tuple[float, float]] | None = Field(None, description=_SPACES_DOC)
 
     _r = field_validator("range")(classmethod(lambda cls, v: _check_range(v, True)))
+    _s = field_validator("spaces")(classmethod(lambda cls, v: _check_spaces(v, True)))
+
+    @model_validator(mode="after")
+    def _spaces_in_range(self):
+        _spaces_inside(self)
+        return self
 
     def bounds(self):
         return tuple(self.range) if self.range else (-math.inf, math.inf)
