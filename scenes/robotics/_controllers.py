@@ -12,8 +12,10 @@ Tasks (``parameters.task``), with the phases each walks through (:data:`PHASES` 
 
 - 0 ``reach``: move the TCP to the goal (goal.x, goal.y, goal.z); hold.
 - 1 ``push``: approach behind obj[0] (on the far side from the goal, ``height`` m above the
-  table), descend with closed fingers, push along the line to the goal until obj[0]'s centre
-  would sit on (goal.x, goal.y), retreat upwards.
+  table), descend with closed fingers, push: each frame aim ``PUSH_LEAD`` m past the cube's
+  back face along the pushing line (re-aimed at (goal.x, goal.y) while the cube is farther than
+  2 ``PUSH_LEAD`` m from it), until the cube's centre is within ``PUSH_DONE`` m of the goal along
+  that line; retreat upwards.
 - 2 ``pick_and_place``: approach above obj[0], descend, grasp, lift to goal.z, move above
   (goal.x, goal.y), place on the table, release, retreat.
 - 3 ``stack``: as pick and place, placing obj[0] on top of obj[1] (wherever obj[1] is).
@@ -31,6 +33,7 @@ heavier than that sags away from the fingers, and when it has slipped ``SLIP`` m
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +55,24 @@ SLIP = 0.03
 #: Height of the TCP above the table top while pushing or pressing (m): fingertips just above it.
 PUSH_HEIGHT = 0.03
 PRESS_HEIGHT = 0.012
+#: Gripper opening (fraction) while pushing: the two fingertips, about 3.5 cm apart, push a cube face at two points.
+PUSH_OPENING = 0.3
+#: Most yaw rate of the gripper (rad/s).
+YAW_RATE = 2.0
+#: How far ahead of the cube's contact point the pusher aims (m), and how close the cube must come to the
+#: goal (m) for the push to end.
+PUSH_LEAD = 0.04
+PUSH_DONE = 0.008
+
+
+def _nearest(angle: float, current: float, period: float) -> float:
+    """``angle + k period`` nearest ``current``."""
+    return angle + period * round((current - angle) / period)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    n = float(np.linalg.norm(v))
+    return v / n if n > 1e-9 else np.array([1.0, 0.0])
 
 
 def hold_force(grip_force: float, friction: float) -> float:
@@ -83,10 +104,11 @@ class Gains:
 
 @dataclass(frozen=True)
 class Command:
-    """One frame's command: TCP target (m), gripper opening (1 open, 0 closed), phase code, and
+    """One frame's command: TCP target (m), gripper yaw about world z (rad), gripper opening (1 open, 0 closed), phase code, and
     ``grasp`` (+1 attach the object under the TCP, -1 let go, 0 nothing)."""
 
     target: np.ndarray
+    yaw: float
     opening: float
     phase: int
     grasp: int
@@ -102,6 +124,7 @@ class Controller:
     def __init__(self, task: int, gains: Gains, table_top: float, fps: float, start: np.ndarray) -> None:
         self.task, self.g, self.top, self.fps = task, gains, float(table_top), float(fps)
         self.cmd = np.asarray(start, dtype=np.float64).copy()
+        self.yaw = 0.0
         self.opening = 1.0
         self.phase = _P["move"] if task == 0 else _P["approach"]
         self.frames_in_phase = 0
@@ -118,18 +141,19 @@ class Controller:
             return goal.copy()
         if self.task == 1:  # push
             if self.direction is None:
-                d = goal[:2] - o[:2]
-                n = float(np.linalg.norm(d))
-                self.direction = d / n if n > 1e-9 else np.array([1.0, 0.0])
+                self.direction = _unit(goal[:2] - o[:2])
             d = self.direction
             behind = o[:2] - d * (s + 0.04)
             if ph == "approach":
                 return np.array([behind[0], behind[1], top + 2 * s + h])
             if ph == "descend":
                 return np.array([behind[0], behind[1], top + PUSH_HEIGHT])
-            if ph == "push":
-                end = goal[:2] - d * (s + 0.015)
-                return np.array([end[0], end[1], top + PUSH_HEIGHT])
+            if ph == "push":  # closed loop: stay behind the cube on its line to the goal, lead by up to PUSH_LEAD m
+                left = float((goal[:2] - o[:2]) @ d)
+                if left > 2 * PUSH_LEAD:  # far from the goal: steer along the cube's current line to it
+                    self.direction = d = _unit(goal[:2] - o[:2])
+                p = o[:2] - d * (s + 0.015) + d * min(max(left, 0.0), PUSH_LEAD)
+                return np.array([p[0], p[1], top + PUSH_HEIGHT])
             return np.array([self.cmd[0], self.cmd[1], top + 2 * s + h])
         if self.task == 4:  # press
             if ph == "approach":
@@ -158,6 +182,16 @@ class Controller:
             return self.cmd.copy()
         return np.array([self.cmd[0], self.cmd[1], place[2] + s + h])
 
+    def _yaw_target(self, yaws: np.ndarray) -> float:
+        """Pushing: the fingers across the pushing line; picking: the fingers across the cube's faces. Of the
+        equivalent yaws (every pi, or pi / 2 for a cube's faces) the one nearest the current yaw."""
+        ph = PHASES[self.phase]
+        if self.task == 1 and self.direction is not None and ph in ("approach", "descend", "push"):
+            return _nearest(math.atan2(self.direction[1], self.direction[0]), self.yaw, math.pi)
+        if self.task in (2, 3) and ph in ("approach", "descend", "grasp"):
+            return _nearest(float(yaws[0]), self.yaw, 0.5 * math.pi)
+        return self.yaw
+
     def _next(self) -> int:
         ph = PHASES[self.phase]
         order = {1: ("approach", "descend", "push", "retreat", "done"),
@@ -170,9 +204,10 @@ class Controller:
 
     # ------------------------------------------------------------------ one frame
 
-    def step(self, tcp: np.ndarray, objs: np.ndarray, sizes: np.ndarray, goal: np.ndarray, held: bool) -> Command:
+    def step(self, tcp: np.ndarray, objs: np.ndarray, yaws: np.ndarray, sizes: np.ndarray, goal: np.ndarray,
+             held: bool) -> Command:
         """The command for the steps into the next frame, given this frame's TCP position (m), object
-        centres (N, 3), half sizes (N,), goal (3,) and whether the object is held."""
+        centres (N, 3) and yaws (N,) (rad), half sizes (N,), goal (3,) and whether the object is held."""
         grasp = 0
         if self.holding and not held:  # the grasp broke (slip): carry on as if released
             self.holding = False
@@ -184,6 +219,8 @@ class Controller:
             if timed:
                 done = self.frames_in_phase >= hold_frames and (ph != "press" or np.linalg.norm(tcp - target) < 2 * REACHED
                                                                or self.frames_in_phase >= 3 * hold_frames)
+            elif ph == "push":
+                done = float((goal[:2] - objs[0][:2]) @ self.direction) < PUSH_DONE or self.frames_in_phase >= 2 * TIMEOUT * self.fps
             else:
                 done = (np.linalg.norm(self.cmd - target) < 1e-4 and np.linalg.norm(tcp - target) < REACHED) or \
                     self.frames_in_phase >= TIMEOUT * self.fps
@@ -200,14 +237,21 @@ class Controller:
         target = self._target(tcp, objs, sizes, goal)
         ph = PHASES[self.phase]
         step = self.g.speed / self.fps
+        if ph == "push":  # slow down towards the goal so the cube does not slide past it
+            left = float((goal[:2] - objs[0][:2]) @ self.direction)
+            step *= min(1.0, max(0.3, left / (2 * PUSH_LEAD)))
+        dyaw = self._yaw_target(yaws) - self.yaw
+        self.yaw += max(-YAW_RATE / self.fps, min(YAW_RATE / self.fps, dyaw))
         delta = target - self.cmd
         dist = float(np.linalg.norm(delta))
         self.cmd = target.copy() if dist <= step else self.cmd + delta * (step / dist)
         if ph in ("grasp", "lift", "move", "place") and self.task in (2, 3):
             self.opening = 0.0
-        elif ph in ("push", "descend", "press") and self.task in (1, 4):
+        elif ph in ("descend", "push") and self.task == 1:
+            self.opening = PUSH_OPENING
+        elif ph == "press" and self.task == 4:
             self.opening = 0.0
         elif ph in ("release", "retreat", "approach", "done") and self.task in (2, 3):
             self.opening = 1.0
         self.frames_in_phase += 1
-        return Command(self.cmd.copy(), self.opening, self.phase, grasp)
+        return Command(self.cmd.copy(), self.yaw, self.opening, self.phase, grasp)

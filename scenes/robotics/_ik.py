@@ -11,6 +11,8 @@ to its tolerance; clipping removes the residue, it never moves a joint by more t
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ._arms import Arm
@@ -20,8 +22,16 @@ IK_ITERATIONS = 100
 IK_THRESHOLD = 1e-4
 
 
-def solve(arm: Arm, tcp_position: np.ndarray) -> np.ndarray:
-    """Arm joint positions (rad, within limits) that put the TCP at ``tcp_position`` (m), pointing down."""
+def down_orientation(arm: Arm, yaw: float) -> tuple[float, float, float, float]:
+    """The IK link's (x, y, z, w) orientation pointing down, turned by ``yaw`` (rad) about world z."""
+    h = 0.5 * float(yaw)
+    qz = (0.0, 0.0, math.sin(h), math.cos(h))
+    return tuple(arm.p.multiplyTransforms((0, 0, 0), qz, (0, 0, 0), arm.model.down)[1])
+
+
+def solve(arm: Arm, tcp_position: np.ndarray, yaw: float = 0.0) -> np.ndarray:
+    """Arm joint positions (rad, within limits) that put the TCP at ``tcp_position`` (m), pointing down and
+    turned by ``yaw`` (rad) about world z (the fingers close along (-sin yaw, cos yaw, 0))."""
     bc, m = arm.bc, arm.model
     movable = arm.movable
     lower, upper, rest = [], [], []
@@ -41,7 +51,7 @@ def solve(arm: Arm, tcp_position: np.ndarray) -> np.ndarray:
             rest.append(lo)
     ranges = [max(hi - lo, 1e-3) for lo, hi in zip(lower, upper)]
     target = arm.link_target(tcp_position)
-    sol = bc.calculateInverseKinematics(arm.body, arm.ee, [float(x) for x in target], list(m.down),
+    sol = bc.calculateInverseKinematics(arm.body, arm.ee, [float(x) for x in target], list(down_orientation(arm, yaw)),
                                         lowerLimits=lower, upperLimits=upper, jointRanges=ranges, restPoses=rest,
                                         maxNumIterations=IK_ITERATIONS, residualThreshold=IK_THRESHOLD)
     q = np.array([sol[movable.index(j)] for j in arm.joint_ids], dtype=np.float64)

@@ -28,7 +28,7 @@ joint order (:data:`._arms.MODELS`), the TCP pose ``ee.x ee.y ee.z ee.qx ee.qy e
 gripper's ``gripper.opening`` (1 open, 0 closed) and per object ``x y z qx qy qz qw vx vy vz``.
 Frame 0 is the initial state; frame t the state after t / fps s of ``substeps`` fixed steps each.
 Inputs per frame (:data:`INPUTS`): the TCP target the controller commanded for the steps into
-that frame (``cmd.x cmd.y cmd.z``, m), its gripper opening ``cmd.gripper`` and its phase code
+that frame (``cmd.x cmd.y cmd.z``, m, and ``cmd.yaw``, rad about z), its gripper opening ``cmd.gripper`` and its phase code
 ``phase`` (:data:`._controllers.PHASES`); frame 0 holds the command before any step.
 
 Temporal edits, with the physics worlds' frame semantics (an edit at frame f acts on the steps
@@ -65,8 +65,8 @@ from . import _arms, _controllers, _ik, _rooms
 
 OBJ_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw", "vx", "vy", "vz")
 EE_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw")
-INPUTS = ("cmd.x", "cmd.y", "cmd.z", "cmd.gripper", "phase")
-INPUT_UNITS = {"cmd.x": "m", "cmd.y": "m", "cmd.z": "m", "cmd.gripper": "1", "phase": "1"}
+INPUTS = ("cmd.x", "cmd.y", "cmd.z", "cmd.yaw", "cmd.gripper", "phase")
+INPUT_UNITS = {"cmd.x": "m", "cmd.y": "m", "cmd.z": "m", "cmd.yaw": "rad", "cmd.gripper": "1", "phase": "1"}
 STATE_UNITS = {"joint[i].q": "rad", "joint[i].qd": "rad/s", **{f"ee.{f}": ("m" if f in "xyz" else "1") for f in EE_FIELDS},
                "gripper.opening": "1", **{f"obj[i].{f}": ("m" if f in "xyz" else "m/s" if f[0] == "v" else "1")
                                           for f in OBJ_FIELDS}}
@@ -450,9 +450,12 @@ class ArmWorld(World):
             if out is not None:
                 self._film.frame(out, i, t, {"ee": self.mount_pose(pos, orn)}, lut, cfg["light"], cfg["diffuse"])
 
-        def objects_now(t: int) -> np.ndarray:
+        def objects_now(t: int) -> tuple[np.ndarray, np.ndarray]:
             base = 2 * J + 8
-            return states[t, base:base + 10 * N].reshape(N, 10)[:, 0:3]
+            rows = states[t, base:base + 10 * N].reshape(N, 10)
+            q = rows[:, 3:7]  # yaw of each cube from its quaternion (x, y, z, w)
+            yaw = np.arctan2(2 * (q[:, 3] * q[:, 2] + q[:, 0] * q[:, 1]), 1 - 2 * (q[:, 1] ** 2 + q[:, 2] ** 2))
+            return rows[:, 0:3], yaw
 
         ctrl = _controllers.Controller(self.task, cfg["gains"], _rooms.TABLE_TOP, self.fps, arm.tcp_pose()[0])
         mass = list(cfg["masses"])
@@ -461,7 +464,7 @@ class ArmWorld(World):
         held_at: np.ndarray | None = None
         bc.performCollisionDetection()
         record(0)
-        inputs[0] = [*ctrl.cmd, ctrl.opening, ctrl.phase]
+        inputs[0] = [*ctrl.cmd, ctrl.yaw, ctrl.opening, ctrl.phase]
         for t in range(1, T):
             new_goal = np.array([fold(goal0[a], ("goal", a), t) for a in range(3)])
             if not np.array_equal(new_goal, goal):
@@ -482,14 +485,15 @@ class ArmWorld(World):
                 lin[axis] = _apply(op, lin[axis], value)
                 bc.resetBaseVelocity(self._objects[k], linearVelocity=lin, angularVelocity=list(ang))
             tcp = states[t - 1, 2 * J:2 * J + 3]
-            cmd = ctrl.step(tcp, objects_now(t - 1), sizes, goal, self._weld is not None)
+            centres, yaws = objects_now(t - 1)
+            cmd = ctrl.step(tcp, centres, yaws, sizes, goal, self._weld is not None)
             if cmd.grasp > 0 and N:
                 self._grasp(tcp, sizes[0], _controllers.hold_force(cfg["gains"].grip_force, cfg["frictions"][0]))
                 held_at = None
             elif cmd.grasp < 0:
                 self._release()
-            arm.command(_ik.solve(arm, cmd.target), cmd.opening, cfg["gains"].kp, cfg["gains"].max_qd)
-            inputs[t] = [*cmd.target, cmd.opening, cmd.phase]
+            arm.command(_ik.solve(arm, cmd.target, cmd.yaw), cmd.opening, cfg["gains"].kp, cfg["gains"].max_qd)
+            inputs[t] = [*cmd.target, cmd.yaw, cmd.opening, cmd.phase]
             for _ in range(self.substeps):
                 bc.stepSimulation()
                 pts = bc.getContactPoints()
@@ -550,7 +554,7 @@ class ArmWorld(World):
         return Simulation(states, self._full, inputs, extras={"max_penetration": pen})
 
     def simulate(self, batch: WorldBatch) -> Simulation:
-        """States (n, T, S) and inputs (n, T, 5) float64 without filming, bitwise equal to what ``render`` films."""
+        """States (n, T, S) and inputs (n, T, 6) float64 without filming, bitwise equal to what ``render`` films."""
         return self._run(batch, None)
 
     def render(self, batch: WorldBatch) -> Rendered:
