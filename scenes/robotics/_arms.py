@@ -209,15 +209,28 @@ class Arm:
             pos = pos + _rotate(orn, (0.0, 0.0, self.model.tcp_offset))
         return pos, orn
 
-    def command(self, q: np.ndarray, opening: float, gain: float, max_qd: float) -> None:
-        """Joint position control towards ``q`` with position gain ``gain`` and joint speed at most ``max_qd`` (rad/s)."""
+    def command(self, q: np.ndarray, opening: float, gain: float, max_qd: float, finger_force: float = 40.0,
+                fingers: np.ndarray | None = None) -> None:
+        """Joint position control towards ``q`` with position gain ``gain`` and joint speed at most ``max_qd``
+        (rad/s); the fingers towards ``opening`` (or the finger joint positions ``fingers``) with at most
+        ``finger_force`` (N or N m)."""
         bc, p = self.bc, self.p
         for j, v, vmax in zip(self.joint_ids, q, self.max_velocity):
             bc.setJointMotorControl2(self.body, j, p.POSITION_CONTROL, targetPosition=float(v), positionGain=float(gain),
                                      velocityGain=1.0, force=self.model.max_force, maxVelocity=float(min(max_qd, vmax)))
-        for j, v in zip(self.finger_ids, self.finger_position(opening)):
+        target = self.finger_position(opening) if fingers is None else fingers
+        for j, v in zip(self.finger_ids, target):
             bc.setJointMotorControl2(self.body, j, p.POSITION_CONTROL, targetPosition=float(v), positionGain=0.1,
-                                     force=40.0, maxVelocity=1.0)
+                                     force=float(finger_force), maxVelocity=1.0)
+
+    def finger_positions(self) -> np.ndarray:
+        """The finger joints' positions now (m or rad)."""
+        return np.array([s[0] for s in self.bc.getJointStates(self.body, self.finger_ids)])
+
+    def gripper_links(self) -> list[int]:
+        """Link indices of the gripper (every link after the arm's last joint)."""
+        last = max(self.joint_ids)
+        return [j for j in range(self.n_all) if j > last]
 
     def link_target(self, tcp_position: np.ndarray) -> np.ndarray:
         """Where the IK link must go for the TCP to reach ``tcp_position`` pointing down."""

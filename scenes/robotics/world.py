@@ -89,6 +89,9 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "goal.x", "goal.y", "goal.z")
 
+#: Finger motor force (N or N m) while the gripper moves, and while it closes on a cube (it touches without squeezing).
+FINGER_FORCE = 40.0
+TOUCH_FORCE = 3.0
 #: Two bodies whose closest points lie deeper than this (m) interpenetrate (:meth:`ArmWorld.feasible`).
 PENETRATION_TOLERANCE = 1e-3
 #: Deepest contact (m) a plausible run may show (the ``penetration`` check): a grasped cube pressed by the fingers.
@@ -238,6 +241,8 @@ class ArmWorld(World):
         self._stored = [self._full.index(s) for s in declared_states(spec, self.info.states)]
         self._objects: list[int] = []
         self._weld: int | None = None
+        self._finger_hold: np.ndarray | None = None
+        self._unfiltered: list[tuple[int, int]] = []
         self.client = pb.BulletScene()
         try:
             self._build()
@@ -325,9 +330,11 @@ class ArmWorld(World):
 
     def _clear(self) -> None:
         bc = self.client.bc
-        if self._weld is not None:
-            bc.removeConstraint(self._weld)
-            self._weld = None
+        self._release()
+        self._finger_hold = None
+        for body, link in self._unfiltered:  # collisions between the gripper and a cube it held
+            bc.setCollisionFilterPair(self._arm.body, body, link, -1, 1)
+        self._unfiltered = []
         for body in self._objects:
             bc.removeBody(body)
         # the cubes' collision and visual shapes stay (PyBullet refuses to remove a shape a removed body used):
@@ -492,7 +499,10 @@ class ArmWorld(World):
                 held_at = None
             elif cmd.grasp < 0:
                 self._release()
-            arm.command(_ik.solve(arm, cmd.target, cmd.yaw), cmd.opening, cfg["gains"].kp, cfg["gains"].max_qd)
+            touch = cmd.phase == _controllers.PHASES.index("grasp")
+            arm.command(_ik.solve(arm, cmd.target, cmd.yaw), cmd.opening, cfg["gains"].kp, cfg["gains"].max_qd,
+                        finger_force=TOUCH_FORCE if touch else FINGER_FORCE,
+                        fingers=self._finger_hold if self._weld is not None else None)
             inputs[t] = [*cmd.target, cmd.yaw, cmd.opening, cmd.phase]
             for _ in range(self.substeps):
                 bc.stepSimulation()
@@ -535,6 +545,12 @@ class ArmWorld(World):
         self._weld = bc.createConstraint(arm.body, arm.ee, self._objects[0], -1, p.JOINT_FIXED, [0, 0, 0], rel_pos, [0, 0, 0],
                                          rel_orn, [0, 0, 0, 1])
         bc.changeConstraint(self._weld, maxForce=float(force))
+        # the weld alone holds the cube: the fingers stay where they touched it and stop colliding with it
+        # (for the rest of the sample), so their own friction adds nothing to the hold law
+        self._finger_hold = arm.finger_positions()
+        for link in arm.gripper_links():
+            bc.setCollisionFilterPair(arm.body, self._objects[0], link, -1, 0)
+            self._unfiltered.append((self._objects[0], link))
 
     def _release(self) -> None:
         if self._weld is not None:
