@@ -118,6 +118,10 @@ def check(spec: str, json_out: bool) -> None:
     g = s.graph
     info = {"ok": True, "name": s.name, "world": s.world, "latents": len(g.nodes), "states": len(g.states),
             "edges": len(g.edges()), "samples": s.samples, "regime": s.interventions.regime}
+    from ._scm import world_checks_feasibility
+
+    if world_checks_feasibility(s):
+        info["max_resamples"] = s.max_resamples
     spaces = s.spaces()
     if spaces:
         info["spaces"] = {name: {k: list(r) for k, r in sp.items()} for name, sp in spaces.items()}
@@ -128,6 +132,9 @@ def check(spec: str, json_out: bool) -> None:
     else:
         out.print(f"OK {s.name}: {info['latents']} latents, {info['edges']} edges, world {s.world or 'none'}, "
                   f"{s.samples} samples, regime {info['regime']}", markup=False)
+        if "max_resamples" in info:
+            out.print(f"feasibility: world {s.world} refuses starts it cannot take; such samples are redrawn, at most "
+                      f"{s.max_resamples} times (max_resamples), and counted in `resampled`", markup=False)
         if spaces:
             ranges = "; ".join(f"{name} A [{sp['A'][0]:g}, {sp['A'][1]:g}] B [{sp['B'][0]:g}, {sp['B'][1]:g}]"
                                for name, sp in spaces.items())

@@ -58,7 +58,7 @@ class Splits(SpecModel):
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"fractions add up to {total:g}, expected 1")
         if self.few_shot > 0 and not self.test_domains and self.test_space is None:
-            raise ValueError("few_shot keeps a share of the test_domains in train: give test_domains (or test_space) too")
+            raise ValueError("few_shot keeps a share of the test_domains in train: give test_domains too (or test_space)")
         return self
 
     def fraction(self, name: str) -> float:

@@ -215,3 +215,15 @@ def test_an_exhausted_budget_fails_in_one_line_naming_the_sample(tmp_path):
 class TestToyBalls(WorldContract):
     spec = load_spec(BALLS).replace(samples=6)
     memory_samples = 30
+
+
+def test_crlgen_check_says_the_world_checks_feasibility():
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    r = subprocess.run([sys.executable, "-m", "crlgen.pipeline", "check", str(BALLS)], capture_output=True, text=True,
+                       env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert ("feasibility: world toy/balls refuses starts it cannot take; such samples are redrawn, at most 20 times "
+            "(max_resamples), and counted in `resampled`") in r.stdout
+    r = subprocess.run([sys.executable, "-m", "crlgen.pipeline", "check", "toy/pendulum", "--json"], capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert r.returncode == 0 and "max_resamples" not in json.loads(r.stdout)

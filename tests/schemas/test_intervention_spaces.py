@@ -93,7 +93,7 @@ def test_a_space_domain_draws_the_roots_uniformly_in_the_space():
      "splits.test_space", "no domain selects space B; give a domain `space: B`"),
     ({"domains": {"b1": {"space": "B"}, "b2": {"space": "B"}}}, "splits.test_space",
      "every domain is held out (space B and test_domains)"),
-    ({"splits": {"few_shot": 0.1}}, "splits", "give test_domains (or test_space) too"),
+    ({"splits": {"few_shot": 0.1}}, "splits", "give test_domains too (or test_space)"),
     ({"variables__mass__spaces": None, "variables__n__spaces": None, "splits": {}}, "domains.train.space",
      "selects space A, but no root variable declares `spaces`"),
     ({"interventions": {"regime": "single_node", "fraction": 0.5, "targets": {"speed": "do(space)"}}},
