@@ -126,7 +126,7 @@ def arm_model(code: float) -> ArmModel:
     """The arm of parameter code 0 (kuka_iiwa), 1 (xarm6) or 2 (franka_panda); ValueError otherwise."""
     k = int(round(float(code)))
     if abs(float(code) - k) > 1e-9 or not 0 <= k < len(ARM_NAMES):
-        raise ValueError(f"parameters.arm must be 0 (kuka_iiwa), 1 (xarm6) or 2 (franka_panda), got {code!r}")
+        raise ValueError(f"expected 0 (kuka_iiwa), 1 (xarm6) or 2 (franka_panda), got {code!r}")
     return MODELS[ARM_NAMES[k]]
 
 

@@ -85,7 +85,7 @@ def task_code(code: float) -> int:
     k = int(round(float(code)))
     if abs(float(code) - k) > 1e-9 or not 0 <= k < len(TASK_NAMES):
         choices = ", ".join(f"{i} ({n})" for i, n in enumerate(TASK_NAMES))
-        raise ValueError(f"parameters.task must be one of {choices}, got {code!r}")
+        raise ValueError(f"expected one of {choices}, got {code!r}")
     return k
 
 

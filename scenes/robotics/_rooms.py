@@ -114,7 +114,7 @@ def room_model(code: float) -> RoomModel:
     k = int(round(float(code)))
     if abs(float(code) - k) > 1e-9 or not 0 <= k < len(ROOM_NAMES):
         choices = ", ".join(f"{i} ({n})" for i, n in enumerate(ROOM_NAMES))
-        raise ValueError(f"parameters.room must be one of {choices}, got {code!r}")
+        raise ValueError(f"expected one of {choices}, got {code!r}")
     return MODELS[ROOM_NAMES[k]]
 
 

@@ -10,7 +10,7 @@ latents act. A spec that wants several arms makes one dataset per arm.
 
 Latents (``obj[i]`` for i = 0..N-1, N = ``objects.obj``):
 
-- stage: ``floor.hue``, ``table.hue`` (colours, HSV s 0.45 v 0.75 for the floor, s 0.5 v 0.8 for
+- stage: ``floor.hue``, ``table.hue`` (colours, HSV s 0.45 v 0.78 and 0.64 for the floor checker, s 0.3 v 0.72 for
   the table), ``table.friction`` (the table top's lateral friction); optional ``light.intensity``
   (diffuse coefficient multiplier, default 1) and ``light.azimuth`` (rad, direction the light
   comes from around z; default 0.6, elevation fixed at ~50 deg);
@@ -18,7 +18,7 @@ Latents (``obj[i]`` for i = 0..N-1, N = ``objects.obj``):
   ``ctrl.speed`` (TCP m/s), ``ctrl.height`` (approach height, m), ``ctrl.grip_force`` (N);
 - goal: ``goal.x``, ``goal.y``, ``goal.z`` (m, world frame; the TCP target of ``reach``, the
   target on the table of push / pick and place / press with ``goal.z`` the carry height), drawn
-  as a green sphere at the goal and a disc on the table below it;
+  as a white sphere at the goal and a white disc on the table below it;
 - objects (cubes): ``obj[i].size`` (half side, m), ``obj[i].mass`` (kg), ``obj[i].friction``,
   ``obj[i].hue``, ``obj[i].x0``, ``obj[i].y0`` (m, resting on the table top); optional
   ``obj[i].yaw0`` (rad, default 0).
@@ -100,13 +100,13 @@ RUN_PENETRATION_TOLERANCE = 0.02
 ROOM_ID, TABLE_ID, GOAL_ID, FIRST_OBJECT_ID = 1, 2, 3, 4
 MAX_OBJECTS = 16
 _OBJ = re.compile(r"^obj\[(\d+)\]\.([A-Za-z_][A-Za-z0-9_]*)$")
-_GOAL_RGB = (0.1, 0.85, 0.25)
+_GOAL_RGB = (0.97, 0.97, 0.97)
 _LIGHT_ELEVATION = 0.9  # rad
 
 
 def _param(spec, name: str) -> float:
     if name not in spec.parameters:
-        raise ValueError(f"parameters.{name}: robotics/arm needs the parameter {name!r} (see the world's description)")
+        raise ValueError(f"robotics/arm needs the parameter {name!r} (see the world's description)")
     return spec.parameters[name]
 
 
@@ -211,7 +211,10 @@ class ArmWorld(World):
 
     @classmethod
     def outputs(cls, spec) -> tuple[Output, ...]:
-        model = _arms.arm_model(_param(spec, "arm"))
+        try:
+            model = _arms.arm_model(_param(spec, "arm"))
+        except ValueError as e:
+            raise ValueError(f"parameters.arm: {e}") from None
         n_obj = spec.object_count("obj") or 0
         out = camera_outputs(spec, cls.rig(spec), rgb="frames", segmentation_ids=segmentation_ids(model, n_obj))
         names = declared_states(spec, cls.info.states)
@@ -347,7 +350,7 @@ class ArmWorld(World):
         self._clear()
         for body, rgba in zip(self._room.floor, _rooms.floor_colours(lat["floor.hue"][i])):
             bc.changeVisualShape(body, -1, rgbaColor=rgba)
-        bc.changeVisualShape(self._room.table_top, -1, rgbaColor=(*pb.hsv_to_rgb(lat["table.hue"][i], 0.5, 0.8), 1.0))
+        bc.changeVisualShape(self._room.table_top, -1, rgbaColor=(*pb.hsv_to_rgb(lat["table.hue"][i], 0.3, 0.72), 1.0))
         bc.changeDynamics(self._room.table_top, -1, lateralFriction=float(lat["table.friction"][i]), restitution=0.0)
         sizes, masses, frictions = [], [], []
         for k in range(self.n_obj):

@@ -18,6 +18,8 @@ VIEWS = [{"name": "front", "azimuth": 90, "elevation": 30, "distance": 0.85},
 UNTOUCHED = {
     "obj[1].mass": "obj[1] stands by: nothing touches it in pick and place",
     "obj[1].friction": "obj[1] stands by: nothing touches it in pick and place",
+    "ctrl.grip_force": "the grasp holds 2 mu grip_force, above this cube's weight at both values the test tries "
+                       "(test_robot_world.py's slip test shows it acting)",
 }
 
 
