@@ -50,9 +50,14 @@ def sample_feasible(model: CompiledSCM, world: World | None, start: int, stop: i
     lo = start - 1 if model.cf_fraction and start % 2 == 1 else start
     hi = stop + 1 if model.cf_fraction and stop % 2 == 1 and stop < model.n_samples else stop
     n = hi - lo
+    a, b = start - lo, stop - lo
     attempts = np.zeros(n, np.int64)
     batch = model.sample(lo, hi, check=check, attempts=attempts)
-    ok = _ask(world, world_batch(model, batch))
+    # a neighbour sampled beyond the range matters only as the partner of a sample inside it
+    relevant = np.zeros(n, bool)
+    relevant[a:b] = True
+    relevant = _with_partners(relevant, batch, lo)
+    ok = _ask(world, world_batch(model, batch)) | ~relevant
     limit = model.spec.max_resamples
     for attempt in range(1, limit + 1):
         redo = _with_partners(~ok, batch, lo)
@@ -66,7 +71,6 @@ def sample_feasible(model: CompiledSCM, world: World | None, start: int, stop: i
         redo = _with_partners(~ok, batch, lo)
         if redo.any():
             raise InfeasibleError(_exhausted(model, world, batch, np.flatnonzero(redo & ~ok), lo, start, stop))
-    a, b = start - lo, start - lo + (stop - start)
     return batch.rows(a, b) if (a, b) != (0, n) else batch
 
 
