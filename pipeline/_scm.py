@@ -5,7 +5,9 @@ shard size, shard order, worker count or retry. Every random stream is derived
 from ``(spec seed, block, purpose[, domain])`` with :class:`numpy.random.SeedSequence`,
 where a block is a fixed run of ``BLOCK`` consecutive samples. Assignment counts
 (domains, interventions, pairs, edits) use global cumulative rounding, so totals
-are exact over the dataset while each block is computed on its own.
+are exact over the dataset while each block is computed on its own. A sample its world could not
+start from is redrawn from ``(spec seed, sample, 6, attempt)`` instead (``sample``'s ``attempts``;
+the stored ``resampled`` count), so it too is a function of the spec and its index alone.
 Mechanisms are elementwise, so they are evaluated on a whole shard at once.
 """
 
@@ -16,13 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from ..scenes.registry import world_class
 from ..schemas import DatasetSpec, SpecError
 from ..schemas.interventions import Do, Scale, Shift, Soft
 from ..schemas.noise import Uniform
 from ..schemas.variables import NOISE_NAME
-
-from ..scenes.registry import world_class
-
 from ._expressions import compile_expression
 from ._noise import draw
 
