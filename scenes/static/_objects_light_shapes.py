@@ -111,10 +111,11 @@ def _shapes() -> tuple[ShapeClass, ...]:
     # distance from the origin to the cone's slanted side: the side line passes (r, z0) and (0, z1)
     side = abs(cone_z1 * cone_r) / math.hypot(cone_r, cone_z1 - cone_z0)
     return (
-        ShapeClass("sphere", _scaled(uv_sphere_data(32, 16), (0.8, 0.8, 0.8)), (0.0, 0.0, 0.0), 0.8, 0.8),
-        ShapeClass("cube", _scaled(box_data(), (0.55, 0.55, 0.55)), (0.0, 0.0, 0.0), 0.55, 0.55 * math.sqrt(3.0)),
-        ShapeClass("cylinder", _scaled(cylinder_data(48, True, (-0.75, 0.75)), (0.55, 0.55, 1.0)), (0.0, 0.0, 0.0),
-                   0.55, math.hypot(0.55, 0.75)),
+        ShapeClass("sphere", _scaled(uv_sphere_data(32, 16), (0.85, 0.85, 0.85)), (0.0, 0.0, 0.0), 0.85, 0.85),
+        ShapeClass("cube", _scaled(box_data(), (0.57, 0.57, 0.57)), (0.0, 0.0, 0.0), 0.57, 0.57 * math.sqrt(3.0)),
+        # a slim pillar (height 2.1 diameters), unlike the cube's square profile
+        ShapeClass("cylinder", _scaled(cylinder_data(48, True, (-0.88, 0.88)), (0.42, 0.42, 1.0)), (0.0, 0.0, 0.0),
+                   0.42, math.hypot(0.42, 0.88)),
         ShapeClass("cone", cone_data(cone_r, cone_z0, cone_z1), (0.0, 0.0, 0.0), min(side, -cone_z0),
                    max(cone_z1, math.hypot(cone_r, cone_z0))),
         ShapeClass("torus", _lying(torus_data(0.62, 0.3)), (0.62, 0.0, 0.0), 0.3, 0.62 + 0.3 + 0.62),

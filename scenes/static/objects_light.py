@@ -65,7 +65,7 @@ AMBIENT_GREY = 0.25
 OBJECT_SV = (0.85, 0.85)
 #: The -x half's paint: the object's colour times this (linear RGB), a dark shade of the same hue that
 #: still shows the shading of the object's form.
-DARK_SHADE = 0.12
+DARK_SHADE = 0.09
 SPOT_SV = (0.45, 1.0)
 BACKGROUND_SV = (0.65, 0.75)
 FLOOR_GREY = 0.8
@@ -73,7 +73,7 @@ FLOOR_RADIUS = 0.9
 #: Camera framing: aim point and default distance (m) at the orbit cameras' 40 deg fov; keeps the centre
 #: of an object anywhere in RANGES inside the frame of every orbit camera 20-50 deg above the horizon
 #: (near the corners of the ranges part of the object can leave the frame).
-TARGET = (0.0, 0.0, 0.22)
+TARGET = (0.0, 0.0, 0.24)
 BASE_DISTANCE = 0.75
 SCENE_RADIUS = 1.2
 

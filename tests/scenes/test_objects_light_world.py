@@ -207,6 +207,19 @@ def test_the_torus_lies_flat_and_shows_its_hole_from_above(yaw):
     assert (binary_fill_holes(sphere) & ~sphere).sum() == 0
 
 
+def test_the_cylinder_is_a_pillar_and_the_cube_is_square_in_profile():
+    """Seen level (elevation 0), the cylinder's mask is about twice as tall as wide (1.76 / 0.84 object
+    units) and the cube's about as tall as wide at yaw 0, so the two differ in outline, not only in shading."""
+    views = [{"name": "level", "azimuth": 0, "elevation": 0}]
+    with ObjectsLightWorld(spec(size=64, views=views, samples=1), threads=1) as w:
+        seg = w.render(batch([with_(shape=2.0, yaw=0.0, pitch=0.0), with_(shape=1.0, yaw=0.0, pitch=0.0)]))
+    aspect = []
+    for m in seg.outputs["segmentation"][:, 0] == OBJECT_ID:
+        rows, cols = np.nonzero(m)
+        aspect.append((np.ptp(rows) + 1) / (np.ptp(cols) + 1))
+    assert aspect[0] > 1.7 and 0.8 < aspect[1] < 1.25, aspect
+
+
 def test_pitch_tilts_a_cylinder():
     """R = Rz(yaw) Ry(pitch): at yaw 0 a positive pitch swings the cylinder's top towards +x, which a camera
     on the -y side (azimuth 0) sees as image right."""
