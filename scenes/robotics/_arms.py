@@ -17,7 +17,6 @@ fraction: 1 fully open, 0 closed.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tempfile
@@ -243,8 +242,3 @@ def _rotate(q, v) -> np.ndarray:
     v = np.asarray(v, dtype=np.float64)
     return v + 2.0 * w * np.cross(u, v) + 2.0 * np.cross(u, np.cross(u, v))
 
-
-def angle_between(q1, q2) -> float:
-    """Rotation angle (rad) between two (x, y, z, w) quaternions."""
-    d = abs(float(np.dot(np.asarray(q1, float), np.asarray(q2, float))))
-    return 2.0 * math.acos(min(1.0, d))

@@ -422,7 +422,8 @@ class ArmWorld(World):
 
     # ---------------------------------------------------------------- simulate and film
 
-    def _sample(self, lat, i: int, edits: list[tuple], out: dict[str, np.ndarray] | None, lut_box: list) -> tuple:
+    def _sample(self, lat, i: int, edits: list[tuple], out: dict[str, np.ndarray] | None) -> tuple:
+        """Simulate (and, with ``out``, film) sample ``i``: (states (T, S), inputs (T, 6), deepest penetration m)."""
         bc, p, arm = self.client.bc, self.client.p, self._arm
         T, J, N = self.n_frames, len(self.model.joints), self.n_obj
         cfg = self._setup(lat, i)
@@ -568,7 +569,7 @@ class ArmWorld(World):
         inputs = np.zeros((n, T, len(INPUTS)), dtype=np.float64)
         pen = np.zeros(n, dtype=np.float64)
         for i in range(n):
-            states[i], inputs[i], pen[i] = self._sample(lat, i, edits[i], out, [])
+            states[i], inputs[i], pen[i] = self._sample(lat, i, edits[i], out)
         self._clear()
         return Simulation(states, self._full, inputs, extras={"max_penetration": pen})
 
