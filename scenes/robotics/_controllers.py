@@ -136,9 +136,15 @@ class Controller:
     def _target(self, tcp: np.ndarray, objs: np.ndarray, sizes: np.ndarray, goal: np.ndarray) -> np.ndarray:
         """The current phase's TCP target (m); ``objs`` (N, 3) object centres, ``sizes`` (N,) half sizes."""
         ph, top, h = PHASES[self.phase], self.top, self.g.height
-        o, s = objs[0], sizes[0]
         if self.task == 0:
             return goal.copy()
+        if self.task == 4:  # press (needs no object)
+            if ph == "approach":
+                return np.array([goal[0], goal[1], top + h])
+            if ph == "press":
+                return np.array([goal[0], goal[1], top + PRESS_HEIGHT])
+            return np.array([goal[0], goal[1], top + h])
+        o, s = objs[0], sizes[0]
         if self.task == 1:  # push
             if self.direction is None:
                 self.direction = _unit(goal[:2] - o[:2])
@@ -155,12 +161,6 @@ class Controller:
                 p = o[:2] - d * (s + 0.015) + d * min(max(left, 0.0), PUSH_LEAD)
                 return np.array([p[0], p[1], top + PUSH_HEIGHT])
             return np.array([self.cmd[0], self.cmd[1], top + 2 * s + h])
-        if self.task == 4:  # press
-            if ph == "approach":
-                return np.array([goal[0], goal[1], top + h])
-            if ph == "press":
-                return np.array([goal[0], goal[1], top + PRESS_HEIGHT])
-            return np.array([goal[0], goal[1], top + h])
         # pick and place, stack
         if self.task == 3:
             place = np.array([objs[1][0], objs[1][1], objs[1][2] + sizes[1] + s + 0.004])

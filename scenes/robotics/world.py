@@ -216,13 +216,34 @@ class ArmWorld(World):
         except ValueError as e:
             raise ValueError(f"parameters.arm: {e}") from None
         n_obj = spec.object_count("obj") or 0
-        out = camera_outputs(spec, cls.rig(spec), rgb="frames", segmentation_ids=segmentation_ids(model, n_obj))
+        out = camera_outputs(spec, cls.rig(spec), rgb="frames", segmentation_ids=cls._segmentation_ids(spec, model, n_obj))
         names = declared_states(spec, cls.info.states)
         if names:
-            units = {n: STATE_UNITS[re.sub(r"\[\d+\]", "[i]", n)] for n in names}
+            units = {n: cls.info.state_units[re.sub(r"\[\d+\]", "[i]", n)] for n in names}
             out.append(state_output(spec, names, units))
         out.append(input_output(spec, INPUTS, INPUT_UNITS))
         return tuple(out)
+
+    @classmethod
+    def _segmentation_ids(cls, spec, model: _arms.ArmModel, n_objects: int) -> dict[int, str]:
+        """Instance id -> what it marks (a variant adds its own bodies after the arm's links)."""
+        return segmentation_ids(model, n_objects)
+
+    def _task(self, spec) -> int:
+        """The task code (``parameters.task``; a variant may fix it)."""
+        return _controllers.task_code(spec.parameters["task"])
+
+    def _extra_state_names(self) -> tuple[str, ...]:
+        """State columns a variant appends after the arm's and the objects' (filled by :meth:`_record_extra`)."""
+        return ()
+
+    def _record_extra(self, row: np.ndarray, tcp: np.ndarray, cfg: dict) -> None:
+        """A variant's hook, called each frame after the physics steps and before filming: update its own bodies
+        from the frame's TCP position ``tcp`` (m) and write its state columns into ``row[len(arm states):]``."""
+
+    def _controller(self, cfg: dict) -> _controllers.Controller:
+        """The scripted controller of one sample (``cfg`` from :meth:`_setup`)."""
+        return _controllers.Controller(self.task, cfg["gains"], _rooms.TABLE_TOP, self.fps, self._arm.tcp_pose()[0])
 
     def __init__(self, spec, threads: int = 0) -> None:
         super().__init__(spec, threads)
@@ -233,14 +254,14 @@ class ArmWorld(World):
         if video is None:
             raise ValueError("robotics/arm renders videos; the spec needs `video: {fps: 10, frames: 40}`")
         self.model = _arms.arm_model(spec.parameters["arm"])
-        self.task = _controllers.task_code(spec.parameters["task"])
+        self.task = self._task(spec)
         self.room_model = _rooms.room_model(spec.parameters["room"])
         self.fps, self.substeps, self.n_frames = float(video.fps), int(video.substeps), int(video.n_frames)
         self.dt = 1.0 / (self.fps * self.substeps)
         self.rig = type(self).rig(spec)
         self._outputs = type(self).outputs(spec)
         self.n_obj = spec.object_count("obj") or 0
-        self._full = state_names(len(self.model.joints), self.n_obj)
+        self._full = state_names(len(self.model.joints), self.n_obj) + self._extra_state_names()
         self._stored = [self._full.index(s) for s in declared_states(spec, self.info.states)]
         self._objects: list[int] = []
         self._weld: int | None = None
@@ -392,9 +413,14 @@ class ArmWorld(World):
         whole.update({b: TABLE_ID for b in self._room.table})
         whole.update({self._goal: GOAL_ID, self._goal_disc: GOAL_ID})
         whole.update({b: FIRST_OBJECT_ID + k for k, b in enumerate(self._objects)})
+        whole.update(self._extra_ids())
         first = FIRST_OBJECT_ID + self.n_obj
         links = {(self._arm.body, j): first + j + 1 for j in range(-1, self._arm.n_all)}
         return segmentation_lut(links, whole)
+
+    def _extra_ids(self) -> dict[int, int]:
+        """Body -> segmentation id of a variant's own bodies."""
+        return {}
 
     # ---------------------------------------------------------------- feasibility
 
@@ -405,20 +431,32 @@ class ArmWorld(World):
         lie deeper than ``PENETRATION_TOLERANCE`` m: objects with each other, with any arm link,
         and with the table top. Cubes start resting on the table (distance 0), so only overlaps count.
         """
+        return np.array([r == "" for r in self.explain_infeasible(batch)], dtype=bool)
+
+    def explain_infeasible(self, batch: WorldBatch) -> list[str]:
+        """One reason per sample ("" where feasible): the first pair of bodies that interpenetrate (see :meth:`feasible`)
+        and how deep (m), e.g. ``"obj[0] and obj[1] interpenetrate by 0.012 m"``."""
         lat = self._latents(batch)
         bc = self.client.bc
-        ok = np.ones(len(batch), dtype=bool)
+        out = []
         for i in range(len(batch)):
             self._setup(lat, i)
-            others = [(self._arm.body, None), (self._room.table_top, None)]
+            names = {self._arm.body: "the arm", self._room.table_top: "the table top"}
+            names.update({b: f"obj[{k}]" for k, b in enumerate(self._objects)})
+            reason = ""
             for k, body in enumerate(self._objects):
-                pairs = [(b, None) for b in self._objects[k + 1:]] + others
-                for other, _ in pairs:
+                for other in [*self._objects[k + 1:], self._arm.body, self._room.table_top]:
                     pts = bc.getClosestPoints(body, other, distance=0.0)
-                    if pts and min(pt[8] for pt in pts) < -PENETRATION_TOLERANCE:
-                        ok[i] = False
+                    depth = -min(pt[8] for pt in pts) if pts else 0.0
+                    if depth > PENETRATION_TOLERANCE and not reason:
+                        reason = f"obj[{k}] and {names[other]} interpenetrate by {depth:.3f} m"
+            out.append(reason or self._explain_extra(lat, i))
         self._clear()
-        return ok
+        return out
+
+    def _explain_extra(self, lat: Mapping[str, np.ndarray], i: int) -> str:
+        """A variant's own reason why sample ``i`` cannot start ("" where it can)."""
+        return ""
 
     # ---------------------------------------------------------------- simulate and film
 
@@ -458,6 +496,7 @@ class ArmWorld(World):
                 lin, _ = bc.getBaseVelocity(body)
                 r = row[base + k * 10:base + (k + 1) * 10]
                 r[0:3], r[3:7], r[7:10] = bp, bq, lin
+            self._record_extra(row, np.asarray(pos), cfg)
             if out is not None:
                 self._film.frame(out, i, t, {"ee": self.mount_pose(pos, orn)}, lut, cfg["light"], cfg["diffuse"])
 
@@ -468,7 +507,7 @@ class ArmWorld(World):
             yaw = np.arctan2(2 * (q[:, 3] * q[:, 2] + q[:, 0] * q[:, 1]), 1 - 2 * (q[:, 1] ** 2 + q[:, 2] ** 2))
             return rows[:, 0:3], yaw
 
-        ctrl = _controllers.Controller(self.task, cfg["gains"], _rooms.TABLE_TOP, self.fps, arm.tcp_pose()[0])
+        ctrl = self._controller(cfg)
         mass = list(cfg["masses"])
         goal = goal0.copy()
         min_d = math.inf
@@ -583,13 +622,17 @@ class ArmWorld(World):
         if "states" in out:
             out["states"][:] = sim.states[:, :, self._stored]
         out["inputs"][:] = sim.inputs
+        centres, ids, radius = self._landmarks(batch, sim)
+        return Rendered(out, landmarks=centres, landmark_ids=ids, landmark_radius=radius, simulation=sim)
+
+    def _landmarks(self, batch: WorldBatch, sim: Simulation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Known centres (n, T, K, 3) m, their segmentation ids (K,) and radii (n, K, 2) m (inner, outer): the cubes."""
         J, N = len(self.model.joints), self.n_obj
         base = 2 * J + 8
         centres = sim.states[:, :, base:base + 10 * N].reshape(len(batch), self.n_frames, N, 10)[..., 0:3]
         sizes = np.stack([np.asarray(batch.latents[f"obj[{k}].size"], dtype=np.float64) for k in range(N)], axis=1)
         radius = np.stack([sizes, sizes * math.sqrt(3.0)], axis=-1)
-        return Rendered(out, landmarks=centres.copy(), landmark_ids=FIRST_OBJECT_ID + np.arange(N), landmark_radius=radius,
-                        simulation=sim)
+        return centres.copy(), FIRST_OBJECT_ID + np.arange(N), radius
 
     def close(self) -> None:
         client = getattr(self, "client", None)

@@ -1,0 +1,272 @@
+"""``robotics/buttons``: an arm presses buttons on a table; the buttons drive four lamps through a
+known causal circuit (after CausalCircuit, Brehmer et al. 2022, "Weakly supervised causal
+representation learning", NeurIPS). A variant of :class:`~.world.ArmWorld` (same arms, IK, rooms,
+cameras and frame semantics); panel, circuit and press sequence in :mod:`._buttons`.
+
+Spec parameters: ``arm`` and ``room`` as for ``robotics/arm``; ``task`` is press (4) and may be left
+out. ``objects: {button: 4, lamp: 4, joint: <the arm's>}`` (the circuit has four of each).
+
+Latents: ``floor.hue``, ``table.hue``, ``ctrl.kp``, ``ctrl.max_qd``, ``ctrl.speed``, ``ctrl.height``
+(as in robotics/arm), per button ``button[j].x``, ``button[j].y`` (centre on the table, m) and
+``button[j].press`` (0/1: the arm presses it in this episode; buttons are pressed in index order),
+per lamp ``lamp[i].hue`` (its glass colour); optional ``light.intensity``, ``light.azimuth``.
+
+States per frame: the arm's (``joint[k].q``, ``joint[k].qd``, ``ee.*``, ``gripper.opening``), then
+``button[j].state`` (0 released, 1 latched on) and ``lamp[i].state`` (0 off, 1 lit), which follow
+:data:`._buttons.CIRCUIT` from the buttons' states in every frame (checked: ``circuit``). Inputs as
+robotics/arm. Pairs: a video holds the frames before and after each press (the frame a
+``button[j].state`` turns 1 is the first after it), and the spec's counterfactuals (the same noise,
+one more button pressed) give CausalCircuit's (x, x') pairs around an intervention.
+
+Segmentation ids: 0 background, 1 room, 2 table, then the arm's links (``arm.<link>``), then
+``button[j]`` (housing and cap) and ``lamp[i]`` (bulb and post). No temporal edits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Mapping
+
+import numpy as np
+
+from ..base import Simulation, WorldBatch, WorldCheck, WorldInfo, check_latent_values
+from ..engines import bullet as pb
+from . import _arms, _buttons, _controllers, _rooms
+from .world import EE_FIELDS, FIRST_OBJECT_ID, INPUTS, STATE_UNITS, ArmWorld, segmentation_ids
+
+LATENTS = ("floor.hue", "table.hue", "ctrl.kp", "ctrl.max_qd", "ctrl.speed", "ctrl.height",
+           "button[i].x", "button[i].y", "button[i].press", "lamp[i].hue")
+OPTIONAL = ("light.intensity", "light.azimuth")
+#: Latents robotics/arm's set-up reads that do not act here (no cubes, no goal marker): fixed values.
+_FIXED = {"table.friction": 0.8, "ctrl.grip_force": 10.0, "goal.x": 0.0, "goal.y": 0.0, "goal.z": _rooms.TABLE_TOP + 0.2,
+          "light.intensity": 1.0, "light.azimuth": 0.6}
+RANGES = {"floor.hue": (0.0, 1.0), "table.hue": (0.0, 1.0), "ctrl.kp": (0.01, 1.0), "ctrl.max_qd": (0.2, 3.0),
+          "ctrl.speed": (0.05, 1.0), "ctrl.height": (0.03, 0.3), "button[i].x": (-0.1, 0.3), "button[i].y": (-0.32, 0.32),
+          "button[i].press": (0.0, 1.0), "lamp[i].hue": (0.0, 1.0), "light.intensity": (0.2, 2.0),
+          "light.azimuth": (-math.pi, math.pi)}
+UNITS = {**{k: v for k, v in STATE_UNITS.items() if not k.startswith("obj")}, "button[i].state": "1", "lamp[i].state": "1"}
+
+
+def _circuit(world: "ButtonsWorld", batch: WorldBatch, sim: Simulation) -> list[str]:
+    """Lamps follow the circuit from the buttons in every frame; at the end every planned press has landed and the
+    lamps equal the spec's ``lamp[i].on`` latents (when the spec has them): the spec's equations are the world's."""
+    out = []
+    names = sim.state_names
+    b = sim.states[:, :, [names.index(f"button[{j}].state") for j in range(_buttons.N_BUTTONS)]]
+    lamp = sim.states[:, :, [names.index(f"lamp[{i}].state") for i in range(_buttons.N_LAMPS)]]
+    law = _buttons.lamps(b)
+    for i in range(len(batch)):
+        s = int(batch.index[i])
+        bad = np.flatnonzero((law[i] != lamp[i]).any(axis=1))
+        if bad.size:
+            out.append(f"sample {s}: lamps differ from the circuit at frame {int(bad[0])}")
+        plan = np.array([batch.latents[f"button[{j}].press"][i] for j in range(_buttons.N_BUTTONS)]) > 0.5
+        if not np.array_equal(b[i, -1] > 0.5, plan):
+            out.append(f"sample {s}: buttons end {b[i, -1].astype(int).tolist()}, the plan presses {plan.astype(int).tolist()}")
+        for k in range(_buttons.N_LAMPS):
+            key = f"lamp[{k}].on"
+            if key in batch.latents and float(batch.latents[key][i]) != lamp[i, -1, k]:
+                out.append(f"sample {s}: the spec's {key} = {float(batch.latents[key][i]):g} but the lamp ends "
+                           f"{lamp[i, -1, k]:g} (the spec's mechanism is not the world's circuit, or a press missed)")
+    return out
+
+
+_INFO = WorldInfo(
+    name="robotics/buttons",
+    kind="video",
+    engine="pybullet",
+    engines=("tiny",),
+    description="An arm (KUKA iiwa, xArm6 or Franka Panda) presses latching buttons on a table; the buttons drive four "
+                "lamps through a known causal circuit (after CausalCircuit); PyBullet, filmed with TinyRenderer.",
+    latents=LATENTS,
+    optional_latents=OPTIONAL,
+    ranges=RANGES,
+    states=("joint[i].q", "joint[i].qd", *(f"ee.{f}" for f in EE_FIELDS), "gripper.opening", "button[i].state",
+            "lamp[i].state"),
+    state_units=UNITS,
+    inputs=INPUTS,
+    edit_targets=(),
+    annotations=("depth", "segmentation"),
+    camera_kinds=("orbit", "fixed", "mounted", "topdown"),
+    mounts=("ee",),
+    max_objects={"button": _buttons.N_BUTTONS, "lamp": _buttons.N_LAMPS, "joint": 7},
+    requires=("pybullet",),
+)
+
+
+class ButtonsWorld(ArmWorld):
+    """``robotics/buttons`` (see the module docstring)."""
+
+    info: ClassVar[WorldInfo] = _INFO
+    checks = (*ArmWorld.checks, WorldCheck("circuit", "lamps follow the circuit from the buttons in every frame; every "
+                                                      "planned press lands; the spec's lamp[i].on equal the end states",
+                                           _circuit))
+
+    @classmethod
+    def check(cls, spec) -> list[str]:
+        out = []
+        for name, fn in (("arm", _arms.arm_model), ("room", _rooms.room_model)):
+            if name not in spec.parameters:
+                out.append(f"parameters.{name}: robotics/buttons needs it (see the world's description)")
+                continue
+            try:
+                fn(spec.parameters[name])
+            except ValueError as e:
+                out.append(f"parameters.{name}: {e}")
+        if "task" in spec.parameters and spec.parameters["task"] != 4:
+            out.append(f"parameters.task: robotics/buttons presses buttons (task 4, press), got {spec.parameters['task']!r}")
+        if out:
+            return out
+        model = _arms.arm_model(spec.parameters["arm"])
+        nj = spec.object_count("joint")
+        if nj is not None and nj != len(model.joints):
+            out.append(f"objects.joint: the {model.name} has {len(model.joints)} joints, the spec asks for {nj}")
+        for prefix, n in (("button", _buttons.N_BUTTONS), ("lamp", _buttons.N_LAMPS)):
+            if spec.object_count(prefix) != n:
+                out.append(f"objects.{prefix}: the circuit has {n} {prefix}s, the spec asks for {spec.object_count(prefix)}")
+        if spec.object_count("obj"):
+            out.append("objects.obj: robotics/buttons has no cubes; drop `obj`")
+        if spec.render.engine not in (None, "tiny"):
+            out.append(f"render.engine: robotics/buttons renders with 'tiny' (PyBullet TinyRenderer), got {spec.render.engine!r}")
+        for dname, dom in spec.domains.items():
+            for p in ("arm", "task", "room"):
+                if p in dom.parameters:
+                    out.append(f"domains.{dname}.parameters.{p}: the {p} fixes the store's layout and scene; make one dataset per {p}")
+        return out
+
+    @classmethod
+    def _segmentation_ids(cls, spec, model, n_objects: int) -> dict[int, str]:
+        ids = segmentation_ids(model, n_objects)
+        first = FIRST_OBJECT_ID + n_objects + len(model.links)
+        ids.update({first + j: f"button[{j}]" for j in range(_buttons.N_BUTTONS)})
+        ids.update({first + _buttons.N_BUTTONS + i: f"lamp[{i}]" for i in range(_buttons.N_LAMPS)})
+        return ids
+
+    def _task(self, spec) -> int:
+        return 4
+
+    def _extra_state_names(self) -> tuple[str, ...]:
+        return (*(f"button[{j}].state" for j in range(_buttons.N_BUTTONS)),
+                *(f"lamp[{i}].state" for i in range(_buttons.N_LAMPS)))
+
+    # ---------------------------------------------------------------- the panel, built once
+
+    def _build(self) -> None:
+        super()._build()
+        bc, p = self.client.bc, self.client.p
+        self._extra0 = len(self._full) - _buttons.N_BUTTONS - _buttons.N_LAMPS
+        h = _buttons.HOUSING_HALF
+        housing = bc.createVisualShape(p.GEOM_BOX, halfExtents=[h, h, 0.5 * _buttons.HOUSING_HEIGHT],
+                                       rgbaColor=(*_buttons.HOUSING_RGB, 1.0))
+        self._housings, self._caps, self._bulbs, self._posts = [], [], [], []
+        for _ in range(_buttons.N_BUTTONS):  # visual only: the switch is the TCP's position (see _buttons)
+            self._housings.append(bc.createMultiBody(0.0, -1, housing, basePosition=[0.0, 0.0, -1.0]))
+            cap = bc.createVisualShape(p.GEOM_CYLINDER, radius=_buttons.CAP_RADIUS, length=_buttons.CAP_HEIGHT,
+                                       rgbaColor=(*_buttons.CAP_RGB[0], 1.0))
+            self._caps.append(bc.createMultiBody(0.0, -1, cap, basePosition=[0.0, 0.0, -1.0]))
+        post_h = _buttons.BULB_HEIGHT - _buttons.BULB_RADIUS
+        for y in _buttons.LAMP_Y:
+            post = bc.createVisualShape(p.GEOM_CYLINDER, radius=0.012, length=post_h, rgbaColor=(0.3, 0.3, 0.32, 1.0))
+            self._posts.append(bc.createMultiBody(0.0, -1, post, basePosition=[_buttons.LAMP_X, y, _rooms.TABLE_TOP + 0.5 * post_h]))
+            bulb = bc.createVisualShape(p.GEOM_SPHERE, radius=_buttons.BULB_RADIUS, rgbaColor=(0.5, 0.5, 0.5, 1.0))
+            self._bulbs.append(bc.createMultiBody(0.0, -1, bulb, basePosition=[_buttons.LAMP_X, y,
+                                                                              _rooms.TABLE_TOP + _buttons.BULB_HEIGHT]))
+
+    def _extra_ids(self) -> dict[int, int]:
+        first = FIRST_OBJECT_ID + len(self.model.links)
+        ids = {b: first + j for j, b in enumerate(self._housings)}
+        ids.update({b: first + j for j, b in enumerate(self._caps)})
+        ids.update({b: first + _buttons.N_BUTTONS + i for i, b in enumerate(self._bulbs)})
+        ids.update({b: first + _buttons.N_BUTTONS + i for i, b in enumerate(self._posts)})
+        return ids
+
+    # ---------------------------------------------------------------- one sample
+
+    def _latents(self, batch: WorldBatch) -> dict[str, np.ndarray]:
+        lat = {k: np.asarray(v, dtype=np.float64) for k, v in batch.latents.items()}
+        n = len(batch)
+        need = [name.replace("[i]", f"[{k}]") for name in LATENTS
+                for k in range(_buttons.N_BUTTONS if name.startswith(("button", "lamp")) else 1)]
+        missing = [k for k in need if k not in lat]
+        if missing:
+            raise KeyError(f"robotics/buttons needs latents {missing[:6]}")
+        for key, arr in lat.items():
+            if arr.shape != (n,):
+                raise ValueError(f"latent {key!r} has shape {arr.shape}, expected ({n},)")
+        check_latent_values(self.info, lat)
+        for j in range(_buttons.N_BUTTONS):
+            v = lat[f"button[{j}].press"]
+            if np.any((v != 0.0) & (v != 1.0)):
+                raise ValueError(f"latent 'button[{j}].press' must be 0 or 1, got {v[(v != 0.0) & (v != 1.0)][0]!r}")
+        for name, value in _FIXED.items():
+            lat.setdefault(name, np.full(n, value))
+        return lat
+
+    def _place_goal(self, goal: np.ndarray) -> None:
+        bc = self.client.bc  # no goal here: the marker stays under the floor
+        bc.resetBasePositionAndOrientation(self._goal, [0.0, 0.0, -1.0], [0, 0, 0, 1])
+        bc.resetBasePositionAndOrientation(self._goal_disc, [0.0, 0.0, -1.0], [0, 0, 0, 1])
+
+    def _setup(self, lat: Mapping[str, np.ndarray], i: int) -> dict:
+        cfg = super()._setup(lat, i)
+        bc = self.client.bc
+        centres = np.array([[lat[f"button[{j}].x"][i], lat[f"button[{j}].y"][i]] for j in range(_buttons.N_BUTTONS)])
+        for j, (x, y) in enumerate(centres):
+            bc.resetBasePositionAndOrientation(self._housings[j], [float(x), float(y),
+                                                                   _rooms.TABLE_TOP + 0.5 * _buttons.HOUSING_HEIGHT], [0, 0, 0, 1])
+        hues = [float(lat[f"lamp[{k}].hue"][i]) for k in range(_buttons.N_LAMPS)]
+        cfg.update(buttons=centres, state=np.zeros(_buttons.N_BUTTONS), lamp_state=np.full(_buttons.N_LAMPS, -1.0),
+                   hues=hues, plan=[j for j in range(_buttons.N_BUTTONS) if lat[f"button[{j}].press"][i] > 0.5])
+        self._show(cfg, np.zeros(_buttons.N_BUTTONS, dtype=bool))
+        return cfg
+
+    def _show(self, cfg: dict, changed: np.ndarray) -> None:
+        """Place the caps of buttons in ``changed`` (or all, at set-up) for their state; colour the lamps that changed."""
+        bc = self.client.bc
+        first = cfg["lamp_state"][0] < 0
+        for j, (x, y) in enumerate(cfg["buttons"]):
+            if first or changed[j]:
+                on = cfg["state"][j] > 0.5
+                z = _rooms.TABLE_TOP + _buttons.HOUSING_HEIGHT + 0.5 * _buttons.CAP_HEIGHT - (_buttons.CAP_TRAVEL if on else 0.0)
+                bc.resetBasePositionAndOrientation(self._caps[j], [float(x), float(y), z], [0, 0, 0, 1])
+                bc.changeVisualShape(self._caps[j], -1, rgbaColor=(*_buttons.CAP_RGB[int(on)], 1.0))
+        lamps = _buttons.lamps(cfg["state"])
+        for k, on in enumerate(lamps):
+            if on != cfg["lamp_state"][k]:
+                v = _buttons.LAMP_ON_VALUE if on else _buttons.LAMP_OFF_VALUE
+                bc.changeVisualShape(self._bulbs[k], -1, rgbaColor=(*pb.hsv_to_rgb(cfg["hues"][k], 0.55, v), 1.0))
+        cfg["lamp_state"] = lamps
+
+    def _controller(self, cfg: dict) -> _buttons.PressSequence:
+        return _buttons.PressSequence(cfg["buttons"][cfg["plan"]], cfg["gains"], self.fps, self._arm.tcp_pose()[0])
+
+    def _record_extra(self, row: np.ndarray, tcp: np.ndarray, cfg: dict) -> None:
+        changed = np.zeros(_buttons.N_BUTTONS, dtype=bool)
+        for j, centre in enumerate(cfg["buttons"]):
+            if cfg["state"][j] < 0.5 and _buttons.pressed(tcp, centre):
+                cfg["state"][j] = 1.0
+                changed[j] = True
+        if changed.any():
+            self._show(cfg, changed)
+        B = _buttons.N_BUTTONS
+        row[self._extra0:self._extra0 + B] = cfg["state"]
+        row[self._extra0 + B:self._extra0 + B + _buttons.N_LAMPS] = cfg["lamp_state"]
+
+    def _explain_extra(self, lat: Mapping[str, np.ndarray], i: int) -> str:
+        c = [(float(lat[f"button[{j}].x"][i]), float(lat[f"button[{j}].y"][i])) for j in range(_buttons.N_BUTTONS)]
+        for a in range(len(c)):
+            for b in range(a + 1, len(c)):
+                d = _buttons.overlap(np.array(c[a]), np.array(c[b]))
+                if d > 0.0:
+                    return f"button[{a}] and button[{b}] overlap by {d:.3f} m"
+        return ""
+
+    def _landmarks(self, batch: WorldBatch, sim: Simulation):
+        """The lamps' bulbs (fixed): centres (n, T, 4, 3) m, ids, radii (n, 4, 2) m."""
+        n = len(batch)
+        c = np.array([[_buttons.LAMP_X, y, _rooms.TABLE_TOP + _buttons.BULB_HEIGHT] for y in _buttons.LAMP_Y])
+        centres = np.broadcast_to(c, (n, self.n_frames, *c.shape)).copy()
+        first = FIRST_OBJECT_ID + len(self.model.links) + _buttons.N_BUTTONS
+        radius = np.full((n, _buttons.N_LAMPS, 2), _buttons.BULB_RADIUS)
+        return centres, first + np.arange(_buttons.N_LAMPS), radius
+
