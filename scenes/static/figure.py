@@ -13,8 +13,9 @@ kinematics (a planar kinematic chain per arm, Craig, *Introduction to Robotics*,
   the same angle; the pelvis sinks to ``LEG * cos(stride)`` so both feet stay on the floor;
 - ``height`` scales the whole figure about its feet (stature ``STATURE * height`` metres);
 - ``shirt_hue`` colours the torso and ``trousers_hue`` the legs and pelvis; every arm segment
-  wears a fixed, distinct colour (the left arm warm, the right arm cool: motion-capture style
-  markers, so a probe can tell the two arms and their segments apart);
+  wears a fixed, saturated colour of its own (left: red, yellow, magenta; right: blue, orange,
+  green; motion-capture style markers, so a probe can tell the two arms and their segments apart
+  against any room);
 - a sun lamp at ``light_azimuth`` (rad, 0 = in front of the figure, at -y; positive towards
   +x) and ``light_elevation`` (rad above the horizon) with strength ``light_intensity``
   (W/m^2) lights the room; the figure casts its shadow on the floor, pointing away from the
@@ -56,18 +57,18 @@ STATURE = LEG + TRUNK + NECK + HEAD_RADIUS
 #: Segment lengths (m, joint to joint) and radii (m); the hand is a box (half extents, m)
 #: hanging from the wrist.
 UPPER_ARM, FOREARM = 0.30, 0.27
-UPPER_ARM_RADIUS, FOREARM_RADIUS = 0.06, 0.055
-HAND_HALF = (0.06, 0.03, 0.11)
+UPPER_ARM_RADIUS, FOREARM_RADIUS = 0.085, 0.08
+HAND_HALF = (0.1, 0.03, 0.18)
 LEG_RADIUS = 0.08
 TORSO_RADII = (0.2, 0.12)
 #: Fixed colours (sRGB) of the arm segments: left upper arm, forearm, hand; right upper arm, forearm, hand.
-ARM_COLORS = ((0.85, 0.12, 0.1), (1.0, 0.8, 0.1), (0.98, 0.98, 0.98),
-              (0.1, 0.25, 0.9), (0.1, 0.85, 0.8), (0.06, 0.06, 0.06))
+ARM_COLORS = ((0.85, 0.12, 0.1), (1.0, 0.8, 0.1), (0.85, 0.1, 0.85),
+              (0.1, 0.25, 0.9), (1.0, 0.5, 0.0), (0.1, 0.75, 0.15))
 SKIN = (0.87, 0.66, 0.52)
 SHOE = (0.18, 0.12, 0.08)
 #: Camera framing: aim point (m), default distance (m) and the scene's radius (m, clip planes).
-TARGET = (0.0, 0.0, 1.1)
-BASE_DISTANCE = 3.3
+TARGET = (0.0, 0.0, 1.2)
+BASE_DISTANCE = 3.6
 SCENE_RADIUS = rooms.HALF * 1.5
 #: Ambient sky light (the world colour's strength) that keeps the shadow side readable.
 AMBIENT = 0.35
@@ -75,8 +76,8 @@ AMBIENT = 0.35
 #: Valid range of every latent the world reads (radians for angles, W/m^2 for the sun).
 RANGES = {
     "height": (0.8, 1.2),
-    "shoulder_l": (0.0, 2.0), "elbow_l": (0.0, 2.2), "wrist_l": (-1.5, 1.0),
-    "shoulder_r": (0.0, 2.0), "elbow_r": (0.0, 2.2), "wrist_r": (-1.5, 1.0),
+    "shoulder_l": (0.0, 2.0), "elbow_l": (0.0, 2.4), "wrist_l": (-1.9, 1.1),
+    "shoulder_r": (0.0, 2.0), "elbow_r": (0.0, 2.4), "wrist_r": (-1.9, 1.1),
     "stride": (0.0, 0.7),
     "shirt_hue": (0.0, 1.0), "trousers_hue": (0.0, 1.0),
     "light_azimuth": (-math.pi, math.pi), "light_elevation": (0.5, 1.4), "light_intensity": (0.5, 8.0),

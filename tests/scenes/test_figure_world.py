@@ -17,8 +17,9 @@ from crlgen.pipeline import CompiledSCM, load_spec
 from crlgen.scenes.base import WorldBatch
 from crlgen.scenes.cameras import project
 from crlgen.scenes.static.figure import (
-    FIGURE_IDS, FLOOR_ID, FURNITURE_ID, HAND_L_ID, HAND_R_ID, HEAD_ID, LATENTS, ROOMS, SEGMENTATION_IDS, TORSO_ID,
-    WALL_ID, FigureWorld, forward_kinematics, hand_centre, shadow_length, sun_direction,
+    BASE_DISTANCE, FIGURE_IDS, FLOOR_ID, FOREARM_RADIUS, FURNITURE_ID, HAND_HALF, HAND_L_ID, HAND_R_ID, HEAD_ID, LATENTS,
+    ROOMS, SEGMENTATION_IDS, TORSO_ID, TORSO_RADII, WALL_ID, FigureWorld, forward_kinematics, shadow_length,
+    sun_direction,
 )
 from crlgen.scenes.testing import WorldContract
 
@@ -92,7 +93,7 @@ def test_ids_depth_and_every_part_in_view(front):
     assert np.all(depth[seg > 0] > 0.5)
     # the figure stands in front of the walls
     assert depth[seg == TORSO_ID].mean() < depth[seg == WALL_ID].mean() - 4.0
-    assert abs(depth[seg == TORSO_ID].mean() - 3.3) < 0.3  # the torso is where the camera aims
+    assert abs(depth[seg == TORSO_ID].mean() - (BASE_DISTANCE - TORSO_RADII[1])) < 0.3  # the torso is where the camera aims
     assert 20 < rgb.mean() < 235
     (key,) = [o.attrs["ids"] for o in FigureWorld.outputs(front.spec) if o.name == "segmentation"]
     assert key == {str(k): v for k, v in SEGMENTATION_IDS.items()}
@@ -100,10 +101,10 @@ def test_ids_depth_and_every_part_in_view(front):
 
 @pytest.mark.parametrize("joint, values", [("elbow_l", (0.2, 1.4)), ("wrist_l", (-1.0, 0.8)), ("shoulder_r", (0.3, 1.5))])
 def test_a_joint_angle_moves_the_hand_where_forward_kinematics_says(front, joint, values):
-    """The hand's mask centroid moves, between two angles, by the projected move of the hand's
-    centre (forward kinematics through the stored camera), to within 1.5 px of ~30 (the
-    forearm's rounded end covers the base of the hand, which pulls the centroid towards the
-    fingertips by up to a pixel)."""
+    """The hand's mask centroid moves, between two angles, by the projected move of the centre of
+    the hand's visible part (forward kinematics through the stored camera), to within 1.5 px of
+    ~30: the forearm's rounded end covers the hand's base up to FOREARM_RADIUS from the wrist, so
+    the visible part runs from there to the fingertips."""
     side = 1 if joint.endswith("_l") else -1
     hand_id = HAND_L_ID if side == 1 else HAND_R_ID
     rows = [with_(**{joint: v}) for v in values]
@@ -113,7 +114,9 @@ def test_a_joint_angle_moves_the_hand_where_forward_kinematics_says(front, joint
     moved_px, moved_fk = [], []
     for i, row in enumerate(rows):
         moved_px.append(_centroid(out["segmentation"][i, 0] == hand_id))
-        c = hand_centre(row["height"], side, row[f"shoulder_{tag}"], row[f"elbow_{tag}"], row[f"wrist_{tag}"], row["stride"])
+        angles = {k: row[k] for k in ("shoulder_l", "elbow_l", "wrist_l", "shoulder_r", "elbow_r", "wrist_r")}
+        wrist, rot = forward_kinematics(row["height"], stride=row["stride"], **angles)[f"hand_{tag}"]
+        c = wrist + rot @ np.array([0.0, 0.0, -row["height"] * (FOREARM_RADIUS + 2 * HAND_HALF[2]) / 2])
         uv, _ = project(c[None], cam.K, out["camera_to_world"][i, 0])
         moved_fk.append(uv[0])
     d_px, d_fk = moved_px[1] - moved_px[0], moved_fk[1] - moved_fk[0]
