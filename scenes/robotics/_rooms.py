@@ -169,8 +169,9 @@ def floor_colours(hue: float) -> list[tuple[float, float, float, float]]:
     return [(*a, 1.0), (*b, 1.0), (*(0.5 * (x + y) for x, y in zip(a, b)), 1.0)]
 
 
-def build_room(bc, p, model: RoomModel, data_path: str) -> BuiltRoom:
-    """Create the floor, walls, furniture, props and the work table (static bodies) in client ``bc``."""
+def build_room(bc, p, model: RoomModel, data_path: str, table: bool = True) -> BuiltRoom:
+    """Create the floor, walls, furniture, props and (with ``table``) the work table (static bodies) in client ``bc``.
+    Without the table, ``table_top`` is -1 and ``table`` empty (a mobile robot drives on the floor)."""
     floor = _floor(bc, p, model.floor_half)
     scenery = list(floor)
     if model.wall_rgb is not None:
@@ -186,6 +187,8 @@ def build_room(bc, p, model: RoomModel, data_path: str) -> BuiltRoom:
         for j in range(-1, bc.getNumJoints(body)):
             bc.setCollisionFilterGroupMask(body, j, 0, 0)  # scenery only: never touches the arm or the objects
         scenery.append(body)
+    if not table:
+        return BuiltRoom(floor=floor, scenery=scenery, table_top=-1, table=[])
     hx, hy = TABLE_HALF
     top = _box(bc, p, (hx, hy, 0.5 * TABLE_THICKNESS), (0.0, 0.0, TABLE_TOP - 0.5 * TABLE_THICKNESS), (0.7, 0.6, 0.5))
     legs = [_box(bc, p, (0.03, 0.03, 0.5 * (TABLE_TOP - TABLE_THICKNESS)), (sx * (hx - 0.06), sy * (hy - 0.06),
