@@ -127,8 +127,6 @@ def test_bad_specs_are_refused():
 class TestMobileContract(WorldContract):
     spec = small(samples=6, frames=30, size=32, views=VIEWS, edits=({"at_frame": 12, "do": "goal.y = 0.0", "fraction": 0.5},))
     invisible = {
-        "obj[0].mass": "the contract's 30-frame clip ends before the robot reaches the box (test_a_heavier_box_... shows it acting)",
-        "obj[0].friction": "the contract's 30-frame clip ends before the robot reaches the box",
         "obj[1].mass": "obj[1] stands by: nothing touches it",
         "obj[1].friction": "obj[1] stands by: nothing touches it",
     }
