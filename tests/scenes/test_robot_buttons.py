@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from crlgen.pipeline import load_spec
+from crlgen.pipeline._expressions import compile_expression
 from crlgen.scenes import build_world, check_world
 from crlgen.scenes.base import WorldBatch
 from crlgen.scenes.robotics import _buttons
@@ -38,14 +39,15 @@ def world():
 
 
 def test_circuit_law_is_the_specs():
-    """lamps() is the circuit the catalogue spec states: lamp 0 = b0, lamp 1 = b1 or l0, lamp 2 = b2, lamp 3 = b3 or (l1 and l2),
-    for all 16 button states."""
+    """lamps() is the circuit the catalogue spec states: its lamp[i].on mechanisms, compiled by the pipeline and
+    evaluated lamp by lamp, give the world's lamps for all 16 button states."""
+    spec = load_spec("robotics/buttons_lights")
+    law = [compile_expression(spec.variables[f"lamp[{k}].on"].mechanism) for k in range(4)]
     for b in itertools.product((0.0, 1.0), repeat=4):
-        l0 = b[0]
-        l1 = max(b[1], l0)
-        l2 = b[2]
-        l3 = max(b[3], min(l1, l2))
-        assert _buttons.lamps(np.array(b)).tolist() == [l0, l1, l2, l3], b
+        env = {f"button[{j}].press": np.array([b[j]]) for j in range(4)}
+        for k in range(4):
+            env[f"lamp[{k}].on"] = (law[k](env) != 0).astype(np.float64)
+        assert _buttons.lamps(np.array(b)).tolist() == [float(env[f"lamp[{k}].on"][0]) for k in range(4)], b
 
 
 def test_planned_presses_land_and_lamps_follow_the_circuit_every_frame(world):
