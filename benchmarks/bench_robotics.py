@@ -98,16 +98,28 @@ def pipeline(spec, workers: int) -> dict:
 
     Returns images/s over the whole run (``fps``) and up to the last shard's commit
     (``shards_fps``: without the run's fixed tail of sidecars, previews and consolidation).
+    With workers, a fresh local Ray is started for the run (not timed: a cluster is up before
+    jobs arrive) and shut down after it: a worker keeps its world between runs, keyed by the
+    world, render and video settings only, so a kept world would serve the next row's room or arm.
     """
     from crlgen.pipeline import RunOptions, resolve, run
 
     marks: list[float] = []
     kw = {"validate": False, "on_progress": lambda summary: marks.append(time.perf_counter())}
     options = RunOptions(executor="inline", **kw) if workers == 0 else RunOptions(**kw)
-    with tempfile.TemporaryDirectory() as d:
-        t = time.perf_counter()
-        res = run(spec, resolve(f"{d}/b.zarr"), options)
-        dt = time.perf_counter() - t
+    if workers:
+        from crlgen.pipeline._run import start_ray
+
+        start_ray(RunOptions(workers=workers))  # imports ray with its addresses on loopback
+        import ray
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            t = time.perf_counter()
+            res = run(spec, resolve(f"{d}/b.zarr"), options)
+            dt = time.perf_counter() - t
+    finally:
+        if workers:
+            ray.shutdown()
     return {"fps": res.frames / dt, "shards_fps": res.frames / (marks[-1] - t)}
 
 
@@ -142,44 +154,35 @@ def main() -> None:
     args = ap.parse_args()
     if args.samples < 1 or args.repeat < 1 or args.frames < 0 or args.workers < 0 or args.memory < 0:
         ap.error("--samples and --repeat must be >= 1; --frames, --workers and --memory >= 0")
-    from crlgen.pipeline import RunOptions, load_spec
+    from crlgen.pipeline import load_spec
     from crlgen.schemas import SpecError
 
     scenes = robotics_scenes() if args.scenes is None else args.scenes
     jobs = [(name, None) for name in scenes] + [(ARM_SCENE, arm) for arm in args.arms]
-    ray = None
-    if args.workers:
-        import ray
-
-        from crlgen.pipeline._run import start_ray
-
-        start_ray(RunOptions(workers=args.workers))  # up before the timed runs, as a cluster would be
     rows = []
-    try:
+    if jobs:
         print(f"{'scene':24s} {'arm':13s} {'img/sample':>10s} {'build s':>7s} {'bare fps':>8s} {'pipeline fps':>12s} "
               f"{'pipeline/bare':>13s} {'shards fps':>10s} {'shards/bare':>11s}", flush=True)
-        for name, arm in jobs:
-            try:
-                spec = shortened(load_spec(name), args.samples, frames=args.frames or None, arm=arm)
-            except (SpecError, ValueError) as e:  # e.g. a scene whose edits or task need more frames
-                print(f"{name:24s} {arm or '':13s} not run: {str(e).splitlines()[0]}", flush=True)
-                continue
-            arm_name = arm or (ARMS[int(spec.parameters["arm"])] if "arm" in spec.parameters else "-")
-            per_sample = spec.video.n_frames * len(spec.render.cameras())
-            runs = [(bare(spec, args.samples), pipeline(spec, args.workers)) for _ in range(args.repeat)]  # alternated
-            b = {k: statistics.median(r[0][k] for r in runs) for k in ("fps", "build_s")}
-            p = {k: statistics.median(r[1][k] for r in runs) for k in ("fps", "shards_fps")}
-            rows.append({"scene": name, "arm": arm_name, "images_per_sample": per_sample, "build_s": b["build_s"],
-                         "bare_fps": b["fps"], "pipeline_fps": p["fps"], "pipeline_over_bare": p["fps"] / b["fps"],
-                         "shards_fps": p["shards_fps"], "shards_over_bare": p["shards_fps"] / b["fps"]})
-            print(f"{name:24s} {arm_name:13s} {per_sample:10d} {b['build_s']:7.1f} {b['fps']:8.1f} {p['fps']:12.1f} "
-                  f"{p['fps'] / b['fps']:13.2f} {p['shards_fps']:10.1f} {p['shards_fps'] / b['fps']:11.2f}", flush=True)
-    finally:
-        if ray is not None:
-            ray.shutdown()
+    for name, arm in jobs:
+        try:
+            spec = shortened(load_spec(name), args.samples, frames=args.frames or None, arm=arm)
+        except (SpecError, ValueError) as e:  # e.g. a scene whose edits or task need more frames
+            print(f"{name:24s} {arm or '':13s} not run: {str(e).splitlines()[0]}", flush=True)
+            continue
+        arm_name = arm or (ARMS[int(spec.parameters["arm"])] if "arm" in spec.parameters else "-")
+        per_sample = spec.video.n_frames * len(spec.render.cameras())
+        runs = [(bare(spec, args.samples), pipeline(spec, args.workers)) for _ in range(args.repeat)]  # alternated
+        b = {k: statistics.median(r[0][k] for r in runs) for k in ("fps", "build_s")}
+        p = {k: statistics.median(r[1][k] for r in runs) for k in ("fps", "shards_fps")}
+        rows.append({"scene": name, "arm": arm_name, "images_per_sample": per_sample, "build_s": b["build_s"],
+                     "bare_fps": b["fps"], "pipeline_fps": p["fps"], "pipeline_over_bare": p["fps"] / b["fps"],
+                     "shards_fps": p["shards_fps"], "shards_over_bare": p["shards_fps"] / b["fps"]})
+        print(f"{name:24s} {arm_name:13s} {per_sample:10d} {b['build_s']:7.1f} {b['fps']:8.1f} {p['fps']:12.1f} "
+              f"{p['fps'] / b['fps']:13.2f} {p['shards_fps']:10.1f} {p['shards_fps'] / b['fps']:11.2f}", flush=True)
     where = "inline" if args.workers == 0 else f"{args.workers} Ray workers, Ray start-up excluded"
-    print(f"({args.samples} samples x {args.frames or 'spec'} frames per row, median of {args.repeat}, spec sizes, TinyRenderer; "
-          f"frames counted per view; pipeline {where})", flush=True)
+    if jobs:
+        print(f"({args.samples} samples x {args.frames or 'spec'} frames per row, median of {args.repeat}, spec sizes, TinyRenderer; "
+              f"frames counted per view; pipeline {where})", flush=True)
     mem = []
     if args.memory:
         m = memory(ARM_SCENE, args.memory)
