@@ -38,8 +38,12 @@ def plan_for(spec_dict: dict[str, Any]) -> tuple[DatasetSpec, Plan, CompiledSCM]
 
 
 def world_for(spec: DatasetSpec, threads: int):
-    """This process's world for the spec's world and render settings; an older one is closed first."""
-    key = f"{spec.world}|{spec.render.model_dump_json()}|{spec.video.model_dump_json() if spec.video else ''}|{threads}"
+    """This process's world for the spec; an older one is closed first.
+
+    Keyed on the whole spec but where it is written: a world may build from any of it (a room or an
+    arm chosen by ``parameters``, the object counts), so two specs never share one, even where they
+    differ only there."""
+    key = f"{spec.model_dump_json(exclude={'output'})}|{threads}"
     cur = _CACHE.get("world")
     if cur is not None and cur[0] == key:
         return cur[1]
