@@ -70,18 +70,20 @@ SPOT_SV = (0.45, 1.0)
 BACKGROUND_SV = (0.65, 0.75)
 FLOOR_GREY = 0.8
 FLOOR_RADIUS = 0.9
-#: Camera framing: aim point and default distance (m) at the orbit cameras' 40 deg fov; keeps the centre
-#: of an object anywhere in RANGES inside the frame of every orbit camera 20-50 deg above the horizon
-#: (near the corners of the ranges part of the object can leave the frame).
-TARGET = (0.0, 0.0, 0.24)
-BASE_DISTANCE = 0.75
+#: Camera framing: aim point (the middle of the catalogue's pos_z range) and default distance (m) at the
+#: orbit cameras' 40 deg fov. The centre of an object anywhere in RANGES stays inside the frame of every
+#: orbit camera 20-50 deg above the horizon; over the catalogue's ranges (pos_x, pos_y +-0.08, pos_z
+#: 0.16-0.36) an edge of the object leaves one of its four views in ~5 % of samples (by > 2 px of 64 in
+#: ~2 %, at most 5.5 px at the ranges' corners: the pillar's top high up, a cube's base low and near).
+TARGET = (0.0, 0.0, 0.26)
+BASE_DISTANCE = 0.70
 SCENE_RADIUS = 1.2
 
 #: Valid range of every latent the world reads. Positions keep the object over the floor and in
 #: frame; pos_z keeps its bounding ball off the floor; angles are in radians, hues in [0, 1].
 RANGES = {
     "shape": (0.0, float(len(SHAPES) - 1)),
-    "pos_x": (-0.12, 0.12), "pos_y": (-0.12, 0.12), "pos_z": (OBJECT_SIZE + 0.005, 0.33),
+    "pos_x": (-0.12, 0.12), "pos_y": (-0.12, 0.12), "pos_z": (OBJECT_SIZE + 0.005, 0.37),
     "yaw": (-math.pi, math.pi), "pitch": (-math.pi / 2, math.pi / 2),
     "obj_hue": (0.0, 1.0), "spot_hue": (0.0, 1.0), "bg_hue": (0.0, 1.0),
     "spot_angle": (-math.pi, math.pi),
