@@ -2,7 +2,8 @@
 
 A world says which sampled latents it can start from (``World.feasible``: no initial
 interpenetration, say). For every infeasible sample the shard task draws the sample again:
-same index, domain, intervention option, split, counterfactual pairing and temporal edits, new
+same index, domain, intervention option, split draw, counterfactual pairing and temporal edits (a
+``test_range`` split rule is applied to the redrawn latents, so it may send the sample elsewhere), new
 exogenous noise (and distributional intervention values and world seed) from the stream
 ``(spec seed, sample index, 6, attempt)`` (see ``CompiledSCM.sample``'s ``attempts``), and asks
 again, at most ``spec.max_resamples`` times. The count is stored per sample (``resampled``), so

@@ -324,7 +324,8 @@ def _resampled_text(plan: Plan) -> str:
         return ""
     return (f"\n`resampled` counts how often a sample's exogenous noise was redrawn because world `{plan.spec.world}` "
             f"could not start from its latents (at most max_resamples = {plan.spec.max_resamples}; the sample keeps its "
-            "index, domain, intervention, split and pairing, and a pair is redrawn together). The data therefore follow "
+            "index, domain, intervention and pairing, and its split unless a test_range rule applies to the redrawn latents; "
+            "a pair is redrawn together). The data therefore follow "
             "the spec's distribution conditioned on feasibility; `crlgen validate` re-derives every redrawn sample.")
 
 

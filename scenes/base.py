@@ -22,7 +22,8 @@ What a world states, all without its engine:
 - optionally :meth:`World.feasible` (and :meth:`World.explain_infeasible`): which sampled latents the
   world can start from (no initial interpenetration, a reachable goal). The shard task redraws an
   infeasible sample's exogenous noise deterministically, from a seed derived from (spec seed, sample
-  index, attempt), keeping its index, domain, intervention, split and counterfactual pairing, until the
+  index, attempt), keeping its index, domain, intervention, counterfactual pairing and split (a
+  ``test_range`` split rule is applied to the redrawn latents), until the
   world accepts it or ``max_resamples`` redraws are spent (then the run fails naming the sample); the
   store records per sample how many redraws it took (``resampled``), and validation re-derives the
   stored latents from that count bit for bit. A counterfactual pair is redrawn together: both of its
