@@ -34,29 +34,40 @@ def mount_poses(rig: CameraRig, state_row: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
+
+def tiny_camera_matrices(rig: CameraRig) -> tuple[list, list, list]:
+    """TinyRenderer's matrices for every camera of ``rig``: (projections, views, depth), one entry
+    per camera. ``projections``: OpenGL projection matrices (16 floats, column-major); ``views``:
+    OpenGL view matrices, None for a mounted camera (its view is built per frame from the mount's
+    pose); ``depth``: (near, far, lift) in metres to linearise the depth buffer, ``lift`` the shift
+    back to the camera plane of an orthographic camera, drawn as the stand-in pinhole
+    ORTHO_DISTANCE away (0 for perspective cameras)."""
+    projections, views, depth = [], [], []
+    for c in rig.cameras:
+        if c.orthographic:  # the stand-in pinhole (see ORTHO_DISTANCE), depth shifted back to the camera plane
+            lift = ORTHO_DISTANCE - c.pose[2, 3]
+            K = c.K.copy()
+            K[0, 0] *= ORTHO_DISTANCE
+            K[1, 1] *= ORTHO_DISTANCE
+            pose = c.pose.copy()
+            pose[2, 3] = ORTHO_DISTANCE
+            near, far = ORTHO_DISTANCE - c.pose[2, 3] - 1.0, ORTHO_DISTANCE + 1.0
+            projections.append(opengl_projection(K, c.width, c.height, near, far, False, TINY_PIXEL_OFFSET))
+            views.append(opengl_view_matrix(pose))
+            depth.append((near, far, lift))
+        else:
+            projections.append(opengl_projection(c.K, c.width, c.height, c.near, c.far, False, TINY_PIXEL_OFFSET))
+            views.append(opengl_view_matrix(c.pose) if c.pose is not None else None)
+            depth.append((c.near, c.far, 0.0))
+    return projections, views, depth
+
 class TinyView:
     """Renders each recorded frame with TinyRenderer into a sample's output arrays."""
 
     def __init__(self, client: pb.BulletScene, rig: CameraRig, *, rgb: str, depth: bool, segmentation: bool) -> None:
         self.client, self.rig, self.rgb = client, rig, rgb
         self.want_depth, self.want_seg = depth, segmentation
-        self.projections, self._views, self._depth = [], [], []
-        for c in rig.cameras:
-            if c.orthographic:  # the stand-in pinhole (see ORTHO_DISTANCE), depth shifted back to the camera plane
-                lift = ORTHO_DISTANCE - c.pose[2, 3]
-                K = c.K.copy()
-                K[0, 0] *= ORTHO_DISTANCE
-                K[1, 1] *= ORTHO_DISTANCE
-                pose = c.pose.copy()
-                pose[2, 3] = ORTHO_DISTANCE
-                near, far = ORTHO_DISTANCE - c.pose[2, 3] - 1.0, ORTHO_DISTANCE + 1.0
-                self.projections.append(opengl_projection(K, c.width, c.height, near, far, False, TINY_PIXEL_OFFSET))
-                self._views.append(opengl_view_matrix(pose))
-                self._depth.append((near, far, lift))
-            else:
-                self.projections.append(opengl_projection(c.K, c.width, c.height, c.near, c.far, False, TINY_PIXEL_OFFSET))
-                self._views.append(opengl_view_matrix(c.pose) if c.pose is not None else None)
-                self._depth.append((c.near, c.far, 0.0))
+        self.projections, self._views, self._depth = tiny_camera_matrices(rig)
         self._fixed_poses = None if rig.moving else rig.poses()
 
     def callback(self, scene: Scene, out: dict[str, np.ndarray], i: int):

@@ -13,8 +13,8 @@ from typing import Mapping
 
 import numpy as np
 
-from ..cameras import CameraRig, linear_depth, opengl_projection, opengl_view_matrix
-from ..physics.views import ORTHO_DISTANCE, TINY_PIXEL_OFFSET
+from ..cameras import CameraRig, linear_depth, opengl_view_matrix
+from ..physics.views import tiny_camera_matrices
 
 #: TinyRenderer shading: ambient is fixed; diffuse scales with the light intensity latent.
 AMBIENT, DIFFUSE, SPECULAR = 0.5, 0.55, 0.05
@@ -49,23 +49,7 @@ class TinyFilm:
     def __init__(self, bc, p, rig: CameraRig, *, rgb: str, depth: bool, segmentation: bool) -> None:
         self.bc, self.p, self.rig, self.rgb = bc, p, rig, rgb
         self.want_depth, self.want_seg = depth, segmentation
-        self.projections, self.views, self.depth = [], [], []
-        for c in rig.cameras:
-            if c.orthographic:  # the stand-in pinhole of the physics view (see ORTHO_DISTANCE)
-                lift = ORTHO_DISTANCE - c.pose[2, 3]
-                K = c.K.copy()
-                K[0, 0] *= ORTHO_DISTANCE
-                K[1, 1] *= ORTHO_DISTANCE
-                pose = c.pose.copy()
-                pose[2, 3] = ORTHO_DISTANCE
-                near, far = ORTHO_DISTANCE - c.pose[2, 3] - 1.0, ORTHO_DISTANCE + 1.0
-                self.projections.append(opengl_projection(K, c.width, c.height, near, far, False, TINY_PIXEL_OFFSET))
-                self.views.append(opengl_view_matrix(pose))
-                self.depth.append((near, far, lift))
-            else:
-                self.projections.append(opengl_projection(c.K, c.width, c.height, c.near, c.far, False, TINY_PIXEL_OFFSET))
-                self.views.append(opengl_view_matrix(c.pose) if c.pose is not None else None)
-                self.depth.append((c.near, c.far, 0.0))
+        self.projections, self.views, self.depth = tiny_camera_matrices(rig)
         self.fixed_poses = None if rig.moving else rig.poses()
 
     def frame(self, out: dict[str, np.ndarray], i: int, t: int, mount_poses: Mapping[str, np.ndarray], lut: np.ndarray,
