@@ -17,6 +17,7 @@ Usage (the API the traffic world calls)::
 
     cam = Dashcam(None, ground, static_boxes, n_dynamic=40)     # once per map: bodies built here
     rgb, depth, seg = cam.render(dynamic_boxes, View(K, camera_to_world, W, H), Weather(visibility=80.0))
+    view = View.from_camera(rig.cameras[v], camera_to_world)      # or from a spec's resolved camera
     cam.close()
 
     rgb, depth, seg = render_boxes(boxes, ground, view, weather)  # one-off: builds, renders, closes
@@ -66,7 +67,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..cameras import linear_depth, opengl_projection, opengl_view_matrix
+from ..cameras import CameraModel, linear_depth, opengl_projection, opengl_view_matrix
 from ..engines import bullet as pb
 from ..physics.views import TINY_PIXEL_OFFSET
 
@@ -195,6 +196,19 @@ class View:
             raise ValueError(f"view size must be >= 1 pixel, got {self.width} x {self.height}")
         if not 0 < self.near < self.far < abs(_PARK[2]) / 10:
             raise ValueError(f"view clip planes must satisfy 0 < near < far < {abs(_PARK[2]) / 10:g} m, got {self.near}, {self.far}")
+
+    @classmethod
+    def from_camera(cls, camera: CameraModel, camera_to_world: np.ndarray | None = None) -> "View":
+        """The view of a spec's resolved perspective camera (:class:`crlgen.scenes.cameras.CameraModel`): its K,
+        size and clip planes, posed at ``camera_to_world`` (4x4; default its fixed pose; a mounted camera's
+        pose is ``camera.camera_to_world(mount_pose)``). Raises ValueError for an orthographic camera or a
+        mounted one without a pose."""
+        if camera.orthographic:
+            raise ValueError(f"camera {camera.name!r} is orthographic; the dashcam draws perspective cameras only")
+        pose = camera.pose if camera_to_world is None else camera_to_world
+        if pose is None:
+            raise ValueError(f"camera {camera.name!r} is mounted on {camera.mount!r}: pass its camera_to_world")
+        return cls(camera.K, pose, camera.width, camera.height, camera.near, camera.far)
 
 
 @dataclass(frozen=True)

@@ -255,3 +255,16 @@ def test_bad_input_is_named(make, field):
 def test_more_boxes_than_built_for_is_refused(dashcam):
     with pytest.raises(ValueError, match="at most 8"):
         dashcam.render(_boxes(np.zeros((9, 3)) + [10.0, 0.0, 1.0], 0.5, np.arange(9) + 1), _view())
+
+
+def test_a_spec_camera_gives_the_same_view():
+    """View.from_camera takes K, size and clip planes from a resolved spec camera (scenes.cameras.CameraModel)."""
+    from crlgen.scenes.cameras import CameraModel
+
+    v = _view(64, 48)
+    model = CameraModel("dash", "mounted", 64, 48, v.K, False, 50.0, None, 0.1, 800.0, mount="vehicle[0]", local=np.eye(4))
+    got = View.from_camera(model, v.camera_to_world)
+    assert (got.width, got.height, got.near, got.far) == (64, 48, 0.1, 800.0)
+    np.testing.assert_array_equal(got.K, v.K)
+    with pytest.raises(ValueError, match="mounted"):
+        View.from_camera(model)
