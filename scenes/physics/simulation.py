@@ -15,6 +15,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..base import BatchEdit, WorldBatch
 from ..engines import bullet as pb
 from .scene import N_STATE, WALL_RGB, WALL_THICKNESS, WALL_WIDTH, Scene, Stage
 
@@ -51,6 +52,82 @@ def _fold(base: float, edits: Sequence[Edit], t: int) -> float:
         if e.start <= t and (e.end is None or t < e.end):
             v = apply_op(e.op, v, e.value)
     return v
+
+
+def sample_edits(batch: WorldBatch, key_of: Callable[[BatchEdit], tuple]) -> list[list[Edit]]:
+    """A batch's temporal edits per sample, in step terms (``start = max(frame, 1)``, ``end`` None = open).
+
+    ``key_of`` maps an edit to its :class:`Edit` key (and raises ValueError naming the target when the
+    world cannot edit it). Raises ValueError for an unknown op, arrays not of shape (n,) or a
+    non-finite value of an applied edit.
+    """
+    n = len(batch)
+    per_sample: list[list[Edit]] = [[] for _ in range(n)]
+    for e in batch.edits:
+        key = key_of(e)
+        if e.op not in ("set", "add", "scale"):
+            raise ValueError(f"temporal edit on {e.target!r}: unknown op {e.op!r}; expected set, add or scale")
+        frame = np.asarray(e.frame, dtype=np.int64)
+        end = np.asarray(e.end_frame, dtype=np.int64)
+        value = np.asarray(e.value, dtype=np.float64)
+        for arr, what in ((frame, "frame"), (end, "end_frame"), (value, "value")):
+            if arr.shape != (n,):
+                raise ValueError(f"temporal edit on {e.target!r}: {what} has shape {arr.shape}, expected ({n},)")
+        for i in range(n):
+            f = int(frame[i])
+            if f < 0:
+                continue
+            if not math.isfinite(float(value[i])):
+                raise ValueError(f"temporal edit on {e.target!r}: non-finite value for sample {i}")
+            stop = int(end[i])
+            per_sample[i].append(Edit(key, e.op, max(f, 1), None if stop < 0 else stop, float(value[i])))
+    return per_sample
+
+
+class EditSchedule:
+    """One sample's edits, grouped for the step loop: parameter edits by key, one-shot impulses by frame."""
+
+    def __init__(self, edits: Sequence[Edit]) -> None:
+        self._by_key: dict[tuple, list[Edit]] = {}
+        self._impulses: dict[int, list[Edit]] = {}
+        for e in edits:
+            self._by_key.setdefault(e.key, []).append(e)
+            if e.key[0] == "v":
+                self._impulses.setdefault(e.start, []).append(e)
+
+    def __contains__(self, key: tuple) -> bool:
+        return key in self._by_key
+
+    def edits(self, key: tuple) -> Sequence[Edit]:
+        """The edits of ``key`` in batch order (empty when none)."""
+        return self._by_key.get(key, ())
+
+    def value(self, base: float, key: tuple, t: int) -> float:
+        """``base`` with the edits of ``key`` active for the steps into frame ``t`` folded in, in batch order."""
+        return _fold(base, self._by_key.get(key, ()), t)
+
+    def kick(self, client: pb.BulletScene, bodies: Sequence[int], t: int) -> None:
+        """Apply the velocity edits of frame ``t`` (set / add / scale one component of a body's linear velocity, m/s)."""
+        for e in self._impulses.get(t, ()):
+            _, k, axis = e.key
+            lin, ang = client.bc.getBaseVelocity(bodies[k])
+            lin = list(lin)
+            lin[axis] = apply_op(e.op, lin[axis], e.value)
+            client.bc.resetBaseVelocity(bodies[k], linearVelocity=lin, angularVelocity=list(ang))
+
+    def masses(self, client: pb.BulletScene, bodies: Sequence[int], shapes: Sequence[int], sizes: Sequence[float],
+               base: Sequence[float], current: list[float], t: int) -> None:
+        """Set each edited body's mass (kg, inertia of its solid shape rescaled) for the steps into frame ``t``; ``current``
+        holds the masses in force and is updated. Raises ValueError when an edit makes a mass <= 0 or not finite."""
+        for k, body in enumerate(bodies):
+            if ("mass", k) not in self._by_key:
+                continue
+            m = _fold(base[k], self._by_key[("mass", k)], t)
+            if m <= 0 or not math.isfinite(m):
+                raise ValueError(f"temporal edit made obj[{k}].mass {m} at frame {t}; mass must stay > 0")
+            if m != current[k]:
+                client.set_mass(body, shapes[k], sizes[k], m)
+                current[k] = m
 
 
 @dataclass
@@ -101,12 +178,7 @@ class Simulator:
         T, N = self.frames, len(scene.bodies)
         ground_ids, walls, bodies = self.build(scene)
         static = ground_ids + walls
-        by_key: dict[tuple, list[Edit]] = {}
-        impulses: dict[int, list[Edit]] = {}
-        for e in edits:
-            by_key.setdefault(e.key, []).append(e)
-            if e.key[0] == "v":
-                impulses.setdefault(e.start, []).append(e)
+        sched = EditSchedule(edits)
 
         cur_g, cur_fric = scene.gravity, None
         base_fric = [scene.friction] + [scene.friction] * len(walls) + [b.friction for b in scene.bodies]
@@ -133,35 +205,23 @@ class Simulator:
         c.bc.performCollisionDetection()
         min_d = c.min_contact_distance()
         record(0)
-        forces = scene.drag > 0 or scene.wind != 0 or ("wind",) in by_key
+        forces = scene.drag > 0 or scene.wind != 0 or ("wind",) in sched
+        shapes, sizes, masses0 = [b.shape for b in scene.bodies], [b.size for b in scene.bodies], [b.mass for b in scene.bodies]
         for t in range(1, T):
-            g = _fold(scene.gravity, by_key.get(("gravity",), ()), t)  # parameter edits in force for the step into t
+            g = sched.value(scene.gravity, ("gravity",), t)  # parameter edits in force for the step into t
             if g != cur_g:
                 c.set_gravity(g)
                 cur_g = g
-            wind = _fold(scene.wind, by_key.get(("wind",), ()), t)
-            fe = by_key.get(("friction",), ())
+            wind = sched.value(scene.wind, ("wind",), t)
+            fe = sched.edits(("friction",))
             if fe:
                 fr = [_fold(f0, fe, t) for f0 in base_fric]
                 if fr != cur_fric:
                     for body, f in zip(fric_bodies, fr):
                         c.set_friction(body, f)
                     cur_fric = fr
-            for k, b in enumerate(scene.bodies):
-                me = by_key.get(("mass", k))
-                if me:
-                    m = _fold(b.mass, me, t)
-                    if m <= 0 or not math.isfinite(m):
-                        raise ValueError(f"temporal edit made obj[{k}].mass {m} at frame {t}; mass must stay > 0")
-                    if m != cur_mass[k]:
-                        c.set_mass(bodies[k], b.shape, b.size, m)
-                        cur_mass[k] = m
-            for e in impulses.get(t, ()):  # one-shot velocity edits at the start of frame t's step
-                _, k, axis = e.key
-                lin, ang = c.bc.getBaseVelocity(bodies[k])
-                lin = list(lin)
-                lin[axis] = apply_op(e.op, lin[axis], e.value)
-                c.bc.resetBaseVelocity(bodies[k], linearVelocity=lin, angularVelocity=list(ang))
+            sched.masses(c, bodies, shapes, sizes, masses0, cur_mass, t)
+            sched.kick(c, bodies, t)  # one-shot velocity edits at the start of frame t's step
             for _ in range(self.substeps):
                 if forces:
                     self._apply_forces(bodies, cur_mass, wind, scene.drag)

@@ -81,7 +81,7 @@ from ..cameras import CameraRig
 from ..engines import bullet as pb
 from ..outputs import allocate, camera_outputs, declared_states, state_output
 from .scene import N_STATE, STATE_FIELDS, Body, Scene, Stage
-from .simulation import Edit, Simulator
+from .simulation import Edit, Simulator, sample_edits
 
 OBJECT_FIELDS = ("shape", "size", "mass", "hue", "x0", "y0", "z0", "yaw0", "vx0", "vy0", "vz0")
 GLOBAL_LATENTS = ("gravity", "friction", "restitution")
@@ -122,6 +122,19 @@ def object_count(latents: Mapping[str, object]) -> int:
     if idx != list(range(len(idx))):
         raise KeyError(f"object latents must be numbered obj[0] .. obj[N-1]; found mass for objects {idx}")
     return len(idx)
+
+
+def object_landmarks(batch: WorldBatch, states: np.ndarray, n_obj: int, first_id: int, base: int = 0,
+                     stride: int = N_STATE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Objects as landmarks: centres (n, T, N, 3) m read from ``states`` (n, T, S) where object k's x y z stand at
+    columns ``base + stride * k`` on, their segmentation ids ``first_id + k`` (N,), and radii (n, N, 2) m from the
+    ``obj[k].size`` latents: every shape holds a ball of radius size and lies in one of radius size * sqrt(3) (a
+    cube's corner)."""
+    n, T = states.shape[:2]
+    centres = states[:, :, base:base + stride * n_obj].reshape(n, T, n_obj, stride)[..., 0:3].copy()
+    sizes = np.stack([np.asarray(batch.latents[f"obj[{k}].size"], dtype=np.float64) for k in range(n_obj)], axis=1)
+    radius = np.stack([sizes, sizes * math.sqrt(3.0)], axis=-1)
+    return centres, first_id + np.arange(n_obj), radius
 
 
 def _penetration(world: "PhysicsWorld", batch: WorldBatch, sim: Simulation) -> list[str]:
@@ -166,8 +179,44 @@ def _info(name: str, description: str, *, optional: tuple[str, ...] = (), drop: 
     )
 
 
-class PhysicsWorld(World):
+class SimulatedVideoWorld(World):
+    """A video world that simulates state series and films them as it goes (the physics and robotics worlds).
+
+    A subclass sets ``self._outputs`` (its declared outputs) and ``self._stored`` (the columns of the simulated
+    states the store keeps) and implements ``_run(batch, out)``: simulate every sample and, with ``out`` (the
+    allocated output arrays), film it; and ``_landmarks(batch, sim)``: known centres (n, T, K, 3) m, their
+    segmentation ids (K,) and radii (n, K, 2) m. An ``inputs`` output, where declared, takes ``sim.inputs``.
+    """
+
+    _outputs: tuple[Output, ...]
+    _stored: list[int]
+
+    def _run(self, batch: WorldBatch, out: dict[str, np.ndarray] | None) -> Simulation:
+        raise NotImplementedError
+
+    def _landmarks(self, batch: WorldBatch, sim: Simulation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def simulate(self, batch: WorldBatch) -> Simulation:
+        """The state series (n, T, S) float64 (and inputs, extras) without filming, bitwise equal to what ``render`` films."""
+        return self._run(batch, None)
+
+    def render(self, batch: WorldBatch) -> Rendered:
+        out = allocate(self._outputs, len(batch))
+        sim = self._run(batch, out)
+        if "states" in out:
+            out["states"][:] = sim.states[:, :, self._stored]
+        if "inputs" in out:
+            out["inputs"][:] = sim.inputs
+        centres, ids, radius = self._landmarks(batch, sim)
+        return Rendered(out, landmarks=centres, landmark_ids=ids, landmark_radius=radius, simulation=sim)
+
+
+class PhysicsWorld(SimulatedVideoWorld):
     """The shared simulator world; subclasses set ``info``, the stage (framing, scenery) and defaults.
+
+    ``simulate`` returns every object's state series (n, T, 13 N) float64 with ``extras`` ``energy`` (n, T) joules
+    and ``max_penetration`` (n,) metres, for the world's checks.
 
     Simulation (:mod:`.simulation`) and the two views (TinyRenderer in :mod:`.views`, Blender in
     :mod:`.cycles_view`) share the scene data of :mod:`.scene`; none imports another's engine.
@@ -313,27 +362,7 @@ class PhysicsWorld(World):
         return out
 
     def _edits(self, batch: WorldBatch, n_obj: int) -> list[list[Edit]]:
-        n = len(batch)
-        per_sample: list[list[Edit]] = [[] for _ in range(n)]
-        for e in batch.edits:
-            key = self._edit_key(e, n_obj)
-            if e.op not in ("set", "add", "scale"):
-                raise ValueError(f"temporal edit on {e.target!r}: unknown op {e.op!r}; expected set, add or scale")
-            frame = np.asarray(e.frame, dtype=np.int64)
-            end = np.asarray(e.end_frame, dtype=np.int64)
-            value = np.asarray(e.value, dtype=np.float64)
-            for arr, what in ((frame, "frame"), (end, "end_frame"), (value, "value")):
-                if arr.shape != (n,):
-                    raise ValueError(f"temporal edit on {e.target!r}: {what} has shape {arr.shape}, expected ({n},)")
-            for i in range(n):
-                f = int(frame[i])
-                if f < 0:
-                    continue
-                if not math.isfinite(float(value[i])):
-                    raise ValueError(f"temporal edit on {e.target!r}: non-finite value for sample {i}")
-                stop = int(end[i])
-                per_sample[i].append(Edit(key, e.op, max(f, 1), None if stop < 0 else stop, float(value[i])))
-        return per_sample
+        return sample_edits(batch, lambda e: self._edit_key(e, n_obj))
 
     def _edit_key(self, e: BatchEdit, n_obj: int) -> tuple:
         t = e.target
@@ -367,25 +396,8 @@ class PhysicsWorld(World):
                 self._cycles.render_sample(scene, res.states, out, i)
         return Simulation(states, state_names(n_obj), extras={"energy": energy, "max_penetration": pen})
 
-    def simulate(self, batch: WorldBatch) -> Simulation:
-        """Every object's state series without rendering, (n, T, 13 N) float64, bitwise equal to what ``render`` films.
-
-        ``extras``: ``energy`` (n, T) joules and ``max_penetration`` (n,) metres, for the world's checks.
-        """
-        return self._run(batch, None)
-
-    def render(self, batch: WorldBatch) -> Rendered:
-        out = allocate(self._outputs, len(batch))
-        sim = self._run(batch, out)
-        if "states" in out:
-            out["states"][:] = sim.states[:, :, self._stored]
-        n_obj = sim.states.shape[2] // N_STATE
-        centres = sim.states.reshape(len(batch), self.n_frames, n_obj, N_STATE)[..., 0:3]
-        sizes = np.stack([np.asarray(batch.latents[f"obj[{k}].size"], dtype=np.float64) for k in range(n_obj)], axis=1)
-        # every shape holds a ball of radius size and lies in one of radius size * sqrt(3) (a cube's corner)
-        radius = np.stack([sizes, sizes * math.sqrt(3.0)], axis=-1)
-        return Rendered(out, landmarks=centres.copy(), landmark_ids=pb.FIRST_OBJECT_ID + np.arange(n_obj),
-                        landmark_radius=radius, simulation=sim)
+    def _landmarks(self, batch: WorldBatch, sim: Simulation) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return object_landmarks(batch, sim.states, sim.states.shape[2] // N_STATE, pb.FIRST_OBJECT_ID)
 
     def close(self) -> None:
         for attr in ("_cycles",):

@@ -11,7 +11,11 @@ Small modules a mobile base or a button panel reuse:
   machines over IK whose gains are latents;
 - :mod:`._rooms`: rooms (open space, living room, kitchen, study room) built from primitives
   and ``pybullet_data`` props, and the work table;
-- :mod:`.world`: :class:`~.world.ArmWorld` (``robotics/arm``).
+- :mod:`._skeleton`: :class:`~._skeleton.BulletVideoWorld`, the life cycle every robotics world
+  shares (PyBullet client and room, TinyRenderer film, latents, temporal edits, boxes, the step
+  loop that records and films each frame); each world below keeps only its own hooks;
+- :mod:`.world`: :class:`~.world.ArmWorld` (``robotics/arm``); :mod:`.buttons` (``robotics/buttons``,
+  a variant of it) and :mod:`.mobile` (``robotics/mobile``).
 
 Importing this package never imports ``pybullet``.
 """

@@ -29,10 +29,11 @@ from typing import ClassVar, Mapping
 
 import numpy as np
 
-from ..base import Simulation, WorldBatch, WorldCheck, WorldInfo, check_latent_values
+from ..base import Simulation, WorldBatch, WorldCheck, WorldInfo
 from ..engines import bullet as pb
-from . import _arms, _buttons, _controllers, _rooms
-from .world import EE_FIELDS, FIRST_OBJECT_ID, INPUTS, STATE_UNITS, ArmWorld, segmentation_ids
+from . import _arms, _buttons, _rooms
+from ._skeleton import tiny_video_info
+from .world import EE_FIELDS, FIRST_OBJECT_ID, INPUTS, STATE_UNITS, ArmWorld
 
 LATENTS = ("floor.hue", "table.hue", "ctrl.kp", "ctrl.max_qd", "ctrl.speed", "ctrl.height",
            "button[i].x", "button[i].y", "button[i].press", "lamp[i].hue")
@@ -71,13 +72,10 @@ def _circuit(world: "ButtonsWorld", batch: WorldBatch, sim: Simulation) -> list[
     return out
 
 
-_INFO = WorldInfo(
-    name="robotics/buttons",
-    kind="video",
-    engine="pybullet",
-    engines=("tiny",),
-    description="An arm (KUKA iiwa, xArm6 or Franka Panda) presses latching buttons on a table; the buttons drive four "
-                "lamps through a known causal circuit (after CausalCircuit); PyBullet, filmed with TinyRenderer.",
+_INFO = tiny_video_info(
+    "robotics/buttons",
+    "An arm (KUKA iiwa, xArm6 or Franka Panda) presses latching buttons on a table; the buttons drive four "
+    "lamps through a known causal circuit (after CausalCircuit); PyBullet, filmed with TinyRenderer.",
     latents=LATENTS,
     optional_latents=OPTIONAL,
     ranges=RANGES,
@@ -86,11 +84,8 @@ _INFO = WorldInfo(
     state_units=UNITS,
     inputs=INPUTS,
     edit_targets=(),
-    annotations=("depth", "segmentation"),
-    camera_kinds=("orbit", "fixed", "mounted", "topdown"),
     mounts=("ee",),
     max_objects={"button": _buttons.N_BUTTONS, "lamp": _buttons.N_LAMPS, "joint": 7},
-    requires=("pybullet",),
 )
 
 
@@ -101,6 +96,8 @@ class ButtonsWorld(ArmWorld):
     checks = (*ArmWorld.checks, WorldCheck("circuit", "lamps follow the circuit from the buttons in every frame; every "
                                                       "planned press lands; the spec's lamp[i].on equal the end states",
                                            _circuit))
+    REQUIRED = LATENTS
+    DEFAULTS = _FIXED
 
     @classmethod
     def check(cls, spec) -> list[str]:
@@ -126,18 +123,12 @@ class ButtonsWorld(ArmWorld):
                 out.append(f"objects.{prefix}: the circuit has {n} {prefix}s, the spec asks for {spec.object_count(prefix)}")
         if spec.object_count("obj"):
             out.append("objects.obj: robotics/buttons has no cubes; drop `obj`")
-        if spec.render.engine not in (None, "tiny"):
-            out.append(f"render.engine: robotics/buttons renders with 'tiny' (PyBullet TinyRenderer), got {spec.render.engine!r}")
-        for dname, dom in spec.domains.items():
-            for p in ("arm", "task", "room"):
-                if p in dom.parameters:
-                    out.append(f"domains.{dname}.parameters.{p}: the {p} fixes the store's layout and scene; make one dataset per {p}")
-        return out
+        return out + cls._common_problems(spec)
 
     @classmethod
-    def _segmentation_ids(cls, spec, model, n_objects: int) -> dict[int, str]:
-        ids = segmentation_ids(model, n_objects)
-        first = FIRST_OBJECT_ID + n_objects + len(model.links)
+    def _segmentation_ids(cls, spec, n_objects: int) -> dict[int, str]:
+        ids = super()._segmentation_ids(spec, n_objects)
+        first = max(ids) + 1
         ids.update({first + j: f"button[{j}]" for j in range(_buttons.N_BUTTONS)})
         ids.update({first + _buttons.N_BUTTONS + i: f"lamp[{i}]" for i in range(_buttons.N_LAMPS)})
         return ids
@@ -145,15 +136,14 @@ class ButtonsWorld(ArmWorld):
     def _task(self, spec) -> int:
         return 4
 
-    def _extra_state_names(self) -> tuple[str, ...]:
-        return (*(f"button[{j}].state" for j in range(_buttons.N_BUTTONS)),
+    def _state_names(self) -> tuple[str, ...]:
+        return (*super()._state_names(), *(f"button[{j}].state" for j in range(_buttons.N_BUTTONS)),
                 *(f"lamp[{i}].state" for i in range(_buttons.N_LAMPS)))
 
     # ---------------------------------------------------------------- the panel, built once
 
-    def _build(self) -> None:
-        super()._build()
-        bc, p = self.client.bc, self.client.p
+    def _build_scene(self, bc, p, data: str) -> None:
+        super()._build_scene(bc, p, data)
         self._extra0 = len(self._full) - _buttons.N_BUTTONS - _buttons.N_LAMPS
         h = _buttons.HOUSING_HALF
         housing = bc.createVisualShape(p.GEOM_BOX, halfExtents=[h, h, 0.5 * _buttons.HOUSING_HEIGHT],
@@ -182,25 +172,14 @@ class ButtonsWorld(ArmWorld):
 
     # ---------------------------------------------------------------- one sample
 
-    def _latents(self, batch: WorldBatch) -> dict[str, np.ndarray]:
-        lat = {k: np.asarray(v, dtype=np.float64) for k, v in batch.latents.items()}
-        n = len(batch)
-        need = [name.replace("[i]", f"[{k}]") for name in LATENTS
-                for k in range(_buttons.N_BUTTONS if name.startswith(("button", "lamp")) else 1)]
-        missing = [k for k in need if k not in lat]
-        if missing:
-            raise KeyError(f"robotics/buttons needs latents {missing[:6]}")
-        for key, arr in lat.items():
-            if arr.shape != (n,):
-                raise ValueError(f"latent {key!r} has shape {arr.shape}, expected ({n},)")
-        check_latent_values(self.info, lat)
+    def _count(self, template: str) -> int:
+        return _buttons.N_BUTTONS if template.startswith(("button", "lamp")) else super()._count(template)
+
+    def _check_latents(self, lat: Mapping[str, np.ndarray]) -> None:
         for j in range(_buttons.N_BUTTONS):
             v = lat[f"button[{j}].press"]
             if np.any((v != 0.0) & (v != 1.0)):
                 raise ValueError(f"latent 'button[{j}].press' must be 0 or 1, got {v[(v != 0.0) & (v != 1.0)][0]!r}")
-        for name, value in _FIXED.items():
-            lat.setdefault(name, np.full(n, value))
-        return lat
 
     def _place_goal(self, goal: np.ndarray) -> None:
         bc = self.client.bc  # no goal here: the marker stays under the floor
@@ -240,10 +219,10 @@ class ButtonsWorld(ArmWorld):
     def _controller(self, cfg: dict) -> _buttons.PressSequence:
         return _buttons.PressSequence(cfg["buttons"][cfg["plan"]], cfg["gains"], self.fps, self._arm.tcp_pose()[0])
 
-    def _record_extra(self, row: np.ndarray, tcp: np.ndarray, cfg: dict) -> None:
+    def _record_late(self, row: np.ndarray, cfg: dict) -> None:
         changed = np.zeros(_buttons.N_BUTTONS, dtype=bool)
         for j, centre in enumerate(cfg["buttons"]):
-            if cfg["state"][j] < 0.5 and _buttons.pressed(tcp, centre):
+            if cfg["state"][j] < 0.5 and _buttons.pressed(cfg["tcp"], centre):
                 cfg["state"][j] = 1.0
                 changed[j] = True
         if changed.any():
@@ -252,7 +231,7 @@ class ButtonsWorld(ArmWorld):
         row[self._extra0:self._extra0 + B] = cfg["state"]
         row[self._extra0 + B:self._extra0 + B + _buttons.N_LAMPS] = cfg["lamp_state"]
 
-    def _explain_extra(self, lat: Mapping[str, np.ndarray], i: int) -> str:
+    def _explain_extra(self, lat: Mapping[str, np.ndarray], i: int, cfg: dict) -> str:
         c = [(float(lat[f"button[{j}].x"][i]), float(lat[f"button[{j}].y"][i])) for j in range(_buttons.N_BUTTONS)]
         for a in range(len(c)):
             for b in range(a + 1, len(c)):

@@ -28,25 +28,21 @@ frame: x forward, y left, z up, at floor level).
 from __future__ import annotations
 
 import math
-import re
 from typing import ClassVar, Mapping
 
 import numpy as np
 
-from ..base import Output, Rendered, Simulation, World, WorldBatch, WorldCheck, WorldInfo, check_latent_values
-from ..cameras import CameraRig, pose_matrix
+from ..base import WorldCheck, WorldInfo
+from ..cameras import pose_matrix
 from ..engines import bullet as pb
-from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _mobile, _rooms
-from .world import _apply
+from ._skeleton import OBJ_FIELDS, OBJ_UNITS, BulletVideoWorld, penetration, tiny_video_info
 
 BASE_FIELDS = ("x", "y", "z", "yaw", "vx", "vy", "wz")
-OBJ_FIELDS = ("x", "y", "z", "qx", "qy", "qz", "qw", "vx", "vy", "vz")
 INPUTS = ("cmd.v", "cmd.w", "phase")
 INPUT_UNITS = {"cmd.v": "m/s", "cmd.w": "rad/s", "phase": "1"}
 STATE_UNITS = {"base.x": "m", "base.y": "m", "base.z": "m", "base.yaw": "rad", "base.vx": "m/s", "base.vy": "m/s",
-               "base.wz": "rad/s", "wheel[i].qd": "rad/s",
-               **{f"obj[i].{f}": ("m" if f in "xyz" else "m/s" if f[0] == "v" else "1") for f in OBJ_FIELDS}}
+               "base.wz": "rad/s", "wheel[i].qd": "rad/s", **OBJ_UNITS}
 LATENTS = ("floor.hue", "ctrl.speed", "ctrl.kp", "ctrl.torque", "goal.x", "goal.y", "robot.x0", "robot.y0", "robot.yaw0",
            "obj[i].size", "obj[i].mass", "obj[i].friction", "obj[i].hue", "obj[i].x0", "obj[i].y0")
 OPTIONAL = ("light.intensity", "light.azimuth", "obj[i].yaw0")
@@ -66,8 +62,6 @@ ROOM_ID, GOAL_ID, FIRST_OBJECT_ID = 1, 2, 3
 MAX_OBJECTS = 8
 PENETRATION_TOLERANCE = 1e-3
 RUN_PENETRATION_TOLERANCE = 0.03
-_OBJ = re.compile(r"^obj\[(\d+)\]\.([A-Za-z_][A-Za-z0-9_]*)$")
-_LIGHT_ELEVATION = 0.9
 _GOAL_RGB = (0.97, 0.97, 0.97, 1.0)
 GOAL_RADIUS = 0.2
 #: Half the goal disc's thickness (m): thick enough that TinyRenderer's depth test keeps it above the floor at 4 m.
@@ -90,19 +84,10 @@ def segmentation_ids(n_objects: int) -> dict[int, str]:
     return ids
 
 
-def _penetration(world: "MobileWorld", batch: WorldBatch, sim: Simulation) -> list[str]:
-    pen = sim.extras["max_penetration"]
-    return [f"sample {int(batch.index[i])}: bodies interpenetrate by {pen[i]:.3f} m (tolerance {RUN_PENETRATION_TOLERANCE} m)"
-            for i in np.flatnonzero(pen > RUN_PENETRATION_TOLERANCE)]
-
-
-_INFO = WorldInfo(
-    name="robotics/mobile",
-    kind="video",
-    engine="pybullet",
-    engines=("tiny",),
-    description="A wheeled robot (Clearpath Husky) drives to a box on the floor of a room and pushes it onto a goal, "
-                "driven by a scripted unicycle controller; PyBullet, filmed with TinyRenderer.",
+_INFO = tiny_video_info(
+    "robotics/mobile",
+    "A wheeled robot (Clearpath Husky) drives to a box on the floor of a room and pushes it onto a goal, "
+    "driven by a scripted unicycle controller; PyBullet, filmed with TinyRenderer.",
     latents=LATENTS,
     optional_latents=OPTIONAL,
     ranges=RANGES,
@@ -110,26 +95,27 @@ _INFO = WorldInfo(
     state_units=STATE_UNITS,
     inputs=INPUTS,
     edit_targets=EDIT_TARGETS,
-    annotations=("depth", "segmentation"),
-    camera_kinds=("orbit", "fixed", "mounted", "topdown"),
     mounts=("robot",),
     max_objects={"obj": MAX_OBJECTS, "wheel": len(_mobile.WHEELS)},
-    requires=("pybullet",),
 )
 
 
-class MobileWorld(World):
-    """``robotics/mobile`` (see the module docstring)."""
+class MobileWorld(BulletVideoWorld):
+    """``robotics/mobile`` (see the module docstring); the shared life cycle is :class:`._skeleton.BulletVideoWorld`."""
 
     info: ClassVar[WorldInfo] = _INFO
-    checks = (WorldCheck("penetration", "contacts never sink deeper than RUN_PENETRATION_TOLERANCE", _penetration),)
+    checks = (WorldCheck("penetration", "contacts never sink deeper than RUN_PENETRATION_TOLERANCE", penetration),)
+    INPUTS, INPUT_UNITS = INPUTS, INPUT_UNITS
+    REQUIRED = LATENTS
+    DEFAULTS = DEFAULTS
     TARGET = (0.0, 0.0, 0.2)
     BASE_DISTANCE = 4.0
     SCENE_RADIUS = 8.0
-
-    @classmethod
-    def rig(cls, spec) -> CameraRig:
-        return CameraRig.from_settings(spec.render, cls.TARGET, cls.BASE_DISTANCE, cls.SCENE_RADIUS)
+    VIDEO_EXAMPLE = "{fps: 10, frames: 60}"
+    TABLE, BOX_FLOOR, BOX_SPINNING_FRICTION = False, 0.0, 0.0
+    GOAL_AXES = VELOCITY_AXES = "xy"
+    FIRST_OBJECT_ID = FIRST_OBJECT_ID
+    PENETRATION_TOLERANCE, RUN_PENETRATION_TOLERANCE = PENETRATION_TOLERANCE, RUN_PENETRATION_TOLERANCE
 
     @classmethod
     def check(cls, spec) -> list[str]:
@@ -145,65 +131,20 @@ class MobileWorld(World):
             out.append(f"objects.obj: the push task needs at least 1 box, got {spec.object_count('obj')}")
         if spec.object_count("wheel") not in (None, len(_mobile.WHEELS)):
             out.append(f"objects.wheel: the Husky has {len(_mobile.WHEELS)} wheels, the spec asks for {spec.object_count('wheel')}")
-        if spec.render.engine not in (None, "tiny"):
-            out.append(f"render.engine: robotics/mobile renders with 'tiny' (PyBullet TinyRenderer), got {spec.render.engine!r}")
-        for dname, dom in spec.domains.items():
-            if "room" in dom.parameters:
-                out.append(f"domains.{dname}.parameters.room: the room is built once per world; make one dataset per room")
-        return out
+        return out + cls._common_problems(spec)
 
     @classmethod
-    def outputs(cls, spec) -> tuple[Output, ...]:
-        n_obj = spec.object_count("obj") or 0
-        out = camera_outputs(spec, cls.rig(spec), rgb="frames", segmentation_ids=segmentation_ids(n_obj))
-        names = declared_states(spec, cls.info.states)
-        if names:
-            out.append(state_output(spec, names, {n: STATE_UNITS[re.sub(r"\[\d+\]", "[i]", n)] for n in names}))
-        out.append(input_output(spec, INPUTS, INPUT_UNITS))
-        return tuple(out)
+    def _segmentation_ids(cls, spec, n_objects: int) -> dict[int, str]:
+        return segmentation_ids(n_objects)
 
-    def __init__(self, spec, threads: int = 0) -> None:
-        super().__init__(spec, threads)
-        problems = type(self).check(spec)
-        if problems:
-            raise ValueError(problems[0])
-        video = getattr(spec, "video", None)
-        if video is None:
-            raise ValueError("robotics/mobile renders videos; the spec needs `video: {fps: 10, frames: 60}`")
-        self.room_model = _rooms.room_model(spec.parameters["room"])
-        self.fps, self.substeps, self.n_frames = float(video.fps), int(video.substeps), int(video.n_frames)
-        self.dt = 1.0 / (self.fps * self.substeps)
-        self.rig = type(self).rig(spec)
-        self._outputs = type(self).outputs(spec)
-        self.n_obj = spec.object_count("obj") or 0
-        self._full = state_names(self.n_obj)
-        self._stored = [self._full.index(s) for s in declared_states(spec, self.info.states)]
-        self._objects: list[int] = []
-        self.client = pb.BulletScene()
-        try:
-            self._build()
-            from ._view import TinyFilm  # noqa: PLC0415
-
-            ann = spec.render.annotations
-            self._film = TinyFilm(self.client.bc, self.client.p, self.rig, rgb="frames", depth="depth" in ann,
-                                  segmentation="segmentation" in ann)
-        except BaseException:
-            self.close()
-            raise
+    def _state_names(self) -> tuple[str, ...]:
+        return state_names(self.n_obj)
 
     # ---------------------------------------------------------------- the scene, built once
 
-    def _build(self) -> None:
-        import pybullet_data  # noqa: PLC0415 - ships with pybullet
-
+    def _build_scene(self, bc, p, data: str) -> None:
         from ..engines.quiet import quiet_output  # noqa: PLC0415
 
-        bc, p = self.client.bc, self.client.p
-        data = pybullet_data.getDataPath()
-        bc.resetSimulation()
-        bc.setPhysicsEngineParameter(fixedTimeStep=self.dt, numSubSteps=1, deterministicOverlappingPairs=1)
-        bc.setGravity(0.0, 0.0, -9.81)
-        self._room = _rooms.build_room(bc, p, self.room_model, data, table=False)
         bc.changeDynamics(self._room.floor[0], -1, lateralFriction=FLOOR_FRICTION, restitution=0.0)
         with quiet_output((1, 2)):  # the URDF's massless links print warnings
             self._robot = bc.loadURDF(f"{data}/{_mobile.URDF}", [0.0, 0.0, 0.0], [0, 0, 0, 1])
@@ -218,77 +159,18 @@ class MobileWorld(World):
         disc = bc.createVisualShape(p.GEOM_CYLINDER, radius=GOAL_RADIUS, length=2 * GOAL_LIFT, rgbaColor=_GOAL_RGB)
         self._goal = bc.createMultiBody(0.0, -1, disc, basePosition=[0.0, 0.0, GOAL_LIFT])
 
-    # ---------------------------------------------------------------- latents and edits
-
-    def _latents(self, batch: WorldBatch) -> dict[str, np.ndarray]:
-        lat = {k: np.asarray(v, dtype=np.float64) for k, v in batch.latents.items()}
-        n = len(batch)
-        need = [name.replace("[i]", f"[{k}]") for name in LATENTS for k in range(self.n_obj if "[i]" in name else 1)]
-        missing = [k for k in need if k not in lat]
-        if missing:
-            raise KeyError(f"robotics/mobile needs latents {missing[:6]} (objects: {self.n_obj})")
-        for key, arr in lat.items():
-            if arr.shape != (n,):
-                raise ValueError(f"latent {key!r} has shape {arr.shape}, expected ({n},)")
-        check_latent_values(self.info, lat)
-        for name, default in DEFAULTS.items():
-            for k in range(self.n_obj if "[i]" in name else 1):
-                lat.setdefault(name.replace("[i]", f"[{k}]"), np.full(n, default))
-        return lat
-
-    def _edits(self, batch: WorldBatch) -> list[list[tuple]]:
-        """Per sample: (key, op, start = max(frame, 1), end (None: open), value)."""
-        out: list[list[tuple]] = [[] for _ in range(len(batch))]
-        for e in batch.edits:
-            if e.op not in ("set", "add", "scale"):
-                raise ValueError(f"temporal edit on {e.target!r}: unknown op {e.op!r}; expected set, add or scale")
-            m = _OBJ.match(e.target)
-            if e.target in ("goal.x", "goal.y"):
-                key = ("goal", "xy".index(e.target[-1]))
-            elif m and m.group(2) in ("vx", "vy", "mass") and int(m.group(1)) < self.n_obj:
-                k = int(m.group(1))
-                key = ("mass", k) if m.group(2) == "mass" else ("v", k, "xy".index(m.group(2)[1]))
-            else:
-                raise ValueError(f"robotics/mobile cannot edit {e.target!r}; expected one of {', '.join(EDIT_TARGETS)} "
-                                 f"(i < {self.n_obj})")
-            for i in range(len(batch)):
-                f = int(e.frame[i])
-                if f < 0:
-                    continue
-                v = float(e.value[i])
-                if not math.isfinite(v):
-                    raise ValueError(f"temporal edit on {e.target!r}: non-finite value for sample {i}")
-                stop = int(e.end_frame[i])
-                out[i].append((key, e.op, max(f, 1), None if stop < 0 else stop, v))
-        return out
+    def _segments(self) -> tuple[dict[tuple[int, int], int], dict[int, int]]:
+        whole = {b: ROOM_ID for b in self._room.scenery}
+        whole[self._goal] = GOAL_ID
+        whole.update({b: FIRST_OBJECT_ID + k for k, b in enumerate(self._objects)})
+        first = FIRST_OBJECT_ID + self.n_obj
+        links = {(self._robot, j): first + j + 1 for j in range(-1, len(LINKS) - 1)}
+        return links, whole
 
     # ---------------------------------------------------------------- one sample's set-up
 
-    def _clear(self) -> None:
-        for body in self._objects:
-            self.client.bc.removeBody(body)
-        # the boxes' primitive shapes stay (PyBullet refuses to remove a shape a removed body used), as in robotics/arm
-        self._objects = []
-
-    def _setup(self, lat: Mapping[str, np.ndarray], i: int) -> dict:
-        bc, p = self.client.bc, self.client.p
-        self._clear()
-        for body, rgba in zip(self._room.floor, _rooms.floor_colours(lat["floor.hue"][i])):
-            bc.changeVisualShape(body, -1, rgbaColor=rgba)
-        sizes, masses = [], []
-        for k in range(self.n_obj):
-            s, m = float(lat[f"obj[{k}].size"][i]), float(lat[f"obj[{k}].mass"][i])
-            col = bc.createCollisionShape(p.GEOM_BOX, halfExtents=[s, s, s])
-            vis = bc.createVisualShape(p.GEOM_BOX, halfExtents=[s, s, s], rgbaColor=(*pb.hsv_to_rgb(lat[f"obj[{k}].hue"][i]), 1.0))
-            body = bc.createMultiBody(m, col, vis, basePosition=[float(lat[f"obj[{k}].x0"][i]), float(lat[f"obj[{k}].y0"][i]), s],
-                                      baseOrientation=pb.yaw_quaternion(lat[f"obj[{k}].yaw0"][i]))
-            bc.changeDynamics(body, -1, lateralFriction=float(lat[f"obj[{k}].friction"][i]), restitution=0.0, rollingFriction=0.0,
-                              spinningFriction=0.0, linearDamping=0.0, angularDamping=0.0,
-                              localInertiaDiagonal=list(pb.inertia_diagonal(pb.BOX, s, m)),
-                              activationState=p.ACTIVATION_STATE_DISABLE_SLEEPING)
-            self._objects.append(body)
-            sizes.append(s)
-            masses.append(m)
+    def _setup_agent(self, lat: Mapping[str, np.ndarray], i: int) -> dict:
+        bc = self.client.bc
         bc.resetBasePositionAndOrientation(self._robot, [float(lat["robot.x0"][i]), float(lat["robot.y0"][i]), 0.0],
                                            pb.yaw_quaternion(lat["robot.yaw0"][i]))
         bc.resetBaseVelocity(self._robot, [0.0, 0.0, 0.0], [0.0, 0.0, 0.0])
@@ -298,169 +180,45 @@ class MobileWorld(World):
         self._place_goal(goal)
         gains = _mobile.DriveGains(speed=float(lat["ctrl.speed"][i]), kp=float(lat["ctrl.kp"][i]),
                                    torque=float(lat["ctrl.torque"][i]))
-        az = float(lat["light.azimuth"][i])
-        light = (math.cos(az) * math.cos(_LIGHT_ELEVATION), math.sin(az) * math.cos(_LIGHT_ELEVATION), math.sin(_LIGHT_ELEVATION))
-        return {"sizes": np.array(sizes), "masses": masses, "goal": goal, "gains": gains, "light": light,
-                "diffuse": float(lat["light.intensity"][i]) * 0.55}
+        return {"goal": goal, "gains": gains}
 
     def _place_goal(self, goal: np.ndarray) -> None:
         self.client.bc.resetBasePositionAndOrientation(self._goal, [float(goal[0]), float(goal[1]), GOAL_LIFT], [0, 0, 0, 1])
 
-    def _lut(self) -> np.ndarray:
-        from ._view import segmentation_lut  # noqa: PLC0415
-
-        whole = {b: ROOM_ID for b in self._room.scenery}
-        whole[self._goal] = GOAL_ID
-        whole.update({b: FIRST_OBJECT_ID + k for k, b in enumerate(self._objects)})
-        first = FIRST_OBJECT_ID + self.n_obj
-        links = {(self._robot, j): first + j + 1 for j in range(-1, len(LINKS) - 1)}
-        return segmentation_lut(links, whole)
-
     # ---------------------------------------------------------------- feasibility
 
-    def feasible(self, batch: WorldBatch) -> np.ndarray:
-        """(n,) bool: False where a sample's start interpenetrates: boxes with each other or with the robot, deeper than
-        ``PENETRATION_TOLERANCE`` m (PyBullet's closest points), or a box standing on the goal disc already."""
-        return np.array([r == "" for r in self.explain_infeasible(batch)], dtype=bool)
+    def _obstacles(self) -> list[tuple[int, str]]:
+        return [(self._robot, "the robot")]
 
-    def explain_infeasible(self, batch: WorldBatch) -> list[str]:
-        """One reason per sample ("" where feasible), e.g. ``"obj[0] and the robot interpenetrate by 0.120 m"``."""
-        lat = self._latents(batch)
-        bc = self.client.bc
-        out = []
-        for i in range(len(batch)):
-            cfg = self._setup(lat, i)
-            reason = ""
-            for k, body in enumerate(self._objects):
-                others = [(b, f"obj[{k + 1 + m}]") for m, b in enumerate(self._objects[k + 1:])] + [(self._robot, "the robot")]
-                for other, name in others:
-                    pts = bc.getClosestPoints(body, other, distance=0.0)
-                    depth = -min(pt[8] for pt in pts) if pts else 0.0
-                    if depth > PENETRATION_TOLERANCE and not reason:
-                        reason = f"obj[{k}] and {name} interpenetrate by {depth:.3f} m"
-            if not reason:
-                box = np.array([lat["obj[0].x0"][i], lat["obj[0].y0"][i]])
-                d = float(np.linalg.norm(box - cfg["goal"]))
-                if d < GOAL_RADIUS:
-                    reason = f"obj[0] starts on the goal ({d:.3f} m from it, the disc's radius is {GOAL_RADIUS} m)"
-            out.append(reason)
-        self._clear()
-        return out
+    def _explain_extra(self, lat: Mapping[str, np.ndarray], i: int, cfg: dict) -> str:
+        """A box standing on the goal disc already (boxes inside each other or the robot: :meth:`explain_infeasible`)."""
+        box = np.array([lat["obj[0].x0"][i], lat["obj[0].y0"][i]])
+        d = float(np.linalg.norm(box - cfg["goal"]))
+        if d < GOAL_RADIUS:
+            return f"obj[0] starts on the goal ({d:.3f} m from it, the disc's radius is {GOAL_RADIUS} m)"
+        return ""
 
     # ---------------------------------------------------------------- simulate and film
 
-    def _sample(self, lat, i: int, edits: list[tuple], out: dict[str, np.ndarray] | None) -> tuple:
-        bc, p = self.client.bc, self.client.p
-        T, N, W = self.n_frames, self.n_obj, len(_mobile.WHEELS)
-        cfg = self._setup(lat, i)
-        states = np.zeros((T, len(self._full)), dtype=np.float64)
-        inputs = np.zeros((T, len(INPUTS)), dtype=np.float64)
-        lut = self._lut() if out is not None else None
-        by_key: dict[tuple, list[tuple]] = {}
-        impulses: dict[int, list[tuple]] = {}
-        for e in edits:
-            by_key.setdefault(e[0], []).append(e)
-            if e[0][0] == "v":
-                impulses.setdefault(e[2], []).append(e)
+    def _controller(self, cfg: dict) -> _mobile.PushController:
+        return _mobile.PushController(cfg["gains"], self.fps)
 
-        def fold(base: float, key: tuple, t: int) -> float:
-            v = base
-            for _, op, start, end, value in by_key.get(key, ()):
-                if start <= t and (end is None or t < end):
-                    v = _apply(op, v, value)
-            return v
+    def _first_inputs(self, ctrl) -> list[float]:
+        return [0.0, 0.0, ctrl.phase]
 
-        def record(t: int) -> None:
-            row = states[t]
-            pos, orn = bc.getBasePositionAndOrientation(self._robot)
-            lin, ang = bc.getBaseVelocity(self._robot)
-            yaw = bc.getEulerFromQuaternion(orn)[2]
-            row[0:7] = [*pos, yaw, lin[0], lin[1], ang[2]]
-            row[7:7 + W] = [bc.getJointState(self._robot, j)[1] for j in self._wheels]
-            base = 7 + W
-            for k, body in enumerate(self._objects):
-                bp, bq = bc.getBasePositionAndOrientation(body)
-                blin, _ = bc.getBaseVelocity(body)
-                r = row[base + 10 * k:base + 10 * (k + 1)]
-                r[0:3], r[3:7], r[7:10] = bp, bq, blin
-            if out is not None:
-                self._film.frame(out, i, t, {"robot": pose_matrix(np.asarray(pos), np.asarray(orn))}, lut, cfg["light"],
-                                 cfg["diffuse"])
+    def _command(self, ctrl, states: np.ndarray, t: int, cfg: dict) -> list[float]:
+        prev, base = states[t - 1], self._obj_base
+        cmd = ctrl.step(prev[[0, 1, 3]], prev[base:base + 2], float(cfg["sizes"][0]), cfg["goal_now"])
+        speeds = _mobile.wheel_speeds(cmd.v, cmd.w)
+        self.client.bc.setJointMotorControlArray(self._robot, self._wheels, self.client.p.VELOCITY_CONTROL,
+                                                 targetVelocities=list(speeds), forces=[cfg["gains"].torque] * len(self._wheels))
+        return [cmd.v, cmd.w, cmd.phase]
 
-        ctrl = _mobile.PushController(cfg["gains"], self.fps)
-        goal0, goal = cfg["goal"], cfg["goal"].copy()
-        mass = list(cfg["masses"])
-        min_d = math.inf
-        bc.performCollisionDetection()
-        record(0)
-        inputs[0] = [0.0, 0.0, ctrl.phase]
-        base = 7 + W
-        for t in range(1, T):
-            new_goal = np.array([fold(goal0[a], ("goal", a), t) for a in range(2)])
-            if not np.array_equal(new_goal, goal):
-                goal = new_goal
-                self._place_goal(goal)
-            for k in range(N):
-                if ("mass", k) in by_key:
-                    m = fold(cfg["masses"][k], ("mass", k), t)
-                    if m <= 0 or not math.isfinite(m):
-                        raise ValueError(f"temporal edit made obj[{k}].mass {m} at frame {t}; mass must stay > 0")
-                    if m != mass[k]:
-                        bc.changeDynamics(self._objects[k], -1, mass=m,
-                                          localInertiaDiagonal=list(pb.inertia_diagonal(pb.BOX, cfg["sizes"][k], m)))
-                        mass[k] = m
-            for (key, op, _, _, value) in impulses.get(t, ()):
-                _, k, axis = key
-                lin, ang = bc.getBaseVelocity(self._objects[k])
-                lin = list(lin)
-                lin[axis] = _apply(op, lin[axis], value)
-                bc.resetBaseVelocity(self._objects[k], linearVelocity=lin, angularVelocity=list(ang))
-            prev = states[t - 1]
-            cmd = ctrl.step(prev[[0, 1, 3]], prev[base:base + 2], float(cfg["sizes"][0]), goal)
-            speeds = _mobile.wheel_speeds(cmd.v, cmd.w)
-            bc.setJointMotorControlArray(self._robot, self._wheels, p.VELOCITY_CONTROL, targetVelocities=list(speeds),
-                                         forces=[cfg["gains"].torque] * W)
-            inputs[t] = [cmd.v, cmd.w, cmd.phase]
-            for _ in range(self.substeps):
-                bc.stepSimulation()
-                pts = bc.getContactPoints()
-                if pts:
-                    min_d = min(min_d, min(pt[8] for pt in pts))
-            record(t)
-        pen = 0.0 if not math.isfinite(min_d) else max(0.0, -min_d)
-        return states, inputs, pen
-
-    def _run(self, batch: WorldBatch, out: dict[str, np.ndarray] | None) -> Simulation:
-        lat = self._latents(batch)
-        edits = self._edits(batch)
-        n, T = len(batch), self.n_frames
-        states = np.zeros((n, T, len(self._full)), dtype=np.float64)
-        inputs = np.zeros((n, T, len(INPUTS)), dtype=np.float64)
-        pen = np.zeros(n, dtype=np.float64)
-        for i in range(n):
-            states[i], inputs[i], pen[i] = self._sample(lat, i, edits[i], out)
-        self._clear()
-        return Simulation(states, self._full, inputs, extras={"max_penetration": pen})
-
-    def simulate(self, batch: WorldBatch) -> Simulation:
-        """States (n, T, S) and inputs (n, T, 3) float64 without filming, bitwise equal to what ``render`` films."""
-        return self._run(batch, None)
-
-    def render(self, batch: WorldBatch) -> Rendered:
-        out = allocate(self._outputs, len(batch))
-        sim = self._run(batch, out)
-        if "states" in out:
-            out["states"][:] = sim.states[:, :, self._stored]
-        out["inputs"][:] = sim.inputs
-        N, base = self.n_obj, 7 + len(_mobile.WHEELS)
-        centres = sim.states[:, :, base:base + 10 * N].reshape(len(batch), self.n_frames, N, 10)[..., 0:3]
-        sizes = np.stack([np.asarray(batch.latents[f"obj[{k}].size"], dtype=np.float64) for k in range(N)], axis=1)
-        radius = np.stack([sizes, sizes * math.sqrt(3.0)], axis=-1)
-        return Rendered(out, landmarks=centres.copy(), landmark_ids=FIRST_OBJECT_ID + np.arange(N), landmark_radius=radius,
-                        simulation=sim)
-
-    def close(self) -> None:
-        client = getattr(self, "client", None)
-        if client is not None:
-            client.close()
-            self.client = None
+    def _record(self, row: np.ndarray, cfg: dict) -> dict[str, np.ndarray]:
+        bc = self.client.bc
+        pos, orn = bc.getBasePositionAndOrientation(self._robot)
+        lin, ang = bc.getBaseVelocity(self._robot)
+        yaw = bc.getEulerFromQuaternion(orn)[2]
+        row[0:7] = [*pos, yaw, lin[0], lin[1], ang[2]]
+        row[7:7 + len(self._wheels)] = [bc.getJointState(self._robot, j)[1] for j in self._wheels]
+        return {"robot": pose_matrix(np.asarray(pos), np.asarray(orn))}
