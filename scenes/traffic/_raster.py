@@ -1,0 +1,156 @@
+"""The top-down orthographic raster of the traffic world, in numpy: flat ground quads and boxes seen from above.
+
+Image model: each pixel shows the highest surface under its centre ray (the camera looks straight down, -z):
+ground quads at z = layer * ``LAYER_HEIGHT`` (a higher layer over a lower one) and box tops at
+``centre z + half z``. Colour is box-filtered over ``ss`` x ``ss`` samples per pixel (``ss`` odd; anti-aliasing,
+so a 1.8 m wide car at 1.9 m per pixel still tints its pixel); depth (m, from the camera plane, along -z) and
+segmentation ids are taken at the pixel centre (the middle sample), so they name exactly one surface. No
+lighting, shadows or weather: the top-down view is a map-like raster; fog, rain and daylight act only on the
+dashcam's pixels (:mod:`._dashcam`).
+
+Conventions (:mod:`crlgen.scenes.cameras`): pixel (u, v) = (column, row) with integer pixel centres; the
+top-down camera's ``camera_to_world`` is :func:`crlgen.scenes.cameras.topdown_pose` (x right = world +x,
+y down = world -y, looking along -z); ``K`` = ``orthographic_intrinsics`` (pixels per metre on the diagonal).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Height (m) between ground layers (as the dashcam's ground).
+LAYER_HEIGHT = 0.01
+
+
+@dataclass(frozen=True)
+class Grid:
+    """World (x, y) of the sample points of a top-down camera: ``xs`` (W*ss,) and ``ys`` (H*ss,) m, the pixel
+    centres' ``cx`` (W,) and ``cy`` (H,) m, the camera plane's height ``z0`` m and the supersampling ``ss``."""
+
+    xs: np.ndarray
+    ys: np.ndarray
+    cx: np.ndarray
+    cy: np.ndarray
+    z0: float
+    ss: int
+
+    @classmethod
+    def of(cls, K: np.ndarray, camera_to_world: np.ndarray, width: int, height: int, ss: int = 3) -> "Grid":
+        """The grid of an orthographic top-down camera. Raises ValueError when the camera does not look straight
+        down with image x along world +x (the only orientation ``topdown`` cameras have) or ``ss`` is even."""
+        R = np.asarray(camera_to_world)[:3, :3]
+        if not np.allclose(R, np.diag([1.0, -1.0, -1.0]), atol=1e-9):
+            raise ValueError("the top-down raster needs a camera looking straight down with image x along world +x")
+        if ss < 1 or ss % 2 == 0:
+            raise ValueError(f"supersampling must be an odd number >= 1, got {ss}")
+        t = np.asarray(camera_to_world)[:3, 3]
+        s = float(K[0, 0])
+        us = (np.arange(width * ss) + 0.5) / ss - 0.5
+        vs = (np.arange(height * ss) + 0.5) / ss - 0.5
+        xs = t[0] + (us - K[0, 2]) / s
+        ys = t[1] - (vs - K[1, 2]) / float(K[1, 1])
+        cx = t[0] + (np.arange(width) - K[0, 2]) / s
+        cy = t[1] - (np.arange(height) - K[1, 2]) / float(K[1, 1])
+        return cls(xs, ys, cx, cy, float(t[2]), ss)
+
+
+@dataclass
+class Canvas:
+    """A raster being painted: ``rgb`` (H*ss, W*ss, 3) float32 sRGB in [0, 1], ``depth`` (H, W) float32 m,
+    ``seg`` (H, W) uint8, ``top`` (H*ss, W*ss) and ``ctop`` (H, W) float32: the height (m) of what is drawn."""
+
+    rgb: np.ndarray
+    depth: np.ndarray
+    seg: np.ndarray
+    top: np.ndarray
+    ctop: np.ndarray
+
+    def copy(self) -> "Canvas":
+        return Canvas(self.rgb.copy(), self.depth.copy(), self.seg.copy(), self.top.copy(), self.ctop.copy())
+
+    def finish(self, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rgb (H, W, 3) uint8, depth (H, W) float32 m, seg (H, W) uint8): colour averaged over the samples."""
+        ss = grid.ss
+        H, W = self.seg.shape
+        mean = self.rgb.reshape(H, ss, W, ss, 3).mean(axis=(1, 3))
+        rgb = np.clip(np.rint(mean * 255.0), 0, 255).astype(np.uint8)
+        return rgb, self.depth.copy(), self.seg.copy()
+
+
+def blank(grid: Grid, rgb=(0.0, 0.0, 0.0)) -> Canvas:
+    """An empty canvas (background id 0, depth 0 = no surface)."""
+    Hs, Ws = len(grid.ys), len(grid.xs)
+    H, W = len(grid.cy), len(grid.cx)
+    return Canvas(np.broadcast_to(np.asarray(rgb, np.float32), (Hs, Ws, 3)).copy(), np.zeros((H, W), np.float32),
+                  np.zeros((H, W), np.uint8), np.full((Hs, Ws), -np.inf, np.float32), np.full((H, W), -np.inf, np.float32))
+
+
+def _window(axis: np.ndarray, lo: float, hi: float) -> slice:
+    """Indices of ``axis`` (monotonic) with values in [lo, hi], as a slice."""
+    if axis[-1] >= axis[0]:
+        a, b = np.searchsorted(axis, lo, "left"), np.searchsorted(axis, hi, "right")
+    else:
+        r = axis[::-1]
+        n = len(axis)
+        a, b = n - np.searchsorted(r, hi, "right"), n - np.searchsorted(r, lo, "left")
+    return slice(int(a), int(b))
+
+
+def _paint(canvas: Canvas, grid: Grid, inside_fn, bounds, z: float, rgb, sid: int) -> None:
+    """Paint the region ``inside_fn(x, y) -> bool`` (within ``bounds`` = (xmin, xmax, ymin, ymax) m) at height z."""
+    x0, x1, y0, y1 = bounds
+    cs, rs = _window(grid.xs, x0, x1), _window(grid.ys, y0, y1)
+    if cs.stop > cs.start and rs.stop > rs.start:
+        X, Y = np.meshgrid(grid.xs[cs], grid.ys[rs])
+        m = inside_fn(X, Y) & (canvas.top[rs, cs] <= z)
+        canvas.rgb[rs, cs][m] = rgb
+        canvas.top[rs, cs][m] = z
+    cs, rs = _window(grid.cx, x0, x1), _window(grid.cy, y0, y1)
+    if cs.stop > cs.start and rs.stop > rs.start:
+        X, Y = np.meshgrid(grid.cx[cs], grid.cy[rs])
+        m = inside_fn(X, Y) & (canvas.ctop[rs, cs] <= z)
+        canvas.seg[rs, cs][m] = sid
+        canvas.depth[rs, cs][m] = grid.z0 - z
+        canvas.ctop[rs, cs][m] = z
+
+
+def paint_quads(canvas: Canvas, grid: Grid, corners: np.ndarray, rgb: np.ndarray, ids: np.ndarray, layer: np.ndarray) -> None:
+    """Ground quads (n, 4, 2) m (convex, either winding) with sRGB ``rgb`` (n, 3), ids (n,), ``layer`` (n,), in layer order."""
+    for k in np.argsort(layer, kind="stable"):
+        c = np.asarray(corners[k], np.float64)
+        e = np.roll(c, -1, axis=0) - c
+
+        def inside(X, Y, c=c, e=e):
+            s = [e[j, 0] * (Y - c[j, 1]) - e[j, 1] * (X - c[j, 0]) for j in range(4)]
+            return (np.minimum.reduce(s) >= 0) | (np.maximum.reduce(s) <= 0)
+
+        _paint(canvas, grid, inside, (c[:, 0].min(), c[:, 0].max(), c[:, 1].min(), c[:, 1].max()),
+               float(layer[k]) * LAYER_HEIGHT, rgb[k], int(ids[k]))
+
+
+def paint_boxes(canvas: Canvas, grid: Grid, centre: np.ndarray, yaw: np.ndarray, half: np.ndarray, rgb: np.ndarray,
+                ids: np.ndarray) -> None:
+    """Boxes seen from above: centre (n, 3) m, yaw (n,) rad about +z, half extents (n, 3) m, sRGB (n, 3), ids (n,).
+    Lower tops first, so a higher box covers a lower one where they overlap."""
+    tops = centre[:, 2] + half[:, 2]
+    for k in np.argsort(tops, kind="stable"):
+        cx, cy = float(centre[k, 0]), float(centre[k, 1])
+        c, s = np.cos(yaw[k]), np.sin(yaw[k])
+        hx, hy = float(half[k, 0]), float(half[k, 1])
+
+        def inside(X, Y, cx=cx, cy=cy, c=c, s=s, hx=hx, hy=hy):
+            dx, dy = X - cx, Y - cy
+            return (np.abs(c * dx + s * dy) <= hx) & (np.abs(-s * dx + c * dy) <= hy)
+
+        r = float(np.hypot(hx, hy))
+        _paint(canvas, grid, inside, (cx - r, cx + r, cy - r, cy + r), float(tops[k]), rgb[k], int(ids[k]))
+
+
+def paint_discs(canvas: Canvas, grid: Grid, centre: np.ndarray, radius: np.ndarray, top: np.ndarray, rgb: np.ndarray,
+                ids: np.ndarray) -> None:
+    """Discs (people from above): centre (n, 2) m, radius (n,) m, top height (n,) m, sRGB (n, 3), ids (n,)."""
+    for k in np.argsort(top, kind="stable"):
+        cx, cy, r = float(centre[k, 0]), float(centre[k, 1]), float(radius[k])
+        _paint(canvas, grid, lambda X, Y, cx=cx, cy=cy, r=r: (X - cx) ** 2 + (Y - cy) ** 2 <= r * r,
+               (cx - r, cx + r, cy - r, cy + r), float(top[k]), rgb[k], int(ids[k]))
