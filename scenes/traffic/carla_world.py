@@ -644,7 +644,7 @@ class CarlaWorld(World):
                 s.stop()
             except RuntimeError:
                 pass
-        cmds = [self.carla.command.DestroyActor(a) for a in (*self._sensors, *self._actors)]
+        cmds = [self.carla.command.DestroyActor(a.id) for a in (*self._sensors, *self._actors)]
         self._sensors, self._actors = [], []
         self.client.apply_batch_sync(cmds, True)
 

@@ -328,3 +328,226 @@ def test_no_server_is_one_line_naming_host_port_and_what_to_start(spec, monkeypa
         msg = str(e.value)
         assert "\n" not in msg and f"127.0.0.1:{port}" in msg
         assert "--profile carla" in msg and cw.ENV_PORT in msg
+
+
+# ----- the call sequence a render makes, against a fake server -------------------------------------
+class _Recorder:
+    """The fake server's log: (object, method, args) in call order."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple] = []
+
+    def __call__(self, *entry) -> None:
+        self.calls.append(entry)
+
+    def names(self, method: str) -> list[tuple]:
+        return [c for c in self.calls if c[1] == method]
+
+
+class _Blueprint:
+    def __init__(self, bp_id: str) -> None:
+        self.id, self.attrs = bp_id, {}
+
+    def has_attribute(self, key: str) -> bool:
+        if self.id.startswith("vehicle."):
+            return key in ("color", "role_name")
+        if self.id.startswith("walker."):
+            return key in ("is_invincible", "role_name")
+        return key in ("image_size_x", "image_size_y", "fov", "sensor_tick") or (key == "motion_blur_intensity" and self.id.endswith("rgb"))
+
+    def set_attribute(self, key: str, value: str) -> None:
+        assert self.has_attribute(key), (self.id, key)
+        self.attrs[key] = value
+
+
+class _Actor:
+    def __init__(self, server: "_FakeServer", actor_id: int, bp: _Blueprint, transform, parent=None) -> None:
+        self.server, self.id, self.type_id, self.parent = server, actor_id, bp.id, parent
+        self.attrs = dict(bp.attrs)
+        self._tf = transform
+
+    def get_transform(self):
+        if self.parent is not None:
+            return cm.ue_transform(carla, _matrix(self.parent.get_transform()) @ _matrix(self._tf))
+        return self._tf
+
+    def get_location(self):
+        return self.get_transform().location
+
+    def get_velocity(self):
+        return carla.Vector3D(x=1.0, y=0.0, z=0.0)
+
+    def get_acceleration(self):
+        return carla.Vector3D()
+
+    def __getattr__(self, method):  # every other call (set_autopilot, apply_control, listen, stop...) is logged
+        def call(*args, **kwargs):
+            self.server.log(self.id, method, args, kwargs)
+            if method == "listen":
+                self.server.listeners[self.id] = args[0]
+        return call
+
+
+class _Light(_Actor):
+    def __init__(self, server, actor_id, x, y) -> None:
+        super().__init__(server, actor_id, _Blueprint("traffic.traffic_light"), carla.Transform(carla.Location(x=x, y=y)))
+        self.state = carla.TrafficLightState.Red
+
+    def set_state(self, state) -> None:
+        self.server.log(self.id, "set_state", (int(state),), {})
+        self.state = state
+
+    def get_state(self):
+        return self.state
+
+
+class _Image:
+    def __init__(self, frame: int, sensor: _Actor) -> None:
+        h, w = int(sensor.attrs["image_size_y"]), int(sensor.attrs["image_size_x"])
+        self.frame, self.transform = frame, sensor.get_transform()
+        self.raw_data = bytes(h * w * 4)
+
+
+class _Waypoint:
+    lane_type = carla.LaneType.Driving
+    road_id, section_id, lane_id = 3, 0, -1
+
+
+class _FakeServer:
+    """The server side of a CARLA client, as far as a render calls it: it records every call and answers
+    with stand-ins (``_Image`` holds zero bytes). Only the call sequence is checked, never what is stored."""
+
+    def __init__(self) -> None:
+        self.log, self.frame, self.next_id = _Recorder(), 100, 1000
+        self.listeners: dict[int, object] = {}
+        self.actors: dict[int, _Actor] = {}
+        self.lights = [_Light(self, 10 + k, 20.0 * k, 5.0) for k in range(6)]
+        self.settings = carla.WorldSettings()
+
+    # client
+    def set_timeout(self, t): self.log("client", "set_timeout", (t,))
+    def load_world_if_different(self, name): self.log("client", "load_world_if_different", (name,))
+    def get_world(self): return self
+    def get_trafficmanager(self, port):
+        self.log("client", "get_trafficmanager", (port,))
+        server = self
+
+        class _TM:
+            def __getattr__(self, method):
+                return lambda *a: server.log("tm", method, tuple(getattr(x, "id", x) for x in a))
+        return _TM()
+
+    def apply_batch_sync(self, cmds, do_tick):
+        self.log("client", "apply_batch_sync", (tuple(c.actor_id for c in cmds), do_tick))
+        for c in cmds:
+            self.actors.pop(c.actor_id, None)
+            self.listeners.pop(c.actor_id, None)
+        if do_tick:
+            self.tick()
+
+    # world
+    def get_settings(self):
+        s = carla.WorldSettings()
+        for f in ("synchronous_mode", "fixed_delta_seconds", "substepping", "max_substeps", "max_substep_delta_time"):
+            setattr(s, f, getattr(self.settings, f))
+        return s
+
+    def apply_settings(self, s):
+        self.log("world", "apply_settings", (s.synchronous_mode, s.fixed_delta_seconds, s.max_substeps, s.max_substep_delta_time))
+        self.settings = s
+
+    def set_weather(self, w): self.log("world", "set_weather", (w,))
+    def reset_all_traffic_lights(self): self.log("world", "reset_all_traffic_lights", ())
+    def freeze_all_traffic_lights(self, on): self.log("world", "freeze_all_traffic_lights", (on,))
+    def get_blueprint_library(self):
+        class _Library:
+            def find(self, bp_id): return _Blueprint(bp_id)
+        return _Library()
+
+    def get_map(self): return self
+    def get_spawn_points(self):
+        return [carla.Transform(carla.Location(x=10.0 * k, y=3.0 * (k % 4), z=0.5), carla.Rotation(yaw=15.0 * k)) for k in range(40)]
+    def get_crosswalks(self):
+        out = []
+        for k in range(10):
+            x0 = 15.0 * k
+            quad = [(x0, 0, 0), (x0 + 3, 0, 0), (x0 + 3, 8, 0), (x0, 8, 0), (x0, 0, 0)]
+            out += [carla.Location(x=float(a), y=float(b), z=float(c)) for a, b, c in quad]
+        return out
+    def generate_waypoints(self, d): return [_Waypoint()]
+    def get_waypoint(self, location, project_to_road=True, lane_type=None): return _Waypoint()
+    def get_actors(self):
+        lights = self.lights
+
+        class _List:
+            def filter(self, pattern):
+                assert pattern == "traffic.traffic_light"
+                return list(lights)
+        return _List()
+
+    def _spawn(self, bp, tf, attach_to=None):
+        self.next_id += 1
+        actor = _Actor(self, self.next_id, bp, tf, attach_to)
+        self.actors[actor.id] = actor
+        self.log("world", "spawn", (bp.id, getattr(attach_to, "id", None)))
+        return actor
+
+    def try_spawn_actor(self, bp, tf): return self._spawn(bp, tf)
+    def spawn_actor(self, bp, tf, attach_to=None): return self._spawn(bp, tf, attach_to)
+
+    def tick(self):
+        self.frame += 1
+        self.log("world", "tick", (self.frame,))
+        for sensor_id, callback in list(self.listeners.items()):
+            sensor = self.actors[sensor_id]
+            if self.frame % 3 == 0:
+                callback(_Image(self.frame - 1, sensor))  # a late image of the previous tick: the reader drops it
+            callback(_Image(self.frame, sensor))
+        return self.frame
+
+
+def test_render_call_sequence_against_a_fake_server(spec, monkeypatch):
+    """The order of client calls one render makes, against a fake server that records them (``_FakeServer``;
+    its images are zero bytes and nothing it answers is checked as data): synchronous mode with the spec's
+    fixed step before anything spawns, the Traffic Manager synchronous and seeded per sample before that sample's
+    cars, autopilot and the per-car settings, lights frozen and commanded every frame (a temporal edit forcing
+    light 0 red from its frame on), one tick per frame with every camera read at that tick, everything a sample
+    spawned destroyed after it (sensors first), and the server's settings restored on close."""
+    server = _FakeServer()
+    monkeypatch.setattr(cw, "connect", lambda carla_, address, timeout=cw.RPC_TIMEOUT: server)
+    small = spec.replace(samples=3, video={"fps": 10, "frames": 8, "substeps": 10},
+                         temporal_edits=[{"at_frame": 5, "do": "light[0].state = 0", "fraction": 1.0}],
+                         interventions={"regime": "observational"})
+    from crlgen.scenes.testing import _batch
+
+    batch = _batch(small, 0, 2)
+    with build_world(small) as world:
+        out = world.render(batch).outputs
+        calls = server.log.calls
+        first_spawn = next(k for k, c in enumerate(calls) if c[1] == "spawn")
+        (settings,) = [c for c in calls[:first_spawn] if c[1] == "apply_settings"]
+        assert settings[2] == (True, pytest.approx(0.1), 10, pytest.approx(0.01))
+        assert calls.index(("tm", "set_synchronous_mode", (True,))) < first_spawn
+        seeds = [c for c in calls if c[1] == "set_random_device_seed"]
+        assert [s[2][0] for s in seeds] == [int(s) % 2 ** 31 for s in batch.seeds]
+        ticks = [k for k, c in enumerate(calls) if c[1] == "tick"]
+        T = small.video.n_frames
+        # per sample: T frame ticks, then the clean-up tick of apply_batch_sync
+        assert len(ticks) == 2 * (T + 1)
+        present = [[batch.latents[f"vehicle[{k}].present"][i] >= 0.5 for k in range(8)] for i in range(2)]
+        autopilots = [c for c in calls if c[1] == "set_autopilot"]
+        assert len(autopilots) == sum(map(sum, present)) and all(c[2] == (True, 8000) for c in autopilots)
+        assert len([c for c in calls if c[0] == "tm" and c[1] == "set_desired_speed"]) >= len(autopilots)
+        # lights: ours are commanded every frame; light[0] red from the edit's frame (5) on
+        commands = [c for c in calls if c[1] == "set_state"]
+        assert len(commands) == 2 * (len(server.lights) + 4 * T)  # all green at the start, then 4 lights per frame
+        per_frame = [commands[len(server.lights) + 4 * t:len(server.lights) + 4 * t + 4] for t in range(T)]
+        assert all(f[0][2] == (cm.RED,) for f in per_frame[5:]) and len({f[0][0] for f in per_frame}) == 1
+        destroyed = server.log.names("apply_batch_sync")
+        assert len(destroyed) == 2 and not server.actors and not server.listeners
+        sensors = [c for c in calls if c[1] == "spawn" and c[2][1] is not None]
+        assert len(sensors) == 2 * len(small.render.cameras()) * 4  # rgb, depth, semantic, instance per camera
+        assert out["frames"].shape == (2, T, 2, 120, 160, 3) and out["states"].shape[:2] == (2, T)
+        assert out["inputs"].shape == (2, T, 4)
+        assert (out["inputs"][:, 5:, 0] == cm.RED).all()  # the edit's value is what crlgen commanded
+    assert server.log.calls[-1][1] == "apply_settings" and ("tm", "set_synchronous_mode", (False,)) in server.log.calls
