@@ -445,7 +445,7 @@ def village() -> TrafficMap:
 def highway_merge() -> TrafficMap:
     """A highway loop: a one-way two-lane stadium (60 m straights, 24 m end radius, 80 km/h straights, 45 km/h
     curves) with a lay-by on the south straight whose exit merges back into the right lane past a ramp meter
-    (``light[0]``); an unsignalised crosswalk across the lay-by."""
+    (``light[0]``); two unsignalised crosswalks across the lay-by."""
     b = _Builder("highway_merge", 3.6, 20.0)
     w, R, X = 3.6, 24.0, 30.0
     loops = []
@@ -483,8 +483,8 @@ def highway_merge() -> TrafficMap:
     b.link(bay, entry)
     b.link(entry, after)
     b.lights.append(Light(((bay, 24.0 - 1.0),), np.array([[12.0, yl - 3.0]]), -1))
-    cw_a, cw_b = np.array([0.0, yl - 3.0]), np.array([0.0, yl + 3.0])
-    b.crosswalks.append(Crosswalk(cw_a, cw_b, 3.0, ((bay, 12.0 - 1.5),), -1))
+    for xc in (0.0, -7.0):  # two zebras across the lay-by
+        b.crosswalks.append(Crosswalk(np.array([xc, yl - 3.0]), np.array([xc, yl + 3.0]), 3.0, ((bay, 12.0 + xc - 1.5),), -1))
     # surfaces
     for lane in b.lanes:
         p = lane["points"]
@@ -497,9 +497,9 @@ def highway_merge() -> TrafficMap:
         L = float(np.linalg.norm(p[-1] - p[0]))
         for t0 in np.arange(1.0, L - 1.0, 8.0):
             b.quad(_segment_quad(p[0] + off + d * t0, p[0] + off + d * min(t0 + 4.0, L), 0.25), MARK_RGB, MARK_ID, MARK_LAYER)
-    for t0 in np.arange(-2.0, 2.0, 1.0):
-        b.quad(_segment_quad(np.array([t0 + 0.25, yl - 1.8]), np.array([t0 + 0.25, yl + 1.8]), 0.5), CROSSWALK_RGB,
-               CROSSWALK_ID, MARK_LAYER)
+    for xc in (0.0, -7.0):
+        for t0 in np.arange(-1.8, 1.8, 1.0):
+            b.quad(_box_quad(xc, yl + t0 + 0.25, 1.5, 0.25), CROSSWALK_RGB, CROSSWALK_ID, MARK_LAYER)
     b.quad(_box_quad(0.0, yl - 3.0 - 1.2, 16.0, 1.2), SIDEWALK_RGB, SIDEWALK_ID, SIDEWALK_LAYER)
     b.quad(_segment_quad(np.array([12.0, yl + 1.9]), np.array([12.0, yl - 1.9]), 0.4), MARK_RGB, MARK_ID, MARK_LAYER)
     for (cx, cy, hx, hy, h) in ((0.0, 0.0, 22.0, 8.0, 4.0), (0.0, -50.0, 8.0, 3.0, 3.5)):
