@@ -15,15 +15,15 @@ import socket
 import numpy as np
 import pytest
 
-carla = pytest.importorskip("carla", reason="the CARLA client (crlgen[carla]) is not installed")
+import carla  # the client of crlgen[carla], part of the test extra: its absence is a broken test environment
 
-from crlgen.pipeline import load_spec  # noqa: E402
-from crlgen.scenes import build_world, check_world  # noqa: E402
-from crlgen.scenes.cameras import look_at, perspective_intrinsics  # noqa: E402
-from crlgen.scenes.registry import world_class, world_info  # noqa: E402
-from crlgen.scenes.traffic import _carla_map as cm  # noqa: E402
-from crlgen.scenes.traffic import carla_world as cw  # noqa: E402
-from support.cli import run_cli  # noqa: E402
+from crlgen.pipeline import load_spec
+from crlgen.scenes import build_world, check_world
+from crlgen.scenes.cameras import look_at, perspective_intrinsics
+from crlgen.scenes.registry import world_class, world_info
+from crlgen.scenes.traffic import _carla_map as cm
+from crlgen.scenes.traffic import carla_world as cw
+from support.cli import run_cli
 
 #: Blueprint ids of CARLA's vehicle catalogue (carla-simulator/carla, Docs/catalogue_vehicles.md, the
 #: 0.9.15/0.9.16 catalogue: generations 1 and 2), recorded here as the reference the choices must come from.
