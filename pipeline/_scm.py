@@ -23,7 +23,7 @@ from ..schemas import DatasetSpec, SpecError
 from ..schemas.interventions import Do, Scale, Shift, Soft
 from ..schemas.noise import Uniform
 from ..schemas.variables import NOISE_NAME
-from ._expressions import compile_expression
+from ..schemas.compiler import compile_expression
 from ._noise import draw
 
 #: Samples per random-stream block; part of the sampler's contract (changing it changes datasets).

@@ -1,19 +1,22 @@
-"""``robotics/buttons``: an arm presses buttons on a table; the buttons drive four lamps through a
-known causal circuit (after CausalCircuit, Brehmer et al. 2022, "Weakly supervised causal
+"""``robotics/buttons``: an arm presses buttons on a table; the buttons drive lamps through the causal
+circuit the spec states (after CausalCircuit, Brehmer et al. 2022, "Weakly supervised causal
 representation learning", NeurIPS). A variant of :class:`~.world.ArmWorld` (same arms, IK, rooms,
 cameras and frame semantics); panel, circuit and press sequence in :mod:`._buttons`.
 
 Spec parameters: ``arm`` and ``room`` as for ``robotics/arm``; ``task`` is press (4) and may be left
-out. ``objects: {button: 4, lamp: 4, joint: <the arm's>}`` (the circuit has four of each).
+out. ``objects: {button: B, lamp: L, joint: <the arm's>}`` with 1 <= B, L <= 6 (the catalogue spec: 4 and 4).
 
 Latents: ``floor.hue``, ``table.hue``, ``ctrl.kp``, ``ctrl.max_qd``, ``ctrl.speed``, ``ctrl.height``
 (as in robotics/arm), per button ``button[j].x``, ``button[j].y`` (centre on the table, m) and
 ``button[j].press`` (0/1: the arm presses it in this episode; buttons are pressed in index order),
-per lamp ``lamp[i].hue`` (its glass colour); optional ``light.intensity``, ``light.azimuth``.
+per lamp ``lamp[i].hue`` (its glass colour) and ``lamp[i].on`` (boolean, its mechanism is the lamp's
+law: a function of ``button[j].press`` and other ``lamp[k].on``, without noise); optional
+``light.intensity``, ``light.azimuth``.
 
 States per frame: the arm's (``joint[k].q``, ``joint[k].qd``, ``ee.*``, ``gripper.opening``), then
-``button[j].state`` (0 released, 1 latched on) and ``lamp[i].state`` (0 off, 1 lit), which follow
-:data:`._buttons.CIRCUIT` from the buttons' states in every frame (checked: ``circuit``). Inputs as
+``button[j].state`` (0 released, 1 latched on) and ``lamp[i].state`` (0 off, 1 lit): in every frame
+the spec's ``lamp[i].on`` mechanisms evaluated on that frame's button states (``button[j].press`` read
+as ``button[j].state``) and lamps (:class:`._buttons.Circuit`; checked: ``circuit``). Inputs as
 robotics/arm. Pairs: a video holds the frames before and after each press (the frame a
 ``button[j].state`` turns 1 is the first after it), and the spec's counterfactuals (the same noise,
 one more button pressed) give CausalCircuit's (x, x') pairs around an intervention.
@@ -49,33 +52,35 @@ UNITS = {**{k: v for k, v in STATE_UNITS.items() if not k.startswith("obj")}, "b
 
 
 def _circuit(world: "ButtonsWorld", batch: WorldBatch, sim: Simulation) -> list[str]:
-    """Lamps follow the circuit from the buttons in every frame; at the end every planned press has landed and the
-    lamps equal the spec's ``lamp[i].on`` latents (when the spec has them): the spec's equations are the world's."""
+    """Lamps follow the spec's circuit (:class:`._buttons.Circuit`) from the buttons in every frame; at the end every
+    planned press has landed and the lamps equal the spec's ``lamp[i].on`` latents: the spec's equations are the world's."""
     out = []
     names = sim.state_names
-    b = sim.states[:, :, [names.index(f"button[{j}].state") for j in range(_buttons.N_BUTTONS)]]
-    lamp = sim.states[:, :, [names.index(f"lamp[{i}].state") for i in range(_buttons.N_LAMPS)]]
-    law = _buttons.lamps(b)
+    B, L = world.n_buttons, world.n_lamps
+    b = sim.states[:, :, [names.index(f"button[{j}].state") for j in range(B)]]
+    lamp = sim.states[:, :, [names.index(f"lamp[{i}].state") for i in range(L)]]
+    env = {k: v[:, None] for k, v in world.circuit.sample_env(batch.latents, slice(None)).items()}
+    law = world.circuit(b, env)
     for i in range(len(batch)):
         s = int(batch.index[i])
         bad = np.flatnonzero((law[i] != lamp[i]).any(axis=1))
         if bad.size:
             out.append(f"sample {s}: lamps differ from the circuit at frame {int(bad[0])}")
-        plan = np.array([batch.latents[f"button[{j}].press"][i] for j in range(_buttons.N_BUTTONS)]) > 0.5
+        plan = np.array([batch.latents[f"button[{j}].press"][i] for j in range(B)]) > 0.5
         if not np.array_equal(b[i, -1] > 0.5, plan):
             out.append(f"sample {s}: buttons end {b[i, -1].astype(int).tolist()}, the plan presses {plan.astype(int).tolist()}")
-        for k in range(_buttons.N_LAMPS):
+        for k in range(L):
             key = f"lamp[{k}].on"
             if key in batch.latents and float(batch.latents[key][i]) != lamp[i, -1, k]:
                 out.append(f"sample {s}: the spec's {key} = {float(batch.latents[key][i]):g} but the lamp ends "
-                           f"{lamp[i, -1, k]:g} (the spec's mechanism is not the world's circuit, or a press missed)")
+                           f"{lamp[i, -1, k]:g} (a press missed)")
     return out
 
 
 _INFO = tiny_video_info(
     "robotics/buttons",
-    "An arm (KUKA iiwa, xArm6 or Franka Panda) presses latching buttons on a table; the buttons drive four "
-    "lamps through a known causal circuit (after CausalCircuit); PyBullet, filmed with TinyRenderer.",
+    "An arm (KUKA iiwa, xArm6 or Franka Panda) presses latching buttons on a table; the buttons drive lamps "
+    "through the causal circuit the spec states (after CausalCircuit); PyBullet, filmed with TinyRenderer.",
     latents=LATENTS,
     optional_latents=OPTIONAL,
     ranges=RANGES,
@@ -85,7 +90,7 @@ _INFO = tiny_video_info(
     inputs=INPUTS,
     edit_targets=(),
     mounts=("ee",),
-    max_objects={"button": _buttons.N_BUTTONS, "lamp": _buttons.N_LAMPS, "joint": 7},
+    max_objects={"button": _buttons.MAX_BUTTONS, "lamp": _buttons.MAX_LAMPS, "joint": 7},
 )
 
 
@@ -93,9 +98,9 @@ class ButtonsWorld(ArmWorld):
     """``robotics/buttons`` (see the module docstring)."""
 
     info: ClassVar[WorldInfo] = _INFO
-    checks = (*ArmWorld.checks, WorldCheck("circuit", "lamps follow the circuit from the buttons in every frame; every "
-                                                      "planned press lands; the spec's lamp[i].on equal the end states",
-                                           _circuit))
+    checks = (*ArmWorld.checks, WorldCheck("circuit", "lamps follow the spec's lamp[i].on mechanisms on the buttons in "
+                                                      "every frame; every planned press lands; the spec's lamp[i].on equal "
+                                                      "the end states", _circuit))
     REQUIRED = LATENTS
     DEFAULTS = _FIXED
 
@@ -118,9 +123,12 @@ class ButtonsWorld(ArmWorld):
         nj = spec.object_count("joint")
         if nj is not None and nj != len(model.joints):
             out.append(f"objects.joint: the {model.name} has {len(model.joints)} joints, the spec asks for {nj}")
-        for prefix, n in (("button", _buttons.N_BUTTONS), ("lamp", _buttons.N_LAMPS)):
-            if spec.object_count(prefix) != n:
-                out.append(f"objects.{prefix}: the circuit has {n} {prefix}s, the spec asks for {spec.object_count(prefix)}")
+        counts = {prefix: spec.object_count(prefix) or 0 for prefix in ("button", "lamp")}
+        for prefix, n in counts.items():
+            if n < 1:
+                out.append(f"objects.{prefix}: robotics/buttons needs at least one {prefix}, the spec asks for {n}")
+        if not out:
+            out += _buttons.circuit_problems(spec, counts["button"], counts["lamp"])
         if spec.object_count("obj"):
             out.append("objects.obj: robotics/buttons has no cubes; drop `obj`")
         return out + cls._common_problems(spec)
@@ -129,33 +137,40 @@ class ButtonsWorld(ArmWorld):
     def _segmentation_ids(cls, spec, n_objects: int) -> dict[int, str]:
         ids = super()._segmentation_ids(spec, n_objects)
         first = max(ids) + 1
-        ids.update({first + j: f"button[{j}]" for j in range(_buttons.N_BUTTONS)})
-        ids.update({first + _buttons.N_BUTTONS + i: f"lamp[{i}]" for i in range(_buttons.N_LAMPS)})
+        B, L = spec.object_count("button") or 0, spec.object_count("lamp") or 0
+        ids.update({first + j: f"button[{j}]" for j in range(B)})
+        ids.update({first + B + i: f"lamp[{i}]" for i in range(L)})
         return ids
 
     def _task(self, spec) -> int:
         return 4
 
+    def _configure(self, spec) -> None:
+        super()._configure(spec)
+        self.n_buttons, self.n_lamps = spec.object_count("button"), spec.object_count("lamp")
+        #: The spec's lamp law, compiled (:class:`._buttons.Circuit`).
+        self.circuit = _buttons.Circuit(spec, self.n_buttons, self.n_lamps)
+
     def _state_names(self) -> tuple[str, ...]:
-        return (*super()._state_names(), *(f"button[{j}].state" for j in range(_buttons.N_BUTTONS)),
-                *(f"lamp[{i}].state" for i in range(_buttons.N_LAMPS)))
+        return (*super()._state_names(), *(f"button[{j}].state" for j in range(self.n_buttons)),
+                *(f"lamp[{i}].state" for i in range(self.n_lamps)))
 
     # ---------------------------------------------------------------- the panel, built once
 
     def _build_scene(self, bc, p, data: str) -> None:
         super()._build_scene(bc, p, data)
-        self._extra0 = len(self._full) - _buttons.N_BUTTONS - _buttons.N_LAMPS
+        self._extra0 = len(self._full) - self.n_buttons - self.n_lamps
         h = _buttons.HOUSING_HALF
         housing = bc.createVisualShape(p.GEOM_BOX, halfExtents=[h, h, 0.5 * _buttons.HOUSING_HEIGHT],
                                        rgbaColor=(*_buttons.HOUSING_RGB, 1.0))
         self._housings, self._caps, self._bulbs, self._posts = [], [], [], []
-        for _ in range(_buttons.N_BUTTONS):  # visual only: the switch is the TCP's position (see _buttons)
+        for _ in range(self.n_buttons):  # visual only: the switch is the TCP's position (see _buttons)
             self._housings.append(bc.createMultiBody(0.0, -1, housing, basePosition=[0.0, 0.0, -1.0]))
             cap = bc.createVisualShape(p.GEOM_CYLINDER, radius=_buttons.CAP_RADIUS, length=_buttons.CAP_HEIGHT,
                                        rgbaColor=(*_buttons.CAP_RGB[0], 1.0))
             self._caps.append(bc.createMultiBody(0.0, -1, cap, basePosition=[0.0, 0.0, -1.0]))
         post_h = _buttons.BULB_HEIGHT - _buttons.BULB_RADIUS
-        for y in _buttons.LAMP_Y:
+        for y in _buttons.lamp_y(self.n_lamps):
             post = bc.createVisualShape(p.GEOM_CYLINDER, radius=0.012, length=post_h, rgbaColor=(0.3, 0.3, 0.32, 1.0))
             self._posts.append(bc.createMultiBody(0.0, -1, post, basePosition=[_buttons.LAMP_X, y, _rooms.TABLE_TOP + 0.5 * post_h]))
             bulb = bc.createVisualShape(p.GEOM_SPHERE, radius=_buttons.BULB_RADIUS, rgbaColor=(0.5, 0.5, 0.5, 1.0))
@@ -166,17 +181,19 @@ class ButtonsWorld(ArmWorld):
         first = FIRST_OBJECT_ID + len(self.model.links)
         ids = {b: first + j for j, b in enumerate(self._housings)}
         ids.update({b: first + j for j, b in enumerate(self._caps)})
-        ids.update({b: first + _buttons.N_BUTTONS + i for i, b in enumerate(self._bulbs)})
-        ids.update({b: first + _buttons.N_BUTTONS + i for i, b in enumerate(self._posts)})
+        ids.update({b: first + self.n_buttons + i for i, b in enumerate(self._bulbs)})
+        ids.update({b: first + self.n_buttons + i for i, b in enumerate(self._posts)})
         return ids
 
     # ---------------------------------------------------------------- one sample
 
     def _count(self, template: str) -> int:
-        return _buttons.N_BUTTONS if template.startswith(("button", "lamp")) else super()._count(template)
+        if template.startswith("button"):
+            return self.n_buttons
+        return self.n_lamps if template.startswith("lamp") else super()._count(template)
 
     def _check_latents(self, lat: Mapping[str, np.ndarray]) -> None:
-        for j in range(_buttons.N_BUTTONS):
+        for j in range(self.n_buttons):
             v = lat[f"button[{j}].press"]
             if np.any((v != 0.0) & (v != 1.0)):
                 raise ValueError(f"latent 'button[{j}].press' must be 0 or 1, got {v[(v != 0.0) & (v != 1.0)][0]!r}")
@@ -189,14 +206,15 @@ class ButtonsWorld(ArmWorld):
     def _setup(self, lat: Mapping[str, np.ndarray], i: int) -> dict:
         cfg = super()._setup(lat, i)
         bc = self.client.bc
-        centres = np.array([[lat[f"button[{j}].x"][i], lat[f"button[{j}].y"][i]] for j in range(_buttons.N_BUTTONS)])
+        centres = np.array([[lat[f"button[{j}].x"][i], lat[f"button[{j}].y"][i]] for j in range(self.n_buttons)])
         for j, (x, y) in enumerate(centres):
             bc.resetBasePositionAndOrientation(self._housings[j], [float(x), float(y),
                                                                    _rooms.TABLE_TOP + 0.5 * _buttons.HOUSING_HEIGHT], [0, 0, 0, 1])
-        hues = [float(lat[f"lamp[{k}].hue"][i]) for k in range(_buttons.N_LAMPS)]
-        cfg.update(buttons=centres, state=np.zeros(_buttons.N_BUTTONS), lamp_state=np.full(_buttons.N_LAMPS, -1.0),
-                   hues=hues, plan=[j for j in range(_buttons.N_BUTTONS) if lat[f"button[{j}].press"][i] > 0.5])
-        self._show(cfg, np.zeros(_buttons.N_BUTTONS, dtype=bool))
+        hues = [float(lat[f"lamp[{k}].hue"][i]) for k in range(self.n_lamps)]
+        cfg.update(buttons=centres, state=np.zeros(self.n_buttons), lamp_state=np.full(self.n_lamps, -1.0),
+                   hues=hues, plan=[j for j in range(self.n_buttons) if lat[f"button[{j}].press"][i] > 0.5],
+                   env=self.circuit.sample_env(lat, i))
+        self._show(cfg, np.zeros(self.n_buttons, dtype=bool))
         return cfg
 
     def _show(self, cfg: dict, changed: np.ndarray) -> None:
@@ -209,7 +227,7 @@ class ButtonsWorld(ArmWorld):
                 z = _rooms.TABLE_TOP + _buttons.HOUSING_HEIGHT + 0.5 * _buttons.CAP_HEIGHT - (_buttons.CAP_TRAVEL if on else 0.0)
                 bc.resetBasePositionAndOrientation(self._caps[j], [float(x), float(y), z], [0, 0, 0, 1])
                 bc.changeVisualShape(self._caps[j], -1, rgbaColor=(*_buttons.CAP_RGB[int(on)], 1.0))
-        lamps = _buttons.lamps(cfg["state"])
+        lamps = self.circuit(cfg["state"], cfg["env"])
         for k, on in enumerate(lamps):
             if on != cfg["lamp_state"][k]:
                 v = _buttons.LAMP_ON_VALUE if on else _buttons.LAMP_OFF_VALUE
@@ -220,19 +238,19 @@ class ButtonsWorld(ArmWorld):
         return _buttons.PressSequence(cfg["buttons"][cfg["plan"]], cfg["gains"], self.fps, self._arm.tcp_pose()[0])
 
     def _record_late(self, row: np.ndarray, cfg: dict) -> None:
-        changed = np.zeros(_buttons.N_BUTTONS, dtype=bool)
+        changed = np.zeros(self.n_buttons, dtype=bool)
         for j, centre in enumerate(cfg["buttons"]):
             if cfg["state"][j] < 0.5 and _buttons.pressed(cfg["tcp"], centre):
                 cfg["state"][j] = 1.0
                 changed[j] = True
         if changed.any():
             self._show(cfg, changed)
-        B = _buttons.N_BUTTONS
+        B = self.n_buttons
         row[self._extra0:self._extra0 + B] = cfg["state"]
-        row[self._extra0 + B:self._extra0 + B + _buttons.N_LAMPS] = cfg["lamp_state"]
+        row[self._extra0 + B:self._extra0 + B + self.n_lamps] = cfg["lamp_state"]
 
     def _explain_extra(self, lat: Mapping[str, np.ndarray], i: int, cfg: dict) -> str:
-        c = [(float(lat[f"button[{j}].x"][i]), float(lat[f"button[{j}].y"][i])) for j in range(_buttons.N_BUTTONS)]
+        c = [(float(lat[f"button[{j}].x"][i]), float(lat[f"button[{j}].y"][i])) for j in range(self.n_buttons)]
         for a in range(len(c)):
             for b in range(a + 1, len(c)):
                 d = _buttons.overlap(np.array(c[a]), np.array(c[b]))
@@ -241,11 +259,11 @@ class ButtonsWorld(ArmWorld):
         return ""
 
     def _landmarks(self, batch: WorldBatch, sim: Simulation):
-        """The lamps' bulbs (fixed): centres (n, T, 4, 3) m, ids, radii (n, 4, 2) m."""
+        """The lamps' bulbs (fixed): centres (n, T, L, 3) m, ids, radii (n, L, 2) m."""
         n = len(batch)
-        c = np.array([[_buttons.LAMP_X, y, _rooms.TABLE_TOP + _buttons.BULB_HEIGHT] for y in _buttons.LAMP_Y])
+        c = np.array([[_buttons.LAMP_X, y, _rooms.TABLE_TOP + _buttons.BULB_HEIGHT] for y in _buttons.lamp_y(self.n_lamps)])
         centres = np.broadcast_to(c, (n, self.n_frames, *c.shape)).copy()
-        first = FIRST_OBJECT_ID + len(self.model.links) + _buttons.N_BUTTONS
-        radius = np.full((n, _buttons.N_LAMPS, 2), _buttons.BULB_RADIUS)
-        return centres, first + np.arange(_buttons.N_LAMPS), radius
+        first = FIRST_OBJECT_ID + len(self.model.links) + self.n_buttons
+        radius = np.full((n, self.n_lamps, 2), _buttons.BULB_RADIUS)
+        return centres, first + np.arange(self.n_lamps), radius
 

@@ -1,4 +1,4 @@
-"""Tests for crlgen.pipeline._expressions: compiled expressions agree with an independent reference.
+"""Tests for crlgen.schemas.compiler: compiled expressions agree with an independent reference.
 
 The reference evaluator below interprets a generated tree element by element with Python
 floats (IEEE special cases of division, truthiness, NaN-aware min/max/clip and rounding
@@ -19,9 +19,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-import crlgen.pipeline._expressions as expressions_module
+import crlgen.schemas.compiler as expressions_module
 import crlgen.schemas.expression as expression_module
-from crlgen.pipeline._expressions import compile_expression
+from crlgen.schemas.compiler import compile_expression
 from crlgen.schemas.expression import ExpressionError, parse_expression
 
 INF, NAN = math.inf, math.nan

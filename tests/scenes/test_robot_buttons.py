@@ -1,19 +1,19 @@
-"""robotics/buttons: the circuit law, planned presses landing, lamps following the circuit in every
-frame, do(button[2].press) lighting lamp 3 through the graph, feasibility with reasons, the contract;
-and ArmWorld.explain_infeasible (the cubes' overlap reason)."""
+"""robotics/buttons: the circuit law is the spec's (the catalogue's CausalCircuit law, and another circuit
+written in YAML with other counts and logic), planned presses landing, lamps following the circuit in every
+frame, do(button[2].press) lighting lamp 3 through the graph, feasibility with reasons, specs the world
+refuses, the contract; and ArmWorld.explain_infeasible (the cubes' overlap reason)."""
 
 from __future__ import annotations
 
 import itertools
+import textwrap
 
 import numpy as np
 import pytest
 
 from crlgen.pipeline import load_spec
-from crlgen.pipeline._expressions import compile_expression
 from crlgen.scenes import build_world, check_world
 from crlgen.scenes.base import WorldBatch
-from crlgen.scenes.robotics import _buttons
 from crlgen.scenes.testing import WorldContract, _batch
 
 VIEWS = [{"name": "front", "azimuth": 90, "elevation": 28, "distance": 0.85},
@@ -38,16 +38,106 @@ def world():
         yield w
 
 
-def test_circuit_law_is_the_specs():
-    """lamps() is the circuit the catalogue spec states: its lamp[i].on mechanisms, compiled by the pipeline and
-    evaluated lamp by lamp, give the world's lamps for all 16 button states."""
-    spec = load_spec("robotics/buttons_lights")
-    law = [compile_expression(spec.variables[f"lamp[{k}].on"].mechanism) for k in range(4)]
-    for b in itertools.product((0.0, 1.0), repeat=4):
-        env = {f"button[{j}].press": np.array([b[j]]) for j in range(4)}
-        for k in range(4):
-            env[f"lamp[{k}].on"] = (law[k](env) != 0).astype(np.float64)
-        assert _buttons.lamps(np.array(b)).tolist() == [float(env[f"lamp[{k}].on"][0]) for k in range(4)], b
+def causal_circuit(b: np.ndarray) -> np.ndarray:
+    """CausalCircuit's four-lamp law (the catalogue's), written out: (..., 4) buttons -> (..., 4) lamps."""
+    b = np.asarray(b) > 0.5
+    l0 = b[..., 0]
+    l1 = b[..., 1] | l0
+    l2 = b[..., 2]
+    l3 = b[..., 3] | (l1 & l2)
+    return np.stack([l0, l1, l2, l3], axis=-1).astype(np.float64)
+
+
+def other_circuit(b: np.ndarray) -> np.ndarray:
+    """The law OTHER_CIRCUIT states, written out: (..., 3) buttons -> (..., 5) lamps."""
+    b = np.asarray(b) > 0.5
+    l0 = b[..., 0] & ~b[..., 1]
+    l1 = b[..., 2]
+    l2 = l0 | l1
+    l3 = ~l2
+    l4 = b[..., 1] != b[..., 2]
+    return np.stack([l0, l1, l2, l3, l4], axis=-1).astype(np.float64)
+
+
+#: A user's circuit in YAML: three buttons, five lamps, other logic (and, not, xor, a lamp lit with no button).
+OTHER_CIRCUIT = textwrap.dedent("""\
+    name: other_circuit
+    world: robotics/buttons
+    objects: {button: 3, lamp: 5, joint: 7}
+    parameters: {arm: 0, room: 0}
+    variables:
+      floor.hue:       {range: [0, 1], period: 1, noise: "uniform(0, 1)"}
+      table.hue:       {range: [0, 1], period: 1, noise: "uniform(0, 1)"}
+      ctrl.kp:         {range: [0.05, 0.5], noise: "uniform(0.1, 0.25)"}
+      ctrl.speed:      {range: [0.1, 0.6], noise: "uniform(0.3, 0.45)"}
+      ctrl.max_qd:     {range: [0.3, 3.0], mechanism: "0.5 + 3 * ctrl.speed + eps", noise: "uniform(-0.1, 0.1)"}
+      ctrl.height:     {range: [0.04, 0.2], noise: "uniform(0.05, 0.1)"}
+      button[i].x:     {range: [-0.05, 0.25], noise: "uniform(0.0, 0.2)"}
+      button[0].y:     {range: [-0.32, -0.15], noise: "uniform(-0.3, -0.2)"}
+      button[1].y:     {range: [-0.06, 0.06], noise: "uniform(-0.05, 0.05)"}
+      button[2].y:     {range: [0.15, 0.32], noise: "uniform(0.2, 0.3)"}
+      button[i].press: {type: boolean, noise: "bernoulli(0.5)"}
+      lamp[i].hue:     {range: [0, 1], period: 1, noise: "uniform(0, 1)"}
+      lamp[0].on:      {type: boolean, mechanism: "button[0].press and not button[1].press"}
+      lamp[1].on:      {type: boolean, mechanism: "button[2].press"}
+      lamp[2].on:      {type: boolean, mechanism: "lamp[0].on or lamp[1].on"}
+      lamp[3].on:      {type: boolean, mechanism: "not lamp[2].on"}
+      lamp[4].on:      {type: boolean, mechanism: "button[1].press != button[2].press"}
+      joint[i].q:      {time_varying: true}
+      button[i].state: {time_varying: true}
+      lamp[i].state:   {time_varying: true}
+    interventions: {regime: observational}
+    video: {fps: 10, frames: 80, substeps: 24}
+    render:
+      size: 48
+      engine: tiny
+      views: [{name: front, azimuth: 90, elevation: 28, distance: 0.85}]
+    samples: 8
+    """)
+
+
+def test_the_catalogue_circuit_is_causal_circuits(world):
+    """The world's law is the catalogue spec's lamp[i].on mechanisms, and those state CausalCircuit's circuit: for all
+    16 button states the compiled law equals the law written out here."""
+    b = np.array(list(itertools.product((0.0, 1.0), repeat=4)))
+    np.testing.assert_array_equal(world.circuit(b, {}), causal_circuit(b))
+
+
+def test_a_circuit_written_in_yaml_drives_the_lamps_in_every_frame(tmp_path):
+    """Another circuit (3 buttons, 5 lamps, and / not / xor, a lamp lit before any press) written in YAML runs: in every
+    frame of every sample the lamp states equal the spec's equations on that frame's button states, each planned press
+    lands, the end lamps equal the sampler's lamp[i].on latents, the world's checks pass, and the film shows each
+    lamp brighter in the frames it is lit than in those it is dark."""
+    path = tmp_path / "other_circuit.yaml"
+    path.write_text(OTHER_CIRCUIT)
+    spec = load_spec(str(path))
+    assert check_world(spec) == []
+    with build_world(spec) as w:
+        assert (w.n_buttons, w.n_lamps) == (3, 5)
+        batch = _batch(spec, 0, 8, w)
+        lat = {k: v.copy() for k, v in batch.latents.items()}
+        plans = [(0, 0, 0), (1, 0, 0), (1, 1, 0), (0, 0, 1), (0, 1, 1), (1, 0, 1), (1, 1, 1), (0, 1, 0)]
+        for j in range(3):
+            lat[f"button[{j}].press"] = np.array([float(p[j]) for p in plans])
+        for k in range(5):  # the end states the sampler would give these plans (the spec's law, evaluated by it)
+            lat[f"lamp[{k}].on"] = other_circuit(np.array(plans, dtype=float))[:, k]
+        batch = WorldBatch(batch.index, lat, batch.seeds, ())
+        out = w.render(batch)
+        sim = out.simulation
+        b, lamp = columns(sim, "button", "state", 3), columns(sim, "lamp", "state", 5)
+        np.testing.assert_array_equal(b[:, -1], np.array(plans, dtype=float))
+        np.testing.assert_array_equal(lamp, other_circuit(b))
+        assert np.all(lamp[:, 0] == [0, 0, 0, 1, 0]), "before any press only lamp 3 (not lamp 2) is lit"
+        assert (np.diff(lamp, axis=1) != 0).any(axis=(0, 1)).all(), "every lamp switches in some video"
+        for check in w.checks:
+            assert check.run(w, batch, sim) == [], check.name
+        ids = {name: i for i, name in type(w)._segmentation_ids(spec, 0).items()}
+        seg, rgb = out.outputs["segmentation"][:, :, 0], out.outputs["frames"][:, :, 0].astype(float).sum(axis=-1)
+        for k in range(5):
+            mask = seg == ids[f"lamp[{k}]"]
+            lit = [rgb[i, t][mask[i, t]].mean() for i in range(8) for t in range(80) if lamp[i, t, k] == 1 and mask[i, t].any()]
+            dark = [rgb[i, t][mask[i, t]].mean() for i in range(8) for t in range(80) if lamp[i, t, k] == 0 and mask[i, t].any()]
+            assert lit and dark and min(lit) > max(dark), f"lamp {k}"
 
 
 def test_planned_presses_land_and_lamps_follow_the_circuit_every_frame(world):
@@ -59,7 +149,7 @@ def test_planned_presses_land_and_lamps_follow_the_circuit_every_frame(world):
     plan = np.stack([batch.latents[f"button[{j}].press"] for j in range(4)], axis=1)
     assert plan.sum() >= 3, "the sample draws too few presses to test anything"
     np.testing.assert_array_equal(b[:, -1], plan)
-    np.testing.assert_array_equal(lamp, _buttons.lamps(b))
+    np.testing.assert_array_equal(lamp, causal_circuit(b))
     np.testing.assert_array_equal(lamp[:, -1], np.stack([batch.latents[f"lamp[{k}].on"] for k in range(4)], axis=1))
     assert np.all(np.diff(b, axis=1) >= 0), "a latched button never releases"
     assert np.all(b[:, 0] == 0) and np.all(lamp[:, 0] == 0), "everything starts off"
@@ -116,9 +206,22 @@ def test_arm_world_explains_interpenetrating_cubes():
 
 
 def test_bad_button_specs_are_refused():
+    """Each problem names its field: more lamps than the panel holds, a lamp without its lamp[i].on, a noisy lamp law, an intervention on a
+    lamp (they follow the buttons), a task other than press."""
     spec = load_spec("robotics/buttons_lights")
-    assert any(p.startswith("objects.lamp:") for p in check_world(spec.replace(objects={"button": 4, "lamp": 3, "joint": 7})))
-    assert any(p.startswith("parameters.task:") for p in check_world(spec.replace(parameters={**spec.parameters, "task": 2})))
+    assert check_world(spec) == []
+
+    def problems(**changes) -> list[str]:
+        return check_world(spec.replace(**changes))
+
+    assert any(p.startswith("objects:") and "lamp" in p for p in problems(objects={"button": 4, "lamp": 7, "joint": 7}))
+    assert any(p.startswith("variables.lamp[4].on:") for p in problems(objects={"button": 4, "lamp": 5, "joint": 7}))
+    noisy = {**spec.variables, "lamp[2].on": {"type": "boolean", "mechanism": "button[2].press or eps",
+                                              "noise": "bernoulli(0.1)"}}
+    assert any(p.startswith("variables.lamp[2].on:") and "eps" in p for p in problems(variables=noisy))
+    assert any(p.startswith("interventions.targets.lamp[1].on:") for p in problems(
+        interventions={"regime": "single_node", "fraction": 0.3, "targets": {"lamp[1].on": "do(1)"}}))
+    assert any(p.startswith("parameters.task:") for p in problems(parameters={**spec.parameters, "task": 2}))
 
 
 @pytest.mark.slow

@@ -15,6 +15,12 @@ Semantics (chosen so results do not depend on Python's int/bool rules):
   are evaluated);
 * NaN/inf results are allowed (evaluation runs under ``np.errstate(all="ignore")``);
   callers check finiteness.
+
+The compiler stands next to the grammar (:mod:`.expression`) so that every reader of a
+mechanism takes one meaning from it: the pipeline's sampler (``crlgen.pipeline``) and a world
+that evaluates the spec's equations on its own per-frame values (``robotics/buttons`` drives its
+lamps with the spec's ``lamp[i].on`` mechanisms). ``crlgen.schemas`` itself does not import it,
+so importing the spec language stays free of numpy and scipy.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from ..schemas.expression import Expression, ExpressionError, flatten_name, parse_expression
+from .expression import Expression, ExpressionError, flatten_name, parse_expression
 
 __all__ = ["Env", "Expression", "ExpressionError", "compile_expression"]
 
