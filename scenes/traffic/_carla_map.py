@@ -305,11 +305,12 @@ def crossing_ends(polygon: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def light_phase(t: np.ndarray, offset: float, green: float, red: float, amber: float = AMBER_TIME) -> np.ndarray:
     """A fixed-time signal's state at times ``t`` (s): 2 green for ``green`` s, 1 amber for ``amber`` s, 0 red for
-    ``red`` s, repeating, shifted so that the cycle starts ``offset`` s before t = 0. Returns int64 like ``t``."""
+    ``red`` s, repeating; a cycle starts at ``t = offset`` (``(t - offset) mod cycle``, as the embedded world's
+    ``_sim.schedule``). Returns int64 like ``t``."""
     cycle = green + amber + red
     if not (green > 0 and red > 0 and amber >= 0):
         raise ValueError(f"light phases: expected green, red > 0 and amber >= 0 s, got {green}, {red}, {amber}")
-    u = np.mod(np.asarray(t, dtype=np.float64) + offset, cycle)
+    u = np.mod(np.asarray(t, dtype=np.float64) - offset, cycle)
     return np.where(u < green, GREEN, np.where(u < green + amber, AMBER, RED)).astype(np.int64)
 
 

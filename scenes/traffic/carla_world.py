@@ -47,7 +47,8 @@ Frame t is the world after t + 1 ticks of ``1 / fps`` s (each of ``video.substep
 controls and edits for frame t are applied before its tick, so an edit at frame f leaves frames < f alone.
 
 Temporal edits: ``light[i].state`` (force a light: 0 red, 1 amber, 2 green), ``pedestrian[i].walking``
-(1: step out now; 0: stop), ``vehicle[i].desired_speed`` and the weather latents.
+(1: step out now; 0: stop), ``vehicle[i].desired_speed`` and ``vehicle[i].time_headway`` (the Traffic Manager's
+settings change at the edit's frame) and the weather latents.
 
 Cameras: ``fixed`` (map frame) and ``mounted`` on ``vehicle[0]`` (the dashcam; ``follow: pose``), each
 filmed by CARLA's RGB camera and, with the annotations, its depth, semantic and instance segmentation
@@ -116,7 +117,8 @@ VEHICLE_STATES = ("x", "y", "heading", "speed", "accel", "lane")
 STATE_UNITS = {"vehicle[i].x": "m", "vehicle[i].y": "m", "vehicle[i].heading": "rad", "vehicle[i].speed": "m/s",
                "vehicle[i].accel": "m/s^2", "vehicle[i].lane": "1", "pedestrian[i].x": "m", "pedestrian[i].y": "m",
                "pedestrian[i].walking": "1", "light[i].state": "1"}
-EDIT_TARGETS = ("light[i].state", "pedestrian[i].walking", "vehicle[i].desired_speed", *GLOBAL_LATENTS)
+EDIT_TARGETS = ("light[i].state", "pedestrian[i].walking", "vehicle[i].desired_speed", "vehicle[i].time_headway",
+                *GLOBAL_LATENTS)
 MAX_OBJECTS = {"vehicle": 64, "pedestrian": 32, "light": 16}
 #: Physics sub-steps CARLA allows per tick (``max_substeps``).
 MAX_SUBSTEPS = 16
@@ -422,10 +424,10 @@ class CarlaWorld(World):
         """Per sample: (target, op, start frame, end frame or None, value)."""
         out: list[list[tuple]] = [[] for _ in range(len(batch))]
         counts = {"vehicle": self.nv, "pedestrian": self.np, "light": self.nl}
-        allowed = {"light": "state", "pedestrian": "walking", "vehicle": "desired_speed"}
+        allowed = {"light": ("state",), "pedestrian": ("walking",), "vehicle": ("desired_speed", "time_headway")}
         for e in batch.edits:
             m = _NAME.match(e.target)
-            ok = e.target in GLOBAL_LATENTS or (m and allowed[m.group(1)] == m.group(3) and int(m.group(2)) < counts[m.group(1)])
+            ok = e.target in GLOBAL_LATENTS or (m and m.group(3) in allowed[m.group(1)] and int(m.group(2)) < counts[m.group(1)])
             if not ok or e.op not in ("set", "add", "scale"):
                 raise ValueError(f"traffic/carla cannot edit {e.target!r} ({e.op}); expected one of {', '.join(EDIT_TARGETS)}")
             for i in range(len(batch)):
@@ -535,11 +537,12 @@ class CarlaWorld(World):
                 world.set_weather(w_now)
                 current_weather = w_now
             for k, actor in vehicles.items():
-                name = f"vehicle[{k}].desired_speed"
-                v = value(name, t)
-                if speeds[k] is not None and v != speeds[k]:
-                    tm.set_desired_speed(actor, 3.6 * v)
-                speeds[k] = v
+                drive = (value(f"vehicle[{k}].desired_speed", t), value(f"vehicle[{k}].time_headway", t))
+                if speeds[k] is not None and drive != speeds[k]:
+                    s = cm.tm_settings(*drive)
+                    tm.set_desired_speed(actor, s["set_desired_speed"])
+                    tm.distance_to_leading_vehicle(actor, s["distance_to_leading_vehicle"])
+                speeds[k] = drive
             for j, (actor, a, b) in walkers.items():
                 name = f"pedestrian[{j}].walking"
                 if edited(name, t):

@@ -214,8 +214,8 @@ def test_fixed_time_light_cycle():
     s = cm.light_phase(t, offset=0.0, green=10.0, red=13.0)
     assert (s[t < 10] == cm.GREEN).all() and (s[(t >= 10) & (t < 13)] == cm.AMBER).all()
     assert (s[(t >= 13) & (t < 26)] == cm.RED).all() and (s[(t >= 26) & (t < 36)] == cm.GREEN).all()
-    shifted = cm.light_phase(t, offset=5.0, green=10.0, red=13.0)
-    np.testing.assert_array_equal(shifted[:-10], s[10:])
+    shifted = cm.light_phase(t, offset=5.0, green=10.0, red=13.0)  # the cycle starts at t = 5 s
+    np.testing.assert_array_equal(shifted[10:], s[:-10])
     # CARLA's TrafficLightState uses the same codes as the states stored
     assert [int(carla.TrafficLightState.values[k]) for k in (cm.RED, cm.AMBER, cm.GREEN)] == [0, 1, 2]
     assert str(carla.TrafficLightState.values[cm.AMBER]) == "Yellow"
@@ -511,12 +511,13 @@ def test_render_call_sequence_against_a_fake_server(spec, monkeypatch):
     its images are zero bytes and nothing it answers is checked as data): synchronous mode with the spec's
     fixed step before anything spawns, the Traffic Manager synchronous and seeded per sample before that sample's
     cars, autopilot and the per-car settings, lights frozen and commanded every frame (a temporal edit forcing
-    light 0 red from its frame on), one tick per frame with every camera read at that tick, everything a sample
+    light 0 red from its frame on), the Traffic Manager told an edited desired speed at the edit's frame, one tick per frame with every camera read at that tick, everything a sample
     spawned destroyed after it (sensors first), and the server's settings restored on close."""
     server = _FakeServer()
     monkeypatch.setattr(cw, "connect", lambda carla_, address, timeout=cw.RPC_TIMEOUT: server)
     small = spec.replace(samples=3, video={"fps": 10, "frames": 8, "substeps": 10},
-                         temporal_edits=[{"at_frame": 5, "do": "light[0].state = 0", "fraction": 1.0}],
+                         temporal_edits=[{"at_frame": 5, "do": "light[0].state = 0", "fraction": 1.0},
+                                         {"at_frame": 3, "do": "vehicle[0].desired_speed = 3", "fraction": 1.0}],
                          interventions={"regime": "observational"})
     from crlgen.scenes.testing import _batch
 
@@ -537,7 +538,12 @@ def test_render_call_sequence_against_a_fake_server(spec, monkeypatch):
         present = [[batch.latents[f"vehicle[{k}].present"][i] >= 0.5 for k in range(8)] for i in range(2)]
         autopilots = [c for c in calls if c[1] == "set_autopilot"]
         assert len(autopilots) == sum(map(sum, present)) and all(c[2] == (True, 8000) for c in autopilots)
-        assert len([c for c in calls if c[0] == "tm" and c[1] == "set_desired_speed"]) >= len(autopilots)
+        speed_calls = [c for c in calls if c[0] == "tm" and c[1] == "set_desired_speed"]
+        assert len(speed_calls) == len(autopilots) + 2  # each car once, then the ego's edit at frame 3 in both samples
+        edited = [c for c in speed_calls if c[2][1] == pytest.approx(3.6 * 3.0)]
+        # applied between the ticks of frames 2 and 3 of each sample (a sample is T frame ticks and a clean-up tick)
+        assert len(edited) == 2 and all(ticks[2 + (T + 1) * s] < calls.index(c) < ticks[3 + (T + 1) * s]
+                                        for s, c in enumerate(edited))
         # lights: ours are commanded every frame; light[0] red from the edit's frame (5) on
         commands = [c for c in calls if c[1] == "set_state"]
         assert len(commands) == 2 * (len(server.lights) + 4 * T)  # all green at the start, then 4 lights per frame
