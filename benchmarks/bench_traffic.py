@@ -6,7 +6,7 @@ Three parts, each optional:
 - Catalogue rows (``--scenes``; default every ``traffic/`` spec whose world is ``traffic/embedded``):
   each spec is run once per renderer, keeping only that renderer's cameras (``topdown`` cameras
   for the raster, ``mounted`` ones for the dashcam), shortened to ``--samples`` samples of
-  ``--frames`` frames (temporal edits past the end dropped), ``--repeat`` times alternated,
+  ``--frames`` frames (temporal edits and counterfactual edits past the end dropped), ``--repeat`` times alternated,
   medians reported:
 
   - sim fps: the world's ``simulate()`` (the traffic simulation alone, no pixels), frames/s;
@@ -28,7 +28,7 @@ Three parts, each optional:
 Examples::
 
     python benchmarks/bench_traffic.py                                  # catalogue rows
-    python benchmarks/bench_traffic.py --samples 2 --frames 100 --repeat 3
+    python benchmarks/bench_traffic.py --samples 2 --frames 100 --repeat 3 --size 256
     python benchmarks/bench_traffic.py --scenes --street 320 240 640 480 --memory 1000
 """
 
@@ -64,19 +64,30 @@ def traffic_scenes() -> list[str]:
     return [e.name for e in catalog() if e.name.startswith("traffic/") and e.world == EMBEDDED]
 
 
-def shortened(spec, samples: int, frames: int | None, kind: str):
-    """``spec`` with ``samples`` samples, ``frames`` frames (edits past the end dropped) and only its ``kind`` cameras.
+def shortened(spec, samples: int, frames: int | None, kind: str, size: int | None = None):
+    """``spec`` with ``samples`` samples, ``frames`` frames (edits and a counterfactual edit past the end dropped,
+    counterfactuals also below 2 samples), only its ``kind`` cameras, all ``size`` px square when given.
 
     Raises ValueError when the spec has no camera of that kind.
     """
     views = [c.model_dump(mode="json", exclude_unset=True) for c in spec.render.cameras() if c.kind == kind]
     if not views:
         raise ValueError(f"the spec has no {kind} camera")
-    changes: dict = {"samples": samples, "render": {**spec.render.model_dump(exclude_unset=True), "views": views}}
+    render = {**spec.render.model_dump(exclude_unset=True), "views": views}
+    if size is not None:
+        render["size"] = size
+        for v in views:
+            v.pop("size", None)
+    changes: dict = {"samples": samples, "render": render}
+    def fits(e) -> bool:
+        return frames is None or (e.at_frame if e.at_frame is not None else e.at_time * spec.video.fps) < frames
+
     if frames is not None:
         changes["video"] = {**spec.video.model_dump(exclude_unset=True), "frames": frames}
-        changes["temporal_edits"] = [e.model_dump(exclude_unset=True) for e in spec.temporal_edits
-                                     if (e.at_frame if e.at_frame is not None else e.at_time * spec.video.fps) < frames]
+        changes["temporal_edits"] = [e.model_dump(exclude_unset=True) for e in spec.temporal_edits if fits(e)]
+    cf = spec.counterfactuals
+    if cf is not None and (samples < 2 or (cf.edit is not None and not fits(cf.edit))):
+        changes["counterfactuals"] = None
     return spec.replace(**changes)
 
 
@@ -115,7 +126,7 @@ def pipeline(spec) -> dict:
     return {"fps": res.frames / dt, "shards_fps": res.frames / (marks[-1] - t)}
 
 
-def catalogue_rows(scenes: list[str], samples: int, frames: int | None, repeat: int) -> list[dict]:
+def catalogue_rows(scenes: list[str], samples: int, frames: int | None, repeat: int, size: int | None = None) -> list[dict]:
     from crlgen.pipeline import load_spec
     from crlgen.schemas import SpecError
 
@@ -125,20 +136,20 @@ def catalogue_rows(scenes: list[str], samples: int, frames: int | None, repeat: 
     for name in scenes:
         for renderer, kind in RENDERERS.items():
             try:
-                spec = shortened(load_spec(name), samples, frames, kind)
+                spec = shortened(load_spec(name), samples, frames, kind, size)
             except (SpecError, ValueError) as e:
                 print(f"{name:24s} {renderer:8s} not run: {str(e).splitlines()[0]}", flush=True)
                 continue
             cams = spec.render.cameras()
-            size = "x".join(map(str, spec.render.camera_size(cams[0])))
+            shape = "x".join(map(str, spec.render.camera_size(cams[0])))
             runs = [(bare(spec, samples), pipeline(spec)) for _ in range(repeat)]  # alternated
             b = {k: statistics.median(r[0][k] for r in runs) for k in ("fps", "sim_fps", "build_s")}
             p = {k: statistics.median(r[1][k] for r in runs) for k in ("fps", "shards_fps")}
-            rows.append({"scene": name, "renderer": renderer, "views": len(cams), "size": size, "build_s": b["build_s"],
+            rows.append({"scene": name, "renderer": renderer, "views": len(cams), "size": shape, "build_s": b["build_s"],
                          "sim_fps": b["sim_fps"], "bare_fps": b["fps"], "pipeline_fps": p["fps"],
                          "pipeline_over_bare": p["fps"] / b["fps"], "shards_fps": p["shards_fps"],
                          "shards_over_bare": p["shards_fps"] / b["fps"]})
-            print(f"{name:24s} {renderer:8s} {len(cams):5d} {size:>9s} {b['build_s']:7.2f} {b['sim_fps']:8.0f} {b['fps']:8.1f} "
+            print(f"{name:24s} {renderer:8s} {len(cams):5d} {shape:>9s} {b['build_s']:7.2f} {b['sim_fps']:8.0f} {b['fps']:8.1f} "
                   f"{p['fps']:12.1f} {p['fps'] / b['fps']:13.2f} {p['shards_fps']:10.1f} {p['shards_fps'] / b['fps']:11.2f}",
                   flush=True)
     print(f"({samples} samples x {frames or 'spec'} frames per row, median of {repeat}; frames counted per view; "
@@ -265,6 +276,7 @@ def main() -> None:
     ap.add_argument("--scenes", nargs="*", help=f"catalogue names (default: every traffic/ spec of {EMBEDDED}; none: skip)")
     ap.add_argument("--samples", type=int, default=2, help="samples per row (bare and pipeline)")
     ap.add_argument("--frames", type=int, default=100, help="frames per sample (0: the spec's); 100 = 10 s at 10 fps")
+    ap.add_argument("--size", type=int, default=0, help="image side in pixels for every camera (0: the spec's)")
     ap.add_argument("--repeat", type=int, default=1, help="alternate bare and pipeline this often per row; medians reported")
     ap.add_argument("--street", type=int, nargs="*", default=[], metavar="W H", help="dashcam alone at these sizes (pairs)")
     ap.add_argument("--cars", type=int, default=20, help="moving boxes on the synthetic street")
@@ -272,13 +284,13 @@ def main() -> None:
     ap.add_argument("--memory", type=int, default=0, help="also measure dashcam RSS over this many frames")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args()
-    if (args.samples < 1 or args.repeat < 1 or args.frames < 0 or args.memory < 0 or args.cars < 0 or args.street_frames < 1
+    if (args.samples < 1 or args.repeat < 1 or args.frames < 0 or args.size < 0 or args.memory < 0 or args.cars < 0 or args.street_frames < 1
             or len(args.street) % 2 or any(s < 1 for s in args.street)):
-        ap.error("--samples, --repeat, --street-frames >= 1; --frames, --memory, --cars >= 0; --street takes W H pairs of >= 1")
+        ap.error("--samples, --repeat, --street-frames >= 1; --frames, --size, --memory, --cars >= 0; --street takes W H pairs of >= 1")
     scenes = traffic_scenes() if args.scenes is None else args.scenes
     if args.scenes is None and not scenes:
         print(f"no catalogue spec of {EMBEDDED} under traffic/: catalogue rows not run", flush=True)
-    rows = catalogue_rows(scenes, args.samples, args.frames or None, args.repeat) if scenes else []
+    rows = catalogue_rows(scenes, args.samples, args.frames or None, args.repeat, args.size or None) if scenes else []
     sizes = list(zip(args.street[::2], args.street[1::2]))
     street = street_fps(sizes, args.cars, args.street_frames) if sizes else []
     mem = memory(args.memory, args.cars) if args.memory else []
