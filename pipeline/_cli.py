@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..scenes.base import WorldUnavailable
 from ..scenes.engines.quiet import EngineMissing
 from ..schemas import SpecError
 from ._regenerate import DEFAULT_KEEP
@@ -682,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except SpecError as e:
         return _user_errors(e.problems, "--json" in args)
-    except (UserError, UrlError, StoreError, EngineMissing, ClusterError) as e:
+    except (UserError, UrlError, StoreError, EngineMissing, ClusterError, WorldUnavailable) as e:
         return _user_errors([str(e)], "--json" in args)
     except click.exceptions.NoArgsIsHelpError as e:
         err.print(e.ctx.get_help() if e.ctx else str(e), markup=False)

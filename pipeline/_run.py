@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from ..scenes.base import Resources
+from ..scenes.base import Resources, World, WorldUnavailable
 from ..scenes.registry import world_class
 from ..schemas import DatasetSpec, SpecError
 from ._faults import signal_after
@@ -110,7 +110,8 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
     is byte-identical to an uninterrupted run whatever the worker count. Raises
     :class:`~crlgen.pipeline.UrlError` for an unusable location, :class:`StoreError`
     for a store it must not touch, :class:`RunError` when a shard fails, and
-    :class:`~crlgen.schemas.SpecError` for values the spec's ranges forbid (its subclass
+    :class:`~crlgen.scenes.base.WorldUnavailable` before anything is written when the world cannot run here
+    (its server does not answer), :class:`~crlgen.schemas.SpecError` for values the spec's ranges forbid (its subclass
     ``InfeasibleError`` for a sample the world cannot start from after ``max_resamples``
     redraws; shards committed before it stay).
     """
@@ -134,6 +135,7 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
 
             _check_cluster_offers(ray.cluster_resources(), resources.ray_options(),
                                   "--address" if (options.address or os.environ.get("RAY_ADDRESS")) else "--resource")
+        _preflight_world(spec, resources, use_ray)  # still before anything is written
         done = prepare_store(plan, store, options.overwrite)
         pending = [k for k in range(len(plan.shards)) if k not in done]
         if pending:
@@ -160,6 +162,36 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
     frames = sum(s["frames"] for s in summaries)
     return RunResult(location.url, plan, len(pending), len(done), time.perf_counter() - t0, frames,
                      sum(s["render_seconds"] for s in summaries), valid, report, summaries)
+
+
+def _preflight_world(spec: DatasetSpec, resources: Resources, use_ray: bool) -> None:
+    """Ask the world whether it can run here at all (:meth:`World.preflight`, e.g. a simulator server that must
+    answer) where its render tasks would run: in a Ray task taking the world's resources, else in this process.
+    Raises :class:`WorldUnavailable` with the world's one line."""
+    if not spec.world:
+        return
+    cls = world_class(spec.world)
+    if getattr(cls.preflight, "__func__", None) is World.preflight.__func__:
+        return
+    if not use_ray:
+        cls.preflight(spec)
+        return
+    import ray
+
+    task = ray.remote(max_retries=0, **resources.ray_options())(_preflight_message)
+    message = ray.get(task.remote(spec.to_dict()))
+    if message:
+        raise WorldUnavailable(message)
+
+
+def _preflight_message(spec_dict: dict[str, Any]) -> str | None:
+    """Inside a Ray task: the world's :meth:`World.preflight` line, or None when it can run."""
+    spec = DatasetSpec.from_dict(spec_dict)
+    try:
+        world_class(spec.world).preflight(spec)
+    except WorldUnavailable as e:
+        return str(e)
+    return None
 
 
 def _spec_payload(plan: Plan) -> dict[str, Any]:

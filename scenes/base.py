@@ -114,6 +114,11 @@ class Output:
             raise ValueError(f"output {self.name}: a constant output needs its value")
 
 
+class WorldUnavailable(RuntimeError):
+    """A world cannot run here at all (its simulator server does not answer, say); the message is one line
+    naming where it looked and what to start. Raised by :meth:`World.preflight` before a run writes anything."""
+
+
 @dataclass(frozen=True)
 class Resources:
     """What one render task of a world takes from Ray: CPUs, GPUs and custom resources (``{"carla": 1}``)."""
@@ -309,6 +314,12 @@ class World(abc.ABC):
     def check(cls, spec) -> list[str]:
         """Spec problems only this world knows of, one ``"path: message"`` line each."""
         return []
+
+    @classmethod
+    def preflight(cls, spec) -> None:
+        """Raise :class:`WorldUnavailable` (one line) when this world cannot run ``spec`` here at all, e.g. a simulator
+        server that does not answer. A run asks it before anything is written, where a render task would run (a Ray
+        task with the world's resources, or in this process with ``--inline``). Default: nothing to check."""
 
     @classmethod
     def resources(cls, spec) -> Resources:

@@ -75,7 +75,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from ..base import Compare, Output, Rendered, World, WorldBatch, WorldInfo, Resources, check_latent_values
+from ..base import Compare, Output, Rendered, Resources, World, WorldBatch, WorldInfo, WorldUnavailable, check_latent_values
 from ..cameras import CameraRig
 from ..engines.quiet import require
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
@@ -127,7 +127,7 @@ WALKER_LIFT, ARRIVED = 1.0, 0.5
 _NAME = re.compile(r"^(vehicle|pedestrian|light)\[(\d+)\]\.([a-z_]+)$")
 
 
-class CarlaUnavailable(ConnectionError):
+class CarlaUnavailable(WorldUnavailable):
     """No CARLA server answers at the world's host:port (one line: where, why, what to start)."""
 
 

@@ -557,3 +557,21 @@ def test_render_call_sequence_against_a_fake_server(spec, monkeypatch):
         assert out["inputs"].shape == (2, T, 4)
         assert (out["inputs"][:, 5:, 0] == cm.RED).all()  # the edit's value is what crlgen commanded
     assert server.log.calls[-1][1] == "apply_settings" and ("tm", "set_synchronous_mode", (False,)) in server.log.calls
+
+
+@pytest.mark.parametrize("executor", ["--inline", pytest.param("--resource=carla=1", marks=pytest.mark.slow)])
+def test_crlgen_run_without_a_server_says_so_in_one_line_and_writes_nothing(executor, tmp_path, monkeypatch, capsys):
+    """``crlgen run`` on a port of 127.0.0.1 where nothing listens: exit 2, one ``error:`` line naming host:port and
+    the compose profile to start, no store (asked before anything is written: in this process with ``--inline``, in
+    a Ray task taking the world's ``carla`` resource otherwise)."""
+    port = _free_port()
+    monkeypatch.setenv(cw.ENV_HOST, "127.0.0.1")
+    monkeypatch.setenv(cw.ENV_PORT, str(port))
+    store = tmp_path / "carla.zarr"
+    code, out, err = run_cli(capsys, "run", "traffic/carla_town", "--samples", "2", "--out", str(store), "--workers", "1",
+                             "--quiet", executor)
+    assert code == 2, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and f"127.0.0.1:{port}" in lines[0], err
+    assert "--profile carla" in lines[0] and "Traceback" not in err
+    assert not store.exists() and not any(tmp_path.iterdir())
