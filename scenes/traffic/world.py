@@ -32,11 +32,11 @@ while active).
 
 Segmentation ids: 0 background (sky), 1 grass, 2 road, 3 lane marks and stop lines, 4 crosswalk, 5 sidewalk,
 6 building, then ``light[k]`` (head and pole), ``pedestrian[j]``, ``vehicle[i]``. Cameras: ``topdown`` (the
-raster; engine ``raster`` or ``tiny``), and with engine ``tiny`` perspective ones: ``mounted`` on ``vehicle[i]``
-(body frame x forward, y left, z up, on the ground under the car's centre), ``orbit`` and ``fixed``.
+raster; engine ``raster`` or ``tiny``), and with engine ``tiny`` ``mounted`` on ``vehicle[i]`` (body frame x forward,
+y left, z up, on the top of the roof above the car's centre, 1.65 m above the ground; vehicle[0]'s is the ego dashcam).
 
 Drawn sizes: a car is a 4.5 x 1.8 x 1.35 m body with a darker 2.2 x 1.6 m cabin set 0.3 m back (its heading shows
-as the body's longer free front); a pedestrian a 0.35 m radius disc (top-down) or a 0.5 x 0.4 x 1.75 m box; a
+as the body's longer free front); a pedestrian a 0.4 m radius disc (top-down) or a 0.5 x 0.4 x 1.75 m box; a
 signal head a 1.6 m lit cube on a 4.5 m pole beside the stop line (larger than a real head, so that a 64 px
 top-down raster of ~120 m shows its state).
 """
@@ -84,7 +84,10 @@ _OBJ = re.compile(r"^(vehicle|pedestrian|light)\[(\d+)\]\.([a-z_]+)$")
 BODY, BODY_Z = (2.25, 0.9, 0.6), 0.75
 CABIN, CABIN_Z, CABIN_BACK = (1.1, 0.8, 0.15), 1.5, -0.3
 HEAD_HALF, HEAD_Z, POLE_HALF = 0.8, 5.3, 0.15
-PED_RADIUS, PED_TOP = 0.35, 1.75
+PED_RADIUS, PED_TOP = 0.4, 1.75
+#: Top-down samples per pixel side (colour is their mean): 5 x 5, so a pedestrian (0.8 m across) at ~2 m per pixel still
+#: covers some sample.
+RASTER_SS = 5
 
 
 def _rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
@@ -132,7 +135,7 @@ _INFO = WorldInfo(
     inputs=("light[i].phase",),
     edit_targets=EDIT_TARGETS,
     annotations=("depth", "segmentation"),
-    camera_kinds=("topdown", "mounted", "orbit", "fixed"),
+    camera_kinds=("topdown", "mounted"),
     mounts=("vehicle[i]",),
     max_objects={"vehicle": MAX_VEHICLES, "pedestrian": MAX_PEDESTRIANS, "light": 8},
     engine_requires=(("tiny", ("pybullet",)),),
@@ -246,7 +249,7 @@ class TrafficWorld(World):
         return centre, half, rgb, np.full(len(b), _maps.BUILDING_ID, np.int32)
 
     def _topdown_background(self, cam) -> tuple[_raster.Grid, _raster.Canvas]:
-        grid = _raster.Grid.of(cam.K, cam.pose, cam.width, cam.height, ss=3)
+        grid = _raster.Grid.of(cam.K, cam.pose, cam.width, cam.height, ss=RASTER_SS)
         canvas = _raster.blank(grid)
         m = self.map
         _raster.paint_quads(canvas, grid, m.quads, m.quad_rgb, m.quad_ids, m.quad_layer)
@@ -437,7 +440,7 @@ class TrafficWorld(World):
         m = np.eye(4)
         c, s = math.cos(h), math.sin(h)
         m[:3, :3] = [[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]
-        m[:3, 3] = (x, y, 0.0)
+        m[:3, 3] = (x, y, CABIN_Z + CABIN[2])
         return m
 
     def render(self, batch: WorldBatch) -> Rendered:
@@ -504,17 +507,22 @@ class TrafficWorld(World):
                 out[f"camera_to_world{g.suffix}"][i, t, j] = poses[c]
 
     def _landmarks(self, sim: Simulation, frames: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Car body centres (n, T, NV, 3) m (absent cars far away), their ids (NV,) and radii (n, NV, 2) m."""
-        n, T = len(frames), self.n_frames
-        centres = np.full((n, T, self.nv, 3), 1.0e6)
+        """Known centres (n, T, 2 NV, 3) m: every car's body then every car's cabin (absent cars far away), their ids
+        (2 NV,) and radii (n, 2 NV, 2) m (a ball inside the box, one holding it)."""
+        n, T, nv = len(frames), self.n_frames, self.nv
+        centres = np.full((n, T, 2 * nv, 3), 1.0e6)
         for i, o in enumerate(frames):
-            p = o["present"]
-            centres[i, :, p, 0] = o["x"][:, p].T
-            centres[i, :, p, 1] = o["y"][:, p].T
-            centres[i, :, p, 2] = BODY_Z
-        inner, outer = min(BODY), float(np.linalg.norm([BODY[0], BODY[1], CABIN_Z + CABIN[2] - BODY_Z]))
-        radius = np.tile([inner, outer], (n, self.nv, 1))
-        return centres, self._first_car + np.arange(self.nv), radius
+            p = np.flatnonzero(o["present"])
+            h = o["heading"][:, p]
+            for part, (z, back) in enumerate(((BODY_Z, 0.0), (CABIN_Z, CABIN_BACK))):
+                centres[i, :, part * nv + p, 0] = (o["x"][:, p] + back * np.cos(h)).T
+                centres[i, :, part * nv + p, 1] = (o["y"][:, p] + back * np.sin(h)).T
+                centres[i, :, part * nv + p, 2] = z
+        body = [min(BODY), float(np.linalg.norm(BODY))]
+        cabin = [min(CABIN), float(np.linalg.norm(CABIN))]
+        radius = np.tile(np.array([body] * nv + [cabin] * nv), (n, 1, 1))
+        ids = self._first_car + np.concatenate([np.arange(nv), np.arange(nv)])
+        return centres, ids, radius
 
     def close(self) -> None:
         dc = getattr(self, "_dashcam", None)

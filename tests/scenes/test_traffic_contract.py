@@ -1,0 +1,91 @@
+"""The world contract, run against traffic/embedded on each of the five maps, at test size: 3 cars and 2 pedestrians,
+all present, 3 s at 10 fps, a 64 px top-down view of the whole map (and, on two maps, a 32 px ego dashcam).
+
+So that latents can act within 3 s, the contract specs pin a few of the catalogue's roots: the three cars queue on
+route 0 (starts 0.30, 0.34, 0.38 of it: each has the next as its leader), light[0]'s 8 s green ends at 2 s, the
+pedestrians use a crosswalk they may walk on at once (unsignalised, or one whose cars have red) and start at 0 s.
+What still cannot act within the clip is declared ``invisible`` with the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from crlgen.pipeline import load_spec
+from crlgen.scenes.testing import WorldContract
+from crlgen.scenes.traffic import _maps
+
+pytestmark = pytest.mark.slow
+
+TOP = {"kind": "topdown", "name": "top", "extent": 130, "center": [0, 0], "altitude": 50}
+DASHCAM = {"kind": "mounted", "name": "dashcam", "mount": "vehicle[0]", "position": [0.9, 0.0, -0.25],
+           "look_at": [20.0, 0.0, -0.8], "up": [0, 0, 1], "fov": 70, "size": [32, 32]}
+#: The queue's first car (vehicle[2]) has no leader within the clip on these maps.
+FRONT_ALONE = {f"vehicle[2].{t}": "the queue's first car meets no leader, red light or pedestrian within the 3 s clip"
+               for t in ("time_headway", "reaction_time")}
+GREEN_LATER = "its green starts after the 3 s clip (the junction's second group, or the next junction's green wave)"
+WEATHER_HIDDEN = {w: "weather acts only on the dashcam's pixels, and this contract spec films the top-down view alone"
+                  for w in ("weather.fog", "weather.rain", "weather.sun")}
+
+
+def small(name: str, code: int, dashcam: bool):
+    """The catalogue scene at contract size (see the module docstring)."""
+    spec = load_spec(f"traffic/{name}")
+    m = _maps.get_map(code)
+    cw = next((c for c, x in enumerate(m.crosswalks) if x.light < 0), None)
+    if cw is None:
+        cw = next(c for c, x in enumerate(m.crosswalks) if x.light == 1)
+    d = spec.to_dict()
+    d["objects"] = {**d["objects"], "vehicle": 3, "pedestrian": 2}
+    v = d["variables"]
+    for k in ("vehicle[0].present", "vehicle[i].route", "vehicle[i].start", "pedestrian[0].present", "pedestrian[0].start_time", "pedestrian[0].crossing"):
+        v.pop(k, None)
+    v["vehicle[i].present"] = {"type": "boolean", "mechanism": "1"}
+    v["vehicle[i].route"] = {"type": "integer", "range": [0, len(m.routes) - 1], "mechanism": "0"}
+    for i, s in enumerate((0.30, 0.34, 0.38)):
+        v[f"vehicle[{i}].start"] = {"range": [0, 1], "mechanism": str(s)}
+    v["pedestrian[i].present"] = {"type": "boolean", "mechanism": "1"}
+    v["pedestrian[i].start_time"] = {"range": [0, 12], "unit": "s", "mechanism": "0"}
+    v["pedestrian[i].crossing"] = {"type": "integer", "range": v["pedestrian[i].crossing"]["range"], "mechanism": str(cw)}
+    for name, value in (("light[0].offset", m.cycle - 6.0), ("light[0].green", 8.0)):
+        v[name] = {"range": v[name]["range"], "unit": "s", "mechanism": str(value)}
+    d["temporal_edits"] = [{"at_frame": 5, "do": "light[0].state = 0", "fraction": 0.5}]
+    d.pop("counterfactuals", None)
+    d["interventions"] = {"regime": "single_node", "fraction": 0.2, "targets": {"vehicle[i].aggressiveness": "do(1.0)"}}
+    d["video"] = {"fps": 10, "frames": 30, "substeps": 1}
+    d["render"] = {**d["render"], "size": 64, "views": [TOP, DASHCAM] if dashcam else [TOP]}
+    d["samples"] = 6
+    return type(spec).from_dict(d)
+
+
+class _Traffic(WorldContract):
+    memory_samples = 12
+    topdown_extent = 130.0
+    n = 2
+    geometry_size = 224  # the whole map at 224 px: 1.7 px per m, so a car's 0.6 m inner radius spans a pixel
+
+
+class TestGridTown(_Traffic):
+    spec = small("grid_town", 0, dashcam=True)
+    invisible = {**FRONT_ALONE, "light[1].green": GREEN_LATER, "light[2].green": GREEN_LATER,
+                 "light[2].offset": "light[2] is green throughout the clip at both offsets the suite tries (0 and 21.6 s)"}
+
+
+class TestVillage(_Traffic):
+    spec = small("village", 1, dashcam=False)
+    invisible = {**WEATHER_HIDDEN, "vehicle[2].time_headway": FRONT_ALONE["vehicle[2].time_headway"]}
+
+
+class TestHighwayMerge(_Traffic):
+    spec = small("highway_merge", 2, dashcam=True)
+    invisible = {**FRONT_ALONE, **{f"vehicle[{i}].desired_speed": "the car starts on the lay-by, whose 10 m/s limit caps "
+                                   "its desired speed throughout the clip" for i in (0, 1)}}
+
+
+class TestDowntown(_Traffic):
+    spec = small("downtown", 3, dashcam=False)
+    invisible = {**WEATHER_HIDDEN, **TestGridTown.invisible}
+
+
+class TestUrbanCentre(_Traffic):
+    spec = small("urban_centre", 4, dashcam=False)
+    invisible = {**WEATHER_HIDDEN, **{f"light[{k}].green": GREEN_LATER for k in (1, 2, 4, 6)}}
