@@ -37,7 +37,7 @@ y left, z up, on the top of the roof above the car's centre, 1.65 m above the gr
 
 Drawn sizes: a car is a 4.5 x 1.8 x 1.35 m body with a darker 2.2 x 1.6 m cabin set 0.3 m back (its heading shows
 as the body's longer free front); a pedestrian a 0.4 m radius disc (top-down) or a 0.5 x 0.4 x 1.75 m box; a
-signal head a 1.6 m lit cube on a 4.5 m pole beside the stop line (larger than a real head, so that a 64 px
+signal head a 2.4 m lit cube on a 4.4 m pole beside the stop line (larger than a real head, so that a 64 px
 top-down raster of ~120 m shows its state).
 """
 
@@ -83,7 +83,7 @@ _OBJ = re.compile(r"^(vehicle|pedestrian|light)\[(\d+)\]\.([a-z_]+)$")
 #: Car body and cabin half extents (m) and centre heights (m); cabin offset along the heading (m).
 BODY, BODY_Z = (2.25, 0.9, 0.6), 0.75
 CABIN, CABIN_Z, CABIN_BACK = (1.1, 0.8, 0.15), 1.5, -0.3
-HEAD_HALF, HEAD_Z, POLE_HALF = 0.8, 5.3, 0.15
+HEAD_HALF, HEAD_Z, POLE_HALF = 1.2, 5.6, 0.15
 PED_RADIUS, PED_TOP = 0.4, 1.75
 #: Top-down samples per pixel side (colour is their mean): 5 x 5, so a pedestrian (0.8 m across) at ~2 m per pixel still
 #: covers some sample.
