@@ -155,10 +155,29 @@ def _floor(bc, p, half: float) -> list[int]:
     plane = bc.createCollisionShape(p.GEOM_PLANE)
     out = []
     for k, (verts, idx) in enumerate(meshes):
-        vis = bc.createVisualShape(p.GEOM_MESH, vertices=verts, indices=idx, normals=[[0.0, 0.0, 1.0]] * len(verts),
-                                   rgbaColor=(0.6, 0.6, 0.6, 1.0))
+        vis = bc.createVisualShape(p.GEOM_MESH, fileName=_mesh_file(verts, idx), rgbaColor=(0.6, 0.6, 0.6, 1.0))
         out.append(bc.createMultiBody(0.0, plane if k == 0 else -1, vis))
     return out
+
+
+def _mesh_file(verts: list, idx: list) -> str:
+    """A Wavefront OBJ file of an upward-facing mesh (vertices m, triangle indices), written once per content into
+    ``<tmp>/crlgen-meshes``. PyBullet frees a mesh it read from a file when its client closes, but not one given as
+    vertex lists (~150 kB a mesh per client), and a world builds a new client every REBUILD_EVERY samples."""
+    import hashlib  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    text = "".join(f"v {x!r} {y!r} {z!r}\n" for x, y, z in verts) + "vn 0.0 0.0 1.0\n"
+    text += "".join(f"f {a + 1}//1 {b + 1}//1 {c + 1}//1\n" for a, b, c in zip(idx[0::3], idx[1::3], idx[2::3]))
+    folder = os.path.join(tempfile.gettempdir(), "crlgen-meshes")
+    path = os.path.join(folder, hashlib.sha1(text.encode()).hexdigest() + ".obj")
+    if not os.path.exists(path):
+        os.makedirs(folder, exist_ok=True)
+        fd, part = tempfile.mkstemp(dir=folder, suffix=".part")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(part, path)  # atomic: workers writing the same mesh at once agree
+    return path
 
 
 def floor_colours(hue: float) -> list[tuple[float, float, float, float]]:

@@ -2,6 +2,10 @@
 built once per world instance, a TinyRenderer film of the spec's cameras, the spec's latents and
 temporal edits read per batch, boxes re-created per sample, and a step loop that applies the edits,
 asks the world's controller for a command, steps the physics and records (then films) each frame.
+Every ``REBUILD_EVERY`` samples the client is closed and the scene built again in a new one: a
+removed box's collision and visual shapes stay in PyBullet until its client closes (~8 kB a box,
+~17 MB per 1000 two-box samples measured), and a sample's result never depends on the samples
+before it, so where a rebuild falls changes nothing (memory flat, results bitwise the same).
 
 A world (``robotics/arm``, ``robotics/mobile``) sets its :class:`~crlgen.scenes.base.WorldInfo`, its
 class constants and the hooks below; what it does not override is the same for all of them.
@@ -94,6 +98,11 @@ class BulletVideoWorld(SimulatedVideoWorld):
     FIRST_OBJECT_ID: ClassVar[int]
     PENETRATION_TOLERANCE: ClassVar[float] = 1e-3
     RUN_PENETRATION_TOLERANCE: ClassVar[float]
+    #: Samples set up on one PyBullet client before a new one is built. Each sample's boxes leave their collision and
+    #: visual shapes in the server (PyBullet cannot remove a shape a removed body used, nor resize one), ~8 kB a box;
+    #: closing the client frees them, so memory stays flat over a long shard. A sample's result does not depend on
+    #: the samples before it on the same client, so it does not depend on where a rebuild falls (tested bitwise).
+    REBUILD_EVERY: ClassVar[int] = 100
 
     # ---------------------------------------------------------------- declared without an engine
 
@@ -154,14 +163,9 @@ class BulletVideoWorld(SimulatedVideoWorld):
         #: Column of obj[0].x in a state row (objects follow, 10 columns each).
         self._obj_base = self._full.index("obj[0].x") if self.n_obj else len(self._full)
         self._objects: list[int] = []
-        self.client = pb.BulletScene()
+        self.client: pb.BulletScene | None = None
         try:
-            self._build()
-            from ._view import TinyFilm  # noqa: PLC0415
-
-            ann = spec.render.annotations
-            self._film = TinyFilm(self.client.bc, self.client.p, self.rig, rgb="frames", depth="depth" in ann,
-                                  segmentation="segmentation" in ann)
+            self._connect()
         except BaseException:
             self.close()
             raise
@@ -172,6 +176,17 @@ class BulletVideoWorld(SimulatedVideoWorld):
     def _state_names(self) -> tuple[str, ...]:
         """Every simulated state column, in order."""
         raise NotImplementedError
+
+    def _connect(self) -> None:
+        """A new PyBullet client with the scene built and a film of it."""
+        from ._view import TinyFilm  # noqa: PLC0415
+
+        self.client = pb.BulletScene()
+        self._build()
+        ann = self.spec.render.annotations
+        self._film = TinyFilm(self.client.bc, self.client.p, self.rig, rgb="frames", depth="depth" in ann,
+                              segmentation="segmentation" in ann)
+        self._setups = 0
 
     def close(self) -> None:
         client = getattr(self, "client", None)
@@ -253,14 +268,19 @@ class BulletVideoWorld(SimulatedVideoWorld):
     def _clear(self) -> None:
         for body in self._objects:
             self.client.bc.removeBody(body)
-        # the boxes' primitive shapes stay (PyBullet refuses to remove a shape a removed body used)
+        # the boxes' primitive shapes stay until the client closes (see REBUILD_EVERY)
         self._objects = []
 
     def _setup(self, lat: Mapping[str, np.ndarray], i: int) -> dict[str, Any]:
         """Reset the scene to sample ``i``'s initial configuration; returns its per-sample values (``sizes``,
         ``masses``, ``frictions`` of the boxes, ``goal``, ``light`` direction, ``diffuse`` and the world's own)."""
-        bc = self.client.bc
         self._clear()
+        self._setups += 1
+        if self._setups > self.REBUILD_EVERY:  # frees the shapes of the boxes before (see REBUILD_EVERY)
+            self.close()
+            self._connect()
+            self._setups = 1
+        bc = self.client.bc
         for body, rgba in zip(self._room.floor, _rooms.floor_colours(lat["floor.hue"][i])):
             bc.changeVisualShape(body, -1, rgbaColor=rgba)
         self._setup_stage(lat, i)
@@ -317,10 +337,10 @@ class BulletVideoWorld(SimulatedVideoWorld):
         the world's :meth:`_obstacles`, and how deep (``"obj[0] and obj[1] interpenetrate by 0.012 m"``); else the
         world's own reason (:meth:`_explain_extra`)."""
         lat = self._latents(batch)
-        bc = self.client.bc
         out = []
         for i in range(len(batch)):
             cfg = self._setup(lat, i)
+            bc = self.client.bc
             obstacles = self._obstacles()
             reason = ""
             for k, body in enumerate(self._objects):
@@ -346,9 +366,9 @@ class BulletVideoWorld(SimulatedVideoWorld):
 
     def _sample(self, lat, i: int, edits: list[Edit], out: dict[str, np.ndarray] | None) -> tuple:
         """Simulate (and, with ``out``, film) sample ``i``: (states (T, S), inputs (T, len(INPUTS)), deepest penetration m)."""
-        bc = self.client.bc
         T = self.n_frames
         cfg = self._setup(lat, i)
+        bc = self.client.bc
         states = np.zeros((T, len(self._full)), dtype=np.float64)
         inputs = np.zeros((T, len(self.INPUTS)), dtype=np.float64)
         lut = self._lut() if out is not None else None

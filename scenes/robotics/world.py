@@ -40,9 +40,11 @@ marker use the edited goal while active).
 Ground truth never lags the physics: each frame's states are read right after its last step and
 the frame is filmed from that same simulator state (the wrist camera from that frame's TCP pose).
 
-The scene (room, table, arm, goal marker) is built once per world instance; per sample the
-cubes are re-created (primitive boxes; their collision shapes are removed with the bodies), the
-arm is reset to its rest pose and colours and frictions are set on the existing bodies.
+The scene (room, table, arm, goal marker) is built once per PyBullet client; per sample the
+cubes are re-created (primitive boxes), the arm is reset to its rest pose and colours and
+frictions are set on the existing bodies. A new client is built every ``REBUILD_EVERY`` samples
+(:class:`._skeleton.BulletVideoWorld`): PyBullet keeps a removed box's shapes until its client
+closes, so memory stays flat over a long shard.
 
 Segmentation ids: 0 background, 1 room, 2 table, 3 goal marker, 4 + i object i, then one id per
 arm link (``arm.<link name>``, base first). Cameras: orbit, fixed, top-down and ``mounted`` on
