@@ -13,6 +13,7 @@ Every room body is static; the floor's and the table top's colours change per sa
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 
@@ -145,6 +146,19 @@ FLOOR_CHECKER = 4.0
 def _floor(bc, p, half: float) -> list[int]:
     """Floor bodies: a collision plane at z = 0 carrying the first checker parity, the other parity, and
     (when ``half`` > FLOOR_CHECKER) the outer band. Their colours are set per sample (:func:`floor_colours`)."""
+    plane = bc.createCollisionShape(p.GEOM_PLANE)
+    out = []
+    for k, (verts, idx, normals) in enumerate(_floor_meshes(half)):
+        vis = bc.createVisualShape(p.GEOM_MESH, vertices=verts, indices=idx, normals=normals, rgbaColor=(0.6, 0.6, 0.6, 1.0))
+        out.append(bc.createMultiBody(0.0, plane if k == 0 else -1, vis))
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _floor_meshes(half: float) -> tuple[tuple[list, list, list], ...]:
+    """Vertex, index and normal lists of the floor's meshes, made once per process: PyBullet keeps a reference to
+    every list it is handed (~150 kB a mesh, never released), and a world builds a new client every
+    REBUILD_EVERY samples, so every client is handed the same lists (as the physics worlds' ground does)."""
     from ..engines.bullet import checker_mesh, frame_mesh  # noqa: PLC0415 - pure helpers, no engine
 
     inner = min(half, FLOOR_CHECKER)
@@ -152,32 +166,7 @@ def _floor(bc, p, half: float) -> list[int]:
     meshes = [checker_mesh(inner, tiles, parity) for parity in (0, 1)]
     if half > inner:
         meshes.append(frame_mesh(inner, half))
-    plane = bc.createCollisionShape(p.GEOM_PLANE)
-    out = []
-    for k, (verts, idx) in enumerate(meshes):
-        vis = bc.createVisualShape(p.GEOM_MESH, fileName=_mesh_file(verts, idx), rgbaColor=(0.6, 0.6, 0.6, 1.0))
-        out.append(bc.createMultiBody(0.0, plane if k == 0 else -1, vis))
-    return out
-
-
-def _mesh_file(verts: list, idx: list) -> str:
-    """A Wavefront OBJ file of an upward-facing mesh (vertices m, triangle indices), written once per content into
-    ``<tmp>/crlgen-meshes``. PyBullet frees a mesh it read from a file when its client closes, but not one given as
-    vertex lists (~150 kB a mesh per client), and a world builds a new client every REBUILD_EVERY samples."""
-    import hashlib  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
-
-    text = "".join(f"v {x!r} {y!r} {z!r}\n" for x, y, z in verts) + "vn 0.0 0.0 1.0\n"
-    text += "".join(f"f {a + 1}//1 {b + 1}//1 {c + 1}//1\n" for a, b, c in zip(idx[0::3], idx[1::3], idx[2::3]))
-    folder = os.path.join(tempfile.gettempdir(), "crlgen-meshes")
-    path = os.path.join(folder, hashlib.sha1(text.encode()).hexdigest() + ".obj")
-    if not os.path.exists(path):
-        os.makedirs(folder, exist_ok=True)
-        fd, part = tempfile.mkstemp(dir=folder, suffix=".part")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(part, path)  # atomic: workers writing the same mesh at once agree
-    return path
+    return tuple((verts, idx, [[0.0, 0.0, 1.0]] * len(verts)) for verts, idx in meshes)
 
 
 def floor_colours(hue: float) -> list[tuple[float, float, float, float]]:

@@ -119,10 +119,7 @@ class ButtonsWorld(ArmWorld):
             out.append(f"parameters.task: robotics/buttons presses buttons (task 4, press), got {spec.parameters['task']!r}")
         if out:
             return out
-        model = _arms.arm_model(spec.parameters["arm"])
-        nj = spec.object_count("joint")
-        if nj is not None and nj != len(model.joints):
-            out.append(f"objects.joint: the {model.name} has {len(model.joints)} joints, the spec asks for {nj}")
+        out += cls._joint_problems(spec)
         counts = {prefix: spec.object_count(prefix) or 0 for prefix in ("button", "lamp")}
         for prefix, n in counts.items():
             if n < 1:

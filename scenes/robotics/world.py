@@ -181,15 +181,21 @@ class ArmWorld(BulletVideoWorld):
                 out.append(f"parameters.{name}: {e}")
         if out:
             return out
-        model = _arms.arm_model(spec.parameters["arm"])
-        nj = spec.object_count("joint")
-        if nj is not None and nj != len(model.joints):
-            out.append(f"objects.joint: the {model.name} has {len(model.joints)} joints, the spec asks for {nj}")
+        out += cls._joint_problems(spec)
         n = spec.object_count("obj") or 0
         task = _controllers.task_code(spec.parameters["task"])
         if n < (2 if task == 3 else 1):
             out.append(f"objects.obj: the {_controllers.TASK_NAMES[task]} task needs at least {2 if task == 3 else 1} objects, got {n}")
         return out + cls._common_problems(spec)
+
+    @classmethod
+    def _joint_problems(cls, spec) -> list[str]:
+        """``objects.joint`` against the arm's joints (``parameters.arm`` already checked)."""
+        model = _arms.arm_model(spec.parameters["arm"])
+        nj = spec.object_count("joint")
+        if nj is not None and nj != len(model.joints):
+            return [f"objects.joint: the {model.name} has {len(model.joints)} joints, the spec asks for {nj}"]
+        return []
 
     @classmethod
     def _segmentation_ids(cls, spec, n_objects: int) -> dict[int, str]:
