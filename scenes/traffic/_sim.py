@@ -10,7 +10,9 @@ Per simulation step of ``dt = 1 / (fps * substeps)`` s, at time t:
    ``pedestrian[j].walking = 1`` makes one step out at its frame whatever the light (towards the other curb);
    ``= 0`` stops one where it is.
 3. **Leaders** along each vehicle's route (its cyclic lane sequence) within ``LOOKAHEAD`` m: the nearest vehicle
-   ahead (vehicles on a lane that merges into the route are projected onto it by their distance to the merge),
+   ahead (vehicles on lanes that lead into the route within ``MERGE_DEPTH`` lanes are projected onto it by their
+   distance to the merge, so two cars approaching a merge from two branches follow each other by that distance; a car
+   that has just turned off onto another branch stays a leader until its rear is ``DIVERGE_CLEAR`` m past the diverge),
    a red stop line (an amber or red one only if the driver can still stop: ``d > v^2 / (2 b)`` with ``b`` 3 m/s^2
    at amber, ``STOP_BRAKE`` at red), and the near edge of a crosswalk with a pedestrian on it: the latter two as
    standing obstacles of zero length.
@@ -48,6 +50,10 @@ CAR_LENGTH, CAR_WIDTH, CAR_HEIGHT = 4.5, 1.8, 1.5
 LOOKAHEAD, AMBER_BRAKE, STOP_BRAKE = 80.0, 3.0, 7.0
 #: Longest reaction time (s) the delay buffer holds; seconds between two lane changes of one car.
 MAX_REACTION, LANE_CHANGE_COOLDOWN = 2.0, 3.0
+#: How many lanes before a merge a car on another branch is already seen (projected by its distance to the merge).
+MERGE_DEPTH = 3
+#: A car on a branch that left the route is still a leader until its rear is this far (m) past the diverge.
+DIVERGE_CLEAR = 4.0
 #: "No leader" in the delay buffer (m).
 _FAR = 1.0e4
 
@@ -56,7 +62,8 @@ _FAR = 1.0e4
 class Network:
     """A map's routes as arrays: ``route_lanes`` (R, M) int (-1 padded), ``route_start`` (R, M) m (lane start
     along the route), ``route_len`` (R,) m, ``off`` (R, L) m (lane start along each route, NaN off route),
-    ``off_any`` (R, L) (also lanes merging into the route, projected), ``lane_len``/``lane_limit`` (L,),
+    ``off_any`` (R, L) (also lanes merging into the route, projected), ``off_div`` (R, L) (lanes branching off the
+    route: where they start along it), ``lane_len``/``lane_limit`` (L,),
     ``lane_left``/``lane_right`` (L,) int, ``lane_route`` (L,) int (first route holding the lane, -1),
     ``polylines``: per route (points (P, 2) m, arc (P,) m)."""
 
@@ -66,6 +73,7 @@ class Network:
     route_len: np.ndarray
     off: np.ndarray
     off_any: np.ndarray
+    off_div: np.ndarray
     lane_len: np.ndarray
     lane_limit: np.ndarray
     lane_left: np.ndarray
@@ -92,16 +100,24 @@ class Network:
             polys.append((pts, arc))
         route_len = np.array([float(lane_len[list(r)].sum()) for r in m.routes])
         off_any = off.copy()
-        for r in range(R):
-            for k, ln in enumerate(m.lanes):
-                if np.isnan(off[r, k]):
-                    on = [s for s in ln.successors if not np.isnan(off[r, s])]
-                    if on:
-                        off_any[r, k] = off[r, on[0]] - lane_len[k]
+        for _ in range(MERGE_DEPTH):  # lanes that lead into the route within MERGE_DEPTH lanes: projected onto it
+            prev = off_any.copy()
+            for r in range(R):
+                for k, ln in enumerate(m.lanes):
+                    if np.isnan(prev[r, k]):
+                        on = [s for s in ln.successors if not np.isnan(prev[r, s])]
+                        if on:
+                            off_any[r, k] = prev[r, on[0]] - lane_len[k]
+        off_div = np.full((R, L), np.nan)
+        for k, ln in enumerate(m.lanes):
+            for nxt in ln.successors:
+                for r in range(R):
+                    if not np.isnan(off[r, k]) and np.isnan(off[r, nxt]):
+                        off_div[r, nxt] = off[r, k] + lane_len[k]
         lane_route = np.full(L, -1, np.int64)
         for r, lanes in reversed(list(enumerate(m.routes))):
             lane_route[list(lanes)] = r
-        return cls(route_lanes, route_start, np.array([len(r) for r in m.routes]), route_len, off, off_any, lane_len,
+        return cls(route_lanes, route_start, np.array([len(r) for r in m.routes]), route_len, off, off_any, off_div, lane_len,
                    np.array([ln.limit for ln in m.lanes]), np.array([ln.left for ln in m.lanes]),
                    np.array([ln.right for ln in m.lanes]), lane_route, tuple(polys))
 
@@ -259,6 +275,15 @@ def simulate(net: Network, m: TrafficMap, setup: Setup, n_frames: int, fps: floa
         D = np.mod(net.off_any[r[:, None], lane[None, :]] + arc[None, :] - s[:, None], Lr[:, None])
         ok = np.isfinite(D) & pres[:, None] & pres[None, :] & ~np.eye(NV, dtype=bool) & (D > 0) & (D <= LOOKAHEAD)
         gaps = np.where(ok, D - CAR_LENGTH, np.inf)
+        # and by the rear: a car whose front has turned off onto another branch still blocks the route with its rear, on a
+        # route lane, or on the branch until the rear is DIVERGE_CLEAR m past the diverge
+        lr, ar = net.locate(r, np.mod(s - CAR_LENGTH, Lr))
+        Dr = np.mod(net.off[r[:, None], lr[None, :]] + ar[None, :] - s[:, None], Lr[:, None])
+        Dd = np.mod(net.off_div[r[:, None], lr[None, :]] + ar[None, :] - s[:, None], Lr[:, None])
+        Dd = np.where(ar[None, :] < DIVERGE_CLEAR, Dd, np.nan)
+        Db = np.fmin(Dr, Dd)
+        okb = np.isfinite(Db) & pres[:, None] & pres[None, :] & ~np.eye(NV, dtype=bool) & (Db > 0) & (Db <= LOOKAHEAD)
+        gaps = np.where(okb, np.fmin(gaps, Db), gaps)
         lead = np.argmin(gaps, axis=1)
         gap = gaps[idx, lead]
         vl = np.where(np.isfinite(gap), v[lead], v)

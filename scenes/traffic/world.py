@@ -79,15 +79,17 @@ PED_RGB = (0.85, 0.25, 0.65)
 POLE_RGB = (0.35, 0.35, 0.37)
 #: Two cars whose centres come closer than this (m) collide (a rear-end overlap; adjacent lanes are >= 3.2 m apart).
 COLLISION_DISTANCE = 3.0
+#: Cars must start at least this far apart (m, centre to centre; :meth:`TrafficWorld.feasible`).
+START_DISTANCE = 6.0
 _OBJ = re.compile(r"^(vehicle|pedestrian|light)\[(\d+)\]\.([a-z_]+)$")
 #: Car body and cabin half extents (m) and centre heights (m); cabin offset along the heading (m).
 BODY, BODY_Z = (2.25, 0.9, 0.6), 0.75
 CABIN, CABIN_Z, CABIN_BACK = (1.1, 0.8, 0.15), 1.5, -0.3
 HEAD_HALF, HEAD_Z, POLE_HALF = 1.2, 5.6, 0.15
 PED_RADIUS, PED_TOP = 0.4, 1.75
-#: Top-down samples per pixel side (colour is their mean): 5 x 5, so a pedestrian (0.8 m across) at ~2 m per pixel still
-#: covers some sample.
-RASTER_SS = 5
+#: Top-down colour samples lie at most this far apart (m; colour is their mean per pixel): a pedestrian (0.8 m across)
+#: always covers one, so it tints its pixel even at ~2 m per pixel.
+RASTER_SPACING = 0.6
 
 
 def _rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
@@ -249,7 +251,8 @@ class TrafficWorld(World):
         return centre, half, rgb, np.full(len(b), _maps.BUILDING_ID, np.int32)
 
     def _topdown_background(self, cam) -> tuple[_raster.Grid, _raster.Canvas]:
-        grid = _raster.Grid.of(cam.K, cam.pose, cam.width, cam.height, ss=RASTER_SS)
+        ss = int(math.ceil(1.0 / (float(cam.K[0, 0]) * RASTER_SPACING)))  # samples per pixel side: odd, spacing <= RASTER_SPACING
+        grid = _raster.Grid.of(cam.K, cam.pose, cam.width, cam.height, ss=ss + (ss % 2 == 0))
         canvas = _raster.blank(grid)
         m = self.map
         _raster.paint_quads(canvas, grid, m.quads, m.quad_rgb, m.quad_ids, m.quad_layer)
@@ -380,12 +383,14 @@ class TrafficWorld(World):
 
     def feasible(self, batch: WorldBatch) -> np.ndarray:
         """(n,) bool: False where two conflicting signal groups of a junction show green or amber at once, or two
-        cars start less than 1 m apart along a lane (:meth:`explain_infeasible` says which)."""
+        cars start less than 1 m apart along a lane or with centres closer than ``START_DISTANCE`` (on crossing
+        paths in a junction, say); :meth:`explain_infeasible` says which."""
         return np.array([r == "" for r in self.explain_infeasible(batch)], dtype=bool)
 
     def explain_infeasible(self, batch: WorldBatch) -> list[str]:
         """One reason per sample ("" where feasible): the first conflicting pair of lights (checked every 0.05 s over a
-        cycle) or the first pair of cars that start overlapping or closer than 1 m."""
+        cycle), or a pair of cars that start less than 1 m apart along a lane, or with centres closer than
+        ``START_DISTANCE`` m."""
         lat = self._latents(batch)
         out = []
         t = np.arange(0.0, self.map.cycle, 0.05)
@@ -403,6 +408,14 @@ class TrafficWorld(World):
                 if np.any(g < 1.0):
                     a, b = np.unravel_index(np.argmin(g), g.shape)
                     reason = f"vehicle[{a}] starts {g[a, b]:.2f} m behind vehicle[{b}] (at least 1 m needed)"
+            if not reason and su.present.sum() > 1:  # cars on crossing or merging paths: keep their centres apart
+                p = np.flatnonzero(su.present)
+                x, y, _ = self.net.pose(su.route[p], np.mod(su.start[p] * self.net.route_len[su.route[p]] - _sim.CAR_LENGTH / 2,
+                                                           self.net.route_len[su.route[p]]))
+                d = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :]) + np.diag(np.full(len(p), np.inf))
+                if d.min() < START_DISTANCE:
+                    a, b = np.unravel_index(np.argmin(d), d.shape)
+                    reason = f"vehicle[{p[a]}] and vehicle[{p[b]}] start {d[a, b]:.2f} m apart (centres; at least {START_DISTANCE} m)"
             out.append(reason)
         return out
 

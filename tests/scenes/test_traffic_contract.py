@@ -1,8 +1,9 @@
 """The world contract, run against traffic/embedded on each of the five maps, at test size: 3 cars and 2 pedestrians,
-all present, 3 s at 10 fps, a 64 px top-down view of the whole map (and, on two maps, a 32 px ego dashcam).
+all present, 2 s at 10 fps, a 64 px top-down view of the whole map (and, on two maps, a 32 px ego dashcam).
 
 So that latents can act within 3 s, the contract specs pin a few of the catalogue's roots: the three cars queue on
-route 0 (starts 0.30, 0.34, 0.38 of it: each has the next as its leader), light[0]'s 8 s green ends at 2 s, the
+route 0 (starts 0.30, 0.34, 0.38 of it: each has the next as its leader), light[0]'s 8 s green ends 2.5 s before
+the clip (amber until 0.5 s, then red: the contract's edit, which forces amber, changes it; a long green lasts into it), the
 pedestrians use a crosswalk they may walk on at once (unsignalised, or one whose cars have red) and start at 0 s.
 What still cannot act within the clip is declared ``invisible`` with the reason."""
 
@@ -20,9 +21,9 @@ TOP = {"kind": "topdown", "name": "top", "extent": 130, "center": [0, 0], "altit
 DASHCAM = {"kind": "mounted", "name": "dashcam", "mount": "vehicle[0]", "position": [0.9, 0.0, -0.25],
            "look_at": [20.0, 0.0, -0.8], "up": [0, 0, 1], "fov": 70, "size": [32, 32]}
 #: The queue's first car (vehicle[2]) has no leader within the clip on these maps.
-FRONT_ALONE = {f"vehicle[2].{t}": "the queue's first car meets no leader, red light or pedestrian within the 3 s clip"
+FRONT_ALONE = {f"vehicle[2].{t}": "the queue's first car meets no leader, red light or pedestrian within the 2 s clip"
                for t in ("time_headway", "reaction_time")}
-GREEN_LATER = "its green starts after the 3 s clip (the junction's second group, or the next junction's green wave)"
+PHASE_OUTSIDE = "at both values the suite tries, the light shows the same states during the 2 s clip (its phase changes fall outside it)"
 WEATHER_HIDDEN = {w: "weather acts only on the dashcam's pixels, and this contract spec films the top-down view alone"
                   for w in ("weather.fog", "weather.rain", "weather.sun")}
 
@@ -46,19 +47,19 @@ def small(name: str, code: int, dashcam: bool):
     v["pedestrian[i].present"] = {"type": "boolean", "mechanism": "1"}
     v["pedestrian[i].start_time"] = {"range": [0, 12], "unit": "s", "mechanism": "0"}
     v["pedestrian[i].crossing"] = {"type": "integer", "range": v["pedestrian[i].crossing"]["range"], "mechanism": str(cw)}
-    for name, value in (("light[0].offset", m.cycle - 6.0), ("light[0].green", 8.0)):
+    for name, value in (("light[0].offset", m.cycle - 10.5), ("light[0].green", 8.0)):
         v[name] = {"range": v[name]["range"], "unit": "s", "mechanism": str(value)}
     d["temporal_edits"] = [{"at_frame": 5, "do": "light[0].state = 0", "fraction": 0.5}]
     d.pop("counterfactuals", None)
     d["interventions"] = {"regime": "single_node", "fraction": 0.2, "targets": {"vehicle[i].aggressiveness": "do(1.0)"}}
-    d["video"] = {"fps": 10, "frames": 30, "substeps": 1}
+    d["video"] = {"fps": 10, "frames": 20, "substeps": 1}
     d["render"] = {**d["render"], "size": 64, "views": [TOP, DASHCAM] if dashcam else [TOP]}
     d["samples"] = 6
     return type(spec).from_dict(d)
 
 
 class _Traffic(WorldContract):
-    memory_samples = 12
+    memory_samples = 8
     topdown_extent = 130.0
     n = 2
     geometry_size = 224  # the whole map at 224 px: 1.7 px per m, so a car's 0.6 m inner radius spans a pixel
@@ -66,13 +67,12 @@ class _Traffic(WorldContract):
 
 class TestGridTown(_Traffic):
     spec = small("grid_town", 0, dashcam=True)
-    invisible = {**FRONT_ALONE, "light[1].green": GREEN_LATER, "light[2].green": GREEN_LATER,
-                 "light[2].offset": "light[2] is green throughout the clip at both offsets the suite tries (0 and 21.6 s)"}
+    invisible = {**FRONT_ALONE, "light[1].green": PHASE_OUTSIDE, "light[2].green": PHASE_OUTSIDE}
 
 
 class TestVillage(_Traffic):
     spec = small("village", 1, dashcam=False)
-    invisible = {**WEATHER_HIDDEN, "vehicle[2].time_headway": FRONT_ALONE["vehicle[2].time_headway"]}
+    invisible = {**WEATHER_HIDDEN, **FRONT_ALONE}
 
 
 class TestHighwayMerge(_Traffic):
@@ -88,4 +88,6 @@ class TestDowntown(_Traffic):
 
 class TestUrbanCentre(_Traffic):
     spec = small("urban_centre", 4, dashcam=False)
-    invisible = {**WEATHER_HIDDEN, **{f"light[{k}].green": GREEN_LATER for k in (1, 2, 4, 6)}}
+    invisible = {**WEATHER_HIDDEN, **{f"light[{k}].green": PHASE_OUTSIDE for k in (1, 3, 4, 5, 6)},
+                 "vehicle[1].reaction_time": "the car ahead starts at the same speed (the 8.3 m/s limit caps both desired "
+                                             "speeds), so the approach rate, through which the delay acts, stays ~0 in the clip"}

@@ -1,0 +1,62 @@
+"""traffic/embedded through the pipeline: every catalogue scene runs (`crlgen run`) and validates (`crlgen validate`) at
+a small size; spec problems are one-line errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from crlgen.pipeline import load_spec
+from crlgen.scenes.registry import catalog
+from support.cli import run_cli
+
+pytestmark = pytest.mark.slow
+
+SCENES = ("grid_town", "village", "highway_merge", "downtown", "urban_centre")
+
+
+def test_the_catalogue_lists_the_five_scenes():
+    names = {e.name for e in catalog() if e.world == "traffic/embedded"}
+    assert names == {f"traffic/{s}" for s in SCENES}
+
+
+@pytest.mark.parametrize("name", SCENES)
+def test_scene_runs_and_validates(name, tmp_path, capsys):
+    spec = load_spec(f"traffic/{name}")
+    render = spec.render.model_dump(mode="json")
+    render["size"] = 32
+    # 3 cars and 2 pedestrians keep the pipeline's per-latent previews (most of a run's time here) small
+    spec = spec.replace(samples=6, objects={**spec.objects, "vehicle": 3, "pedestrian": 2},
+                        video={"fps": 10, "frames": 32, "substeps": 1}, render=render)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+    store = str(tmp_path / f"{name}.zarr")
+    code, out, err = run_cli(capsys, "run", str(path), "--out", store, "--inline", "--quiet", "--no-validate")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "validate", store, "--json")
+    report = json.loads(out)
+    failed = [c for c in report["checks"] if not c["passed"]]
+    assert code == 0 and not failed, failed
+
+
+def _check(tmp_path, capsys, change, scene: str = "grid_town") -> tuple[int, str]:
+    d = load_spec(f"traffic/{scene}").to_dict()
+    change(d)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    code, out, err = run_cli(capsys, "check", str(path))
+    return code, out + err
+
+
+@pytest.mark.parametrize("change, expect", [
+    (lambda d: d["parameters"].update(map=7), "parameters.map"),
+    (lambda d: d["objects"].update(light=3), "objects.light"),
+    (lambda d: d["variables"]["pedestrian[i].crossing"].update(range=[0, 3]), "map village has 3 crosswalks"),
+    (lambda d: d["render"].update(engine="raster"), "render.engine"),
+    (lambda d: d["temporal_edits"].__setitem__(0, {"at_frame": 30, "do": "light[0].state += 1"}), "temporal_edits[0]"),
+])
+def test_spec_problems_are_one_line_errors(tmp_path, capsys, change, expect):
+    code, text = _check(tmp_path, capsys, change, "village" if "village" in expect else "grid_town")
+    assert code == 2 and expect in text and "Traceback" not in text
