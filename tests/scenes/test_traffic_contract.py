@@ -18,8 +18,8 @@ from crlgen.scenes.traffic import _maps
 pytestmark = pytest.mark.slow
 
 TOP = {"kind": "topdown", "name": "top", "extent": 130, "center": [0, 0], "altitude": 50}
-DASHCAM = {"kind": "mounted", "name": "dashcam", "mount": "vehicle[0]", "position": [0.9, 0.0, -0.25],
-           "look_at": [20.0, 0.0, -0.8], "up": [0, 0, 1], "fov": 70, "size": [32, 32]}
+DASHCAM = {"kind": "mounted", "name": "dashcam", "mount": "vehicle[0]", "position": [2.3, 0.0, -0.25],
+           "look_at": [22.0, 0.0, -0.9], "up": [0, 0, 1], "fov": 60, "size": [32, 32]}
 #: The queue's first car (vehicle[2]) has no leader within the clip on these maps.
 FRONT_ALONE = {f"vehicle[2].{t}": "the queue's first car meets no leader, red light or pedestrian within the 2 s clip"
                for t in ("time_headway", "reaction_time")}
