@@ -126,16 +126,6 @@ def _rot(d: np.ndarray, right: bool) -> np.ndarray:
     return np.array([d[1], -d[0]]) if right else np.array([-d[1], d[0]])
 
 
-def _arc_at(points: np.ndarray, q: np.ndarray) -> float:
-    """Arc length (m) along a polyline of its point nearest to ``q``."""
-    seg = np.diff(points, axis=0)
-    L = np.linalg.norm(seg, axis=1)
-    t = np.clip(np.einsum("ij,ij->i", q - points[:-1], seg) / np.maximum(L ** 2, 1e-12), 0.0, 1.0)
-    proj = points[:-1] + t[:, None] * seg
-    k = int(np.argmin(np.linalg.norm(proj - q, axis=1)))
-    return float(np.sum(L[:k]) + t[k] * L[k])
-
-
 # --------------------------------------------------------------------------- builder
 
 
@@ -278,13 +268,13 @@ class _Builder:
         for g, k in zip([g for g in (0, 1) if groups[g]], ids):
             for e_in, s_in, d_in in groups[g]:
                 light_of[e_in] = k
-        for e_out, s_out, d_out in outgoing:  # one crosswalk per arm
+        for e_out, _, d_out in outgoing:  # one crosswalk per arm
             mid = p + d_out * (clear + (CROSS_NEAR + CROSS_FAR) / 2)
             nrm = _rot(d_out, False)
             a, b = mid + nrm * (half + 1.0), mid - nrm * (half + 1.0)
-            self._crosswalk(a, b, lanes_dir, e_out, s_out, light_of.get(e_out, -1))
+            self._crosswalk(a, b, lanes_dir, e_out, light_of.get(e_out, -1))
 
-    def _crosswalk(self, a, b, lanes_dir, e, s_out, light: int, width: float = 3.0) -> None:
+    def _crosswalk(self, a, b, lanes_dir, e, light: int, width: float = 3.0) -> None:
         lanes = []
         for sense in (0, 1):
             for li in lanes_dir.get((e, sense), []):
@@ -320,7 +310,7 @@ class _Builder:
                 heads.append(mid - dd * 3.5 + right * (half + 1.2))
             self.lights.append(Light(tuple(stops), np.array(heads), -1))
             k = len(self.lights) - 1
-        self._crosswalk(mid + nrm * (half + 1.0), mid - nrm * (half + 1.0), lanes_dir, e, 0, k)
+        self._crosswalk(mid + nrm * (half + 1.0), mid - nrm * (half + 1.0), lanes_dir, e, k)
 
     def blocks(self, xs, ys, road_half: float, seed: int, split: int, heights: tuple[float, float]) -> None:
         """Buildings filling the cells between consecutive grid lines ``xs`` x ``ys`` (inset from the roads)."""

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._idm import MAX_BRAKE, S0, idm_acceleration
+from ._idm import idm_acceleration
 from ._maps import AMBER, TrafficMap
 from ._mobil import mobil_wants
 
@@ -187,7 +187,7 @@ def _apply(op: str, base: np.ndarray, value: float) -> np.ndarray:
     return np.full_like(base, value) if op == "set" else base + value if op == "add" else base * value
 
 
-def initial_gaps(net: Network, m: TrafficMap, setup: Setup) -> np.ndarray:
+def initial_gaps(net: Network, setup: Setup) -> np.ndarray:
     """(NV, NV) bumper gaps (m) at the start between present vehicles that see each other ahead (inf otherwise)."""
     r = setup.route.astype(np.int64)
     s = setup.start * net.route_len[r]

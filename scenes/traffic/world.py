@@ -46,7 +46,7 @@ from __future__ import annotations
 import colorsys
 import math
 import re
-from typing import ClassVar, Mapping
+from typing import ClassVar
 
 import numpy as np
 
@@ -290,7 +290,7 @@ class TrafficWorld(World):
         rgb = np.concatenate([body_rgb, cabin_rgb]).reshape(-1, 3)
         ids = np.concatenate([self._first_car + idx, self._first_car + idx]).astype(np.int32)
         emissive = np.zeros(2 * n, bool)
-        heads, poles = [], []
+        heads = []
         for k, L in enumerate(self.map.lights):
             col = LIGHT_RGB[int(frame["light"][k])]
             for p in L.heads:
@@ -404,7 +404,7 @@ class TrafficWorld(World):
                     reason = f"light[{a}] and light[{b}] (one junction) are both green or amber at t = {t[both][0]:.2f} s of the cycle"
                     break
             if not reason:
-                g = _sim.initial_gaps(self.net, self.map, su)
+                g = _sim.initial_gaps(self.net, su)
                 if np.any(g < 1.0):
                     a, b = np.unravel_index(np.argmin(g), g.shape)
                     reason = f"vehicle[{a}] starts {g[a, b]:.2f} m behind vehicle[{b}] (at least 1 m needed)"
