@@ -80,6 +80,7 @@ from ..cameras import CameraRig
 from ..engines.quiet import require
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _carla_map as cm
+from ._names import EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 ENV_HOST, ENV_PORT, ENV_TM_PORT = "CRLGEN_CARLA_HOST", "CRLGEN_CARLA_PORT", "CRLGEN_CARLA_TM_PORT"
 DEFAULT_HOST, DEFAULT_PORT, TM_PORT_OFFSET = "127.0.0.1", 2000, 6000
@@ -98,7 +99,7 @@ RERENDER_TOLERANCE: dict[str, Compare] = {
     "states": Compare(exact=False, atol=0.05, max_fraction=0.02),       # m, rad, m/s, m/s^2, ids
 }
 
-GLOBAL_LATENTS = ("weather.fog", "weather.rain", "weather.sun")
+GLOBAL_LATENTS = WEATHER
 VEHICLE_LATENTS = ("vehicle[i].present", "vehicle[i].start", "vehicle[i].hue", "vehicle[i].desired_speed",
                    "vehicle[i].time_headway")
 PEDESTRIAN_LATENTS = ("pedestrian[i].present", "pedestrian[i].crossing", "pedestrian[i].start_time", "pedestrian[i].speed")
@@ -113,12 +114,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "pedestrian[i].start_time": (0.0, 3600.0), "pedestrian[i].speed": (0.1, 3.0),
     "light[i].offset": (0.0, 3600.0), "light[i].green": (1.0, 300.0), "light[i].red": (1.0, 300.0),
 }
-VEHICLE_STATES = ("x", "y", "heading", "speed", "accel", "lane")
-STATE_UNITS = {"vehicle[i].x": "m", "vehicle[i].y": "m", "vehicle[i].heading": "rad", "vehicle[i].speed": "m/s",
-               "vehicle[i].accel": "m/s^2", "vehicle[i].lane": "1", "pedestrian[i].x": "m", "pedestrian[i].y": "m",
-               "pedestrian[i].walking": "1", "light[i].state": "1"}
-EDIT_TARGETS = ("light[i].state", "pedestrian[i].walking", "vehicle[i].desired_speed", "vehicle[i].time_headway",
-                *GLOBAL_LATENTS)
+EDIT_TARGETS = (*_SHARED_EDITS, *GLOBAL_LATENTS)
 MAX_OBJECTS = {"vehicle": 64, "pedestrian": 32, "light": 16}
 #: Physics sub-steps CARLA allows per tick (``max_substeps``).
 MAX_SUBSTEPS = 16
@@ -219,10 +215,9 @@ _INFO = WorldInfo(
     latents=GLOBAL_LATENTS + VEHICLE_LATENTS + PEDESTRIAN_LATENTS + LIGHT_LATENTS,
     optional_latents=(*DEFAULTS, "light[i].red"),
     ranges=RANGES,
-    states=(*(f"vehicle[i].{f}" for f in VEHICLE_STATES), "pedestrian[i].x", "pedestrian[i].y", "pedestrian[i].walking",
-            "light[i].state"),
+    states=STATES,
     state_units=STATE_UNITS,
-    inputs=("light[i].phase",),
+    inputs=INPUTS,
     edit_targets=EDIT_TARGETS,
     annotations=("depth", "segmentation"),
     camera_kinds=("fixed", "mounted"),

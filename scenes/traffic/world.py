@@ -54,11 +54,11 @@ from ..base import Output, Rendered, Simulation, World, WorldBatch, WorldCheck, 
 from ..cameras import CameraRig
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _maps, _raster, _sim
+from ._names import EDIT_TARGETS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 VEHICLE_LATENTS = ("present", "desired_speed", "time_headway", "reaction_time", "aggressiveness", "route", "start", "hue")
 PED_LATENTS = ("present", "crossing", "start_time", "speed")
 LIGHT_LATENTS = ("offset", "green")
-WEATHER = ("weather.fog", "weather.rain", "weather.sun")
 DEFAULTS = {"weather.fog": 10000.0, "weather.rain": 0.0, "weather.sun": 1.0}
 RANGES: dict[str, tuple[float, float]] = {
     "vehicle[i].present": (0.0, 1.0), "vehicle[i].desired_speed": (1.0, 35.0), "vehicle[i].time_headway": (0.5, 3.0),
@@ -68,11 +68,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "pedestrian[i].speed": (0.5, 3.0), "light[i].offset": (0.0, 60.0), "light[i].green": (2.0, 50.0),
     "weather.fog": (10.0, 10000.0), "weather.rain": (0.0, 1.0), "weather.sun": (0.0, 1.0),
 }
-VEHICLE_STATES = ("x", "y", "heading", "speed", "accel", "lane")
-STATE_UNITS = {"vehicle[i].x": "m", "vehicle[i].y": "m", "vehicle[i].heading": "rad", "vehicle[i].speed": "m/s",
-               "vehicle[i].accel": "m/s^2", "vehicle[i].lane": "1", "pedestrian[i].x": "m", "pedestrian[i].y": "m",
-               "pedestrian[i].walking": "1", "light[i].state": "1"}
-EDIT_TARGETS = ("light[i].state", "pedestrian[i].walking", "vehicle[i].desired_speed", "vehicle[i].time_headway")
 MAX_VEHICLES, MAX_PEDESTRIANS = 32, 16
 LIGHT_RGB = {0: (0.95, 0.08, 0.06), 1: (1.0, 0.72, 0.0), 2: (0.1, 0.85, 0.2)}
 PED_RGB = (0.85, 0.25, 0.65)
@@ -131,10 +126,9 @@ _INFO = WorldInfo(
     + tuple(f"light[i].{f}" for f in LIGHT_LATENTS),
     optional_latents=WEATHER,
     ranges=RANGES,
-    states=tuple(f"vehicle[i].{f}" for f in VEHICLE_STATES) + ("pedestrian[i].x", "pedestrian[i].y", "pedestrian[i].walking",
-                                                               "light[i].state"),
+    states=STATES,
     state_units=STATE_UNITS,
-    inputs=("light[i].phase",),
+    inputs=INPUTS,
     edit_targets=EDIT_TARGETS,
     annotations=("depth", "segmentation"),
     camera_kinds=("topdown", "mounted"),
