@@ -148,6 +148,10 @@ class WorldInfo:
     optional_latents: tuple[str, ...] = ()
     ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
     """Valid range of each latent the world reads (by template name); a spec's declared range must lie inside."""
+    discrete: tuple[str, ...] = ()
+    """Latents the world reads as an index, class or flag (a route, a shape class, present or not; template names):
+    a spec must declare each ``type: integer``, ``boolean`` or ``categorical``, never a real that the world would
+    have to round."""
     states: tuple[str, ...] = ()
     """Per-frame state names the world simulates (video worlds), ``[i]`` per object."""
     state_units: Mapping[str, str] = field(default_factory=dict)

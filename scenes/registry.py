@@ -96,6 +96,23 @@ def _range_problems(spec, info: WorldInfo) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def _discrete_problems(spec, info: WorldInfo) -> list[str]:
+    """A latent the world reads as an index, class or flag that the spec declares real (the world would round it,
+    and the store would hold a value it did not render)."""
+    problems = []
+    graph = spec.graph
+    names = set(graph.names)
+    for template in info.discrete:
+        for name in spec.expand_all([template]):
+            if name not in names:
+                continue
+            node = graph.node(name)
+            if node.variable.type not in ("integer", "boolean", "categorical"):
+                problems.append(f"variables.{node.template}: world {info.name} reads {node.template} as an index or "
+                                f"flag; declare `type: integer` (or boolean, categorical), not {node.variable.type}")
+    return list(dict.fromkeys(problems))
+
+
 def _edit_range_problems(spec, info: WorldInfo, edit, path: str) -> list[str]:
     """An edit of a latent whose result can leave the world's valid range for it (e.g. ``gravity = 100``,
     ``obj[0].mass = -5``, ``gravity *= 10`` over a declared range of [1, 20])."""
@@ -149,6 +166,7 @@ def check_world(spec) -> list[str]:
         if name not in latents:
             problems.append(f"variables: world {info.name} needs the latent {name!r}")
     problems += _range_problems(spec, info)
+    problems += _discrete_problems(spec, info)
     allowed_states = set(spec.expand_all(info.states))
     for s in graph.states:
         if s not in allowed_states:

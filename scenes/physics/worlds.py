@@ -167,6 +167,7 @@ def _info(name: str, description: str, *, optional: tuple[str, ...] = (), drop: 
         latents=tuple(n for n in required if n not in drop),
         optional_latents=tuple(drop) + GLOBAL_OPTIONAL + tuple(f"obj[i].{f}" for f in OBJECT_OPTIONAL) + optional,
         ranges=RANGES,
+        discrete=("obj[i].shape",),
         states=tuple(f"obj[i].{f}" for f in STATE_FIELDS),
         state_units={f"obj[i].{f}": u for f, u in STATE_UNITS.items()},
         edit_targets=EDIT_TARGETS,

@@ -84,6 +84,7 @@ _INFO = tiny_video_info(
     latents=LATENTS,
     optional_latents=OPTIONAL,
     ranges=RANGES,
+    discrete=("button[i].press", "lamp[i].on"),
     states=("joint[i].q", "joint[i].qd", *(f"ee.{f}" for f in EE_FIELDS), "gripper.opening", "button[i].state",
             "lamp[i].state"),
     state_units=UNITS,

@@ -25,11 +25,11 @@ if TYPE_CHECKING:
 
 
 def still_info(name: str, description: str, latents: tuple[str, ...], ranges: Mapping[str, tuple[float, float]],
-               optional_latents: tuple[str, ...] = ()) -> WorldInfo:
+               optional_latents: tuple[str, ...] = (), discrete: tuple[str, ...] = ()) -> WorldInfo:
     """The :class:`WorldInfo` of a still-image Blender world named ``name`` (``static/...``).
 
     ``latents`` (and ``optional_latents``) are the names the world reads, ``ranges`` their valid
-    ranges. Every such world makes images (``kind="image"``) with Blender, renders with Cycles (the
+    ranges, ``discrete`` those it reads as a class or index. Every such world makes images (``kind="image"``) with Blender, renders with Cycles (the
     default) or Workbench (a preview engine), annotates depth and segmentation, offers orbit, fixed
     and top-down cameras, and needs ``bpy`` and ``OpenEXR``.
     """
@@ -43,6 +43,7 @@ def still_info(name: str, description: str, latents: tuple[str, ...], ranges: Ma
         latents=latents,
         optional_latents=optional_latents,
         ranges=ranges,
+        discrete=discrete,
         annotations=("depth", "segmentation"),
         camera_kinds=("orbit", "fixed", "topdown"),
         requires=("bpy", "OpenEXR"),

@@ -194,6 +194,7 @@ class FigureWorld(BlenderStillWorld):
         ),
         latents=LATENTS,
         ranges=RANGES,
+        discrete=("room",),
     )
     #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
     TARGET = TARGET

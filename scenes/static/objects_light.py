@@ -200,6 +200,7 @@ class ObjectsLightWorld(BlenderStillWorld):
         latents=_LATENTS,
         optional_latents=tuple(_OPTIONAL),
         ranges=RANGES,
+        discrete=("shape",),
     )
     #: Framing and segmentation ids for the shared skeleton (:class:`BlenderStillWorld`).
     TARGET = TARGET
