@@ -192,7 +192,8 @@ def check_world(spec) -> list[str]:
     for i, e in enumerate(edits):
         path = f"temporal_edits[{i}]" if i < len(spec.temporal_edits) else "counterfactuals.edit"
         if e.target not in targets:
-            problems.append(f"{path}.target: {info.name} cannot edit {e.target!r}; expected one of {', '.join(sorted(targets)) or 'none'}")
+            problems.append(f"{path}.target: {info.name} cannot edit {e.target!r}; expected one of "
+                            f"{', '.join(info.edit_targets) or 'none'} (with [i] an object the spec has)")
         else:
             problems += _edit_range_problems(spec, info, e, path)
     if not problems:

@@ -61,9 +61,10 @@ class DatasetSpec(SpecModel):
     @field_validator("objects")
     @classmethod
     def _objects(cls, v):
-        counts = [v] if isinstance(v, int) else list((v or {}).values())
-        if any(not 1 <= c <= 256 for c in counts):
-            raise ValueError("expected 1..256 objects")
+        counts = {"": v} if isinstance(v, int) else dict(v or {})
+        for name, c in counts.items():
+            if not 1 <= c <= 256:
+                raise ValueError(f"{name + ': ' if name else ''}expected 1..256 objects, got {c}")
         return v
 
     @field_validator("parameters")

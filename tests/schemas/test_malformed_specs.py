@@ -245,7 +245,7 @@ CASES: list[Case] = [
     Case("template-without-objects", var(**{"ball[i].mass": {"noise": "uniform(1, 2)"}}), "variables.ball[i].mass",
          "a per-object name needs `objects: N`"),
     Case("objects-zero", spec(objects=0), "objects", "expected 1..256 objects"),
-    Case("objects-too-many", spec(objects={"ball": 300}), "objects", "expected 1..256 objects"),
+    Case("objects-too-many", spec(objects={"ball": 300}), "objects", "ball: expected 1..256 objects, got 300"),
     Case("bad-variable-name", var(**{"2fast": {"noise": "uniform(0, 1)"}}), "variables.2fast", "expected a name like"),
     # ----- variable types
     Case("categorical-wrong-probabilities", var(c={"type": "categorical", "levels": ["x", "y", "z"], "noise": "categorical(0.5, 0.5)"}),
