@@ -36,9 +36,10 @@ raster; engine ``raster`` or ``tiny``), and with engine ``tiny`` ``mounted`` on 
 y left, z up, on the top of the roof above the car's centre, 1.65 m above the ground; vehicle[0]'s is the ego dashcam).
 
 Drawn sizes: a car is a 4.5 x 1.8 x 1.35 m body with a darker 2.2 x 1.6 m cabin set 0.3 m back (its heading shows
-as the body's longer free front); a pedestrian a 0.4 m radius disc (top-down) or a 0.5 x 0.4 x 1.75 m box; a
-signal head a 2.4 m lit cube on a 4.4 m pole beside the stop line (larger than a real head, so that a 64 px
-top-down raster of ~120 m shows its state).
+as the body's longer free front); a pedestrian a 1.0 m radius disc (top-down: larger than a person, so that a 64 px
+raster of ~120 m shows it as about one pixel) or a 0.5 x 0.4 x 1.75 m box, in a colour of its own index
+(:func:`pedestrian_rgb`: the pixels show which one is pedestrian[j]); a signal head a 2.4 m lit cube on a 4.4 m pole
+beside the stop line (larger than a real head, so that a 64 px top-down raster of ~120 m shows its state).
 """
 
 from __future__ import annotations
@@ -70,7 +71,6 @@ RANGES: dict[str, tuple[float, float]] = {
 }
 MAX_VEHICLES, MAX_PEDESTRIANS = 32, 16
 LIGHT_RGB = {0: (0.95, 0.08, 0.06), 1: (1.0, 0.72, 0.0), 2: (0.1, 0.85, 0.2)}
-PED_RGB = (0.85, 0.25, 0.65)
 POLE_RGB = (0.35, 0.35, 0.37)
 #: Two cars whose centres come closer than this (m) collide (a rear-end overlap; adjacent lanes are >= 3.2 m apart).
 COLLISION_DISTANCE = 3.0
@@ -81,14 +81,21 @@ _OBJ = re.compile(r"^(vehicle|pedestrian|light)\[(\d+)\]\.([a-z_]+)$")
 BODY, BODY_Z = (2.25, 0.9, 0.6), 0.75
 CABIN, CABIN_Z, CABIN_BACK = (1.1, 0.8, 0.15), 1.5, -0.3
 HEAD_HALF, HEAD_Z, POLE_HALF = 1.2, 5.6, 0.15
-PED_RADIUS, PED_TOP = 0.4, 1.75
-#: Top-down colour samples lie at most this far apart (m; colour is their mean per pixel): a pedestrian (0.8 m across)
-#: always covers one, so it tints its pixel even at ~2 m per pixel.
+PED_RADIUS, PED_TOP = 1.0, 1.75
+#: Top-down colour samples lie at most this far apart (m; colour is their mean per pixel): a pedestrian (2 m across)
+#: always covers several, so it tints its pixel even at ~2 m per pixel.
 RASTER_SPACING = 0.6
 
 
 def _rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
     return colorsys.hsv_to_rgb(float(h) % 1.0, s, v)
+
+
+def pedestrian_rgb(j: int, n: int) -> tuple[float, float, float]:
+    """sRGB of pedestrian[j] of ``n``: saturated hues evenly spread over cyan to pink, 0.45 + 0.5 (j + 0.5) / n, away from
+    the signal heads' red, amber and green (a fixed colour per index, not a latent: per-pedestrian states are only
+    readable from pixels when the pedestrians look different)."""
+    return _rgb(0.45 + 0.5 * (j + 0.5) / max(n, 1), 1.0, 1.0)
 
 
 def state_names(nv: int, np_: int, nl: int) -> tuple[str, ...]:
@@ -304,8 +311,9 @@ class TrafficWorld(World):
         pp = frame["ped_present"]
         pxy = np.c_[frame["ped_x"][pp], frame["ped_y"][pp]]
         pids = (self._first_ped + np.flatnonzero(pp)).astype(np.int32)
+        prgb = np.array([pedestrian_rgb(j, self.np) for j in np.flatnonzero(pp)]).reshape(-1, 3)
         return {"centre": centre, "yaw": yaw, "half": half, "rgb": rgb, "ids": ids, "emissive": emissive,
-                "ped_xy": pxy, "ped_ids": pids}
+                "ped_xy": pxy, "ped_ids": pids, "ped_rgb": prgb}
 
     # ---------------------------------------------------------------- latents and edits
 
@@ -492,7 +500,7 @@ class TrafficWorld(World):
                     _raster.paint_boxes(canvas, grid, dyn["centre"], dyn["yaw"], dyn["half"], dyn["rgb"], dyn["ids"])
                     npd = len(dyn["ped_ids"])
                     _raster.paint_discs(canvas, grid, dyn["ped_xy"], np.full(npd, PED_RADIUS), np.full(npd, PED_TOP),
-                                        np.tile(PED_RGB, (npd, 1)), dyn["ped_ids"])
+                                        dyn["ped_rgb"], dyn["ped_ids"])
                     rgb, depth, seg = canvas.finish(grid)
                 else:
                     dc = self._dc
@@ -500,7 +508,7 @@ class TrafficWorld(World):
                     boxes = dc.Boxes(np.concatenate([dyn["centre"], np.c_[dyn["ped_xy"], np.full(npd, PED_TOP / 2)]]),
                                      np.concatenate([dyn["yaw"], np.zeros(npd)]),
                                      np.concatenate([dyn["half"], np.tile([0.25, 0.2, PED_TOP / 2], (npd, 1))]),
-                                     np.concatenate([dyn["rgb"], np.tile(PED_RGB, (npd, 1))]),
+                                     np.concatenate([dyn["rgb"], dyn["ped_rgb"]]),
                                      np.concatenate([dyn["ids"], dyn["ped_ids"]]).astype(np.int32),
                                      np.concatenate([dyn["emissive"], np.zeros(npd, bool)]))
                     view = dc.View.from_camera(cam, poses[c])
