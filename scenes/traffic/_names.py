@@ -23,3 +23,5 @@ INPUTS = ("light[i].phase",)
 WEATHER = ("weather.fog", "weather.rain", "weather.sun")
 #: Temporal-edit targets both backends support (the CARLA world adds the weather).
 EDIT_TARGETS = ("light[i].state", "pedestrian[i].walking", "vehicle[i].desired_speed", "vehicle[i].time_headway")
+#: Latents both backends read as an index or flag (``WorldInfo.discrete``): a spec declares them integer or boolean.
+DISCRETE = ("vehicle[i].present", "pedestrian[i].present", "pedestrian[i].crossing")

@@ -80,7 +80,7 @@ from ..cameras import CameraRig
 from ..engines.quiet import require
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _carla_map as cm
-from ._names import EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
+from ._names import DISCRETE, EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 ENV_HOST, ENV_PORT, ENV_TM_PORT = "CRLGEN_CARLA_HOST", "CRLGEN_CARLA_PORT", "CRLGEN_CARLA_TM_PORT"
 DEFAULT_HOST, DEFAULT_PORT, TM_PORT_OFFSET = "127.0.0.1", 2000, 6000
@@ -215,6 +215,7 @@ _INFO = WorldInfo(
     latents=GLOBAL_LATENTS + VEHICLE_LATENTS + PEDESTRIAN_LATENTS + LIGHT_LATENTS,
     optional_latents=(*DEFAULTS, "light[i].red"),
     ranges=RANGES,
+    discrete=DISCRETE,
     states=STATES,
     state_units=STATE_UNITS,
     inputs=INPUTS,

@@ -55,7 +55,7 @@ from ..base import Output, Rendered, Simulation, World, WorldBatch, WorldCheck, 
 from ..cameras import CameraRig
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _maps, _raster, _sim
-from ._names import EDIT_TARGETS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
+from ._names import DISCRETE, EDIT_TARGETS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 VEHICLE_LATENTS = ("present", "desired_speed", "time_headway", "reaction_time", "aggressiveness", "route", "start", "hue")
 PED_LATENTS = ("present", "crossing", "start_time", "speed")
@@ -133,6 +133,7 @@ _INFO = WorldInfo(
     + tuple(f"light[i].{f}" for f in LIGHT_LATENTS),
     optional_latents=WEATHER,
     ranges=RANGES,
+    discrete=(*DISCRETE, "vehicle[i].route"),
     states=STATES,
     state_units=STATE_UNITS,
     inputs=INPUTS,

@@ -17,6 +17,9 @@ CASES = [
     ("static/figure_rooms", "room", (0.0, 3.0)),
     ("physics/falling_complex", "obj[i].shape", (0.0, 2.0)),
     ("robotics/buttons_lights", "button[i].press", (0.0, 1.0)),
+    ("traffic/grid_town", "vehicle[i].route", (0.0, 7.0)),
+    ("traffic/grid_town", "pedestrian[i].present", (0.0, 1.0)),
+    ("traffic/carla_town", "pedestrian[i].crossing", (0.0, 7.0)),
 ]
 
 
