@@ -35,7 +35,7 @@ from __future__ import annotations
 import abc
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Literal, Mapping
+from typing import Any, Callable, ClassVar, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -292,6 +292,28 @@ def check_latent_values(info: WorldInfo, latents: Mapping[str, np.ndarray]) -> N
                 idx = np.flatnonzero(bad)
                 raise ValueError(f"latent {key!r} has values outside {info.name}'s valid range [{lo:g}, {hi:g}]: "
                                  f"{a[idx[:3]].tolist()} (batch rows {idx[:5].tolist()})")
+
+
+def read_latents(info: WorldInfo, latents: Mapping[str, np.ndarray], n: int, need: Sequence[str],
+                 defaults: Mapping[str, float] | None = None) -> dict[str, np.ndarray]:
+    """A batch's latents as float64 ``(n,)`` arrays, checked, with a world's defaults filled in.
+
+    ``need`` lists the concrete latent names (``vehicle[3].route``) the world requires; ``defaults``
+    maps concrete names to the value used when the spec does not declare them.
+    Raises KeyError naming up to six missing latents, ValueError for a wrong shape, a non-finite value
+    or one outside ``info.ranges`` (:func:`check_latent_values`).
+    """
+    lat = {k: np.asarray(v, dtype=np.float64) for k, v in latents.items()}
+    missing = [k for k in need if k not in lat]
+    if missing:
+        raise KeyError(f"{info.name} needs latents {missing[:6]}")
+    for key, arr in lat.items():
+        if arr.shape != (n,):
+            raise ValueError(f"latent {key!r} has shape {arr.shape}, expected ({n},)")
+    check_latent_values(info, lat)
+    for name, default in (defaults or {}).items():
+        lat.setdefault(name, np.full(n, default, dtype=np.float64))
+    return lat
 
 
 class World(abc.ABC):

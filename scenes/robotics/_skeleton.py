@@ -26,7 +26,7 @@ from typing import Any, ClassVar, Mapping
 
 import numpy as np
 
-from ..base import BatchEdit, Output, Simulation, WorldBatch, WorldInfo, check_latent_values
+from ..base import BatchEdit, Output, Simulation, WorldBatch, WorldInfo, read_latents
 from ..cameras import CameraRig
 from ..engines import bullet as pb
 from ..outputs import camera_outputs, declared_states, input_output, state_output
@@ -224,20 +224,13 @@ class BulletVideoWorld(SimulatedVideoWorld):
 
     def _latents(self, batch: WorldBatch) -> dict[str, np.ndarray]:
         """The batch's latents as float64 (n,) arrays, checked against the world's ranges, defaults filled in."""
-        lat = {k: np.asarray(v, dtype=np.float64) for k, v in batch.latents.items()}
-        n = len(batch)
         need = [name.replace("[i]", f"[{k}]") for name in self.REQUIRED for k in range(self._count(name))]
-        missing = [k for k in need if k not in lat]
-        if missing:
-            raise KeyError(f"{self.info.name} needs latents {missing[:6]} (objects: {self.n_obj})")
-        for key, arr in lat.items():
-            if arr.shape != (n,):
-                raise ValueError(f"latent {key!r} has shape {arr.shape}, expected ({n},)")
-        check_latent_values(self.info, lat)
+        defaults = {name.replace("[i]", f"[{k}]"): d for name, d in self.DEFAULTS.items() for k in range(self._count(name))}
+        try:
+            lat = read_latents(self.info, batch.latents, len(batch), need, defaults)
+        except KeyError as e:
+            raise KeyError(f"{e.args[0]} (objects: {self.n_obj})") from None
         self._check_latents(lat)
-        for name, default in self.DEFAULTS.items():
-            for k in range(self._count(name)):
-                lat.setdefault(name.replace("[i]", f"[{k}]"), np.full(n, default))
         return lat
 
     def _count(self, template: str) -> int:

@@ -51,7 +51,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from ..base import Output, Rendered, Simulation, World, WorldBatch, WorldCheck, WorldInfo, check_latent_values
+from ..base import Output, Rendered, Simulation, World, WorldBatch, WorldCheck, WorldInfo, read_latents
 from ..cameras import CameraRig
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _maps, _raster, _sim
@@ -319,18 +319,10 @@ class TrafficWorld(World):
     # ---------------------------------------------------------------- latents and edits
 
     def _latents(self, batch: WorldBatch) -> dict[str, np.ndarray]:
-        lat = {k: np.asarray(v, dtype=np.float64) for k, v in batch.latents.items()}
-        n = len(batch)
         need = ([f"vehicle[{i}].{f}" for i in range(self.nv) for f in VEHICLE_LATENTS]
                 + [f"pedestrian[{j}].{f}" for j in range(self.np) for f in PED_LATENTS]
                 + [f"light[{k}].{f}" for k in range(self.nl) for f in LIGHT_LATENTS])
-        missing = [k for k in need if k not in lat]
-        if missing:
-            raise KeyError(f"traffic/embedded needs latents {missing[:6]}")
-        for key, arr in lat.items():
-            if arr.shape != (n,):
-                raise ValueError(f"latent {key!r} has shape {arr.shape}, expected ({n},)")
-        check_latent_values(self.info, lat)
+        lat = read_latents(self.info, batch.latents, len(batch), need, DEFAULTS)
         for name, limit in (("vehicle[{}].route", len(self.map.routes)), ("pedestrian[{}].crossing", len(self.map.crosswalks))):
             for k in range(self.nv if name.startswith("v") else self.np):
                 a = lat[name.format(k)]
@@ -338,8 +330,6 @@ class TrafficWorld(World):
                 if bad.any():
                     raise ValueError(f"latent {name.format(k)!r} must be an integer in [0, {limit - 1}] on map {self.map.name}, "
                                      f"got {a[bad][:3].tolist()}")
-        for name, default in DEFAULTS.items():
-            lat.setdefault(name, np.full(n, default))
         return lat
 
     def _setup(self, lat, i: int) -> _sim.Setup:
