@@ -90,16 +90,17 @@ class RunResult:
     summaries: list[dict[str, Any]] = field(default_factory=list)
 
 
-def prepare_store(plan: Plan, store: Store, overwrite: bool) -> set[int]:
+def prepare_store(plan: Plan, store: Store, overwrite: bool) -> tuple[set[int], bool]:
     """Create the store, or find the shards an earlier run of the same spec committed.
 
-    Raises :class:`StoreError` for a foreign location or another spec's store without ``overwrite``.
+    Returns (committed shard indices, whether this call created the store). Raises
+    :class:`StoreError` for a foreign location or another spec's store without ``overwrite``.
     """
     state, _ = store.existing(plan.spec_hash)
     if state is Existing.SAME and not overwrite:
-        return store.committed_shards(plan)
+        return store.committed_shards(plan), False
     store.create(plan, overwrite=overwrite)
-    return set()
+    return set(), True
 
 
 def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None = None) -> RunResult:
@@ -113,7 +114,7 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
     :class:`~crlgen.scenes.base.WorldUnavailable` before anything is written when the world cannot run here
     (its server does not answer), :class:`~crlgen.schemas.SpecError` for values the spec's ranges forbid (its subclass
     ``InfeasibleError`` for a sample the world cannot start from after ``max_resamples``
-    redraws; shards committed before it stay).
+    redraws). On a ``SpecError`` a store this run created is removed again (a resumed store is kept).
     """
     from ._sidecars import write_sidecars
     from ._validate import validate_store
@@ -136,12 +137,21 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
             _check_cluster_offers(ray.cluster_resources(), resources.ray_options(),
                                   "--address" if (options.address or os.environ.get("RAY_ADDRESS")) else "--resource")
         _preflight_world(spec, resources, use_ray)  # still before anything is written
-        done = prepare_store(plan, store, options.overwrite)
+        root_existed = store.root_exists()
+        done, created = prepare_store(plan, store, options.overwrite)
         pending = [k for k in range(len(plan.shards)) if k not in done]
         if pending:
             store.set_status(plan, "writing")
-        summaries = (_execute_ray(location, pending, options, plan, resources, slots) if use_ray
-                     else _execute_inline(location, pending, options, plan)) if pending else []
+        try:
+            summaries = (_execute_ray(location, pending, options, plan, resources, slots) if use_ray
+                         else _execute_inline(location, pending, options, plan)) if pending else []
+        except SpecError:
+            # A mistake in the spec (a sample its world cannot start from, a value out of range) is
+            # deterministic: resuming would stop at the same sample, so a store this run created is
+            # removed again and the location is left as it was found (nothing written).
+            if created:
+                store.discard(keep_root=root_existed)
+            raise
     finally:
         if started:
             import ray
@@ -316,6 +326,9 @@ def _execute_ray(location: Location, pending: list[int], options: RunOptions, pl
                 summary = ray.get(ref)
             except rx.RayTaskError as e:
                 if isinstance(e.cause, InfeasibleError):
+                    # the run removes a store it created: let the shards still in flight finish
+                    # writing first (their results no longer matter)
+                    ray.wait(list(inflight), num_returns=len(inflight))
                     raise InfeasibleError(e.cause.problems) from None
                 raise RunError(_task_failure(k, e.cause)) from None
             except (rx.WorkerCrashedError, rx.OutOfMemoryError, rx.NodeDiedError, rx.ObjectLostError) as e:

@@ -155,6 +155,32 @@ class Store:
         except FileNotFoundError:
             return True
 
+    def root_exists(self) -> bool:
+        """Whether the location's root (a directory, a prefix) exists at all."""
+        fs, root = self._fs()
+        fs.invalidate_cache(root)
+        try:
+            return bool(fs.exists(root))
+        except FileNotFoundError:
+            return False
+
+    def discard(self, keep_root: bool) -> None:
+        """Remove everything at the location; ``keep_root`` leaves its (now empty) root directory.
+
+        Used when a run that created this store stops on a mistake in its spec, so the location
+        is left as the run found it.
+        """
+        fs, root = self._fs()
+        fs.invalidate_cache(root)
+        if not fs.exists(root):
+            return
+        if keep_root:
+            for child in fs.ls(root, detail=False):
+                fs.rm(child, recursive=True)
+        else:
+            fs.rm(root, recursive=True)
+        fs.invalidate_cache(root)
+
     def existing(self, spec_hash: str) -> tuple[Existing, dict[str, Any] | None]:
         """What the location holds compared with a plan's ``spec_hash``, and the crlgen attributes if any."""
         if self.is_empty():

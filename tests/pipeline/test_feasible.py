@@ -210,6 +210,24 @@ def test_an_exhausted_budget_fails_in_one_line_naming_the_sample(tmp_path):
     assert "intervention x0 do(0.0), x1 do(0.05)" in lines[0]
     assert "infeasible in world toy/balls after 3 redraws: ball 0 and ball 1 interpenetrate by" in lines[0]
     assert "x0 = 0, x1 = 0.05" in lines[0]
+    assert not (tmp_path / "x.zarr").exists()  # the store the run created is removed again: nothing written
+
+
+def test_a_spec_mistake_found_by_a_ray_shard_leaves_the_location_as_it_was(tmp_path):
+    """The same mistake on Ray workers: shards still in flight finish before the store is removed, and an
+    empty directory the user gave stays (empty)."""
+    spec = rich_spec(samples=4, max_resamples=2, counterfactuals=None, splits={},
+                     interventions={"regime": "sets", "fraction": 1.0, "sets": [{"targets": {"x0": "do(0.0)", "x1": "do(0.05)"}}]})
+    spec_file = tmp_path / "stuck.yaml"
+    spec.dump(spec_file)
+    out = tmp_path / "given"
+    out.mkdir()
+    r = subprocess.run([sys.executable, "-m", "crlgen.pipeline", "run", str(spec_file), "--out", str(out), "--workers", "2",
+                        "--quiet"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: max_resamples: sample ") and "Traceback" not in r.stderr
+    assert out.is_dir() and list(out.iterdir()) == []
 
 
 class TestToyBalls(WorldContract):
