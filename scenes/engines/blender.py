@@ -45,6 +45,36 @@ BACKGROUND_DEPTH = 1e9
 
 _GPU_TYPES = ("OPTIX", "CUDA", "HIP", "ONEAPI", "METAL")
 _ids = count()
+_TMP_PREFIX = "crlgen-bpy-"
+_swept = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def _scratch_dir() -> str:
+    """A new directory for Blender's render files, named after this process.
+
+    A scene removes its own in ``close``; a process that is killed (a Ray worker Ray ends, an
+    OOM kill) cannot, so the first call in each process also removes the directories of
+    processes that no longer exist: a nightly job does not fill ``/tmp``.
+    """
+    global _swept
+    base = tempfile.gettempdir()
+    if not _swept:
+        _swept = True
+        for name in os.listdir(base):
+            pid = name[len(_TMP_PREFIX):].split("-", 1)[0]
+            if name.startswith(_TMP_PREFIX) and pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{os.getpid()}-")
 
 
 def require_bpy():
@@ -574,7 +604,7 @@ class BlenderScene:
         enable_passes(self.scene, depth=self.depth, segmentation=self.segmentation and engine == "cycles")
         self._owned: list = []
         self.render_seconds, self.render_calls = 0.0, 0  # time inside Blender's renderer alone (benchmarks)
-        self._tmp = tempfile.mkdtemp(prefix="crlgen-bpy-")
+        self._tmp = _scratch_dir()
         self._closed = False
 
     def own(self, *ids):
