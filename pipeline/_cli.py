@@ -166,10 +166,18 @@ def plan(spec: str, samples: int | None, workers: int, calibrate: bool, json_out
     if calibrate and p.kind != "latents":
         if not json_out:
             err.print("calibrating: timing renders of 3 samples for the estimate (--no-calibrate skips it)", markup=False)
-        per = _calibrate(s)
-        info["calibration_seconds_per_sample"] = per
-        info["estimated_seconds"] = per * s.samples / workers
-        info["estimate_workers"] = workers
+        from ..scenes.base import WorldUnavailable
+
+        try:
+            per = _calibrate(s)
+        except WorldUnavailable as e:  # the plan itself needs no engine: print it without an estimate
+            info["calibration_skipped"] = str(e)
+            if not json_out:
+                err.print(f"calibration skipped: {e}", markup=False)
+        else:
+            info["calibration_seconds_per_sample"] = per
+            info["estimated_seconds"] = per * s.samples / workers
+            info["estimate_workers"] = workers
     if json_out:
         _emit_json(info)
         return

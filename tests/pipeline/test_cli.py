@@ -54,6 +54,20 @@ def test_plan_calibrates_a_run_time_estimate(capsys):
     assert plan["estimated_seconds"] == pytest.approx(plan["calibration_seconds_per_sample"] * 20 / 2)
 
 
+def test_plan_of_a_world_that_cannot_run_here_prints_the_plan_without_an_estimate(capsys, monkeypatch):
+    import socket
+
+    with socket.socket() as s:  # a loopback port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("CRLGEN_CARLA_HOST", "127.0.0.1")
+    monkeypatch.setenv("CRLGEN_CARLA_PORT", str(port))
+    code, out, err = run_cli(capsys, "plan", "traffic/carla_town", "--samples", "4", "--json")
+    plan = json.loads(out)
+    assert code == 0 and plan["samples"] == 4 and "estimated_seconds" not in plan
+    assert f"no CARLA server answers at 127.0.0.1:{port}" in plan["calibration_skipped"]
+
+
 def test_run_inspect_validate_round_trip(capsys, latent_spec_file, tmp_path):
     out_url = str(tmp_path / "s.zarr")
     code, out, err = run_cli(capsys, "run", str(latent_spec_file), "--out", out_url, "--inline", "--quiet")
