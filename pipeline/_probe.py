@@ -5,7 +5,8 @@ continuous and integer latents, accuracy for categorical and boolean ones, and f
 latents (a declared ``period``: angles, hues) the circular score ``mean cos(2 pi (pred - true) /
 period)`` (1 perfect, 0 chance). For video stores static latents are read from ``frames`` frames
 evenly spread over the clip, and each state from its own frame with the frames just before and
-after it (a velocity shows only between frames).
+after it (a velocity shows only between frames). A state without a value in a frame (NaN: an absent
+agent's position) is left out of that state's loss and score: its R^2 is over the frames where it has one.
 
 The networks: views (and, for states, the neighbouring frames) stacked as channels, resized to
 ``size`` pixels. Images and states: four strided 3x3 convolutions (32-64-128-128), global average
@@ -140,8 +141,9 @@ def _fit_and_score(torch, x_train, y_train, x_test, y_test, kinds, opts: ProbeOp
     for j, (kind, arg) in enumerate(kinds):
         heads.append(arg if kind == "accuracy" else 2 if kind == "circular" else 1)
         col = y_train[:, j]
-        means.append(float(col.mean()))
-        stds.append(float(col.std()) or 1.0)
+        col = col[np.isfinite(col)]  # NaN: no value in that row (an absent agent's state)
+        means.append(float(col.mean()) if col.size else 0.0)
+        stds.append((float(col.std()) if col.size else 0.0) or 1.0)
     net = (_clip_net(torch, x_train.shape[2], x_train.shape[1], heads) if x_train.ndim == 5
            else _net(torch, x_train.shape[1], heads))
     opt = torch.optim.Adam(net.parameters(), lr=2e-3, weight_decay=1e-4)
@@ -151,7 +153,7 @@ def _fit_and_score(torch, x_train, y_train, x_test, y_test, kinds, opts: ProbeOp
     yt = torch.from_numpy(y_train.astype(np.float32))
 
     def loss_of(out, y):
-        total = 0.0
+        total = out[0].sum() * 0.0
         for j, ((kind, arg), o) in enumerate(zip(kinds, out)):
             t = y[:, j]
             if kind == "accuracy":
@@ -160,7 +162,9 @@ def _fit_and_score(torch, x_train, y_train, x_test, y_test, kinds, opts: ProbeOp
                 a = 2 * math.pi * t / arg
                 total = total + F.mse_loss(o, torch.stack([torch.cos(a), torch.sin(a)], 1))
             else:
-                total = total + F.mse_loss(o[:, 0], (t - means[j]) / stds[j])
+                has = torch.isfinite(t)
+                if bool(has.any()):
+                    total = total + F.mse_loss(o[has, 0], (t[has] - means[j]) / stds[j])
         return total
 
     net.train()
@@ -187,8 +191,9 @@ def _fit_and_score(torch, x_train, y_train, x_test, y_test, kinds, opts: ProbeOp
             ang = np.arctan2(p[:, 1], p[:, 0]) - 2 * math.pi * t / arg
             scores.append(float(np.mean(np.cos(ang))))
         else:
-            pred = p[:, 0] * stds[j] + means[j]
-            var = float(np.var(t))
+            has = np.isfinite(t)
+            pred, t = p[has, 0] * stds[j] + means[j], t[has]
+            var = float(np.var(t)) if t.size else 0.0
             scores.append(float(1.0 - np.mean((pred - t) ** 2) / var) if var > 0 else float("nan"))
     return scores
 
@@ -301,7 +306,8 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
     reasons = {n.name: n.variable.unidentifiable for n in spec.graph.nodes}
     constant = {n for n, col in zip(names, ds.latents[used].T) if np.ptp(col) == 0}
     if ds.video and ds.plan.has("state"):
-        constant |= {n for n, col in zip(snames, states.reshape(-1, len(snames)).T) if np.ptp(col) == 0}
+        constant |= {n for n, col in zip(snames, states.reshape(-1, len(snames)).T)
+                     if not np.isfinite(col).any() or np.ptp(col[np.isfinite(col)]) == 0}
     for r in rows:  # JSON has no NaN: an undefined score (a latent constant on the test split) is None
         r["score"] = r["score"] if r["score"] is not None and np.isfinite(r["score"]) else None
         r["unidentifiable"] = reasons.get(r["name"])

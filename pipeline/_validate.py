@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -536,8 +536,11 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
     world reads), the two clips' pixels (the world's ``rgb`` outputs) must differ in some frame:
     identical pixels mean the counterfactual had no visible effect, a problem. The first :data:`CF_PAIRS_RESIMULATED` pairs
     are also re-simulated (both samples): their stored states must equal the fresh simulation, and the
-    frame at which their simulated states diverge is reported. Also runs the world's own checks on every
-    re-simulated sample; returns (dynamics, [one check per world check]).
+    frame at which their simulated states diverge is reported. An edit that cannot act (:func:`_no_op`, e.g. one
+    that sets a light red while it is red anyway; for a pair, the factual's stored state already holds the edit's
+    value) is listed in ``edits_no_op`` (a pair's finding says ``no_op``), not a problem; an edit that should act
+    and leaves every state unchanged is one. Absent agents' NaN states compare equal to NaN. Also runs the world's
+    own checks on every re-simulated sample; returns (dynamics, [one check per world check]).
     """
     c = Check("dynamics")
     if world is None or not world.can_simulate():
@@ -549,14 +552,14 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
     picks = set(picks) | (set(rng.choice(edited, size=min(2, edited.size), replace=False).tolist()) if edited.size else set())
     resim_pairs = list(pairs[:CF_PAIRS_RESIMULATED])
     picks = sorted(picks | {i for p in resim_pairs for i in p})
-    checked_edits = 0
+    checked_edits, no_op_edits = 0, []
     sims: dict[int, tuple[WorldBatch, Any]] = {}
     for i in picks:
         wb = world_batch(model, stored_sample(model, data, i, i + 1))
         sim = world.simulate(wb)
         sims[i] = (wb, sim)
         cols = _stored_columns(plan, sim.state_names)
-        if cols is not None and not np.array_equal(sim.states[:, :, cols], np.asarray(g["states"][i:i + 1])):
+        if cols is not None and not np.array_equal(sim.states[:, :, cols], np.asarray(g["states"][i:i + 1]), equal_nan=True):
             c.problems.append(f"sample {i}: re-simulated states differ from the stored ones")
         if plan.has("inputs") and not np.array_equal(sim.inputs, np.asarray(g["inputs"][i:i + 1])):
             c.problems.append(f"sample {i}: re-simulated inputs differ from the stored ones")
@@ -567,11 +570,13 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
             others = tuple(x for j, x in enumerate(wb.edits) if j != k)
             plain = world.simulate(WorldBatch(wb.index, wb.latents, wb.seeds, others)).states
             checked_edits += 1
-            if not np.array_equal(sim.states[0, :t], plain[0, :t]):
+            if not np.array_equal(sim.states[0, :t], plain[0, :t], equal_nan=True):
                 c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op}) changed states before its frame {t}")
-            if not _no_op(e, wb) and np.array_equal(sim.states[0, t:], plain[0, t:]):
+            if _no_op(e, wb, plain[0], sim.state_names):
+                no_op_edits.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g})")
+            elif np.array_equal(sim.states[0, t:], plain[0, t:], equal_nan=True):
                 c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g}) had no effect from frame {t}")
-    c.details = {"samples_resimulated": picks, "edits_checked": checked_edits,
+    c.details = {"samples_resimulated": picks, "edits_checked": checked_edits, "edits_no_op": no_op_edits,
                  **_compare_pairs(plan, model, g, data, world, pairs, sims, c.problems)}
     world_checks = []
     for wc in type(world).checks:
@@ -634,7 +639,10 @@ def _compare_pairs(plan: Plan, model: CompiledSCM, g, data: dict, world, pairs: 
                 bad = [n for n in timed if not np.array_equal(clip_f[n][:t], clip_j[n][:t], equal_nan=True)]
                 problems.append(f"pair {f}/{j}: {', '.join(bad)} differ before the counterfactual edit at frame {t}")
             e, v = model.edits[cf_col], float(data["edit_value"][j, cf_col])
-            visible = t >= 0 and not ((e.op == "add" and v == 0.0) or (e.op == "scale" and v == 1.0))
+            held = t >= 0 and _state_held(plan, g, f, e, t, v)
+            if held:
+                finding["no_op"] = "the factual clip's stored state already holds the edit's value from its frame on"
+            visible = t >= 0 and not ((e.op == "add" and v == 0.0) or (e.op == "scale" and v == 1.0) or held)
         else:
             moved = [n for k, n in enumerate(names) if lat[f, k] != lat[j, k]]
             finding["latents_differ"] = moved
@@ -650,7 +658,7 @@ def _compare_pairs(plan: Plan, model: CompiledSCM, g, data: dict, world, pairs: 
                             + (f" (other outputs differ: {'; '.join(other)})" if other else ""))
         if f in sims and j in sims:
             a, b = sims[f][1].states[0], sims[j][1].states[0]
-            div = np.flatnonzero((a != b).reshape(a.shape[0], -1).any(axis=1))
+            div = np.flatnonzero(~((a == b) | (np.isnan(a) & np.isnan(b))).reshape(a.shape[0], -1).all(axis=1))
             finding["simulated_states_diverge_at"] = int(div[0]) if div.size else None
         findings.append(finding)
     return {"counterfactual_pairs_checked": len(pairs),
@@ -660,15 +668,39 @@ def _compare_pairs(plan: Plan, model: CompiledSCM, g, data: dict, world, pairs: 
                                      "identical_clips": identical, "findings": findings[:CF_FINDINGS_REPORTED]}}
 
 
-def _no_op(edit, wb) -> bool:
-    """An edit that cannot change anything (add 0, scale 1, set a global to its current value)."""
+def _state_held(plan: Plan, g, f: int, edit, t: int, v: float) -> bool:
+    """Whether a counterfactual edit ``set`` of a stored time-varying state is a no-op for the pair of factual
+    sample ``f``: the factual's stored state (which the partner's edit would force) already equals ``v`` from frame
+    ``t`` to the edit's end."""
+    if edit.op != "set" or not plan.has("state"):
+        return False
+    names = [str(s) for s in plan.array("state").values]
+    if edit.target not in names:
+        return False
+    stored = np.asarray(g["states"][f])[:, names.index(edit.target)]
+    held = stored[t:edit.end if edit.end >= 0 else len(stored)]
+    return held.size > 0 and bool(np.all(held == v))
+
+
+def _no_op(edit, wb, plain: np.ndarray | None = None, state_names: Sequence[str] = ()) -> bool:
+    """An edit (of sample 0 of ``wb``) that cannot change anything: add 0, scale 1, set a global latent to its
+    current value, or set a time-varying state to the value it already holds without the edit in every frame the
+    edit is active (e.g. ``light[0].state = 0`` while the light is red anyway). ``plain``: (T, S) states simulated
+    without the edit, named by ``state_names``; frames from the edit's frame to its end frame (exclusive; the clip's
+    end when it has none) are compared."""
     v = float(edit.value[0])
     if edit.op == "add":
         return v == 0.0
     if edit.op == "scale":
         return v == 1.0
     current = wb.latents.get(edit.target)
-    return current is not None and float(current[0]) == v
+    if current is not None:
+        return float(current[0]) == v
+    if plain is None or edit.target not in state_names:
+        return False
+    start, end = int(edit.frame[0]), int(edit.end_frame[0])
+    held = plain[start:end if end >= 0 else len(plain), list(state_names).index(edit.target)]
+    return held.size > 0 and bool(np.all(held == v))
 
 
 #: Lists longer than this are shown as a count in the one-line summaries (the JSON report keeps them whole).

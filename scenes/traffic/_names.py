@@ -8,7 +8,8 @@ stores; each world keeps its own latents and valid ranges (the simulators differ
 from __future__ import annotations
 
 #: Per-frame state fields of every vehicle, in the order stored: map-frame position (m), heading
-#: (rad, counter-clockwise from +x), speed (m/s), acceleration (m/s^2) and lane index (-1 absent).
+#: (rad, counter-clockwise from +x), speed (m/s), acceleration (m/s^2) and lane (a global lane id of the
+#: map's road graph, not a lane 0/1 of the road; -1 absent).
 VEHICLE_STATES = ("x", "y", "heading", "speed", "accel", "lane")
 #: Every per-frame state name, in the order of ``WorldInfo.states``.
 STATES = (*(f"vehicle[i].{f}" for f in VEHICLE_STATES), "pedestrian[i].x", "pedestrian[i].y", "pedestrian[i].walking",
@@ -17,6 +18,10 @@ STATES = (*(f"vehicle[i].{f}" for f in VEHICLE_STATES), "pedestrian[i].x", "pede
 STATE_UNITS = {"vehicle[i].x": "m", "vehicle[i].y": "m", "vehicle[i].heading": "rad", "vehicle[i].speed": "m/s",
                "vehicle[i].accel": "m/s^2", "vehicle[i].lane": "1", "pedestrian[i].x": "m", "pedestrian[i].y": "m",
                "pedestrian[i].walking": "1", "light[i].state": "1"}
+#: What an absent agent (``present`` 0) stores in every frame, outside each state's domain: NaN for the float
+#: states (vehicles' x, y, heading, speed, accel; pedestrians' x, y), -1 for the index and the flag (vehicles'
+#: ``lane``, pedestrians' ``walking``). Read ``np.isfinite(x)`` (or ``lane >= 0``) as the agent's presence.
+ABSENT_FLOAT, ABSENT_INDEX = float("nan"), -1.0
 #: Per-frame inputs: the phase each light's controller chose (before any edit forces what it shows).
 INPUTS = ("light[i].phase",)
 #: The weather latents: visibility (m), rain (0..1), daylight (0..1).

@@ -30,7 +30,10 @@ Per simulation step of ``dt = 1 / (fps * substeps)`` s, at time t:
 7. **Integration** (ballistic, Treiber and Kanagaraj 2015, Physica A 419:183): ``x += v dt + a dt^2 / 2``,
    ``v += a dt``; a car that would reverse stops where ``v`` reaches 0.
 
-Vehicles loop along their routes; absent ones (``present`` 0) are not simulated and store zeros.
+Vehicles loop along their routes; absent ones (``present`` 0) are not simulated. Their states lie outside every
+state's domain (:data:`._names.ABSENT_FLOAT`, :data:`._names.ABSENT_INDEX`): NaN for the float states (x, y,
+heading, speed, accel; pedestrians' x, y), -1 for the indices and flags (``lane``, ``route``, pedestrians'
+``walking``), so an absent agent never reads as a car or a person at some place.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ import numpy as np
 from ._idm import idm_acceleration
 from ._maps import AMBER, TrafficMap
 from ._mobil import mobil_wants
+from ._names import ABSENT_FLOAT, ABSENT_INDEX
 
 #: Vehicle size (m): length, width, height (a compact car).
 CAR_LENGTH, CAR_WIDTH, CAR_HEIGHT = 4.5, 1.8, 1.5
@@ -201,8 +205,9 @@ def initial_gaps(net: Network, setup: Setup) -> np.ndarray:
 def simulate(net: Network, m: TrafficMap, setup: Setup, n_frames: int, fps: float, substeps: int,
              edits: tuple[Edit, ...] = ()) -> dict[str, np.ndarray]:
     """Run one sample. Returns per frame (T = ``n_frames``): ``x``, ``y`` (T, NV) m (the car's centre), ``heading``
-    rad, ``speed`` m/s, ``accel`` m/s^2 (of the last step into the frame), ``lane`` (int; -1 absent); ``ped_x``,
-    ``ped_y`` (T, NP) m, ``walking`` (0/1); ``light`` (T, NL) shown state and ``phase`` (T, NL) the controller's
+    rad, ``speed`` m/s, ``accel`` m/s^2 (of the last step into the frame), ``lane`` (int); ``ped_x``,
+    ``ped_y`` (T, NP) m, ``walking`` (0/1); absent agents' columns hold NaN (floats) and -1 (``lane``, ``route``,
+    ``walking``); ``light`` (T, NL) shown state and ``phase`` (T, NL) the controller's
     (0 red, 1 amber, 2 green); ``route`` (T, NV); ``min_gap`` () m, the smallest bumper gap any two present cars
     had (negative: they overlapped). Frame t is the state at t / fps s."""
     NV, NP, NL = len(setup.present), len(setup.ped_present), len(setup.offset)
@@ -387,16 +392,17 @@ def simulate(net: Network, m: TrafficMap, setup: Setup, n_frames: int, fps: floa
             f = k // substeps
             x, y, h = net.pose(r, s - CAR_LENGTH / 2)
             lane, _ = net.locate(r, np.mod(s - CAR_LENGTH / 2, net.route_len[r]))
-            out["x"][f], out["y"][f], out["heading"][f] = np.where(pres, x, 0), np.where(pres, y, 0), np.where(pres, h, 0)
-            out["speed"][f], out["accel"][f] = np.where(pres, v, 0), np.where(pres, a_eff, 0)
-            out["lane"][f], out["route"][f] = np.where(pres, lane, -1), np.where(pres, r, -1)
+            nan = ABSENT_FLOAT
+            out["x"][f], out["y"][f], out["heading"][f] = np.where(pres, x, nan), np.where(pres, y, nan), np.where(pres, h, nan)
+            out["speed"][f], out["accel"][f] = np.where(pres, v, nan), np.where(pres, a_eff, nan)
+            out["lane"][f], out["route"][f] = np.where(pres, lane, ABSENT_INDEX), np.where(pres, r, ABSENT_INDEX)
             if NP:
                 a_pts = np.array([c.a for c in cws])[pc]
                 b_pts = np.array([c.b for c in cws])[pc]
                 d = (b_pts - a_pts) / cw_len[pc][:, None]
                 pos = a_pts + d * u[:, None]
-                out["ped_x"][f], out["ped_y"][f] = np.where(ped_pres, pos[:, 0], 0), np.where(ped_pres, pos[:, 1], 0)
-                out["walking"][f] = (walking & ped_pres).astype(np.float64)
+                out["ped_x"][f], out["ped_y"][f] = np.where(ped_pres, pos[:, 0], nan), np.where(ped_pres, pos[:, 1], nan)
+                out["walking"][f] = np.where(ped_pres, walking, ABSENT_INDEX)
             out["light"][f], out["phase"][f] = state, phase
             if changes and f < n_frames - 1:
                 r, s = lane_changes(r, s, state, *traits(k))

@@ -22,7 +22,8 @@ Latents (``vehicle[i]``, ``pedestrian[j]``, ``light[k]``; vehicle[0] is the ego 
 
 - ``weather.fog`` (visibility, m), ``weather.rain`` (0..1), ``weather.sun`` (daylight 0..1):
   ``carla.WeatherParameters`` (:func:`._carla_map.weather`);
-- ``vehicle[i].present`` (absent cars are not spawned; their states are 0 and ``lane`` -1),
+- ``vehicle[i].present`` (absent cars are not spawned; their float states are NaN and ``lane`` -1, as
+  :data:`._names.ABSENT_FLOAT` / :data:`._names.ABSENT_INDEX`),
   ``vehicle[i].start`` (0..1: the spawn point, :func:`._carla_map.spawn_indices`), ``vehicle[i].hue``
   (paint), ``vehicle[i].desired_speed`` (m/s), ``vehicle[i].time_headway`` (s); optional
   ``vehicle[i].aggressiveness`` and ``vehicle[i].ignore_lights`` (0..1, default 0) and
@@ -40,7 +41,7 @@ Latents (``vehicle[i]``, ``pedestrian[j]``, ``light[k]``; vehicle[0] is the ego 
 States per frame (``time_varying``; map frame, right-handed, see :mod:`._carla_map`):
 ``vehicle[i].x .y`` (m), ``.heading`` (rad), ``.speed`` (m/s) and ``.accel`` (m/s^2) along the car,
 ``.lane`` (index into the town's driving lanes sorted by (road, section, lane) id; -1 off them or absent),
-``pedestrian[j].x .y`` (m), ``.walking`` (0/1), ``light[k].state`` (0 red, 1 amber, 2 green, read back
+``pedestrian[j].x .y`` (m), ``.walking`` (0/1; absent: NaN, NaN, -1), ``light[k].state`` (0 red, 1 amber, 2 green, read back
 with ``TrafficLight.get_state``). Inputs per frame: ``light[k].phase``, the state crlgen commanded
 (the fixed-time cycle, or an edit's value while the edit acts).
 Frame t is the world after t + 1 ticks of ``1 / fps`` s (each of ``video.substeps`` physics sub-steps);
@@ -80,7 +81,7 @@ from ..cameras import CameraRig
 from ..engines.quiet import require
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _carla_map as cm
-from ._names import DISCRETE, EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
+from ._names import ABSENT_FLOAT, ABSENT_INDEX, DISCRETE, EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 ENV_HOST, ENV_PORT, ENV_TM_PORT = "CRLGEN_CARLA_HOST", "CRLGEN_CARLA_PORT", "CRLGEN_CARLA_TM_PORT"
 DEFAULT_HOST, DEFAULT_PORT, TM_PORT_OFFSET = "127.0.0.1", 2000, 6000
@@ -572,7 +573,7 @@ class CarlaWorld(World):
             base = k * len(VEHICLE_STATES)
             actor = vehicles.get(k)
             if actor is None:
-                row[base:base + len(VEHICLE_STATES)] = (0.0, 0.0, 0.0, 0.0, 0.0, -1.0)
+                row[base:base + len(VEHICLE_STATES)] = (*(ABSENT_FLOAT,) * 5, ABSENT_INDEX)  # outside each state's domain
                 continue
             tf = actor.get_transform()
             v, a = actor.get_velocity(), actor.get_acceleration()
@@ -584,6 +585,8 @@ class CarlaWorld(World):
             if j in walkers:
                 loc = walkers[j][0].get_location()
                 row[base + 3 * j:base + 3 * j + 3] = (loc.x, -loc.y, 1.0 if walking[j] else 0.0)
+            else:
+                row[base + 3 * j:base + 3 * j + 3] = (ABSENT_FLOAT, ABSENT_FLOAT, ABSENT_INDEX)
         base += 3 * self.np
         for k, tl in enumerate(lights):
             row[base + k] = float(int(tl.get_state()))

@@ -10,7 +10,7 @@ and ``light`` (exactly the map's signal groups: grid_town 4, village 2, highway_
 urban_centre 8).
 
 Latents (the world reads; units): per vehicle ``present`` (0/1: an absent car is not simulated, not drawn and
-stores zeros), ``desired_speed`` (m/s, IDM v0), ``time_headway`` (s, IDM T), ``reaction_time`` (s, the delay of
+stores NaN and -1, below), ``desired_speed`` (m/s, IDM v0), ``time_headway`` (s, IDM T), ``reaction_time`` (s, the delay of
 :mod:`._sim`), ``aggressiveness`` (0..1: IDM a_max = 1 + 1.5 a m/s^2, comfortable b = 1.5 + a m/s^2, MOBIL
 politeness 0.5 (1 - a)), ``route`` (index into the map's routes), ``start`` (0..1 of the route's length: where its
 front bumper starts), ``hue`` (colour); per pedestrian ``present``, ``crossing`` (crosswalk index), ``start_time``
@@ -21,8 +21,12 @@ behaviour only through the spec's mechanisms (e.g. ``vehicle[i].desired_speed`` 
 
 States per frame (frame t = the simulation at t / fps s; the frame films exactly that state): ``vehicle[i].x``,
 ``.y`` (m, the car's centre, map frame), ``.heading`` (rad from +x), ``.speed`` (m/s), ``.accel`` (m/s^2, of the
-last step into the frame), ``.lane`` (lane index, -1 absent); ``pedestrian[j].x``, ``.y`` (m), ``.walking`` (0/1);
-``light[k].state`` (0 red, 1 amber, 2 green: as shown). Inputs per frame: ``light[k].phase``, the fixed-time
+last step into the frame), ``.lane`` (the lane's global id in the map's road graph, ``TrafficMap.lanes``: one id per
+directed lane piece, each lane of a road between junctions and each connector through a junction; not a lane 0/1
+of the road); ``pedestrian[j].x``, ``.y`` (m), ``.walking``
+(0/1); ``light[k].state`` (0 red, 1 amber, 2 green: as shown). An absent car or pedestrian stores values outside
+every state's domain in every frame (:data:`._names.ABSENT_FLOAT`, :data:`._names.ABSENT_INDEX`): NaN in its x, y,
+heading, speed, accel, -1 in ``lane`` and ``walking``. Inputs per frame: ``light[k].phase``, the fixed-time
 controller's own decision (equal to the state unless an edit forces the light).
 
 Temporal edits (frame f acts from time f / fps on; nothing before frame f changes): ``light[k].state = 0|1|2``

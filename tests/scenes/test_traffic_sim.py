@@ -67,13 +67,24 @@ def test_highway_cars_change_lanes_with_mobil():
                      *(s for nb in (net.lane_left[before], net.lane_right[before]) if nb >= 0 for s in m.lanes[nb].successors))
 
 
-def test_absent_cars_store_zeros_and_do_not_block():
+def test_absent_agents_store_values_outside_every_domain_and_do_not_block():
     m = _maps.get_map(0)
     net = _sim.Network.of(m)
     su = _setup(m, 4)
-    absent = _sim.Setup(**{**su.__dict__, "present": np.array([True, False, True, True])})
+    absent = _sim.Setup(**{**su.__dict__, "present": np.array([True, False, True, True]),
+                           "ped_present": np.array([False, True])})
     o = _sim.simulate(net, m, absent, 30, 10.0, 1)
-    assert (o["x"][:, 1] == 0).all() and (o["speed"][:, 1] == 0).all() and (o["lane"][:, 1] == -1).all()
+    for f in ("x", "y", "heading", "speed", "accel"):  # NaN, never a car parked at the origin
+        assert np.isnan(o[f][:, 1]).all() and np.isfinite(o[f][:, [0, 2, 3]]).all(), f
+    assert (o["lane"][:, 1] == -1).all() and (o["route"][:, 1] == -1).all() and (o["lane"][:, [0, 2, 3]] >= 0).all()
+    assert np.isnan(o["ped_x"][:, 0]).all() and np.isnan(o["ped_y"][:, 0]).all() and (o["walking"][:, 0] == -1).all()
+    assert np.isfinite(o["ped_x"][:, 1]).all() and set(np.unique(o["walking"][:, 1])) <= {0.0, 1.0}
+    start, route = su.start.copy(), su.route.copy()
+    start[1], route[1] = 0.9, (route[1] + 1) % len(m.routes)  # an absent car's latents change nothing
+    moved = _sim.Setup(**{**absent.__dict__, "start": start, "route": route})
+    again = _sim.simulate(net, m, moved, 30, 10.0, 1)
+    for f in ("x", "y", "speed", "lane"):
+        np.testing.assert_array_equal(o[f], again[f])
 
 
 def test_schedule_cycles_green_amber_red():
