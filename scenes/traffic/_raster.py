@@ -1,12 +1,21 @@
 """The top-down orthographic raster of the traffic world, in numpy: flat ground quads and boxes seen from above.
 
-Image model: each pixel shows the highest surface under its centre ray (the camera looks straight down, -z):
-ground quads at z = layer * ``LAYER_HEIGHT`` (a higher layer over a lower one) and box tops at
-``centre z + half z``. Colour is box-filtered over ``ss`` x ``ss`` samples per pixel (``ss`` odd; anti-aliasing,
-so a 1.8 m wide car at 1.9 m per pixel still tints its pixel); depth (m, from the camera plane, along -z) and
-segmentation ids are taken at the pixel centre (the middle sample), so they name exactly one surface. No
-lighting, shadows or weather: the top-down view is a map-like raster; fog, rain and daylight act only on the
-dashcam's pixels (:mod:`._dashcam`).
+Image model: each sample point shows the highest surface over it (the camera looks straight down, -z): ground
+quads at z = layer * ``LAYER_HEIGHT`` (a higher layer over a lower one) and box tops at ``centre z + half z``.
+Every pixel holds ``ss`` x ``ss`` samples (``ss`` odd). Colour is their mean (a box filter: anti-aliasing, so a
+1.8 m wide car at 1.9 m per pixel still tints its pixel). Segmentation and depth are coverage-based, so that
+whatever tints a pixel's colour can be found in them too:
+
+1. a pixel's id is the one shown by the most of its samples (a tie: the higher surface's); its depth (m, from the
+   camera plane, along -z) is that surface's, the highest of it within the pixel (0 where nothing is: background);
+2. then every id shown by some sample of the image that rule 1 gave no pixel (a car or a person smaller than a
+   pixel, or straddling four) takes the pixel where it shows in the most samples, among those whose id keeps another
+   pixel and that no other such id took (two of them in one pixel: the one with more samples takes it, the other
+   its next best pixel, if any).
+
+So every object drawn in the RGB has at least one pixel of its id (with ``ss`` = 1 both rules are the pixel-centre
+sample's surface). No lighting, shadows or weather: the top-down view is a map-like raster; fog, rain and daylight
+act only on the dashcam's pixels (:mod:`._dashcam`).
 
 Conventions (:mod:`crlgen.scenes.cameras`): pixel (u, v) = (column, row) with integer pixel centres; the
 top-down camera's ``camera_to_world`` is :func:`crlgen.scenes.cameras.topdown_pose` (x right = world +x,
@@ -57,33 +66,60 @@ class Grid:
 
 @dataclass
 class Canvas:
-    """A raster being painted: ``rgb`` (H*ss, W*ss, 3) float32 sRGB in [0, 1], ``depth`` (H, W) float32 m,
-    ``seg`` (H, W) uint8, ``top`` (H*ss, W*ss) and ``ctop`` (H, W) float32: the height (m) of what is drawn."""
+    """A raster being painted, per sample: ``rgb`` (H*ss, W*ss, 3) float32 sRGB in [0, 1], ``top`` (H*ss, W*ss)
+    float32 the height (m) of what is drawn (-inf: nothing) and ``sid`` (H*ss, W*ss) uint8 its id."""
 
     rgb: np.ndarray
-    depth: np.ndarray
-    seg: np.ndarray
     top: np.ndarray
-    ctop: np.ndarray
+    sid: np.ndarray
 
     def copy(self) -> "Canvas":
-        return Canvas(self.rgb.copy(), self.depth.copy(), self.seg.copy(), self.top.copy(), self.ctop.copy())
+        return Canvas(self.rgb.copy(), self.top.copy(), self.sid.copy())
 
     def finish(self, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(rgb (H, W, 3) uint8, depth (H, W) float32 m, seg (H, W) uint8): colour averaged over the samples."""
+        """(rgb (H, W, 3) uint8, depth (H, W) float32 m, seg (H, W) uint8): colour averaged over each pixel's samples,
+        segmentation and depth by coverage (the module docstring's rules 1 and 2)."""
         ss = grid.ss
-        H, W = self.seg.shape
+        H, W = len(grid.cy), len(grid.cx)
         mean = self.rgb.reshape(H, ss, W, ss, 3).mean(axis=(1, 3))
         rgb = np.clip(np.rint(mean * 255.0), 0, 255).astype(np.uint8)
-        return rgb, self.depth.copy(), self.seg.copy()
+        ids = self.sid.reshape(H, ss, W, ss).transpose(0, 2, 1, 3).reshape(H, W, ss * ss)
+        tops = self.top.reshape(H, ss, W, ss).transpose(0, 2, 1, 3).reshape(H, W, ss * ss)
+        seg, best_h = ids.min(axis=-1), tops.max(axis=-1)  # right where a pixel shows one id: most pixels
+        mixed = seg != ids.max(axis=-1)
+        m_ids, m_tops = ids[mixed], tops[mixed]  # (M, ss * ss): pixels showing several ids
+        m_seg = np.zeros(len(m_ids), np.uint8)
+        m_n = np.zeros(len(m_ids), np.int64)
+        m_h = np.full(len(m_ids), -np.inf, np.float32)
+        counts, heights = {}, {}
+        for u in np.unique(m_ids):  # rule 1: the most samples, then the higher surface
+            on = m_ids == u
+            n = on.sum(axis=-1)
+            h = np.where(on, m_tops, -np.inf).max(axis=-1)
+            wins = (n > m_n) | ((n == m_n) & (n > 0) & (h > m_h))
+            m_seg[wins], m_n[wins], m_h[wins] = u, n[wins], h[wins]
+            counts[int(u)], heights[int(u)] = n, h
+        seg[mixed], best_h[mixed] = m_seg, m_h
+        pixels = np.bincount(seg.ravel(), minlength=256)  # pixels per id
+        where = np.flatnonzero(mixed.ravel())  # an id without a pixel shows only in mixed pixels
+        claimed = np.zeros(len(where), bool)
+        missing = sorted((u for u in counts if pixels[u] == 0), key=lambda u: -int(counts[u].max()))
+        for u in missing:  # rule 2: every id shown somewhere keeps a pixel, taken from an id that has more than one
+            n = np.where(~claimed & (pixels[seg.flat[where]] > 1), counts[u], 0)
+            k = int(np.argmax(n))
+            if n[k] > 0:
+                pixels[seg.flat[where[k]]] -= 1
+                pixels[u] += 1
+                seg.flat[where[k]], best_h.flat[where[k]], claimed[k] = u, heights[u][k], True
+        depth = np.where(np.isfinite(best_h), grid.z0 - best_h, 0.0).astype(np.float32)
+        return rgb, depth, seg
 
 
 def blank(grid: Grid, rgb=(0.0, 0.0, 0.0)) -> Canvas:
     """An empty canvas (background id 0, depth 0 = no surface)."""
     Hs, Ws = len(grid.ys), len(grid.xs)
-    H, W = len(grid.cy), len(grid.cx)
-    return Canvas(np.broadcast_to(np.asarray(rgb, np.float32), (Hs, Ws, 3)).copy(), np.zeros((H, W), np.float32),
-                  np.zeros((H, W), np.uint8), np.full((Hs, Ws), -np.inf, np.float32), np.full((H, W), -np.inf, np.float32))
+    return Canvas(np.broadcast_to(np.asarray(rgb, np.float32), (Hs, Ws, 3)).copy(),
+                  np.full((Hs, Ws), -np.inf, np.float32), np.zeros((Hs, Ws), np.uint8))
 
 
 def _window(axis: np.ndarray, lo: float, hi: float) -> slice:
@@ -106,13 +142,7 @@ def _paint(canvas: Canvas, grid: Grid, inside_fn, bounds, z: float, rgb, sid: in
         m = inside_fn(X, Y) & (canvas.top[rs, cs] <= z)
         canvas.rgb[rs, cs][m] = rgb
         canvas.top[rs, cs][m] = z
-    cs, rs = _window(grid.cx, x0, x1), _window(grid.cy, y0, y1)
-    if cs.stop > cs.start and rs.stop > rs.start:
-        X, Y = np.meshgrid(grid.cx[cs], grid.cy[rs])
-        m = inside_fn(X, Y) & (canvas.ctop[rs, cs] <= z)
-        canvas.seg[rs, cs][m] = sid
-        canvas.depth[rs, cs][m] = grid.z0 - z
-        canvas.ctop[rs, cs][m] = z
+        canvas.sid[rs, cs][m] = sid
 
 
 def paint_quads(canvas: Canvas, grid: Grid, corners: np.ndarray, rgb: np.ndarray, ids: np.ndarray, layer: np.ndarray) -> None:
