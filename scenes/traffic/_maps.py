@@ -518,7 +518,8 @@ def get_map(code) -> TrafficMap:
     """The map with code 0..4 (``MAP_NAMES``); built once per process. Raises ValueError for another code."""
     c = int(code) if float(code) == int(code) else -1
     if not 0 <= c < len(_MAKERS):
-        raise ValueError(f"expected a map code 0..{len(_MAKERS) - 1} ({', '.join(f'{i} {n}' for i, n in enumerate(MAP_NAMES))}), got {code!r}")
+        got = f"{code:g}" if isinstance(code, (int, float)) else repr(code)  # 9.0 (a YAML number) reads as 9
+        raise ValueError(f"expected a map code 0..{len(_MAKERS) - 1} ({', '.join(f'{i} {n}' for i, n in enumerate(MAP_NAMES))}), got {got}")
     if c not in _CACHE:
         _CACHE[c] = _MAKERS[c]()
     return _CACHE[c]

@@ -91,6 +91,11 @@ PED_RADIUS, PED_TOP = 1.0, 1.75
 RASTER_SPACING = 0.6
 
 
+def _count(n: int, noun: str) -> str:
+    """``"1 signal group"``, ``"4 signal groups"``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _rgb(h: float, s: float, v: float) -> tuple[float, float, float]:
     return colorsys.hsv_to_rgb(float(h) % 1.0, s, v)
 
@@ -174,7 +179,9 @@ class TrafficWorld(World):
             raise ValueError(f"parameters.map: {e}") from None
 
     @classmethod
-    def check(cls, spec) -> list[str]:
+    def check_objects(cls, spec) -> list[str]:
+        """The map and the object counts it allows, one line each (before any per-object latent is looked for:
+        a light count that does not match the map would otherwise show as missing ``light[k]`` latents)."""
         try:
             m = cls._map(spec)
         except ValueError as e:
@@ -182,9 +189,21 @@ class TrafficWorld(World):
         out = []
         nl = spec.object_count("light") or 0
         if nl != len(m.lights):
-            out.append(f"objects.light: map {m.name} has {len(m.lights)} signal groups, the spec asks for {nl}")
-        if (spec.object_count("vehicle") or 0) < 1:
-            out.append("objects.vehicle: at least the ego car, vehicle[0], is needed")
+            out.append(f"objects.light: map {m.name} has {_count(len(m.lights), 'signal group')} "
+                       f"({'light[0]' if len(m.lights) == 1 else f'light[0..{len(m.lights) - 1}]'}), the spec asks for {nl}; "
+                       f"set `light: {len(m.lights)}`")
+        nv = spec.object_count("vehicle") or 0
+        if not 1 <= nv <= MAX_VEHICLES:
+            out.append(f"objects.vehicle: world traffic/embedded simulates 1..{MAX_VEHICLES} vehicles (vehicle[0] is the "
+                       f"ego car, which the dashcam rides), the spec asks for {nv}")
+        return out
+
+    @classmethod
+    def check(cls, spec) -> list[str]:
+        out = cls.check_objects(spec)
+        if out:
+            return out
+        m = cls._map(spec)
         for dname, dom in spec.domains.items():
             if "map" in dom.parameters:
                 out.append(f"domains.{dname}.parameters.map: the map fixes the scene and the object counts; make one dataset per map")
@@ -198,8 +217,8 @@ class TrafficWorld(World):
                 if name in graph.names:
                     lo, hi = graph.node(name).variable.bounds()
                     if lo < 0 or hi > n - 1:
-                        out.append(f"variables.{graph.node(name).template}: map {m.name} has {n} "
-                                   f"{'routes' if 'route' in template else 'crosswalks'}; keep the range inside [0, {n - 1}]")
+                        out.append(f"variables.{graph.node(name).template}: map {m.name} has "
+                                   f"{_count(n, 'route' if 'route' in template else 'crosswalk')}; keep the range inside [0, {n - 1}]")
                         break
         edits = list(spec.temporal_edits) + ([spec.counterfactuals.edit] if spec.counterfactuals and spec.counterfactuals.edit else [])
         for i, e in enumerate(edits):

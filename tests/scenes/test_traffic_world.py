@@ -60,3 +60,21 @@ def _check(tmp_path, capsys, change, scene: str = "grid_town") -> tuple[int, str
 def test_spec_problems_are_one_line_errors(tmp_path, capsys, change, expect):
     code, text = _check(tmp_path, capsys, change, "village" if "village" in expect else "grid_town")
     assert code == 2 and expect in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("scene, change, expect", [
+    ("grid_town", {"objects": {"light": 6}}, "objects.light: map grid_town has 4 signal groups (light[0..3]), the spec asks for 6; set `light: 4`"),
+    ("highway_merge", {"objects": {"light": 3}}, "objects.light: map highway_merge has 1 signal group (light[0]), the spec asks for 3"),
+    ("grid_town", {"objects": {"vehicle": 40}}, "objects.vehicle: world traffic/embedded simulates 1..32 vehicles (vehicle[0] is the ego car, which the dashcam rides)"),
+    ("grid_town", {"parameters": {"map": 9.0}}, "parameters.map: expected a map code 0..4 (0 grid_town"),
+])
+def test_the_map_and_object_counts_are_checked_first_in_one_line(scene, change, expect):
+    from crlgen.scenes.traffic.world import TrafficWorld
+
+    d = load_spec(f"traffic/{scene}").to_dict()
+    for key, value in change.items():
+        d[key] = {**d[key], **value}
+    spec = type(load_spec("traffic/grid_town")).from_dict(d)
+    assert len(TrafficWorld.check_objects(spec)) == 1 and TrafficWorld.check(spec) == TrafficWorld.check_objects(spec)
+    assert TrafficWorld.check(spec)[0].startswith(expect), TrafficWorld.check(spec)
+    assert "got 9.0" not in TrafficWorld.check(spec)[0]
