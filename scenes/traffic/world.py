@@ -13,7 +13,7 @@ Latents (the world reads; units): per vehicle ``present`` (0/1: an absent car is
 stores NaN and -1, below), ``desired_speed`` (m/s, IDM v0), ``time_headway`` (s, IDM T), ``reaction_time`` (s, the delay of
 :mod:`._sim`), ``aggressiveness`` (0..1: IDM a_max = 1 + 1.5 a m/s^2, comfortable b = 1.5 + a m/s^2, MOBIL
 politeness 0.5 (1 - a)), ``route`` (index into the map's routes), ``start`` (0..1 of the route's length: where its
-front bumper starts), ``hue`` (colour); per pedestrian ``present``, ``crossing`` (crosswalk index), ``start_time``
+front bumper starts), ``hue`` (0..1: where in vehicle[i]'s own hue band its paint lies, :func:`vehicle_rgb`); per pedestrian ``present``, ``crossing`` (crosswalk index), ``start_time``
 (s), ``speed`` (m/s); per light ``offset`` (s) and ``green`` (s) of its fixed-time plan on the map's cycle.
 Optional (the dashcam's image only; the top-down raster never shows weather): ``weather.fog`` (visibility, m;
 default 10 km), ``weather.rain`` (0..1; default 0), ``weather.sun`` (daylight 0..1; default 1). Weather acts on
@@ -40,7 +40,8 @@ raster; engine ``raster`` or ``tiny``), and with engine ``tiny`` ``mounted`` on 
 y left, z up, on the top of the roof above the car's centre, 1.65 m above the ground; vehicle[0]'s is the ego dashcam).
 
 Drawn sizes: a car is a 4.5 x 1.8 x 1.35 m body with a darker 2.2 x 1.6 m cabin set 0.3 m back (its heading shows
-as the body's longer free front); a pedestrian a 1.0 m radius disc (top-down: larger than a person, so that a 64 px
+as the body's longer free front), painted in a hue band of its own index (:func:`vehicle_rgb`: the pixels show which
+car is vehicle[i]); a pedestrian a 1.0 m radius disc (top-down: larger than a person, so that a 64 px
 raster of ~120 m shows it as about one pixel) or a 0.5 x 0.4 x 1.75 m box, in a colour of its own index
 (:func:`pedestrian_rgb`: the pixels show which one is pedestrian[j]); a signal head a 2.4 m lit cube on a 4.4 m pole
 beside the stop line (larger than a real head, so that a 64 px top-down raster of ~120 m shows its state).
@@ -105,6 +106,19 @@ def pedestrian_rgb(j: int, n: int) -> tuple[float, float, float]:
     the signal heads' red, amber and green (a fixed colour per index, not a latent: per-pedestrian states are only
     readable from pixels when the pedestrians look different)."""
     return _rgb(0.45 + 0.5 * (j + 0.5) / max(n, 1), 1.0, 1.0)
+
+
+#: Each car index owns a hue band of width ``CAR_BAND / n`` in the middle of its slot ``[i / n, (i + 1) / n)`` of the
+#: colour circle (gaps of the same width between neighbours), so vehicle[i] is identifiable in the pixels.
+CAR_BAND = 0.5
+
+
+def vehicle_rgb(i: int, n: int, hue: float) -> tuple[float, float, float]:
+    """sRGB of vehicle[i]'s body (of ``n`` cars) for its ``hue`` latent in [0, 1]: hue ``(i + (1 - CAR_BAND) / 2 +
+    CAR_BAND * hue) / n``, saturation 0.8, value 0.9. The index fixes the band (as :func:`pedestrian_rgb` fixes a
+    pedestrian's colour: per-object states are only readable from pixels when the objects look different); the
+    latent moves the hue within it. Its cabin is a dark shade of the body (0.35 body + 0.05)."""
+    return _rgb((i + (1.0 - CAR_BAND) / 2 + CAR_BAND * float(hue)) / max(n, 1), 0.8, 0.9)
 
 
 def state_names(nv: int, np_: int, nl: int) -> tuple[str, ...]:
@@ -304,8 +318,7 @@ class TrafficWorld(World):
         pres = frame["present"]
         x, y, h = frame["x"][pres], frame["y"][pres], frame["heading"][pres]
         idx = np.flatnonzero(pres)
-        hues = np.array([lat[f"vehicle[{k}].hue"][i] for k in idx])
-        body_rgb = np.array([_rgb(hh, 0.8, 0.9) for hh in hues]).reshape(-1, 3)
+        body_rgb = np.array([vehicle_rgb(k, self.nv, lat[f"vehicle[{k}].hue"][i]) for k in idx]).reshape(-1, 3)
         cabin_rgb = 0.35 * body_rgb + 0.05
         n = len(idx)
         cx, cy = x + CABIN_BACK * np.cos(h), y + CABIN_BACK * np.sin(h)

@@ -84,3 +84,31 @@ def test_every_car_in_view_of_a_downtown_clip_has_a_segmentation_pixel():
                 assert np.all(np.hypot(cols - uv[0, 0], rows - uv[0, 1]) <= 2.45 * K[0, 0] + 1.0), (i, t, k)
                 assert np.all(depth[i, t][rows, cols] < 50.0 - 1.0), (i, t, k)
     assert seen > 100 and missing == [], f"{len(missing)} of {seen} in-view car-frames have no segmentation pixel: {missing[:5]}"
+
+
+def test_each_car_index_has_a_hue_band_of_its_own_in_the_pixels():
+    import colorsys
+
+    from crlgen.scenes.traffic.world import vehicle_rgb
+
+    n = 8
+    for k in range(n):  # the latent moves the hue inside the index's band; bands never meet
+        lo, hi = (colorsys.rgb_to_hsv(*vehicle_rgb(k, n, h))[0] for h in (0.0, 1.0))
+        assert k / n < lo < hi < (k + 1) / n
+    spec = load_spec("traffic/grid_town").replace(samples=2, video={"fps": 10, "frames": 32, "substeps": 2})
+    with build_world(spec, threads=1) as w:
+        out = w.render(_batch(spec, 0, 2, w)).outputs
+        first_car = w._first_car
+    seg, rgb = out["segmentation"][:, :, 0], out["frames"][:, :, 0]
+    checked = 0
+    for i in range(2):
+        for t in range(0, 32, 4):
+            for k in range(n):
+                on = seg[i, t] == first_car + k
+                if not on.any():
+                    continue
+                px = rgb[i, t][on].astype(float) / 255.0
+                hue = colorsys.rgb_to_hsv(*px[np.argmax(px.max(1) - px.min(1))])[0]  # its most saturated pixel
+                assert k / n <= hue <= (k + 1) / n, (i, t, k, hue)
+                checked += 1
+    assert checked > 50
