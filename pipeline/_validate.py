@@ -538,8 +538,9 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
     are also re-simulated (both samples): their stored states must equal the fresh simulation, and the
     frame at which their simulated states diverge is reported. An edit that cannot act (:func:`_no_op`, e.g. one
     that sets a light red while it is red anyway; for a pair, the factual's stored state already holds the edit's
-    value) is listed in ``edits_no_op`` (a pair's finding says ``no_op``), not a problem; an edit that should act
-    and leaves every state unchanged is one. Absent agents' NaN states compare equal to NaN. Also runs the world's
+    value over the edit's frames) is listed in ``edits_no_op`` (a pair's finding says ``no_op``), not a problem; an
+    edit that should act (a set state differs from the set value at the edit's frame) and leaves every state
+    unchanged is one. Absent agents' NaN states compare equal to NaN. Also runs the world's
     own checks on every re-simulated sample; returns (dynamics, [one check per world check]).
     """
     c = Check("dynamics")
@@ -572,7 +573,7 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
             checked_edits += 1
             if not np.array_equal(sim.states[0, :t], plain[0, :t], equal_nan=True):
                 c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op}) changed states before its frame {t}")
-            if _no_op(e, wb, plain[0], sim.state_names):
+            if _no_op(e, wb, plain[0], sim.state_names, sim.states[0]):
                 no_op_edits.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g})")
             elif np.array_equal(sim.states[0, t:], plain[0, t:], equal_nan=True):
                 c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g}) had no effect from frame {t}")
@@ -682,12 +683,18 @@ def _state_held(plan: Plan, g, f: int, edit, t: int, v: float) -> bool:
     return held.size > 0 and bool(np.all(held == v))
 
 
-def _no_op(edit, wb, plain: np.ndarray | None = None, state_names: Sequence[str] = ()) -> bool:
+def _no_op(edit, wb, plain: np.ndarray | None = None, state_names: Sequence[str] = (),
+           edited: np.ndarray | None = None) -> bool:
     """An edit (of sample 0 of ``wb``) that cannot change anything: add 0, scale 1, set a global latent to its
-    current value, or set a time-varying state to the value it already holds without the edit in every frame the
-    edit is active (e.g. ``light[0].state = 0`` while the light is red anyway). ``plain``: (T, S) states simulated
-    without the edit, named by ``state_names``; frames from the edit's frame to its end frame (exclusive; the clip's
-    end when it has none) are compared."""
+    current value, or set a time-varying state to a value it holds anyway:
+
+    - held: without the edit the state has that value in every frame the edit is active (from its frame to its end
+      frame, exclusive; the clip's end when it has none), e.g. ``light[0].state = 0`` while the light is red all along;
+    - already there: the state has that value at the edit's frame without it, and the edit changed no state
+      (``edited`` equal to ``plain``): an edit that acts on a change, e.g. ``pedestrian[0].walking = 1`` (step out)
+      while the pedestrian is already crossing.
+
+    ``plain`` and ``edited``: (T, S) states simulated without and with the edit, named by ``state_names``."""
     v = float(edit.value[0])
     if edit.op == "add":
         return v == 0.0
@@ -699,8 +706,12 @@ def _no_op(edit, wb, plain: np.ndarray | None = None, state_names: Sequence[str]
     if plain is None or edit.target not in state_names:
         return False
     start, end = int(edit.frame[0]), int(edit.end_frame[0])
-    held = plain[start:end if end >= 0 else len(plain), list(state_names).index(edit.target)]
-    return held.size > 0 and bool(np.all(held == v))
+    col = list(state_names).index(edit.target)
+    held = plain[start:end if end >= 0 else len(plain), col]
+    if held.size > 0 and bool(np.all(held == v)):
+        return True
+    return (edited is not None and start < len(plain) and plain[start, col] == v
+            and np.array_equal(edited, plain, equal_nan=True))
 
 
 #: Lists longer than this are shown as a count in the one-line summaries (the JSON report keeps them whole).

@@ -1,6 +1,7 @@
 """The dynamics check's rule for temporal edits: an edit that cannot act (it sets a state to the value the state
-holds anyway, e.g. a forced red on a light that is red for the whole clip) is counted as a no-op, not a failure;
-an edit that should act and leaves every state unchanged is still a problem. Absent agents' NaN states re-simulate
+holds anyway, e.g. a forced red on a light that is red for the whole clip, or a step-out of a pedestrian already
+crossing) is counted as a no-op, not a failure; an edit that should act and leaves every state unchanged is still
+a problem. Absent agents' NaN states re-simulate
 equal (NaN compares equal to NaN)."""
 
 from __future__ import annotations
@@ -37,6 +38,18 @@ def test_setting_a_state_to_the_value_it_holds_is_a_no_op():
     assert _no_op(_edit(2.0, frame=8), _batch(), red_then_green, NAMES)
     assert _no_op(_edit(0.0, op="add"), _batch(), red_then_green, NAMES) and _no_op(_edit(1.0, op="scale"), _batch())
     assert not _no_op(_edit(0.0), _batch())  # without the states simulated without it, a set is never a no-op
+    # already there: the state has the value at the edit's frame and the edit changed nothing (a step-out while walking)
+    walking = np.zeros((12, 2))
+    walking[1:6, 0] = 1  # crossing from frame 1 to 5
+    ped = ("pedestrian[0].walking", "pedestrian[0].x")
+    step_out = _edit(1.0, target="pedestrian[0].walking")
+    assert _no_op(step_out, _batch(), walking, ped, walking.copy())
+    assert not _no_op(step_out, _batch(), walking, ped)  # (only when the edited run is known to equal it)
+    moved = walking.copy()
+    moved[6:, 1] = 2.5
+    assert not _no_op(step_out, _batch(), walking, ped, moved)
+    late = _edit(1.0, frame=7, target="pedestrian[0].walking")  # standing at frame 7: it should have acted
+    assert not _no_op(late, _batch(), walking, ped, walking.copy())
     assert _no_op(_edit(3.0, target="light[0].offset"), _batch()) and not _no_op(_edit(4.0, target="light[0].offset"), _batch())
 
 
