@@ -67,14 +67,31 @@ class Grid:
 @dataclass
 class Canvas:
     """A raster being painted, per sample: ``rgb`` (H*ss, W*ss, 3) float32 sRGB in [0, 1], ``top`` (H*ss, W*ss)
-    float32 the height (m) of what is drawn (-inf: nothing) and ``sid`` (H*ss, W*ss) uint8 its id."""
+    float32 the height (m) of what is drawn (-inf: nothing) and ``sid`` (H*ss, W*ss) uint8 its id. After
+    :meth:`freeze` (a background painted once, copied per frame) a copy keeps the background's rule-1 pixels
+    (``cache``) and recomputes only the pixels painted since (``dirty`` (H, W) bool)."""
 
     rgb: np.ndarray
     top: np.ndarray
     sid: np.ndarray
+    dirty: np.ndarray | None = None
+    cache: tuple[np.ndarray, np.ndarray] | None = None
 
     def copy(self) -> "Canvas":
-        return Canvas(self.rgb.copy(), self.top.copy(), self.sid.copy())
+        dirty = None if self.dirty is None else np.zeros_like(self.dirty)
+        return Canvas(self.rgb.copy(), self.top.copy(), self.sid.copy(), dirty, self.cache)
+
+    def freeze(self, grid: Grid) -> "Canvas":
+        """Remember every pixel's rule-1 id and height, so that copies only redo the pixels painted on them."""
+        self.cache = _majority(*self._per_pixel(grid))
+        self.dirty = np.zeros((len(grid.cy), len(grid.cx)), bool)
+        return self
+
+    def _per_pixel(self, grid: Grid) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and heights (H, W, ss * ss) of each pixel's samples."""
+        ss, H, W = grid.ss, len(grid.cy), len(grid.cx)
+        return (self.sid.reshape(H, ss, W, ss).transpose(0, 2, 1, 3).reshape(H, W, ss * ss),
+                self.top.reshape(H, ss, W, ss).transpose(0, 2, 1, 3).reshape(H, W, ss * ss))
 
     def finish(self, grid: Grid) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(rgb (H, W, 3) uint8, depth (H, W) float32 m, seg (H, W) uint8): colour averaged over each pixel's samples,
@@ -83,36 +100,47 @@ class Canvas:
         H, W = len(grid.cy), len(grid.cx)
         mean = self.rgb.reshape(H, ss, W, ss, 3).mean(axis=(1, 3))
         rgb = np.clip(np.rint(mean * 255.0), 0, 255).astype(np.uint8)
-        ids = self.sid.reshape(H, ss, W, ss).transpose(0, 2, 1, 3).reshape(H, W, ss * ss)
-        tops = self.top.reshape(H, ss, W, ss).transpose(0, 2, 1, 3).reshape(H, W, ss * ss)
-        seg, best_h = ids.min(axis=-1), tops.max(axis=-1)  # right where a pixel shows one id: most pixels
-        mixed = seg != ids.max(axis=-1)
-        m_ids, m_tops = ids[mixed], tops[mixed]  # (M, ss * ss): pixels showing several ids
-        m_seg = np.zeros(len(m_ids), np.uint8)
-        m_n = np.zeros(len(m_ids), np.int64)
-        m_h = np.full(len(m_ids), -np.inf, np.float32)
-        counts, heights = {}, {}
-        for u in np.unique(m_ids):  # rule 1: the most samples, then the higher surface
-            on = m_ids == u
-            n = on.sum(axis=-1)
-            h = np.where(on, m_tops, -np.inf).max(axis=-1)
-            wins = (n > m_n) | ((n == m_n) & (n > 0) & (h > m_h))
-            m_seg[wins], m_n[wins], m_h[wins] = u, n[wins], h[wins]
-            counts[int(u)], heights[int(u)] = n, h
-        seg[mixed], best_h[mixed] = m_seg, m_h
+        ids, tops = self._per_pixel(grid)
+        if self.cache is None:
+            seg, best_h = _majority(ids, tops)
+        else:
+            seg, best_h = self.cache[0].copy(), self.cache[1].copy()
+            seg[self.dirty], best_h[self.dirty] = _majority(ids[self.dirty], tops[self.dirty])
+        shown = np.bincount(self.sid.ravel(), minlength=256)  # samples per id
         pixels = np.bincount(seg.ravel(), minlength=256)  # pixels per id
-        where = np.flatnonzero(mixed.ravel())  # an id without a pixel shows only in mixed pixels
-        claimed = np.zeros(len(where), bool)
-        missing = sorted((u for u in counts if pixels[u] == 0), key=lambda u: -int(counts[u].max()))
-        for u in missing:  # rule 2: every id shown somewhere keeps a pixel, taken from an id that has more than one
-            n = np.where(~claimed & (pixels[seg.flat[where]] > 1), counts[u], 0)
+        missing = np.flatnonzero((shown > 0) & (pixels == 0))
+        counts = {int(u): (ids == u).sum(axis=-1).ravel() for u in missing}
+        claimed = np.zeros(H * W, bool)
+        for u in sorted(counts, key=lambda u: -int(counts[u].max())):
+            # rule 2: every id shown somewhere keeps a pixel, taken from an id that has more than one
+            n = np.where(~claimed & (pixels[seg.ravel()] > 1), counts[u], 0)
             k = int(np.argmax(n))
             if n[k] > 0:
-                pixels[seg.flat[where[k]]] -= 1
+                pixels[seg.flat[k]] -= 1
                 pixels[u] += 1
-                seg.flat[where[k]], best_h.flat[where[k]], claimed[k] = u, heights[u][k], True
+                seg.flat[k], claimed[k] = u, True
+                best_h.flat[k] = np.where(ids.reshape(H * W, -1)[k] == u, tops.reshape(H * W, -1)[k], -np.inf).max()
         depth = np.where(np.isfinite(best_h), grid.z0 - best_h, 0.0).astype(np.float32)
         return rgb, depth, seg
+
+
+def _majority(ids: np.ndarray, tops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rule 1 for pixels (..., n) of sample ids and heights: the id of the most samples (a tie: the higher surface)
+    and the highest of it within the pixel (-inf: nothing drawn)."""
+    seg, best_h = ids.min(axis=-1), tops.max(axis=-1)  # right where a pixel shows one id: most pixels
+    mixed = seg != ids.max(axis=-1)
+    m_ids, m_tops = ids[mixed], tops[mixed]  # (M, n): pixels showing several ids
+    m_seg = np.zeros(len(m_ids), np.uint8)
+    m_n = np.zeros(len(m_ids), np.int64)
+    m_h = np.full(len(m_ids), -np.inf, np.float32)
+    for u in np.unique(m_ids):
+        on = m_ids == u
+        n = on.sum(axis=-1)
+        h = np.where(on, m_tops, -np.inf).max(axis=-1)
+        wins = (n > m_n) | ((n == m_n) & (n > 0) & (h > m_h))
+        m_seg[wins], m_n[wins], m_h[wins] = u, n[wins], h[wins]
+    seg[mixed], best_h[mixed] = m_seg, m_h
+    return seg, best_h
 
 
 def blank(grid: Grid, rgb=(0.0, 0.0, 0.0)) -> Canvas:
@@ -143,6 +171,9 @@ def _paint(canvas: Canvas, grid: Grid, inside_fn, bounds, z: float, rgb, sid: in
         canvas.rgb[rs, cs][m] = rgb
         canvas.top[rs, cs][m] = z
         canvas.sid[rs, cs][m] = sid
+        if canvas.dirty is not None and m.any():  # the pixels holding the painted samples
+            r, c = np.nonzero(m)
+            canvas.dirty[(rs.start + r) // grid.ss, (cs.start + c) // grid.ss] = True
 
 
 def paint_quads(canvas: Canvas, grid: Grid, corners: np.ndarray, rgb: np.ndarray, ids: np.ndarray, layer: np.ndarray) -> None:

@@ -297,7 +297,7 @@ class TrafficWorld(World):
         _raster.paint_quads(canvas, grid, m.quads, m.quad_rgb, m.quad_ids, m.quad_layer)
         centre, half, rgb, ids = self._buildings()
         _raster.paint_boxes(canvas, grid, centre, np.zeros(len(centre)), half, rgb, ids)
-        return grid, canvas
+        return grid, canvas.freeze(grid)
 
     def _build_dashcam(self):
         try:

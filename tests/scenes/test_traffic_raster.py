@@ -112,3 +112,22 @@ def test_each_car_index_has_a_hue_band_of_its_own_in_the_pixels():
                 assert k / n <= hue <= (k + 1) / n, (i, t, k, hue)
                 checked += 1
     assert checked > 50
+
+
+def test_a_frozen_background_gives_the_same_pixels_as_painting_from_scratch():
+    from crlgen.scenes.traffic import _maps
+
+    m = _maps.get_map(3)
+    g = _grid(px_per_m=0.55, size=64, ss=5)
+    bg = _raster.blank(g)
+    _raster.paint_quads(bg, g, m.quads, m.quad_rgb, m.quad_ids, m.quad_layer)
+    plain = bg.copy()
+    frozen = bg.copy().freeze(g).copy()
+    rng = np.random.default_rng(0)  # test data: 20 cars anywhere, any heading
+    centre = np.c_[rng.uniform(-50, 50, (20, 2)), np.full(20, 0.75)]
+    args = (centre, rng.uniform(-3, 3, 20), np.tile([2.25, 0.9, 0.75], (20, 1)), rng.uniform(0, 1, (20, 3)), np.arange(20) + 30)
+    for c in (plain, frozen):
+        _raster.paint_boxes(c, g, *args)
+    for a, b in zip(plain.finish(g), frozen.finish(g)):
+        np.testing.assert_array_equal(a, b)
+    assert set(range(30, 50)) <= set(np.unique(frozen.finish(g)[2]).tolist())  # every car keeps a pixel
