@@ -640,9 +640,9 @@ def _compare_pairs(plan: Plan, model: CompiledSCM, g, data: dict, world, pairs: 
                 bad = [n for n in timed if not np.array_equal(clip_f[n][:t], clip_j[n][:t], equal_nan=True)]
                 problems.append(f"pair {f}/{j}: {', '.join(bad)} differ before the counterfactual edit at frame {t}")
             e, v = model.edits[cf_col], float(data["edit_value"][j, cf_col])
-            held = t >= 0 and _state_held(plan, g, f, e, t, v)
+            held = t >= 0 and _state_held(plan, g, f, e, t, v, unchanged=first is None)
             if held:
-                finding["no_op"] = "the factual clip's stored state already holds the edit's value from its frame on"
+                finding["no_op"] = "the factual clip's stored state already holds the edit's value"
             visible = t >= 0 and not ((e.op == "add" and v == 0.0) or (e.op == "scale" and v == 1.0) or held)
         else:
             moved = [n for k, n in enumerate(names) if lat[f, k] != lat[j, k]]
@@ -669,10 +669,10 @@ def _compare_pairs(plan: Plan, model: CompiledSCM, g, data: dict, world, pairs: 
                                      "identical_clips": identical, "findings": findings[:CF_FINDINGS_REPORTED]}}
 
 
-def _state_held(plan: Plan, g, f: int, edit, t: int, v: float) -> bool:
+def _state_held(plan: Plan, g, f: int, edit, t: int, v: float, unchanged: bool = False) -> bool:
     """Whether a counterfactual edit ``set`` of a stored time-varying state is a no-op for the pair of factual
-    sample ``f``: the factual's stored state (which the partner's edit would force) already equals ``v`` from frame
-    ``t`` to the edit's end."""
+    sample ``f`` (the rules of :func:`_no_op`): the factual's stored state already equals ``v`` from frame ``t`` to
+    the edit's end, or at frame ``t`` with the two clips ``unchanged`` (equal in every timed output)."""
     if edit.op != "set" or not plan.has("state"):
         return False
     names = [str(s) for s in plan.array("state").values]
@@ -680,7 +680,7 @@ def _state_held(plan: Plan, g, f: int, edit, t: int, v: float) -> bool:
         return False
     stored = np.asarray(g["states"][f])[:, names.index(edit.target)]
     held = stored[t:edit.end if edit.end >= 0 else len(stored)]
-    return held.size > 0 and bool(np.all(held == v))
+    return held.size > 0 and (bool(np.all(held == v)) or (unchanged and stored[t] == v))
 
 
 def _no_op(edit, wb, plain: np.ndarray | None = None, state_names: Sequence[str] = (),

@@ -53,7 +53,7 @@ def test_setting_a_state_to_the_value_it_holds_is_a_no_op():
     assert _no_op(_edit(3.0, target="light[0].offset"), _batch()) and not _no_op(_edit(4.0, target="light[0].offset"), _batch())
 
 
-def _spec(value: int):
+def _spec(value: int, pairs: bool = False):
     """grid_town at test size: light[0] red for the whole 1.1 s clip (green from 3 s), an edit setting it to
     ``value`` at frame 2 in every sample, and vehicle[2] absent (its float states NaN)."""
     d = load_spec("traffic/grid_town").to_dict()
@@ -64,6 +64,9 @@ def _spec(value: int):
     d["temporal_edits"] = [{"at_frame": 2, "do": f"light[0].state = {value}", "fraction": 1.0}]
     for key in ("counterfactuals", "interventions"):
         d.pop(key, None)
+    if pairs:  # the partner of each pair gets the edit, its factual sample not
+        d["temporal_edits"] = []
+        d["counterfactuals"] = {"fraction": 0.5, "edit": {"at_frame": 2, "do": f"light[0].state = {value}"}}
     d["video"] = {"fps": 10, "frames": 12, "substeps": 1}
     d["render"] = {**d["render"], "size": 32, "views": [d["render"]["views"][0]]}
     d["samples"] = 2
@@ -91,3 +94,13 @@ def test_an_edit_that_should_act_and_does_not_fails(tmp_path, monkeypatch):
     dyn = check_by_name(result.report, "dynamics")
     assert not dyn["passed"] and dyn["details"]["edits_no_op"] == []
     assert any("(light[0].state set 2) had no effect from frame 2" in p for p in dyn["problems"]), dyn["problems"]
+
+
+@pytest.mark.slow
+def test_a_counterfactual_forced_red_on_a_red_light_is_a_no_op_pair(tmp_path):
+    result = run(_spec(0, pairs=True).replace(samples=4), resolve(str(tmp_path / "pairs.zarr")), RunOptions(executor="inline"))
+    dyn = check_by_name(result.report, "dynamics")
+    assert result.valid and dyn["passed"], dyn["problems"]
+    pairs = dyn["details"]["counterfactual_pairs"]
+    assert pairs["compared"] >= 1 and pairs["identical_clips"] == []
+    assert all("no_op" in f and f["frames_differ_from"] is None for f in pairs["findings"])
