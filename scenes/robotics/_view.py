@@ -5,6 +5,14 @@ wrist camera on ``ee``) takes the TCP pose of the frame being filmed. Segmentati
 for object and link indices (``ER_SEGMENTATION_MASK_OBJECT_AND_LINKINDEX``: body id plus
 ``(link + 1) << 24``) and maps each (body, link) to the world's instance id, so every arm link
 has an id of its own.
+
+Shadows: TinyRenderer casts them (``shadow=1``) from a shadow map rendered from a camera
+``SHADOW_DISTANCE`` m from the origin along the light direction, with the filming camera's
+projection, so a cube's and the arm's shadows on the table show where the light comes from
+(the ``light.azimuth`` latent; without them, views symmetric about the light's plane look the
+same at azimuths a and -a). The distance trades coverage against the map's resolution: at 10 m
+the 64 px map leaves acne stripes over the table, at 2-3 m hardly any shadow falls; 4 m casts
+the cubes' shadows cleanly in a view framed on the table. Shadows about double the render time.
 """
 
 from __future__ import annotations
@@ -18,6 +26,8 @@ from ..physics.views import tiny_camera_matrices
 
 #: TinyRenderer shading: ambient is fixed; diffuse scales with the light intensity latent.
 AMBIENT, DIFFUSE, SPECULAR = 0.5, 0.55, 0.05
+#: Distance (m) of TinyRenderer's shadow-map camera from the origin along the light direction (see the module docstring).
+SHADOW_DISTANCE = 4.0
 #: Links per body in the segmentation lookup (link index + 1 < this).
 _LINK_SLOTS = 64
 
@@ -65,7 +75,8 @@ class TinyFilm:
                 view = self.views[v] if cam.pose is not None else opengl_view_matrix(poses[v])
                 w, h, rgba, dbuf, sbuf = bc.getCameraImage(
                     cam.width, cam.height, viewMatrix=view, projectionMatrix=self.projections[v], renderer=p.ER_TINY_RENDERER,
-                    flags=flags, shadow=0, lightDirection=[float(x) for x in light_direction], lightColor=[1.0, 1.0, 1.0],
+                    flags=flags, shadow=1, lightDirection=[float(x) for x in light_direction], lightColor=[1.0, 1.0, 1.0],
+                    lightDistance=SHADOW_DISTANCE,
                     lightAmbientCoeff=AMBIENT, lightDiffuseCoeff=float(diffuse), lightSpecularCoeff=SPECULAR)
                 out[f"{self.rgb}{g.suffix}"][i, t, j] = np.asarray(rgba, dtype=np.uint8).reshape(h, w, 4)[..., :3]
                 if buffers:

@@ -82,7 +82,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "ctrl.kp": (0.01, 1.0), "ctrl.max_qd": (0.2, 3.0), "ctrl.speed": (0.05, 1.0), "ctrl.height": (0.03, 0.3),
     "ctrl.grip_force": (1.0, 500.0),
     "goal.x": (-0.2, 0.35), "goal.y": (-0.35, 0.35), "goal.z": (_rooms.TABLE_TOP + 0.02, _rooms.TABLE_TOP + 0.5),
-    "obj[i].size": (0.012, 0.035), "obj[i].mass": (0.01, 10.0), "obj[i].friction": (0.05, 2.0), "obj[i].hue": (0.0, 1.0),
+    "obj[i].size": (0.012, 0.045), "obj[i].mass": (0.01, 20.0), "obj[i].friction": (0.05, 2.0), "obj[i].hue": (0.0, 1.0),
     "obj[i].x0": (-0.2, 0.35), "obj[i].y0": (-0.35, 0.35), "obj[i].yaw0": (-math.pi, math.pi),
     "light.intensity": (0.2, 2.0), "light.azimuth": (-math.pi, math.pi),
 }
