@@ -35,4 +35,6 @@ def signal_after(committed: int) -> None:
         return
     count, _, name = value.partition(":")
     if committed == int(count):
-        os.kill(os.getpid(), getattr(signal, f"SIG{name or 'KILL'}"))
+        # raise_signal delivers to this (the driver's main) thread and runs Python's handler before it
+        # returns, so Ctrl-C lands here and now, whatever Ray's threads are doing
+        signal.raise_signal(getattr(signal, f"SIG{name or 'KILL'}"))

@@ -200,7 +200,7 @@ def test_memory_url_runs_in_process():
 def test_ctrl_c_stops_cleanly_and_the_next_run_resumes(reference_store, spec_file, tmp_path):
     out = tmp_path / "interrupted.zarr"
     r = _interrupted_run(spec_file, out, "INT")
-    assert r.returncode == 130, r.stderr
+    assert r.returncode == 130, (r.returncode, r.stdout[-2000:], r.stderr[-2000:], _committed(out))
     assert 2 <= _committed(out) < 6
     assert "run the same command again to resume" in r.stderr
     assert "Traceback" not in r.stderr and "StackTrace" not in r.stderr and "Check failed" not in r.stderr
