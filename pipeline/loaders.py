@@ -232,8 +232,9 @@ class ClipDataset(_StoreReader, Dataset):
     """Windows of ``frames`` consecutive frames (every ``stride`` frames) of the videos of a split.
 
     Items: ``x`` (frames, V, 3, H, W), ``states`` (frames, S) float32 with names in
-    ``state_names`` (if the store has states), ``time`` (frames,) seconds, ``t0`` the first frame,
-    and the sample's labels. Raises ValueError for a still-image store or a window longer than the videos.
+    ``state_names`` and ``state_known`` (frames, S) bool, False where a state has no value (NaN:
+    an agent absent from the sample, e.g. traffic's ``vehicle[k].present = 0``) (both if the store
+    has states), ``time`` (frames,) seconds, ``t0`` the first frame, and the sample's labels. Raises ValueError for a still-image store or a window longer than the videos.
     """
 
     def __init__(self, url: str | Location, *, frames: int, stride: int | None = None, split: str | None = "train",
@@ -261,5 +262,7 @@ class ClipDataset(_StoreReader, Dataset):
         item = self.labels(i)
         item.update(x=self.pixels(i, window), time=torch.from_numpy(self.times[window]), t0=torch.tensor(t0))
         if self.state_names:
-            item["states"] = torch.from_numpy(read(self.group()["states"], (i, window)).astype(np.float32))
+            states = read(self.group()["states"], (i, window)).astype(np.float32)
+            item["states"] = torch.from_numpy(states)
+            item["state_known"] = torch.from_numpy(np.isfinite(states))
         return item

@@ -159,8 +159,9 @@ class WorldContract:
         for name, o in declared.items():
             arr = rendered.outputs[name]
             assert arr.shape == (self.n, *o.shape) and arr.dtype == np.dtype(o.dtype), name
-            if arr.dtype.kind == "f":
-                assert np.isfinite(arr).all(), f"{name} holds NaN/inf"
+            if arr.dtype.kind == "f":  # states may be NaN (an absent agent has no position), never inf
+                ok = ~np.isinf(arr) if o.kind == "states" else np.isfinite(arr)
+                assert ok.all(), f"{name} holds NaN/inf"
             if o.kind == "depth":
                 assert (arr >= 0).all()
             if o.kind == "segmentation":
@@ -300,7 +301,8 @@ class WorldContract:
         timed = [o.name for o in world.outputs(self.spec) if o.per_sample and o.dims[:1] == ("time",)]
         assert timed
         for name in timed:
-            assert np.array_equal(edited[name][0, :t], plain[name][0, :t]), f"{name} changed before the edit's frame"
+            assert np.array_equal(edited[name][0, :t], plain[name][0, :t], equal_nan=_floats(plain[name])), \
+                f"{name} changed before the edit's frame"
         assert any(not np.array_equal(edited[k][0, t:], plain[k][0, t:]) for k in self._rgb(world))
 
     def test_simulation_equals_what_render_films(self, world, batch, rendered):
@@ -308,11 +310,11 @@ class WorldContract:
             assert type(world).info.kind == "image"
             return
         sim = world.simulate(batch)
-        assert np.array_equal(sim.states, rendered.simulation.states)
+        assert np.array_equal(sim.states, rendered.simulation.states, equal_nan=True)
         if "states" in rendered.outputs:
             names = next(o for o in world.outputs(self.spec) if o.name == "states").coords["state"][1]
             cols = [sim.state_names.index(s) for s in names]
-            assert np.array_equal(sim.states[:, :, cols], rendered.outputs["states"])
+            assert np.array_equal(sim.states[:, :, cols], rendered.outputs["states"], equal_nan=True)
         for check in type(world).checks:
             assert check.run(world, batch, sim) == [], check.name
 
@@ -434,3 +436,8 @@ def _geometry_problems(world: World, spec, r: Rendered) -> list[str]:
 
 
 __all__ = ["WorldContract", "ENGINE_MODULES"]
+
+
+def _floats(a: np.ndarray) -> bool:
+    """Whether ``a`` may hold NaN (``np.array_equal``'s ``equal_nan`` only accepts float arrays)."""
+    return np.asarray(a).dtype.kind in "fc"

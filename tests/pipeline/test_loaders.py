@@ -232,3 +232,28 @@ def test_the_shard_sampler_shuffles_whole_epochs_and_batches_read_the_same(sprin
     assert loaded.tolist() == first
     with pytest.raises(ValueError, match="mix"):
         ds.sampler(mix=0)
+
+
+def test_clip_states_of_absent_agents_are_marked_unknown(tmp_path):
+    """Traffic stores NaN for the float states of an absent car; a clip says which states have a value."""
+    from crlgen.pipeline import RunOptions, load_spec, run
+    from crlgen.schemas import DatasetSpec
+
+    d = load_spec("traffic/grid_town").to_dict()
+    d["variables"]["vehicle[1].present"] = {"type": "boolean", "mechanism": "0", "description": "absent in every sample"}
+    for key in ("interventions", "counterfactuals", "temporal_edits"):
+        d.pop(key, None)
+    d.update(samples=2,
+             video={"fps": 10, "frames": 6, "substeps": 2})
+    d["render"]["size"] = [32, 24]
+    out = tmp_path / "absent.zarr"
+    run(DatasetSpec.from_dict(d), str(out), RunOptions(executor="inline", validate=False))
+    clips = ClipDataset(str(out), frames=3, split=None)
+    item = clips[0]
+    names = list(clips.state_names)
+    for field in ("x", "y", "speed"):
+        k = names.index(f"vehicle[1].{field}")
+        assert torch.isnan(item["states"][:, k]).all() and not item["state_known"][:, k].any()
+        k = names.index(f"vehicle[0].{field}")  # the ego car is always there
+        assert item["state_known"][:, k].all() and torch.isfinite(item["states"][:, k]).all()
+    assert torch.equal(item["state_known"], torch.isfinite(item["states"]))
