@@ -298,7 +298,7 @@ def _resources(items: tuple[str, ...]) -> dict[str, float]:
 
 def _preflight(p, loc, overwrite: bool) -> None:
     """Refuse, before anything is written, a location that cannot be written or holds something else."""
-    from ._store import Existing, Store
+    from ._store import Existing, Store, other_dataset
     from ._urls import check_location
 
     check_location(loc, write=True)
@@ -306,8 +306,8 @@ def _preflight(p, loc, overwrite: bool) -> None:
     if state is Existing.FOREIGN:
         raise UserError(f"{loc.arg}: {loc.redacted()} exists and is not a crlgen store; choose another location")
     if state is Existing.OTHER and not overwrite:
-        raise UserError(f"{loc.arg}: {loc.redacted()} holds a different dataset ({attrs.get('name')}, spec hash "
-                        f"{str(attrs.get('spec_hash'))[:12]}); pass --overwrite to replace it or choose another --out")
+        raise UserError(f"{loc.arg}: {loc.redacted()} holds a different dataset ({other_dataset(attrs, p)}); "
+                        "pass --overwrite to replace it or choose another --out")
 
 
 @app.command(epilog=_examples(

@@ -88,6 +88,7 @@ class Plan:
     shards: tuple[tuple[int, int], ...]
     arrays: tuple[ArraySpec, ...]
     kind: str  # the world's kind ("image", "video") or "latents": descriptive only
+    sampler: int = SAMPLER_VERSION  # the sampler version the samples are (to be) drawn with
 
     @property
     def bytes_total(self) -> int:
@@ -135,15 +136,16 @@ class Plan:
         }
 
 
-def spec_hash(spec: DatasetSpec) -> str:
+def spec_hash(spec: DatasetSpec, sampler: int = SAMPLER_VERSION) -> str:
     """Identity of the data a spec produces (SHA-256 hex): its resolved form (``DatasetSpec.resolved``:
     cameras and lengths written out, so ``views: 4`` and its four cameras are one dataset) without
-    where it is written, plus the sampler and store versions. Fields still at their defaults are
-    left out, so a later crlgen that adds a field (at a default that changes nothing) still
-    recognises the stores an earlier one wrote."""
+    where it is written, plus the sampler version (``sampler``: this crlgen's, or the one a store
+    records) and the store format. Fields still at their defaults are left out, so a later crlgen
+    that adds a field (at a default that changes nothing) still recognises the stores an earlier
+    one wrote."""
     data = spec.resolved().model_dump(mode="json", exclude_defaults=True)
     data.pop("output", None)
-    payload = {"spec": data, "sampler": SAMPLER_VERSION, "block": BLOCK, "format": FORMAT_VERSION}
+    payload = {"spec": data, "sampler": int(sampler), "block": BLOCK, "format": FORMAT_VERSION}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
@@ -186,8 +188,11 @@ def _coordinate(name: str, dim: str, values: tuple) -> ArraySpec:
                      dict(_COORD_ATTRS.get(name, {})), source="coordinate", values=arr, fill="" if text else float("nan"))
 
 
-def make_plan(spec: DatasetSpec) -> Plan:
+def make_plan(spec: DatasetSpec, sampler: int = SAMPLER_VERSION) -> Plan:
     """The plan of a (valid) spec: shards and every array. Pure: reads nothing, writes nothing.
+
+    ``sampler``: the sampler version of the samples (default this crlgen's; a reader passes the
+    version a store records, so a store an older sampler drew stays readable).
 
     Raises KeyError for a world the registry does not know and ValueError for a world whose
     outputs contradict each other (two different values for one coordinate).
@@ -253,7 +258,7 @@ def make_plan(spec: DatasetSpec) -> Plan:
     aux = {c: dim for c, (dim, _) in coords.items() if c != dim}
     arrays = [_with_coordinates(a, aux) for a in arrays]
     arrays += [_coordinate(c, dim, values) for c, (dim, values) in coords.items()]
-    return Plan(spec, spec_hash(spec), S, shards, tuple(arrays), kind)
+    return Plan(spec, spec_hash(spec, sampler), S, shards, tuple(arrays), kind, int(sampler))
 
 
 def _with_coordinates(a: ArraySpec, aux: dict[str, str]) -> ArraySpec:

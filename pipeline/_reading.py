@@ -39,11 +39,15 @@ def format_problem(attrs: dict[str, Any], verb: str = "reads") -> str | None:
 
 
 def load_plan(store: Store) -> Plan:
-    """The plan of a committed store, from its resolved ``spec.yaml``; raises SpecError."""
+    """The plan of a committed store, from its resolved ``spec.yaml`` and the sampler version it
+    records (stores from before that attribute were drawn by sampler 1); raises SpecError."""
     text = store.read_text("spec.yaml")
     if text is None:
         raise SpecError(["spec.yaml: the store has no resolved spec; not a committed crlgen store"])
-    return make_plan(DatasetSpec.from_dict(parse_text(text, "spec.yaml")))
+    sampler = (store.attrs() or {}).get("sampler", 1)
+    if not isinstance(sampler, int) or isinstance(sampler, bool) or sampler < 1:
+        raise SpecError([f"zarr.json: crlgen.sampler: expected a sampler version (an integer >= 1), got {sampler!r}"])
+    return make_plan(DatasetSpec.from_dict(parse_text(text, "spec.yaml")), sampler=sampler)
 
 
 def open_readable(url: str | Location, storage_options: dict | None = None, arg: str = "URL",

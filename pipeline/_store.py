@@ -39,6 +39,16 @@ RUNS = "_crlgen/runs"
 GENERATOR = "crlgen"
 
 
+def other_dataset(attrs: dict[str, Any], plan: Plan) -> str:
+    """What a store of another dataset holds, for messages: its name and either the sampler
+    version that drew it (when that is not ``plan``'s: the same spec is another dataset then) or
+    its spec hash."""
+    sampler = attrs.get("sampler", 1)
+    if sampler != plan.sampler:
+        return f"{attrs.get('name')}, drawn by sampler {sampler}; this crlgen draws with sampler {plan.sampler}"
+    return f"{attrs.get('name')}, spec hash {str(attrs.get('spec_hash'))[:12]}"
+
+
 class StoreError(Exception):
     """A store that cannot be used as asked (user-facing, one line)."""
 
@@ -203,7 +213,7 @@ class Store:
             raise StoreError(f"{self.location.arg}: {self.location.redacted()}: exists and is not a crlgen store; refusing to write there")
         if state is Existing.OTHER and not overwrite:
             raise StoreError(f"{self.location.arg}: {self.location.redacted()}: holds another dataset "
-                             f"(spec hash {str(attrs.get('spec_hash'))[:12]}); replace it with --overwrite (RunOptions.overwrite=True)")
+                             f"({other_dataset(attrs, plan)}); replace it with --overwrite (RunOptions.overwrite=True)")
         try:
             if state is not Existing.EMPTY:
                 fs, root = self._fs()
@@ -225,7 +235,7 @@ class Store:
     def _group_attrs(self, plan: Plan, status: str) -> dict[str, Any]:
         return {"spec_hash": plan.spec_hash, "format": FORMAT_VERSION, "status": status, "name": plan.spec.name,
                 "world": plan.spec.world, "kind": plan.kind, "samples": plan.spec.samples, "shard_size": plan.shard_size,
-                "generator": GENERATOR_VERSION}
+                "generator": GENERATOR_VERSION, "sampler": plan.sampler}
 
     def set_status(self, plan: Plan, status: str) -> None:
         """Set ``status`` (writing, complete, invalid) in the group attributes."""
