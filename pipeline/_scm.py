@@ -5,7 +5,13 @@ shard size, shard order, worker count or retry. Every random stream is derived
 from ``(spec seed, block, purpose[, domain])`` with :class:`numpy.random.SeedSequence`,
 where a block is a fixed run of ``BLOCK`` consecutive samples. Assignment counts
 (domains, interventions, pairs, edits) use global cumulative rounding, so totals
-are exact over the dataset while each block is computed on its own. A sample its world could not
+are exact over the dataset while each block is computed on its own (with counterfactual pairs an
+intervention's or edit's ``fraction`` is drawn among a block's factual and unpaired samples, and a
+partner copies its factual's, so it is the share of all samples). A latent ``kind[k].present`` gates
+its object (:data:`~crlgen.schemas.graph.PRESENCE`): read in the sample's observational world, it
+restricts a single-node draw to the options whose object is present (none: the sample stays
+observational), keeps a set's or counterfactual's targets on absent objects unapplied, and drops a
+temporal edit on an absent object. A sample its world could not
 start from is redrawn from ``(spec seed, sample, 6, attempt)`` instead (``sample``'s ``attempts``;
 the stored ``resampled`` count), so it too is a function of the spec and its index alone.
 Mechanisms are elementwise, so they are evaluated on a whole shard at once.
@@ -30,7 +36,8 @@ from ._noise import draw
 BLOCK = 1024
 #: Rows per mechanism-evaluation chunk (a speed knob only: evaluation is elementwise).
 EVAL_CHUNK = 32768
-SAMPLER_VERSION = 1
+SAMPLER_VERSION = 2  # 2: intervention and edit fractions count counterfactual partners (they were inflated by pairs);
+#                      presence flags gate do-targets and edits (a `kind[k].present` latent: no intervention on an absent object)
 
 # stream purposes (spawn_key = (block, purpose, ...))
 _ASSIGN, _NOISE, _IVALUE, _WORLD, _EDIT, _SPLIT = 0, 1, 2, 3, 4, 5
@@ -161,6 +168,17 @@ def _block_count(a: int, b: int, frac: float) -> int:
     return _cum(b, frac) - _cum(a, frac)
 
 
+def _free_count(a: int, b: int, frac: float, free: int, paired: bool) -> int:
+    """How many of a block's ``free`` rows (unpaired samples and factuals; samples ``[a, b)``) to
+    choose so that ``frac`` of all samples carry a property that a partner copies from its factual:
+    without counterfactual pairs every row is free (the exact cumulative count); with them a chosen
+    factual brings its partner along, so ``frac`` of the free rows gives each sample, factual,
+    partner or unpaired, the property with probability ``frac``."""
+    if not paired:
+        return _block_count(a, b, frac)
+    return min(_cum(free, frac), free)
+
+
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
 
@@ -169,6 +187,7 @@ def _rng(seed: int, *key: int) -> np.random.Generator:
 class _Blocks:
     domain: list = field(default_factory=list)
     option: list = field(default_factory=list)
+    pick: list = field(default_factory=list)
     pair: list = field(default_factory=list)
     role: list = field(default_factory=list)
     noise: list = field(default_factory=list)
@@ -275,6 +294,10 @@ class CompiledSCM:
             self.by_target.setdefault(t, []).append(("cf", iv))
 
         self.edits: list[EditColumn] = edit_columns(spec)
+        self._init_gates(spec)
+        problems = _truth_problems(self)
+        if problems:
+            raise SpecError(problems)
 
         # splits: random fractions per block, then the out-of-distribution rules
         sp = spec.splits
@@ -284,6 +307,41 @@ class CompiledSCM:
         self._few_shot = sp.few_shot
         tr = sp.test_range
         self._test_range = (self.index[tr.latent], tr.low, tr.high) if tr is not None else None
+
+    def _init_gates(self, spec: DatasetSpec) -> None:
+        """Presence gates (:data:`~crlgen.schemas.graph.PRESENCE`): which intervention and edit targets belong to
+        an object whose ``present`` flag is not constant 1, and the nodes to evaluate to read the flags.
+
+        Raises SpecError when an intervention reaches (is or is an ancestor of) the flag that gates one of its own
+        targets: the flag is read in the sample's observational world, so it must not depend on that option."""
+        targets = {t for opt in self.options for t in opt} | set(self.cf_targets) | {e.target for e in self.edits}
+        flags = {t: spec.presence_flag(t) for t in sorted(targets)}
+        varying = {f: not spec.always_present(f) for f in set(flags.values()) - {None}}
+        self._gate = {t: self.index[f] for t, f in flags.items() if f is not None and varying[f]}
+        g = spec.graph
+        cf_reach = set(self.cf_targets).union(*(g.descendants(t, extra=True) for t in self.cf_targets))
+        problems = []
+        for o, opt in enumerate(self.options):
+            reach = cf_reach.union(opt, *(g.descendants(t, extra=True) for t in opt))
+            for t in opt:
+                if t in self._gate and self.names[self._gate[t]] in reach:
+                    problems.append(f"interventions: option {o} ({', '.join(opt)}) reaches {self.names[self._gate[t]]}, "
+                                    f"the presence flag of its target {t}; a presence flag must not depend on an "
+                                    "intervention on its own object")
+        for t in self.cf_targets:
+            if t in self._gate and self.names[self._gate[t]] in cf_reach:
+                problems.append(f"counterfactuals.intervention: it reaches {self.names[self._gate[t]]}, the presence "
+                                f"flag of its target {t}; a presence flag must not depend on an intervention on its own object")
+        if problems:
+            raise SpecError(list(dict.fromkeys(problems)))
+        # per option: the gate of each target (-1: none), for single_node's draw and the sets' "applies anywhere"
+        self._opt_gates = [np.array([self._gate.get(t, -1) for t in opt], np.int64) for opt in self.options]
+        self._gated_options = any((gates >= 0).any() for gates in self._opt_gates)
+        # the flags and every node they depend on: what the observational pre-pass evaluates
+        need = {self.names[j] for j in self._gate.values()}
+        for f in list(need):
+            need |= _ancestors(g, f)
+        self._presence_nodes = np.array([n in need for n in self.names], bool)
 
     # ----- per-block assignments and noise -----------------------------------------
     def _domain_counts(self, a: int, b: int) -> np.ndarray:
@@ -324,18 +382,22 @@ class CompiledSCM:
             domain[partners] = domain[partners - 1]
 
         option = np.full(n, -1, np.int32)
+        pick = np.zeros(n)
         if self.regime in ("single_node", "sets"):
-            k = min(_block_count(a, b, self.fraction), free.size)
+            k = _free_count(a, b, self.fraction, free.size, partners.size > 0)
             chosen = np.sort(rng.choice(free, size=k, replace=False))
             if self.regime == "single_node":
                 option[chosen] = rng.integers(len(self.options), size=k)
             else:
                 option[chosen] = rng.choice(len(self.options), size=k, p=self._set_p)
+            if self._gated_options and self.regime == "single_node":  # which present object's option (_gate_options)
+                pick = rng.random(n)
         elif self.regime == "explicit":
             s, o = self._explicit
             lo_i, hi_i = np.searchsorted(s, [a, b])
             option[s[lo_i:hi_i] - a] = o[lo_i:hi_i]
         option[partners] = option[partners - 1]
+        pick[partners] = pick[partners - 1]
 
         # temporal edits
         e_frame = np.full((n, len(self.edits)), -1, np.int32)
@@ -346,7 +408,7 @@ class CompiledSCM:
                 if e.counterfactual:
                     rows = partners
                 else:
-                    k = min(_block_count(a, b, e.fraction), free.size)
+                    k = _free_count(a, b, e.fraction, free.size, partners.size > 0)
                     rows = np.sort(erng.choice(free, size=k, replace=False))
                 e_frame[rows, c] = e.start
                 vals = draw(e.value, erng, n) if not isinstance(e.value, float) else np.full(n, e.value)
@@ -396,7 +458,7 @@ class CompiledSCM:
         seeds = _rng(self.seed, blk, _WORLD).integers(0, 2**63, size=n, dtype=np.uint64)
         seeds[partners] = seeds[partners - 1]
 
-        out.domain.append(domain); out.option.append(option); out.pair.append(pair); out.role.append(role)
+        out.domain.append(domain); out.option.append(option); out.pick.append(pick); out.pair.append(pair); out.role.append(role)
         out.noise.append(noise); out.idraws.append(idraws); out.edit_frame.append(e_frame); out.split.append(split)
         out.edit_value.append(e_value); out.seeds.append(seeds)
 
@@ -444,12 +506,23 @@ class CompiledSCM:
             noise, idraws, seeds = noise.copy(), idraws.copy(), seeds.copy()
             self._redraw(start, attempts, domain, role, pair, noise, idraws, seeds)
 
+        present = self._presence(domain, noise, idraws) if self._gate else None
+        if present is not None and self._gated_options:
+            option = self._gate_options(option, cat(blocks.pick, (0,)), present)
+
         latents = np.empty((L, n))
         imask = np.zeros((L, n), bool)
         ivalue = np.full((L, n), np.nan)
         for c0 in range(0, n, EVAL_CHUNK):  # cache-sized chunks: mechanisms are elementwise
             c = slice(c0, min(c0 + EVAL_CHUNK, n))
-            self._evaluate(domain[c], option[c], role[c], noise[:, c], idraws[:, c], latents[:, c], imask[:, c], ivalue[:, c])
+            pc = None if present is None else {g: v[c] for g, v in present.items()}
+            self._evaluate(domain[c], option[c], role[c], noise[:, c], idraws[:, c], latents[:, c], imask[:, c], ivalue[:, c], pc)
+        e_frame, e_value = cat(blocks.edit_frame, (0, E)).astype(np.int32), cat(blocks.edit_value, (0, E))
+        for col, e in enumerate(self.edits):  # an edit on an absent object is not applied
+            g = self._gate.get(e.target)
+            if g is not None:
+                absent = latents[g] == 0
+                e_frame[absent, col], e_value[absent, col] = -1, 0.0
         split = cat(blocks.split, (0,)).astype(np.int8)
         if self._test_range is not None:
             split = self._range_to_test(split, latents, pair, start, _pairs, attempts)
@@ -457,13 +530,45 @@ class CompiledSCM:
         if self.resamples:
             resampled = np.zeros(n, np.int16) if attempts is None else attempts.astype(np.int16)
         batch = SampleBatch(start, stop, self.names, latents.T, noise.T, domain, option, imask.T, ivalue.T, pair, role, split,
-                            cat(blocks.edit_frame, (0, E)).astype(np.int32), cat(blocks.edit_value, (0, E)), seeds,
-                            resampled)
+                            e_frame, e_value, seeds, resampled)
         if check:
             problems = self.problems(batch)
             if problems:
                 raise SpecError(problems)
         return batch
+
+    def _presence(self, domain: np.ndarray, noise: np.ndarray, idraws: np.ndarray) -> dict[int, np.ndarray]:
+        """Each gating flag's value in the samples' observational world (same noise and domain, no intervention):
+        {flag node index: (n,) bool}. Only the flags and their ancestors are evaluated."""
+        n, L = domain.size, len(self.nodes)
+        lat, mask, val = np.empty((L, n)), np.zeros((L, n), bool), np.empty((L, n))
+        none, plain = np.full(n, -1, np.int32), np.zeros(n, np.int8)
+        for c0 in range(0, n, EVAL_CHUNK):
+            c = slice(c0, min(c0 + EVAL_CHUNK, n))
+            self._evaluate(domain[c], none[c], plain[c], noise[:, c], idraws[:, c], lat[:, c], mask[:, c], val[:, c],
+                           only=self._presence_nodes)
+        return {g: lat[g] != 0 for g in set(self._gate.values())}
+
+    def _gate_options(self, option: np.ndarray, pick: np.ndarray, present: dict[int, np.ndarray]) -> np.ndarray:
+        """Options after the presence gates. single_node: each intervened sample's target drawn uniformly (``pick``)
+        among the options whose object is present in it, observational (-1) when there is none; sets and explicit:
+        an option none of whose targets exists in a sample becomes -1 there (the present ones still apply)."""
+        rows = np.flatnonzero(option >= 0)
+        if not rows.size:
+            return option
+        avail = np.ones((rows.size, len(self.options)), bool)
+        for o, gates in enumerate(self._opt_gates):
+            if (gates >= 0).all():  # every target gated: available where any of them is present
+                avail[:, o] = np.logical_or.reduce([present[g][rows] for g in gates])
+        option = option.copy()
+        if self.regime == "single_node":
+            count = avail.sum(axis=1)
+            k = np.minimum((pick[rows] * count).astype(np.int64), np.maximum(count - 1, 0))
+            chosen = np.argmax(np.cumsum(avail, axis=1) > k[:, None], axis=1)
+            option[rows] = np.where(count > 0, chosen, -1)
+        else:
+            option[rows] = np.where(avail[np.arange(rows.size), option[rows]], option[rows], -1)
+        return option
 
     def _redraw(self, start: int, attempts: np.ndarray, domain: np.ndarray, role: np.ndarray, pair: np.ndarray,
                 noise: np.ndarray, idraws: np.ndarray, seeds: np.ndarray) -> None:
@@ -511,8 +616,10 @@ class CompiledSCM:
         split[out] = 2
         return split
 
-    def _evaluate(self, domain, option, role, noise, idraws, latents, imask, ivalue) -> None:
-        """Mechanisms and interventions in topological order, written into the given views."""
+    def _evaluate(self, domain, option, role, noise, idraws, latents, imask, ivalue, present=None, only=None) -> None:
+        """Mechanisms and interventions in topological order, written into the given views. ``present``:
+        {flag node: (n,) bool}, a gated target is intervened on only where its flag is set; ``only``: a mask
+        of the nodes to evaluate (closed under ancestors)."""
         n = domain.size
         env: dict[str, Any] = {p: vals[domain] if vals.size > 1 and np.ptp(vals) > 0 else float(vals[0])
                                for p, vals in self.param_table.items()}
@@ -521,6 +628,8 @@ class CompiledSCM:
         opt_idx = _group(option, len(self.options)) if self.options else []
         with np.errstate(all="ignore"):
             for j, node in enumerate(self.nodes):
+                if only is not None and not only[j]:
+                    continue
                 eps = noise[j]
                 if self.mech[j] is None:
                     val = eps.copy()
@@ -532,6 +641,8 @@ class CompiledSCM:
                         sub = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
                         sub[NOISE_NAME] = eps[rows]
                         val[rows] = np.broadcast_to(f(sub), (rows.size,))
+                if node.variable.type == "boolean":
+                    _truth_values(node, val, "mechanism" if self.mech[j] or self.domain_mech[j] else "noise")
                 val = _cast(node.variable, val)
                 for src, iv in self.by_target.get(node.name, ()):
                     if src == "cf":
@@ -540,6 +651,9 @@ class CompiledSCM:
                         rows = opt_idx[src]
                         if node.name in self.cf_targets and cf_idx.size:
                             rows = rows[role[rows] != ROLE_COUNTERFACTUAL]
+                    gate = self._gate.get(node.name)
+                    if gate is not None and present is not None:
+                        rows = rows[present[gate][rows]]
                     if not rows.size:
                         continue
                     if isinstance(iv, Do) and iv.space:
@@ -558,7 +672,10 @@ class CompiledSCM:
                         sub = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
                         sub[NOISE_NAME] = idraws[slot[(src, node.name)], rows] if iv.noise is not None else eps[rows]
                         new, param = np.broadcast_to(self.soft_mech[(src, node.name)](sub), (rows.size,)), np.nan
-                    val[rows] = _cast(node.variable, np.asarray(new, dtype=np.float64))
+                    new = np.asarray(new, dtype=np.float64)
+                    if node.variable.type == "boolean":
+                        _truth_values(node, np.atleast_1d(new), f"{iv.kind} intervention")
+                    val[rows] = _cast(node.variable, new)
                     imask[j, rows] = True
                     ivalue[j, rows] = param
                 latents[j] = val
@@ -604,11 +721,98 @@ def _slot_dist(iv):
     return iv.noise
 
 
+def _ancestors(graph, name: str) -> set[str]:
+    """Every variable ``name``'s mechanisms read, directly or through others (domain equations included)."""
+    parents: dict[str, set[str]] = {}
+    for p, c in [*graph.edges(), *((p, c) for p, c, _ in graph.extra_edges)]:
+        parents.setdefault(c, set()).add(p)
+    out, stack = set(), [name]
+    while stack:
+        for p in parents.get(stack.pop(), ()):
+            if p not in out:
+                out.add(p)
+                stack.append(p)
+    return out
+
+
 def _group(labels: np.ndarray, k: int) -> list[np.ndarray]:
     """Row indices holding each label 0..k-1 (one stable sort instead of k full scans)."""
     order = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order], np.arange(k + 1))
     return [order[bounds[i]:bounds[i + 1]] for i in range(k)]
+
+
+def _truth_values(node, val: np.ndarray, what: str) -> None:
+    """Raise SpecError unless every value of boolean ``node`` is 0 or 1 (a boolean is never coerced: ``b + 0.5``
+    for ``b and x`` would otherwise read as always true)."""
+    bad = (val != 0) & (val != 1)  # NaN too
+    if bad.any():
+        v = val[np.flatnonzero(bad)[0]]
+        raise SpecError([f"variables.{node.template}: a boolean is 0 or 1, its {what} gives {v:g} ({int(bad.sum())} of "
+                         f"{val.size} samples); write a truth value (a comparison, and, or, not, where(c, 1, 0))"])
+
+
+def _truth_problems(model: "CompiledSCM") -> list[str]:
+    """Boolean latents whose mechanism (base or a domain's) can give a value other than 0 or 1, found without
+    sampling by evaluating it on every combination of its inputs where each input has a small finite support
+    (booleans, bounded integers and categoricals, bernoulli/categorical noise, parameters); a mechanism with a
+    real-valued input is left to the sampler's check of the values it draws."""
+    from ..schemas.expression import parse_expression
+
+    out = []
+    for j, node in enumerate(model.nodes):
+        if node.variable.type != "boolean":
+            continue
+        sources = [(None, node.mechanism, model.mech[j])] if node.mechanism else []
+        for d, dname in enumerate(model.spec.domains):
+            src = model.spec.domain_overrides(dname)[0].get(node.name)
+            if src is not None:
+                sources.append((d, src, model.domain_mech[j][d]))
+        for d, src, f in sources:
+            supports = {}
+            for name in sorted(parse_expression(src).names):
+                supports[name] = _support(model, j, name, d)
+                if supports[name] is None:
+                    break
+            else:
+                size = int(np.prod([s.size for s in supports.values()])) if supports else 1
+                if size > 100_000:
+                    continue
+                grid = np.meshgrid(*supports.values(), indexing="ij") if supports else []
+                env = {n: g.ravel() for n, g in zip(supports, grid)}
+                with np.errstate(all="ignore"):
+                    vals = np.broadcast_to(f(env), (size,))
+                bad = np.flatnonzero((vals != 0) & (vals != 1))
+                if bad.size:
+                    at = ", ".join(f"{n} = {env[n][bad[0]]:g}" for n in supports)
+                    where = "" if d is None else f" (domain {model.domain_names[d]})"
+                    out.append(f"variables.{node.template}: a boolean is 0 or 1, its mechanism {src!r}{where} gives "
+                               f"{vals[bad[0]]:g}{' at ' + at if at else ''}; write a truth value (a comparison, "
+                               "and, or, not, where(c, 1, 0))")
+    return list(dict.fromkeys(out))  # (a do() value on a boolean is checked by the spec itself: 0 or 1)
+
+
+def _support(model: "CompiledSCM", j: int, name: str, d: int | None) -> np.ndarray | None:
+    """Every value input ``name`` of node ``j``'s mechanism can take (in domain ``d``; None: any), or None when it
+    is not small and finite."""
+    if name == NOISE_NAME:
+        dist = model.domain_noise[j].get(d, model.nodes[j].variable.noise) if d is not None else model.nodes[j].variable.noise
+        kind = getattr(dist, "dist", None)
+        if kind == "bernoulli":
+            return np.array([0.0, 1.0])
+        return np.arange(float(len(dist.probs))) if kind == "categorical" else None
+    if name in model.param_table:
+        vals = model.param_table[name]
+        return np.unique(vals if d is None else vals[d:d + 1])
+    if name not in model.index:
+        return None
+    var = model.nodes[model.index[name]].variable
+    if var.type == "boolean":
+        return np.array([0.0, 1.0])
+    lo, hi = var.bounds()
+    if var.type in ("integer", "categorical") and np.isfinite(lo) and np.isfinite(hi) and hi - lo < 256:
+        return np.arange(np.ceil(lo), np.floor(hi) + 1)
+    return None
 
 
 def _cast(var, val: np.ndarray) -> np.ndarray:

@@ -113,6 +113,45 @@ def _discrete_problems(spec, info: WorldInfo) -> list[str]:
     return list(dict.fromkeys(problems))
 
 
+def _presence_problems(spec) -> list[str]:
+    """An explicitly indexed do-target, temporal edit, counterfactual target or camera mount on an object whose
+    ``present`` flag is not constant 1 (:data:`~crlgen.schemas.graph.PRESENCE`): in the samples where the object
+    is absent the intervention or edit would be labelled applied though nothing can change, and a camera would
+    ride a phantom pose. Templated targets (``vehicle[i].x``) are fine: the sampler applies them to present
+    objects only."""
+    from ..schemas.interventions import Explicit, Sets, SingleNode
+
+    found: list[tuple[str, str, str]] = []  # (field path, name, what it is)
+    reg = spec.interventions
+    if isinstance(reg, SingleNode):
+        found += [(f"interventions.targets.{t}", t, "a do-target") for t in reg.targets]
+    elif isinstance(reg, Sets):
+        found += [(f"interventions.sets[{j}].targets.{t}", t, "a do-target") for j, s in enumerate(reg.sets) for t in s.targets]
+    elif isinstance(reg, Explicit):
+        found += [(f"interventions.assignments[{j}].targets.{t}", t, "a do-target")
+                  for j, a in enumerate(reg.assignments) for t in a.targets]
+    cf = spec.counterfactuals
+    if cf is not None and cf.intervention:
+        found += [(f"counterfactuals.intervention.{t}", t, "a counterfactual target") for t in cf.intervention]
+    found += [(f"temporal_edits[{j}].target", e.target, "an edit target") for j, e in enumerate(spec.temporal_edits)]
+    if cf is not None and cf.edit is not None:
+        found.append(("counterfactuals.edit.target", cf.edit.target, "an edit target"))
+    if not isinstance(spec.render.views, int):
+        found += [(f"render.views[{j}].mount", c.mount, "a camera mount") for j, c in enumerate(spec.render.views)
+                  if getattr(c, "mount", None)]
+    problems = []
+    for path, name, what in found:
+        flag = spec.presence_flag(name)
+        if flag is None or spec.always_present(flag):
+            continue
+        obj = flag.rsplit(".", 1)[0]
+        kind = obj.split("[", 1)[0]
+        fix = (f"give {flag} the mechanism \"1\"" if what in ("a camera mount", "an edit target") else
+               f"give {flag} the mechanism \"1\" or use the template {kind}[i]{name[len(obj):]} (applied to present objects only)")
+        problems.append(f"{path}: {name} is {what} on {obj}, which is absent where {flag} is 0 (it is not constant 1); {fix}")
+    return problems
+
+
 def _edit_range_problems(spec, info: WorldInfo, edit, path: str) -> list[str]:
     """An edit of a latent whose result can leave the world's valid range for it (e.g. ``gravity = 100``,
     ``obj[0].mass = -5``, ``gravity *= 10`` over a declared range of [1, 20])."""
@@ -147,7 +186,7 @@ def check_world(spec) -> list[str]:
     if spec.world is None:
         if spec.video is not None or spec.temporal_edits:
             return ["world: a video spec needs a world that simulates it"]
-        return []
+        return _presence_problems(spec)
     known = worlds()
     if spec.world not in known:
         return [f"world: unknown world {spec.world!r}; expected one of {', '.join(known)} or none"]
@@ -167,6 +206,7 @@ def check_world(spec) -> list[str]:
             problems.append(f"variables: world {info.name} needs the latent {name!r}")
     problems += _range_problems(spec, info)
     problems += _discrete_problems(spec, info)
+    problems += _presence_problems(spec)
     allowed_states = set(spec.expand_all(info.states))
     for s in graph.states:
         if s not in allowed_states:

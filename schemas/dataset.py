@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from functools import cached_property
@@ -16,7 +17,8 @@ from .counterfactuals import Counterfactuals
 from .domains import Domain
 from .errors import SpecError, from_validation_error
 from .expression import ALLOWED_FUNCTIONS
-from .graph import NAME, CausalGraph, Node, expand, find_cycle, mechanism_names, template_prefix, topological
+from .expression import parse_expression
+from .graph import NAME, CausalGraph, Node, expand, find_cycle, mechanism_names, presence_name, template_prefix, topological
 from .interventions import Do, Observational, Regime, SingleNode, Soft
 from .noise import Uniform
 from .render import RenderSettings, VideoSettings
@@ -88,6 +90,28 @@ class DatasetSpec(SpecModel):
     def graph(self) -> CausalGraph:
         """Expanded nodes in topological order; computed once per (frozen) spec."""
         return _build_graph(self, [])
+
+    def presence_flag(self, name: str) -> str | None:
+        """The latent gating ``name``'s object (``vehicle[3].x`` or the mount ``vehicle[3]`` ->
+        ``vehicle[3].present``) when the spec declares it, else None (see :data:`~.graph.PRESENCE`)."""
+        flag = presence_name(name)
+        return flag if flag is not None and flag in self.graph.names else None
+
+    def always_present(self, flag: str) -> bool:
+        """Whether presence flag ``flag`` is 1 in every sample: its mechanism is the constant 1 in every
+        domain and no intervention (regime option or counterfactual) sets it to anything but 1."""
+        def one(src: str | None) -> bool:
+            body = parse_expression(src).tree.body if src else None
+            return isinstance(body, ast.Constant) and body.value == 1
+
+        if not one(self.graph.node(flag).mechanism):
+            return False
+        if not all(one(self.domain_overrides(d)[0].get(flag, "1")) for d in self.domains):
+            return False
+        cf = self.counterfactuals
+        ivs = [o.get(flag) for o in self.intervention_options()]
+        ivs.append(self.expand_targets(cf.intervention).get(flag) if cf and cf.intervention else None)
+        return all(iv is None or isinstance(iv, Do) and iv.value == 1 for iv in ivs)
 
     def object_count(self, prefix: str) -> int | None:
         """How many objects the per-object names ``prefix[i].*`` expand to (None: ``objects`` not given)."""

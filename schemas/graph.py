@@ -24,6 +24,25 @@ def template_prefix(name: str) -> str | None:
     return m.group(1) if m else None
 
 
+#: A latent named ``present`` on an indexed kind (``vehicle[3].present``) gates its object: the object exists in a
+#: sample only where the flag is 1. The sampler draws a templated do-target only among present objects, applies
+#: a templated target only to them, and drops temporal edits on absent ones; ``crlgen check`` refuses an explicitly
+#: indexed target, edit or camera mount whose flag is not constant 1.
+PRESENCE = "present"
+_OBJECT = re.compile(r"^([A-Za-z][A-Za-z0-9_]*\[\d+\])(?:\.|$)")
+
+
+def presence_name(name: str) -> str | None:
+    """``"vehicle[3].reaction_time"`` or ``"vehicle[3]"`` (a mount) -> ``"vehicle[3].present"``; None for a
+    plain or templated name and for the flag itself (whether the spec declares the flag is the caller's
+    question: see ``DatasetSpec.presence_flag``)."""
+    m = _OBJECT.match(name)
+    if m is None:
+        return None
+    flag = f"{m.group(1)}.{PRESENCE}"
+    return None if flag == name else flag
+
+
 def expand(text: str, k: int) -> str:
     return TEMPLATE.sub(f"[{k}]", text)
 

@@ -168,10 +168,14 @@ class Observational(TaggedModel):
 
 
 class SingleNode(TaggedModel):
-    """A ``fraction`` of samples each get one target drawn uniformly from ``targets``.
+    """A ``fraction`` of samples each get one target drawn uniformly from ``targets``
+    (a templated target counts once per object; on objects with a ``present`` flag only
+    the objects present in the sample are drawn, and a sample with no target left stays
+    observational).
 
-    With counterfactual pairs, ``fraction`` counts the independent samples; a partner
-    copies its factual sample's intervention (and adds the counterfactual one).
+    With counterfactual pairs, ``fraction`` is still the share of all samples: it is drawn
+    among the factual and unpaired samples, and a partner copies its factual sample's
+    intervention (and adds the counterfactual one).
     """
 
     tag_field = "regime"

@@ -189,7 +189,8 @@ class Categorical(_Variable):
 
 
 class Boolean(_Variable):
-    """Stored as 0.0 / 1.0; a mechanism's value is true where non-zero."""
+    """Stored as 0.0 / 1.0; its mechanism must give 0 or 1 (a truth value: a comparison, and/or/not), any
+    other value is a spec error (the sampler never coerces ``b + 0.5`` to true)."""
 
     model_config = _TAGGED
     tag_field = "type"

@@ -285,8 +285,28 @@ def test_intervened_fraction(rich):
     m, batch = rich
     free = batch.pair_role != ROLE_COUNTERFACTUAL
     chosen = (batch.intervention >= 0) & free
-    # fraction * samples are drawn among the samples that are not partners (exact: global cumulative rounding)
-    assert chosen.sum() == math.floor(len(batch) * 0.3 + 0.5)
+    # with pairs, fraction of each block's free rows (unpaired and factuals) are drawn; a partner copies its factual
+    blocks = range(0, len(batch), BLOCK)
+    assert chosen.sum() == sum(math.floor(free[a:a + BLOCK].sum() * 0.3 + 0.5) for a in blocks)
+    assert np.array_equal(batch.intervention[~free], batch.intervention[np.flatnonzero(~free) - 1])
+    # so every sample, partner or not, is intervened with probability fraction: 0.3 of all samples
+    share = float(np.mean(batch.intervention >= 0))
+    assert abs(share - 0.3) < 3 * math.sqrt(0.3 * 0.7 / len(batch)), share
+
+
+@pytest.mark.parametrize("cf_fraction", [0.1, 0.5])
+def test_fractions_count_counterfactual_partners(cf_fraction):
+    """An intervention's or edit's ``fraction`` is the share of all samples that carry it, counterfactual
+    pairs included (it was inflated by pairs: with half the samples in pairs every sample got every edit)."""
+    d = _sets_edits(4000, 7)
+    d["counterfactuals"] = {"fraction": cf_fraction, "edit": {"at_frame": 2, "do": "ball[0].vx *= 2"}}
+    batch = make(d).sample(0, 4000)
+    paired = batch.pair_role != ROLE_NONE
+    assert 0.9 * 2 * cf_fraction < paired.mean() <= 2 * cf_fraction
+    tol = 3 * math.sqrt(0.25 / 4000)
+    assert abs(float(np.mean(batch.intervention >= 0)) - 0.4) < tol
+    assert abs(float(np.mean(batch.edit_frame[:, 0] >= 0)) - 0.3) < tol
+    assert abs(float(np.mean(batch.edit_frame[:, 1] >= 0)) - 0.5) < tol
 
 
 def test_mechanisms_hold_on_non_intervened_samples(rich):

@@ -38,3 +38,22 @@ def test_a_real_valued_index_is_refused_by_name(scene, template, bounds):
     problems = [p for p in check_world(DatasetSpec.from_dict(data)) if "index or flag" in p]
     assert problems == [f"variables.{template}: world {info.name} reads {template} as an index or flag; "
                         f"declare `type: integer` (or boolean, categorical), not continuous"]
+
+
+def test_extending_a_spec_keeps_the_declared_discrete_type(tmp_path):
+    """The tester's ``route_float.yaml``: ``extends: grid_town`` and ``vehicle[i].route: {range: [0, 7], noise:
+    "uniform(0, 7)"}`` without a type. The override is merged into grid_town's declaration, so the route stays
+    ``type: integer``: the sampler rounds it and the store holds the route the world drives (no 3.7 stored for
+    route 3); declaring it continuous is refused by name (above)."""
+    import numpy as np
+
+    from crlgen.pipeline._scm import CompiledSCM
+
+    path = tmp_path / "route_float.yaml"
+    path.write_text('extends: traffic/grid_town\nsamples: 300\n'
+                    'variables:\n  vehicle[i].route: {range: [0, 7], noise: "uniform(0, 7)"}\n')
+    spec = load_spec(str(path))
+    assert spec.variables["vehicle[i].route"].type == "integer"
+    assert not [p for p in check_world(spec) if "index or flag" in p]
+    routes = CompiledSCM(spec).sample(0, 300).column("vehicle[1].route")
+    assert np.array_equal(routes, np.rint(routes)) and set(np.unique(routes)) == set(range(8))
