@@ -76,7 +76,9 @@ OBJECT_LATENTS = ("obj[i].size", "obj[i].mass", "obj[i].friction", "obj[i].hue",
 OPTIONAL = ("light.intensity", "light.azimuth", "obj[i].yaw0")
 DEFAULTS = {"light.intensity": 1.0, "light.azimuth": 0.6, "obj[i].yaw0": 0.0}
 
-#: Valid ranges: what the arms reach and the cameras frame (m, kg, N, rad, rad/s).
+#: Valid ranges: what the arms reach and the cameras frame (m, kg, N, rad, rad/s). A cube's half side goes up to 0.045 m:
+#: the KUKA gripper opens 11.2 cm (two fingers of 5.6 cm). The Panda's opens 8 cm (two of 4 cm), so a Panda spec keeps the
+#: half side under about 0.036 m for a grasp to close around the cube; the xArm6's opening is not measured here.
 RANGES: dict[str, tuple[float, float]] = {
     "floor.hue": (0.0, 1.0), "table.hue": (0.0, 1.0), "table.friction": (0.05, 2.0),
     "ctrl.kp": (0.01, 1.0), "ctrl.max_qd": (0.2, 3.0), "ctrl.speed": (0.05, 1.0), "ctrl.height": (0.03, 0.3),
