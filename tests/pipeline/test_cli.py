@@ -119,6 +119,32 @@ def test_json_output_stays_clean_when_engines_load():
     assert json.loads(r.stdout)["estimated_seconds"] > 0
 
 
+def test_a_store_an_older_sampler_drew_still_opens_and_is_never_resumed(capsys, tmp_path):
+    """tests/data/sampler1_latents.zarr was written by sampler 1 (before intervention and edit fractions
+    counted counterfactual partners): 40 latent-only spring samples in 20 intervention pairs."""
+    from crlgen.pipeline import open_store
+    from crlgen.pipeline._scm import SAMPLER_VERSION
+
+    old = shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "sampler1_latents.zarr", tmp_path / "old.zarr")
+    ds = open_store(str(old))
+    assert ds["latents"].shape == (40, 6) and int((ds["pair_role"] > 0).sum()) == 40
+    code, out, _ = run_cli(capsys, "inspect", str(old), "--json")
+    assert code == 0 and json.loads(out)["status"] == "complete"
+    # validation checks its integrity and says why it cannot re-derive its samples
+    code, out, _ = run_cli(capsys, "validate", str(old), "--json")
+    checks = {c["name"]: c for c in json.loads(out)["checks"]}
+    assert code == 0 and checks["integrity"]["passed"] and checks["integrity"]["skipped"] is None
+    assert all(f"drawn by sampler 1 and this crlgen draws with sampler {SAMPLER_VERSION}" in checks[n]["skipped"]
+               for n in ("reproducibility", "mechanisms", "interventions", "statistics", "rendering", "dynamics"))
+    # the same spec run into it again is another dataset now: refused, naming both sampler versions
+    before = sorted(p.name for p in old.rglob("*"))
+    code, _, err = run_cli(capsys, "run", str(old / "spec.yaml"), "--out", str(old), "--inline", "--quiet")
+    assert code == 2 and err == (f"error: --out: {old} holds a different dataset (spring_sampler1, drawn by sampler 1; "
+                                 f"this crlgen draws with sampler {SAMPLER_VERSION}); pass --overwrite to replace it or "
+                                 "choose another --out\n")
+    assert sorted(p.name for p in old.rglob("*")) == before
+
+
 def test_a_format_1_store_still_opens_and_validate_says_what_to_do(capsys, tmp_path):
     """tests/data/format1_latents.zarr was written by crlgen 0.1 (store format 1, 40 samples)."""
     from crlgen.pipeline import open_store
