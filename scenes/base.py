@@ -337,6 +337,14 @@ class World(abc.ABC):
         """Every array this world writes for ``spec``, declared without building the engine."""
 
     @classmethod
+    def check_objects(cls, spec) -> list[str]:
+        """Problems with ``spec``'s object counts (``objects.<kind>``) and the parameters that fix them (a map),
+        one line each. ``crlgen check`` asks this first and stops at its problems, before it looks for the
+        per-object latents a wrong count would report by the dozen. Default: none (``info.max_objects``
+        is checked for every world)."""
+        return []
+
+    @classmethod
     def check(cls, spec) -> list[str]:
         """Spec problems only this world knows of, one ``"path: message"`` line each."""
         return []

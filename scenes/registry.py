@@ -196,8 +196,11 @@ def check_world(spec) -> list[str]:
     for prefix, limit in info.max_objects.items():
         n = spec.object_count(prefix) or 0
         if n > limit:
-            problems.append(f"objects: world {info.name} simulates at most {limit} {prefix} objects, the spec asks for {n}")
-    if problems and any(p.startswith("objects:") for p in problems):
+            field = "objects" if isinstance(spec.objects, int) else f"objects.{prefix}"
+            problems.append(f"{field}: world {info.name} simulates at most {limit} {prefix} objects, the spec asks for {n}")
+    if not any(p.startswith("objects") for p in problems):
+        problems += cls.check_objects(spec)
+    if problems and any(p.startswith(("objects", "parameters.")) for p in problems):
         return problems  # the rest would expand hundreds of names for nothing
     graph = spec.graph
     latents = set(graph.names)

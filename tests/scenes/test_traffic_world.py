@@ -78,3 +78,18 @@ def test_the_map_and_object_counts_are_checked_first_in_one_line(scene, change, 
     assert len(TrafficWorld.check_objects(spec)) == 1 and TrafficWorld.check(spec) == TrafficWorld.check_objects(spec)
     assert TrafficWorld.check(spec)[0].startswith(expect), TrafficWorld.check(spec)
     assert "got 9.0" not in TrafficWorld.check(spec)[0]
+
+
+@pytest.mark.parametrize("change, expect", [
+    ({"light": 6}, "objects.light: map grid_town has 4 signal groups (light[0..3]), the spec asks for 6"),
+    ({"light": 3}, "objects.light: map grid_town has 4 signal groups (light[0..3]), the spec asks for 3"),
+    ({"vehicle": 40}, "objects.vehicle: world traffic/embedded simulates at most 32 vehicle objects, the spec asks for 40"),
+])
+def test_crlgen_check_reports_a_wrong_object_count_alone(change, expect):
+    """A count the map or world cannot take is one line, not one per missing light[k] latent."""
+    from crlgen.scenes.registry import check_world
+
+    d = load_spec("traffic/grid_town").to_dict()
+    d["objects"] = {**d["objects"], **change}
+    problems = check_world(type(load_spec("traffic/grid_town")).from_dict(d))
+    assert len(problems) == 1 and problems[0].startswith(expect), problems
