@@ -127,10 +127,23 @@ class DatasetSpec(SpecModel):
         n = self.object_count(prefix) or 0
         return [expand(name, k) for k in range(n)]
 
+    def expand_keyed(self, items: Iterable[tuple[str, Any]]) -> dict[str, tuple[str, int | None, Any]]:
+        """``(key, value)`` pairs whose keys may be templates -> ``{expanded name: (key, object index
+        or None, value)}``. Of two keys naming one latent (``obj[i].x``, ``obj[0].x``) the specific one
+        wins, in either order; a name keeps the position where it was first named."""
+        out: dict[str, tuple[str, int | None, Any]] = {}
+        for key, value in items:
+            templated = template_prefix(key) is not None
+            for k, e in enumerate(self.expand_names(key)):
+                if templated and e in out and out[e][1] is None:
+                    continue  # a specific key named it already
+                out[e] = (key, k if templated else None, value)
+        return out
+
     def domain_overrides(self, domain: str) -> tuple[dict[str, str], dict[str, Any]]:
         """What domain ``domain`` replaces, per latent (expanded names): ``({latent: equation, object
         index filled in}, {latent: Noise})``; of two keys naming one latent (``obj[i].x``, ``obj[0].x``)
-        the later wins. A domain with ``space`` draws every root that declares ``spaces`` uniformly in that
+        the specific one wins (:meth:`expand_keyed`). A domain with ``space`` draws every root that declares ``spaces`` uniformly in that
         space's range (its noise becomes ``uniform(low, high)``); a non-root keeps its equation (its spaces
         serve ``do(space)``, so the graph stays the spec's).
         Parameter overrides are the domain's ``parameters``."""
@@ -142,11 +155,10 @@ class DatasetSpec(SpecModel):
                 spaces = getattr(node.variable, "spaces", None)
                 if spaces is not None and node.mechanism is None:
                     noises[node.name] = Uniform(low=spaces[dom.space][0], high=spaces[dom.space][1])
-        for target, src in dom.overrides.items():
-            for e in self.expand_names(target):
-                k = self.graph.node(e).object_index
-                mechs[e] = expand(src, k) if k is not None else src
-        noises.update({e: nz for target, nz in dom.noise.items() for e in self.expand_names(target)})
+        for e, (_, _, src) in self.expand_keyed(dom.overrides.items()).items():
+            k = self.graph.node(e).object_index
+            mechs[e] = expand(src, k) if k is not None else src
+        noises.update({e: nz for e, (_, _, nz) in self.expand_keyed(dom.noise.items()).items()})
         return mechs, noises
 
     def spaces(self) -> dict[str, dict[str, tuple[float, float]]]:
@@ -173,8 +185,9 @@ class DatasetSpec(SpecModel):
         return out
 
     def expand_targets(self, targets: Mapping[str, Any]) -> dict[str, Any]:
-        """An intervention's ``{name: value}`` with templated names expanded per object."""
-        return {e: v for k, v in targets.items() for e in self.expand_names(k)}
+        """An intervention's ``{name: value}`` with templated names expanded per object (a specific name
+        wins over its template: :meth:`expand_keyed`)."""
+        return {e: v for e, (_, _, v) in self.expand_keyed(targets.items()).items()}
 
     def intervention_options(self) -> tuple[dict[str, Any], ...]:
         """The regime's options with templated targets expanded.
@@ -273,17 +286,14 @@ def _plain(v: Any) -> Any:
 
 # ----- semantic checks (one problem per line, each with its field path) -------------
 def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGraph:
-    declared: list[tuple[str, str, int | None, Any]] = []  # (name, template, index, variable)
-    for tname, var in spec.variables.items():
+    for tname in spec.variables:
         prefix = template_prefix(tname)
-        if prefix is None:
-            declared.append((tname, tname, None, var))
-            continue
-        n = spec.object_count(prefix)
-        if n is None:
+        if prefix is not None and spec.object_count(prefix) is None:
             problems.append((f"variables.{tname}", f"a per-object name needs `objects: N` (or objects: {{{prefix}: N}})"))
-            continue
-        declared.extend((expand(tname, k), tname, k, var) for k in range(n))
+    # (name, template, index, variable); a specific declaration (vehicle[0].present) overrides its
+    # template's (vehicle[i].present) whichever comes first
+    declared: list[tuple[str, str, int | None, Any]] = [
+        (name, tname, k, var) for name, (tname, k, var) in spec.expand_keyed(spec.variables.items()).items()]
 
     # object-major (obj[0].x, obj[0].vx, obj[1].x, ...), in declaration order within an object:
     # the order the store's `states` columns use

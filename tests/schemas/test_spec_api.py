@@ -414,3 +414,24 @@ def test_resolved_specs_write_every_default_and_hash_the_same():
         assert DatasetSpec.from_dict(full.model_dump(mode="json")) == full
         assert isinstance(full.render.views, tuple) and all(not isinstance(c, str) for c in full.render.views)
         assert make_plan(full).spec_hash == make_plan(spec).spec_hash  # views: 4 and the four cameras are one dataset
+
+
+@pytest.mark.parametrize("specific_first", [True, False])
+def test_a_specific_name_overrides_its_template_in_either_order(specific_first):
+    """``vehicle[0].present: 1`` with ``vehicle[i].present ~ bernoulli`` makes the ego car always present,
+    declared before or after the template (declared before, the template used to win silently); the same
+    for domain overrides and intervention targets."""
+    from crlgen.pipeline import load_spec
+
+    d = load_spec("traffic/grid_town").to_dict()
+    ego = {"type": "boolean", "mechanism": "1"}
+    rest = {k: v for k, v in d["variables"].items() if k != "vehicle[0].present"}
+    d["variables"] = {"vehicle[0].present": ego, **rest} if specific_first else {**rest, "vehicle[0].present": ego}
+    pairs = [("vehicle[0].reaction_time", "do(0.3)"), ("vehicle[i].reaction_time", "do(1.5)")]
+    d["interventions"] = {"regime": "sets", "fraction": 0.3,
+                          "sets": [{"targets": dict(pairs if specific_first else pairs[::-1])}]}
+    spec = type(load_spec("traffic/grid_town")).from_dict(d)
+    assert spec.graph.node("vehicle[0].present").mechanism == "1"
+    assert spec.graph.node("vehicle[1].present").mechanism is None
+    (option,) = spec.intervention_options()
+    assert option["vehicle[0].reaction_time"].value == 0.3 and option["vehicle[3].reaction_time"].value == 1.5
