@@ -11,7 +11,7 @@ So the checks are:
 
 - on all six latents, PC is *sound*: every adjacency it finds is an edge of the sidecar graph and no
   edge it orients points against the graph (it may miss edges: m -> l, whose separating set then holds
-  all of m's parents, and edges a test of 180 samples is too weak for);
+  all of m's parents, and edges a test within one domain is too weak for);
 - on views of the latents that never hold a deterministic node with all its parents and a descendant,
   where the law is faithful, PC finds exactly the CPDAG (the Markov equivalence class) of the sidecar
   graph projected onto the view (Verma & Pearl 1990's latent projection), in each domain and pooled;
@@ -19,9 +19,20 @@ So the checks are:
   background knowledge (Joint Causal Inference: Mooij, Magliacane & Claassen 2020, JMLR 21(99)), PC
   connects the context to exactly the latents the sidecar's `context_edges` name (l: the moon changes g).
 
-What PC must *find* is checked on the spring as the issue ran it (its ranges pinned below, 600 samples,
-seed 0), so scene tuning does not move it; the catalogue's spring as it now stands is checked for
-soundness and for its context edges. KCI is O(n^3): the stores stay at 600 samples (360 observational).
+What PC must *find* is checked on the spring as the issue ran it (its ranges pinned below, seed 0), so
+scene tuning does not move it; the catalogue's spring as it now stands is checked for soundness and for
+its context edges.
+
+These are statements about a finite-sample procedure, so the store's size and the test level are chosen
+for them to hold with margin, not for one draw: the issue's run (600 samples, ~180 observational per
+domain, alpha 0.01) held on seed 0 by chance. Over seeds 0-9 of that set-up PC failed one of the claims
+on 5 of 10: KCI's type I errors (an adjacency between the independent r and rho, p ~ 3e-4) and its weak
+power for the weakest edge (h -> l on the moon, g = 1.62) and for h -> m, which made PC orient l -> m.
+1200 samples at alpha 1e-3 or 1e-4 still failed 2 of 8 and 2 of 5 seeds (the h - m and h - l power, r - rho
+type I). ``SAMPLES`` (~750 observational samples per domain) gives the weak edges p-values far below
+``ALPHA``, and ``ALPHA`` keeps the dozens of independence tests clear of type I errors: every claim below
+held on each of seeds 0-9 (the catalogue spring's too, at its 600 samples). The pooled test, where KCI
+gets seven columns, uses the first ``POOLED`` observational samples (its claims held on seeds 0-9 there).
 """
 
 from __future__ import annotations
@@ -36,7 +47,14 @@ from support.stores import latent_spring
 
 from crlgen.pipeline import RunOptions, open_store, resolve, run
 
-ALPHA = 0.01  # as the issue ran it
+#: The spring's store size: about 0.63 of it is observational (30 % intervened, 10 % counterfactual pairs
+#: whose partners are left out), ~750 per domain. KCI's cost grows with it: the module takes ~1.5 CPU minutes.
+SAMPLES = 2400
+#: How many of its observational samples (in sample order) the pooled test gives PC with the context.
+POOLED = 750
+#: PC's level for KCI (the issue ran 0.01 on 180 samples per domain, which let type I errors through).
+#: SAMPLES, POOLED and ALPHA were chosen by running this module's tests on the stores of seeds 0-9.
+ALPHA = 1e-4
 CONTEXT = "domain"
 
 
@@ -72,11 +90,12 @@ def catalogue(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def spring(tmp_path_factory):
-    """The spring as issue 10 ran it: 600 samples, seed 0, 360 of them observational (176 earth, 184 moon)."""
-    spec = latent_spring(samples=600)
+    """The spring as issue 10 ran it (its ranges, seed 0), ``SAMPLES`` samples."""
+    spec = latent_spring(samples=SAMPLES)
     spec = spec.replace(variables={**spec.to_dict()["variables"], **ISSUE_RANGES})
     out = _store(tmp_path_factory.mktemp("outside") / "spring.zarr", spec)
-    assert len(out[2]) == 360 and np.bincount(out[2]).tolist() == [176, 184]
+    # the power the level was chosen for: a 0.3 intervened, 0.1 paired store leaves ~0.63 observational
+    assert all(c >= 0.28 * SAMPLES for c in np.bincount(out[2])), np.bincount(out[2])
     return out
 
 
@@ -192,27 +211,23 @@ def test_the_spring_s_mass_is_deterministic_so_all_six_latents_are_not_faithful(
 
 def test_pc_within_each_domain_agrees_with_the_sidecar_graph(spring):
     graph, values, domain, labels = spring
-    found = {}
     for code, label in enumerate(labels):
         rows = domain == code
         names, cg = _pc({n: v[rows] for n, v in values.items()})
         directed, undirected = _edges(names, cg)
-        found[label] = directed, undirected
         _assert_sound(graph, directed, undirected)
         for view in VIEWS:  # faithful views: exactly the equivalence class of the (projected) sidecar graph
             names, cg = _pc({n: values[n][rows] for n in view})
             assert _edges(names, cg) == _cpdag(view, _sidecar_edges(graph, view)), (label, view)
-    # what PC finds on all six latents (360 observational samples: earth 176, moon 184). It keeps m -> l
-    # only because too weak a test first drops h - m (and on earth rho - m): h ⊥ m | l is not rejected,
-    # so m's parents {h, r, rho}, which separate m from l, are never tried together.
-    assert found == {
-        "earth": ({("m", "l"), ("k", "l")}, {frozenset(("r", "m"))}),
-        "moon": ({("r", "m"), ("rho", "m"), ("m", "l"), ("k", "l")}, set()),
-    }
+    # (which edges PC misses on all six is left open: it differs from draw to draw. Within a domain KCI
+    # often fails to reject one of h, r, rho ⊥ m given l, so m's parents are never tried together and
+    # m -> l stays; sound it is in every draw of seeds 0-9.)
 
 
 def test_pc_pooled_with_the_domain_as_context_finds_the_sidecar_s_context_edges(spring):
     graph, values, domain, labels = spring
+    # the first POOLED observational samples (in sample order): KCI on seven columns costs ~30 s at this size
+    values, domain = {n: v[:POOLED] for n, v in values.items()}, domain[:POOLED]
     (ctx,) = graph["context_nodes"]
     assert ctx["name"] == CONTEXT and ctx["array"] == "domain" and ctx["labels"] == labels
     expected_context = {(CONTEXT, e["target"]) for e in graph["context_edges"]}
