@@ -5,8 +5,10 @@ continuous and integer latents, accuracy for categorical and boolean ones, and f
 latents (a declared ``period``: angles, hues) the circular score ``mean cos(2 pi (pred - true) /
 period)`` (1 perfect, 0 chance). For video stores static latents are read from ``frames`` frames
 evenly spread over the clip, and each state from its own frame with the frames just before and
-after it (a velocity shows only between frames). A state without a value in a frame (NaN: an absent
-agent's position) is left out of that state's loss and score: its R^2 is over the frames where it has one.
+after it (a velocity shows only between frames); a categorical state (the ``states`` array's
+``state_levels`` attribute, e.g. a light's red/amber/green) is scored by accuracy. A state without a
+value in a frame (NaN: an absent agent's position; -1 for a categorical one) is left out of that
+state's loss and score: its score is over the frames where it has one.
 
 The networks: views (and, for states, the neighbouring frames) stacked as channels, resized to
 ``size`` pixels. Images and states: four strided 3x3 convolutions (32-64-128-128), global average
@@ -157,7 +159,9 @@ def _fit_and_score(torch, x_train, y_train, x_test, y_test, kinds, opts: ProbeOp
         for j, ((kind, arg), o) in enumerate(zip(kinds, out)):
             t = y[:, j]
             if kind == "accuracy":
-                total = total + F.cross_entropy(o, t.round().long().clamp(0, arg - 1))
+                has = torch.isfinite(t) & (t >= 0)  # a categorical state has no value where absent (-1, NaN)
+                if bool(has.any()):
+                    total = total + F.cross_entropy(o[has], t[has].round().long().clamp(0, arg - 1))
             elif kind == "circular":
                 a = 2 * math.pi * t / arg
                 total = total + F.mse_loss(o, torch.stack([torch.cos(a), torch.sin(a)], 1))
@@ -186,7 +190,8 @@ def _fit_and_score(torch, x_train, y_train, x_test, y_test, kinds, opts: ProbeOp
     for j, (kind, arg) in enumerate(kinds):
         p, t = np.concatenate(preds[j]), y_test[:, j]
         if kind == "accuracy":
-            scores.append(float(np.mean(p.argmax(1) == np.rint(t))))
+            has = np.isfinite(t) & (t >= 0)
+            scores.append(float(np.mean(p[has].argmax(1) == np.rint(t[has]))) if has.any() else float("nan"))
         elif kind == "circular":
             ang = np.arctan2(p[:, 1], p[:, 0]) - 2 * math.pi * t / arg
             scores.append(float(np.mean(np.cos(ang))))
@@ -300,9 +305,11 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
                     states[rows_].reshape(-1, len(snames)))
 
         (xs_train, ys_train), (xs_test, ys_test) = flat(tr), flat(te)
-        sscores = _fit_and_score(torch, xs_train, ys_train, xs_test, ys_test, [("r2", None)] * len(snames), opts)
-        rows += [{"name": n, "target": "state", "metric": "r2", "score": sc}
-                 for n, sc in zip(snames, sscores)]
+        levels = dict(g["states"].attrs.get("state_levels", {}))  # categorical states: accuracy, not R^2
+        skinds = [("accuracy", int(levels[n])) if n in levels else ("r2", None) for n in snames]
+        sscores = _fit_and_score(torch, xs_train, ys_train, xs_test, ys_test, skinds, opts)
+        rows += [{"name": n, "target": "state", "metric": k, "score": sc}
+                 for n, (k, _), sc in zip(snames, skinds, sscores)]
     reasons = {n.name: n.variable.unidentifiable for n in spec.graph.nodes}
     constant = {n for n, col in zip(names, ds.latents[used].T) if np.ptp(col) == 0}
     if ds.video and ds.plan.has("state"):

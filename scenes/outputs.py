@@ -15,6 +15,8 @@ Video outputs carry a ``time`` coordinate in seconds and ``fps`` in their attrib
 
 from __future__ import annotations
 
+import re
+
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -93,14 +95,23 @@ def _declared_units(spec) -> dict[str, str]:
     return out
 
 
-def state_output(spec, names: Sequence[str], units: Mapping[str, str | None]) -> Output:
+def state_output(spec, names: Sequence[str], units: Mapping[str, str | None],
+                 levels: Mapping[str, int] | None = None) -> Output:
     """``states`` (time, state) float64 for the declared state names; units per name in ``state_unit``
-    (the spec's unit where it declares one, else the world's ``units``)."""
+    (the spec's unit where it declares one, else the world's ``units``). ``levels``: the categorical
+    states (a light's red/amber/green, a flag) and how many classes each has, by template
+    (``light[i].state``: 3) or name, stored as the array's ``state_levels`` attribute ``{name: K}``
+    (values 0..K-1; a value outside, -1 or NaN, means no value in that frame)."""
     units = {**dict(units), **_declared_units(spec)}
     T = spec.video.n_frames
+    attrs: dict = {"fps": spec.video.fps}
+    if levels:
+        found = {n: int(levels.get(n, levels.get(re.sub(r"\[\d+\]", "[i]", n), 0))) for n in names}
+        if any(found.values()):
+            attrs["state_levels"] = {n: k for n, k in found.items() if k}
     return Output("states", ("time", "state"), (T, len(names)), "float64", kind="states",
                   description="simulated state of each declared time-varying variable per frame (units: state_unit)",
-                  fill=float("nan"), attrs={"fps": spec.video.fps},
+                  fill=float("nan"), attrs=attrs,
                   coords={"state": ("state", tuple(names)), "state_unit": ("state", tuple(units.get(n) or "" for n in names)),
                           **time_coords(T, spec.video.fps)})
 

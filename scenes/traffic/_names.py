@@ -18,6 +18,9 @@ STATES = (*(f"vehicle[i].{f}" for f in VEHICLE_STATES), "pedestrian[i].x", "pede
 STATE_UNITS = {"vehicle[i].x": "m", "vehicle[i].y": "m", "vehicle[i].heading": "rad", "vehicle[i].speed": "m/s",
                "vehicle[i].accel": "m/s^2", "vehicle[i].lane": "1", "pedestrian[i].x": "m", "pedestrian[i].y": "m",
                "pedestrian[i].walking": "1", "light[i].state": "1"}
+#: The categorical states and their classes (``state_output``'s ``levels``): a light shows red, amber or green;
+#: a pedestrian walks or waits. (``lane`` is an id of the road graph, not a class the pixels could show.)
+STATE_LEVELS = {"light[i].state": 3, "pedestrian[i].walking": 2}
 #: What an absent agent (``present`` 0) stores in every frame, outside each state's domain: NaN for the float
 #: states (vehicles' x, y, heading, speed, accel; pedestrians' x, y), -1 for the index and the flag (vehicles'
 #: ``lane``, pedestrians' ``walking``). Read ``np.isfinite(x)`` (or ``lane >= 0``) as the agent's presence.

@@ -81,7 +81,7 @@ from ..cameras import CameraRig
 from ..engines.quiet import require
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _carla_map as cm
-from ._names import ABSENT_FLOAT, ABSENT_INDEX, DISCRETE, EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
+from ._names import ABSENT_FLOAT, ABSENT_INDEX, DISCRETE, EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_LEVELS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 ENV_HOST, ENV_PORT, ENV_TM_PORT = "CRLGEN_CARLA_HOST", "CRLGEN_CARLA_PORT", "CRLGEN_CARLA_TM_PORT"
 DEFAULT_HOST, DEFAULT_PORT, TM_PORT_OFFSET = "127.0.0.1", 2000, 6000
@@ -288,7 +288,7 @@ class CarlaWorld(World):
         names = declared_states(spec, cls.info.states)
         if names:
             units = {n: STATE_UNITS[re.sub(r"\[\d+\]", "[i]", n)] for n in names}
-            out.append(replace(state_output(spec, names, units), compare=RERENDER_TOLERANCE["states"]))
+            out.append(replace(state_output(spec, names, units, STATE_LEVELS), compare=RERENDER_TOLERANCE["states"]))
         inputs = cls.input_names(spec)
         if inputs:
             out.append(input_output(spec, inputs, dict.fromkeys(inputs, "1")))

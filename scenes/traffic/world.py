@@ -60,7 +60,7 @@ from ..base import Output, Rendered, Simulation, World, WorldBatch, WorldCheck, 
 from ..cameras import CameraRig
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _maps, _raster, _sim
-from ._names import DISCRETE, EDIT_TARGETS, INPUTS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
+from ._names import DISCRETE, EDIT_TARGETS, INPUTS, STATE_LEVELS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 VEHICLE_LATENTS = ("present", "desired_speed", "time_headway", "reaction_time", "aggressiveness", "route", "start", "hue")
 PED_LATENTS = ("present", "crossing", "start_time", "speed")
@@ -250,7 +250,7 @@ class TrafficWorld(World):
         out = camera_outputs(spec, cls.rig(spec), rgb="frames", segmentation_ids=segmentation_ids(nv, np_, nl))
         names = declared_states(spec, cls.info.states)
         if names:
-            out.append(state_output(spec, names, {n: STATE_UNITS[re.sub(r"\[\d+\]", "[i]", n)] for n in names}))
+            out.append(state_output(spec, names, {n: STATE_UNITS[re.sub(r"\[\d+\]", "[i]", n)] for n in names}, STATE_LEVELS))
         phases = tuple(f"light[{k}].phase" for k in range(nl))
         out.append(input_output(spec, phases, dict.fromkeys(phases, "1")))
         return tuple(out)

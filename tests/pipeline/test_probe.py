@@ -145,3 +145,41 @@ def test_a_last_batch_of_one_sample_is_skipped_not_fatal():
 def test_few_test_samples_come_with_a_note(capsys, spring_store):
     code, out, _ = _cli(capsys, "probe", str(spring_store), "--epochs", "1", "--size", "16")
     assert code == 0 and "note: only" in out and "test samples" in out
+
+
+def test_a_categorical_target_is_scored_where_it_has_a_value():
+    """-1 (or NaN) marks a frame without a value (an absent pedestrian's `walking`): left out of loss and accuracy."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    n = 400
+    y = rng.integers(0, 3, n).astype(np.float64)
+    x = np.zeros((n, 3, 16, 16), np.uint8)
+    for c in range(3):
+        x[y == c, c] = 255  # class c lights channel c
+    y_seen = y.copy()
+    y_seen[rng.random(n) < 0.3] = -1.0  # no value in 30 % of rows
+    y_seen[:5] = np.nan
+    kinds = [("accuracy", 3)]
+    (acc,) = _fit_and_score(torch, x[:300], y_seen[:300, None], x[300:], y_seen[300:, None], kinds, ProbeOptions(epochs=15, batch=32))
+    assert acc > 0.95
+
+
+def test_traffic_light_states_are_probed_by_accuracy(tmp_path):
+    """The traffic world declares its categorical states (light red/amber/green, walking) in the store;
+    the probe scores them by accuracy and the rest by R^2."""
+    pytest.importorskip("torch")
+    from crlgen.pipeline import RunOptions, load_spec, run
+    from crlgen.pipeline._probe import probe_store
+
+    spec = load_spec("traffic/grid_town")
+    d = spec.to_dict()
+    for key in ("interventions", "counterfactuals", "temporal_edits"):
+        d.pop(key, None)
+    d.update(samples=16, video={"fps": 10, "frames": 6, "substeps": 2})
+    d["render"] = {**d["render"], "size": [32, 24], "views": [d["render"]["views"][0]]}  # the top-down only
+    out = tmp_path / "t.zarr"
+    run(type(spec).from_dict(d), str(out), RunOptions(executor="inline", validate=False))
+    report = probe_store(str(out), ProbeOptions(epochs=1, size=16, frames=2))
+    metric = {r["name"]: r["metric"] for r in report["rows"] if r["target"] == "state"}
+    assert metric["light[0].state"] == "accuracy" and metric["pedestrian[0].walking"] == "accuracy"
+    assert metric["vehicle[0].x"] == "r2" and metric["vehicle[0].lane"] == "r2"
