@@ -214,7 +214,7 @@ def test_bad_button_specs_are_refused():
     def problems(**changes) -> list[str]:
         return check_world(spec.replace(**changes))
 
-    assert any(p.startswith("objects:") and "lamp" in p for p in problems(objects={"button": 4, "lamp": 7, "joint": 7}))
+    assert any(p.startswith("objects.lamp:") for p in problems(objects={"button": 4, "lamp": 7, "joint": 7}))
     assert any(p.startswith("variables.lamp[4].on:") for p in problems(objects={"button": 4, "lamp": 5, "joint": 7}))
     noisy = {**spec.variables, "lamp[2].on": {"type": "boolean", "mechanism": "button[2].press or eps",
                                               "noise": "bernoulli(0.1)"}}
