@@ -340,7 +340,7 @@ class CompiledSCM:
         # the flags and every node they depend on: what the observational pre-pass evaluates
         need = {self.names[j] for j in self._gate.values()}
         for f in list(need):
-            need |= _ancestors(g, f)
+            need |= g.ancestors(f, extra=True)
         self._presence_nodes = np.array([n in need for n in self.names], bool)
 
     # ----- per-block assignments and noise -----------------------------------------
@@ -719,20 +719,6 @@ def _slot_dist(iv):
     if isinstance(iv, Do):
         return _UNIT if iv.space else iv.dist
     return iv.noise
-
-
-def _ancestors(graph, name: str) -> set[str]:
-    """Every variable ``name``'s mechanisms read, directly or through others (domain equations included)."""
-    parents: dict[str, set[str]] = {}
-    for p, c in [*graph.edges(), *((p, c) for p, c, _ in graph.extra_edges)]:
-        parents.setdefault(c, set()).add(p)
-    out, stack = set(), [name]
-    while stack:
-        for p in parents.get(stack.pop(), ()):
-            if p not in out:
-                out.add(p)
-                stack.append(p)
-    return out
 
 
 def _group(labels: np.ndarray, k: int) -> list[np.ndarray]:

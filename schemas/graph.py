@@ -86,12 +86,21 @@ class CausalGraph:
     def descendants(self, name: str, extra: bool = False) -> set[str]:
         """Every variable downstream of ``name`` along mechanism edges (and, with ``extra``, along the
         edges only a domain or a soft intervention adds)."""
-        children: dict[str, list[str]] = {}
+        return self._reach(name, extra, downstream=True)
+
+    def ancestors(self, name: str, extra: bool = False) -> set[str]:
+        """Every variable upstream of ``name`` (what its mechanisms read, directly or through others; with
+        ``extra`` also along the edges only a domain or a soft intervention adds)."""
+        return self._reach(name, extra, downstream=False)
+
+    def _reach(self, name: str, extra: bool, downstream: bool) -> set[str]:
+        step: dict[str, list[str]] = {}
         for p, c in [*self.edges(), *((p, c) for p, c, _ in (self.extra_edges if extra else ()))]:
-            children.setdefault(p, []).append(c)
+            a, b = (p, c) if downstream else (c, p)
+            step.setdefault(a, []).append(b)
         out, stack = set(), [name]
         while stack:
-            for c in children.get(stack.pop(), ()):
+            for c in step.get(stack.pop(), ()):
                 if c not in out:
                     out.add(c)
                     stack.append(c)
