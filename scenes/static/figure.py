@@ -58,7 +58,7 @@ STATURE = LEG + TRUNK + NECK + HEAD_RADIUS
 #: hanging from the wrist.
 UPPER_ARM, FOREARM = 0.30, 0.27
 UPPER_ARM_RADIUS, FOREARM_RADIUS = 0.085, 0.08
-HAND_HALF = (0.1, 0.03, 0.18)
+HAND_HALF = (0.06, 0.03, 0.24)
 LEG_RADIUS = 0.08
 TORSO_RADII = (0.2, 0.12)
 #: Fixed colours (sRGB) of the arm segments: left upper arm, forearm, hand; right upper arm, forearm, hand.
