@@ -100,6 +100,12 @@ class TrafficMap:
     extent: float
     conflicts: tuple[tuple[int, int], ...] = field(default=())
 
+    @property
+    def road_bounds(self) -> tuple[float, float, float, float]:
+        """(x min, x max, y min, y max) m of every lane's centre line: the part of the map where agents move."""
+        pts = np.concatenate([lane.points for lane in self.lanes])
+        return float(pts[:, 0].min()), float(pts[:, 0].max()), float(pts[:, 1].min()), float(pts[:, 1].max())
+
 
 # --------------------------------------------------------------------------- geometry helpers
 

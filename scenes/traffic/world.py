@@ -138,6 +138,23 @@ def segmentation_ids(nv: int, np_: int, nl: int) -> dict[int, str]:
     return ids
 
 
+def _topdown_outside(spec, m: _maps.TrafficMap) -> list[str]:
+    """One line per top-down view whose ground rectangle misses every road of map ``m`` (it would film grass)."""
+    x0, x1, y0, y1 = m.road_bounds
+    out = []
+    for k, cam in enumerate(spec.render.cameras()):
+        if cam.kind != "topdown":
+            continue
+        w, h = spec.render.camera_size(cam)
+        hx, hy = cam.extent / 2, cam.extent * h / w / 2
+        cx, cy = cam.center
+        if cx + hx < x0 or cx - hx > x1 or cy + hy < y0 or cy - hy > y1:
+            out.append(f"render.views[{k}].center: top-down view {cam.name!r} covers x {cx - hx:g}..{cx + hx:g} m, "
+                       f"y {cy - hy:g}..{cy + hy:g} m, which misses map {m.name}'s roads (x {x0:.0f}..{x1:.0f} m, "
+                       f"y {y0:.0f}..{y1:.0f} m)")
+    return out
+
+
 def _collisions(world: "TrafficWorld", batch: WorldBatch, sim: Simulation) -> list[str]:
     d = sim.extras["min_distance"]
     return [f"sample {int(batch.index[i])}: two cars' centres came {d[i]:.2f} m close (a collision; limit {COLLISION_DISTANCE} m)"
@@ -221,6 +238,7 @@ class TrafficWorld(World):
         for dname, dom in spec.domains.items():
             if "map" in dom.parameters:
                 out.append(f"domains.{dname}.parameters.map: the map fixes the scene and the object counts; make one dataset per map")
+        out += _topdown_outside(spec, m)
         perspective = [c.name for c in spec.render.cameras() if c.kind != "topdown"]
         if perspective and spec.render.engine != "tiny":
             out.append(f"render.engine: the perspective cameras {perspective} need engine 'tiny' (PyBullet TinyRenderer); "

@@ -62,6 +62,29 @@ def test_spec_problems_are_one_line_errors(tmp_path, capsys, change, expect):
     assert code == 2 and expect in text and "Traceback" not in text
 
 
+def _move_top(d, center, extent=None):
+    view = d["render"]["views"][0]
+    view["center"] = center
+    if extent is not None:
+        view["extent"] = extent
+
+
+@pytest.mark.parametrize("center, extent, ok", [
+    ([500, 0], None, False),              # far east of the town: the view would film grass only
+    ([0, -200], 60, False),
+    ([70, 40], 40, True),                 # a corner of the view still holds the town's north-east corner
+    ([0, 0], 20, True),                   # zoomed on the centre
+])
+def test_a_top_down_view_that_misses_the_roads_is_refused(tmp_path, capsys, center, extent, ok):
+    code, text = _check(tmp_path, capsys, lambda d: _move_top(d, center, extent))
+    if ok:
+        assert code == 0, text
+    else:
+        assert code == 2 and "Traceback" not in text, text
+        line = next(l for l in text.splitlines() if "render.views[0].center" in l)
+        assert "misses map grid_town's roads (x -54..54 m, y -37..37 m)" in line
+
+
 @pytest.mark.parametrize("scene, change, expect", [
     ("grid_town", {"objects": {"light": 6}}, "objects.light: map grid_town has 4 signal groups (light[0..3]), the spec asks for 6; set `light: 4`"),
     ("highway_merge", {"objects": {"light": 3}}, "objects.light: map highway_merge has 1 signal group (light[0]), the spec asks for 3"),
