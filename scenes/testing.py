@@ -12,7 +12,9 @@ Subclass :class:`WorldContract` in a test module and set ``spec`` to a small
 Capability flags (class attributes) say what to expect: ``exact`` (re-renders are bit for
 bit; else each output's declared tolerance applies), ``memory_samples`` and
 ``memory_mb_per_1000`` (how many samples the memory test renders and the growth it
-allows), ``topdown_extent`` (metres a top-down test camera spans), ``geometry_size`` (pixels
+allows), ``topdown_extent`` (metres a top-down test camera spans), ``fixed_view`` (``position``
+and ``look_at`` of the fixed test camera, m; default: where the spec's first static perspective
+camera stands, looking the same way), ``geometry_size`` (pixels
 of the renders whose camera geometry is checked), ``invisible`` (latent -> why the world cannot
 show it in the contract spec's scene; the suite checks these stay invisible, so the list stays true). What a world supports
 (edits, camera kinds and mounts, simulation) is read from the world itself.
@@ -94,6 +96,7 @@ class WorldContract:
     memory_samples: ClassVar[int] = 60
     memory_mb_per_1000: ClassVar[float] = 30.0
     topdown_extent: ClassVar[float] = 2.0
+    fixed_view: ClassVar[dict | None] = None
     geometry_size: ClassVar[int] = 96
     invisible: ClassVar[dict[str, str]] = {}
 
@@ -333,7 +336,9 @@ class WorldContract:
         for kind in info.camera_kinds:
             if kind == "orbit":
                 views.append({"kind": "orbit", "name": "orbit", "azimuth": 30, "elevation": 25})
-            elif kind == "fixed":  # where the first orbit camera stands, looking the same way
+            elif kind == "fixed" and self.fixed_view is not None:
+                views.append({"kind": "fixed", "name": "fixed", **self.fixed_view})
+            elif kind == "fixed":  # where the first static perspective camera stands, looking the same way
                 pose = next(c.pose for c in world.rig.cameras if c.pose is not None and not c.orthographic)
                 eye, ahead = pose[:3, 3], pose[:3, 3] + pose[:3, 2]
                 views.append({"kind": "fixed", "name": "fixed", "position": [float(x) for x in eye],

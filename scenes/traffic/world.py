@@ -37,7 +37,8 @@ while active).
 Segmentation ids: 0 background (sky), 1 grass, 2 road, 3 lane marks and stop lines, 4 crosswalk, 5 sidewalk,
 6 building, then ``light[k]`` (head and pole), ``pedestrian[j]``, ``vehicle[i]``. Cameras: ``topdown`` (the
 raster; engine ``raster`` or ``tiny``), and with engine ``tiny`` ``mounted`` on ``vehicle[i]`` (body frame x forward,
-y left, z up, on the top of the roof above the car's centre, 1.65 m above the ground; vehicle[0]'s is the ego dashcam).
+y left, z up, on the top of the roof above the car's centre, 1.65 m above the ground; vehicle[0]'s is the ego dashcam)
+and ``fixed`` (a pole camera in the map frame, e.g. over a junction: a traffic surveillance view).
 
 Drawn sizes: a car is a 4.5 x 1.8 x 1.35 m body with a darker 2.2 x 1.6 m cabin set 0.3 m back (its heading shows
 as the body's longer free front), painted in a hue band of its own index (:func:`vehicle_rgb`: the pixels show which
@@ -179,7 +180,7 @@ _INFO = WorldInfo(
     inputs=INPUTS,
     edit_targets=EDIT_TARGETS,
     annotations=("depth", "segmentation"),
-    camera_kinds=("topdown", "mounted"),
+    camera_kinds=("topdown", "fixed", "mounted"),
     mounts=("vehicle[i]",),
     max_objects={"vehicle": MAX_VEHICLES, "pedestrian": MAX_PEDESTRIANS, "light": 8},
     engine_requires=(("tiny", ("pybullet",)),),

@@ -61,6 +61,7 @@ def small(name: str, code: int, dashcam: bool):
 class _Traffic(WorldContract):
     memory_samples = 8
     topdown_extent = 130.0
+    fixed_view = {"position": [-30.0, -30.0, 25.0], "look_at": [0.0, 0.0, 0.0]}  # a 25 m pole camera over the town
     n = 2
     geometry_size = 224  # the whole map at 224 px: 1.7 px per m, so a car's 0.6 m inner radius spans a pixel
 
