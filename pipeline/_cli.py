@@ -128,6 +128,11 @@ def check(spec: str, json_out: bool) -> None:
         info["spaces"] = {name: {k: list(r) for k, r in sp.items()} for name, sp in spaces.items()}
         info["domain_spaces"] = {d: dom.space for d, dom in s.domains.items() if dom.space}
         info["test_space"] = s.splits.test_space
+    from ._pairs import unchanged_pairs
+
+    unchanged = unchanged_pairs(s)
+    if unchanged is not None:
+        info["counterfactual_pairs"] = {"drawn": unchanged.pairs, "unchanged": unchanged.unchanged}
     if json_out:
         _emit_json(info)
     else:
@@ -142,6 +147,8 @@ def check(spec: str, json_out: bool) -> None:
             doms = ", ".join(f"{d} {sp}" for d, sp in info["domain_spaces"].items()) or "none"
             held = f"; test split: space {s.splits.test_space}" if s.splits.test_space else ""
             out.print(f"spaces: {ranges}; domains: {doms}{held}", markup=False)
+        if unchanged is not None and unchanged.note():
+            out.print(unchanged.note(), markup=False)
 
 
 @app.command(epilog=_examples("crlgen plan static/spring --samples 300 --json"))
