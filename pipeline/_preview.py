@@ -224,6 +224,40 @@ def video_grid(plan: Plan, store: Store, max_samples: int = 4, max_frames: int =
     return _gif(tiles, float(arrays[0].attrs.get("fps", 10)))
 
 
+#: A latent's drawn radius (inches: node_size 2000 pt^2) plus a margin an edge keeps from nodes it does not join.
+_NODE_CLEARANCE_IN = 0.5
+
+
+#: Curvatures tried per edge, in order (matplotlib ``arc3`` ``rad``): straight first, then ever wider bows.
+_BENDS = (0.0, 0.2, -0.2, 0.35, -0.35, 0.5, -0.5, 0.7, -0.7)
+
+
+def edge_bends(edges: list[tuple[str, str]], pos_in: dict[str, tuple[float, float]]) -> dict:
+    """Curvature per edge so that no edge runs through a node it does not join: the first ``rad`` of
+    :data:`_BENDS` (matplotlib's ``arc3`` connection style, 0 = straight) whose curve keeps
+    ``_NODE_CLEARANCE_IN`` inches from every other node, else the one that keeps farthest. ``pos_in``: node ->
+    its centre (x, y) in inches on the figure as drawn. arc3's curve (in display space) is the quadratic
+    Bezier with control point the chord's midpoint plus ``rad * (dy, -dx)``."""
+    t = np.linspace(0.08, 0.92, 25)[:, None]
+    out = {}
+    for u, v in edges:
+        a, b = np.array(pos_in[u], dtype=np.float64), np.array(pos_in[v], dtype=np.float64)
+        others = np.array([p for n, p in pos_in.items() if n not in (u, v)], dtype=np.float64).reshape(-1, 2)
+        d = b - a
+        best, best_gap = 0.0, -1.0
+        for rad in _BENDS:
+            c = (a + b) / 2 + rad * np.array([d[1], -d[0]])
+            curve = (1 - t) ** 2 * a + 2 * (1 - t) * t * c + t ** 2 * b
+            gap = float(np.linalg.norm(curve[:, None] - others[None], axis=2).min()) if len(others) else np.inf
+            if gap >= _NODE_CLEARANCE_IN:
+                best = rad
+                break
+            if gap > best_gap:
+                best, best_gap = rad, gap
+        out[(u, v)] = best
+    return out
+
+
 def graph_image(graph: dict[str, Any]) -> bytes:
     """The causal graph as a PNG: latents in layers by causal order (roots on top), mechanism edges
     solid, domain-only edges dashed, intervention targets outlined in red. A context node (the domain,
@@ -267,19 +301,30 @@ def graph_image(graph: dict[str, Any]) -> bytes:
         nx.draw_networkx_nodes(G, pos, ax=ax, nodelist=contexts, node_size=2600, node_shape="s", node_color="#d8efd9",
                                edgecolors="#2e7d32", linewidths=1.5)
     nx.draw_networkx_labels(G, pos, ax=ax, font_size=7)
-    nx.draw_networkx_edges(G, pos, ax=ax, edgelist=solid, node_size=2000, arrowsize=16, width=1.4)
-    if dashed:
-        nx.draw_networkx_edges(G, pos, ax=ax, edgelist=dashed, node_size=2000, arrowsize=14, style="dashed", edge_color="#777777")
-    if context:
-        nx.draw_networkx_edges(G, pos, ax=ax, edgelist=context, node_size=2300, arrowsize=14, style="dashdot",
-                               edge_color="#2e7d32", width=1.3, connectionstyle="arc3,rad=0.1")
     ax.set_title(f"{graph['name']}: causal graph (blue = root, red outline = intervention target"
                  + (", dashed = only in some domains" if dashed else "")
                  + (", green box = domain (context), its edges = mechanisms it changes" if contexts else "") + ")",
                  fontsize=8, wrap=True)
     ax.axis("off")
     ax.margins(0.15)
-    fig.tight_layout()
+    fig.tight_layout()  # fixes the data -> display transform, so edges can be bent around nodes as drawn
+    names = list(pos)
+    drawn = ax.transData.transform(np.array([pos[n] for n in names], dtype=np.float64)) / fig.dpi
+    bends = edge_bends(solid + dashed + context, dict(zip(names, map(tuple, drawn))))
+    for rad in sorted(set(bends.values())):
+        style = f"arc3,rad={rad}"
+        group = [e for e in solid if bends[e] == rad]
+        if group:
+            nx.draw_networkx_edges(G, pos, ax=ax, edgelist=group, node_size=2000, arrowsize=16, width=1.4,
+                                   arrows=True, connectionstyle=style)
+        group = [e for e in dashed if bends[e] == rad]
+        if group:
+            nx.draw_networkx_edges(G, pos, ax=ax, edgelist=group, node_size=2000, arrowsize=14, style="dashed",
+                                   edge_color="#777777", arrows=True, connectionstyle=style)
+    for rad in sorted({bends[e] for e in context}):
+        nx.draw_networkx_edges(G, pos, ax=ax, edgelist=[e for e in context if bends[e] == rad], node_size=2300,
+                               arrowsize=14, style="dashdot", edge_color="#2e7d32", width=1.3, arrows=True,
+                               connectionstyle=f"arc3,rad={rad}")
     return _png(fig)
 
 

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from support.cli import run_cli as _cli
-from crlgen.pipeline._preview import option_label
+from crlgen.pipeline._preview import _NODE_CLEARANCE_IN, edge_bends, option_label
 
 
 
@@ -117,3 +117,24 @@ def test_counterfactual_partners_are_labelled_as_such(spring_store):
     j = int(np.flatnonzero(role == 2)[0])
     assert _regime_text(j, option, pair, role, []) == f"counterfactual of #{pair[j]}"
     assert _regime_text(int(pair[j]), option, pair, role, [{"targets": {}}] * 10).endswith(f"partner #{j}")
+
+
+def _min_gap(a, b, rad, node) -> float:
+    """Closest approach (inches) of arc3's curve from a to b with curvature rad to a node centre."""
+    a, b, node = (np.asarray(x, dtype=float) for x in (a, b, node))
+    d = b - a
+    c = (a + b) / 2 + rad * np.array([d[1], -d[0]])
+    t = np.linspace(0.0, 1.0, 201)[:, None]
+    curve = (1 - t) ** 2 * a + 2 * (1 - t) * t * c + t ** 2 * b
+    return float(np.linalg.norm(curve - node, axis=1).min())
+
+
+def test_an_edge_that_would_cross_a_node_bends_around_it():
+    """a -> b -> c stacked 1.2 in apart, and a -> c: the straight a -> c line runs through b, so it bows clear of
+    b; the edges between neighbours stay straight (the graph preview drew edges through nodes)."""
+    pos = {"a": (2.0, 3.0), "b": (2.0, 1.8), "c": (2.0, 0.6), "d": (3.5, 1.8)}
+    bends = edge_bends([("a", "b"), ("b", "c"), ("a", "c"), ("a", "d")], pos)
+    assert bends[("a", "b")] == bends[("b", "c")] == bends[("a", "d")] == 0.0
+    assert bends[("a", "c")] != 0.0
+    assert _min_gap(pos["a"], pos["c"], bends[("a", "c")], pos["b"]) >= _NODE_CLEARANCE_IN
+    assert _min_gap(pos["a"], pos["c"], bends[("a", "c")], pos["d"]) >= _NODE_CLEARANCE_IN  # bowed away from d too
