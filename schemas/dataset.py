@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -65,8 +66,10 @@ class DatasetSpec(SpecModel):
     def _objects(cls, v):
         counts = {"": v} if isinstance(v, int) else dict(v or {})
         for name, c in counts.items():
-            if not 1 <= c <= 256:
-                raise ValueError(f"{name + ': ' if name else ''}expected 1..256 objects, got {c}")
+            if name and not 0 <= c <= 256:  # a named kind may be absent (a road without pedestrians)
+                raise ValueError(f"{name}: expected 0..256 objects, got {c}")
+            if not name and not 1 <= c <= 256:
+                raise ValueError(f"expected 1..256 objects, got {c}")
         return v
 
     @field_validator("parameters")
@@ -408,6 +411,10 @@ def _check_intervention(spec: DatasetSpec, nodes: dict[str, Node], states: set[s
             problems.append((path, f"soft mechanism uses '{NOISE_NAME}' but {target!r} has no noise; give soft(..., noise=...)"))
 
 
+#: An object-indexed name: ``pedestrian[3].speed`` -> ("pedestrian", "3").
+_INDEXED = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\[(\d+)\]")
+
+
 def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
     reserved = {NOISE_NAME, *ALLOWED_FUNCTIONS}
     for name in spec.variables:
@@ -417,6 +424,13 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
             problems.append((f"variables.{name}", f"{name!r} is reserved (noise term or function name)"))
         elif name in spec.parameters:
             problems.append((f"variables.{name}", f"{name!r} is also declared as a parameter"))
+        else:
+            indexed = _INDEXED.match(name)
+            count = spec.object_count(indexed.group(1)) if indexed else None
+            if count is not None and int(indexed.group(2)) >= count:
+                have = f"{indexed.group(1)}[0..{count - 1}]" if count else "none"
+                problems.append((f"variables.{name}", f"object index {indexed.group(2)} is outside objects.{indexed.group(1)} "
+                                 f"= {count} ({have}); raise the count or remove the variable"))
     for name in spec.parameters:
         if not NAME.match(name) or "[" in name or name in reserved:
             problems.append((f"parameters.{name}", "expected a plain identifier that is not 'eps' or a function name"))

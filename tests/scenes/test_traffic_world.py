@@ -7,6 +7,7 @@ import json
 
 import pytest
 import yaml
+import zarr
 
 from crlgen.pipeline import load_spec
 from crlgen.scenes.registry import catalog
@@ -39,6 +40,26 @@ def test_scene_runs_and_validates(name, tmp_path, capsys):
     report = json.loads(out)
     failed = [c for c in report["checks"] if not c["passed"]]
     assert code == 0 and not failed, failed
+
+
+def test_a_town_without_pedestrians_runs_and_validates(tmp_path, capsys):
+    """`objects: {pedestrian: 0}` with the pedestrian variables and the step-out edit removed: a road without
+    walkers (a kind of object may be absent; a variable naming one that is not there is refused)."""
+    d = load_spec("traffic/grid_town").to_dict()
+    d["objects"] = {**d["objects"], "vehicle": 3, "pedestrian": 0}
+    d["variables"] = {k: v for k, v in d["variables"].items() if not k.startswith("pedestrian")}
+    d["temporal_edits"] = [e for e in d["temporal_edits"] if not e["target"].startswith("pedestrian")]
+    d.update(samples=4, video={"fps": 10, "frames": 32, "substeps": 1}, render={**d["render"], "size": 32})
+    path = tmp_path / "no_walkers.yaml"
+    path.write_text(yaml.safe_dump(d, sort_keys=False))
+    store = str(tmp_path / "no_walkers.zarr")
+    code, out, err = run_cli(capsys, "run", str(path), "--out", store, "--inline", "--quiet")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "inspect", store, "--json")
+    assert code == 0 and json.loads(out)["validation"] is True, out
+    group = zarr.open_group(store, mode="r")
+    names = [*group["latent"][:], *group["state"][:]]
+    assert "vehicle[2].x" in names and not any(str(n).startswith("pedestrian") for n in names)
 
 
 def _check(tmp_path, capsys, change, scene: str = "grid_town") -> tuple[int, str]:

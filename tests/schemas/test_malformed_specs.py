@@ -245,7 +245,12 @@ CASES: list[Case] = [
     Case("template-without-objects", var(**{"ball[i].mass": {"noise": "uniform(1, 2)"}}), "variables.ball[i].mass",
          "a per-object name needs `objects: N`"),
     Case("objects-zero", spec(objects=0), "objects", "expected 1..256 objects"),
-    Case("objects-too-many", spec(objects={"ball": 300}), "objects", "ball: expected 1..256 objects, got 300"),
+    Case("objects-too-many", spec(objects={"ball": 300}), "objects", "ball: expected 0..256 objects, got 300"),
+    Case("object-index-beyond-count", merge(var(**{"ball[i].r": {"noise": "uniform(1, 2)"}, "ball[3].r": {"noise": "uniform(2, 3)"}}),
+                                            {"objects": {"ball": 2}}),
+         "variables.ball[3].r", "object index 3 is outside objects.ball = 2 (ball[0..1])"),
+    Case("object-index-of-an-absent-kind", merge(var(**{"walker[0].speed": {"noise": "uniform(1, 2)"}}), {"objects": {"walker": 0}}),
+         "variables.walker[0].speed", "object index 0 is outside objects.walker = 0 (none)"),
     Case("bad-variable-name", var(**{"2fast": {"noise": "uniform(0, 1)"}}), "variables.2fast", "expected a name like"),
     # ----- variable types
     Case("categorical-wrong-probabilities", var(c={"type": "categorical", "levels": ["x", "y", "z"], "noise": "categorical(0.5, 0.5)"}),
