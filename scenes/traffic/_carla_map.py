@@ -144,10 +144,12 @@ def tm_settings(desired_speed: float, time_headway: float, aggressiveness: float
 
 
 def car_blueprint(model: float) -> str:
-    """The blueprint id of ``vehicle[i].model`` in [0, 1) (1 counts as the last car)."""
-    if not 0 <= model <= 1:
-        raise ValueError(f"vehicle model: expected [0, 1], got {model}")
-    return CARS[min(int(model * len(CARS)), len(CARS) - 1)]
+    """The blueprint id of ``vehicle[i].model``, an integer index into :data:`CARS` (0..13): the index is what the
+    store holds, so it names the car drawn exactly (a real number binned into 14 cars would store a value the
+    pixels cannot tell apart within its bin). Raises ValueError for anything else."""
+    if not (0 <= model <= len(CARS) - 1 and float(model).is_integer()):
+        raise ValueError(f"vehicle model: expected an integer index 0..{len(CARS) - 1} into CARS, got {model}")
+    return CARS[int(model)]
 
 
 def walker_blueprint(j: int) -> str:

@@ -27,7 +27,7 @@ Latents (``vehicle[i]``, ``pedestrian[j]``, ``light[k]``; vehicle[0] is the ego 
   ``vehicle[i].start`` (0..1: the spawn point, :func:`._carla_map.spawn_indices`), ``vehicle[i].hue``
   (paint), ``vehicle[i].desired_speed`` (m/s), ``vehicle[i].time_headway`` (s); optional
   ``vehicle[i].aggressiveness`` and ``vehicle[i].ignore_lights`` (0..1, default 0) and
-  ``vehicle[i].model`` (0..1, the car model, default the first of :data:`._carla_map.CARS`): the
+  ``vehicle[i].model`` (an integer index into :data:`._carla_map.CARS`, 0..13, default 0): the
   Traffic Manager (:func:`._carla_map.tm_settings`);
 - ``pedestrian[j].present``, ``pedestrian[j].crossing`` (which of the 8 crosswalks nearest the ego's
   start, nearest first), ``pedestrian[j].start_time`` (s), ``pedestrian[j].speed`` (m/s): the walker
@@ -110,7 +110,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "weather.fog": (cm.FOG_VISIBILITY_MIN, 1.0e6), "weather.rain": (0.0, 1.0), "weather.sun": (0.0, 1.0),
     "vehicle[i].present": (0.0, 1.0), "vehicle[i].start": (0.0, 1.0), "vehicle[i].hue": (0.0, 1.0),
     "vehicle[i].desired_speed": (0.0, 40.0), "vehicle[i].time_headway": (0.1, 5.0),
-    "vehicle[i].aggressiveness": (0.0, 1.0), "vehicle[i].ignore_lights": (0.0, 1.0), "vehicle[i].model": (0.0, 1.0),
+    "vehicle[i].aggressiveness": (0.0, 1.0), "vehicle[i].ignore_lights": (0.0, 1.0),
+    "vehicle[i].model": (0.0, len(cm.CARS) - 1.0),
     "pedestrian[i].present": (0.0, 1.0), "pedestrian[i].crossing": (0.0, cm.NEAR_CROSSWALKS - 1.0),
     "pedestrian[i].start_time": (0.0, 3600.0), "pedestrian[i].speed": (0.1, 3.0),
     "light[i].offset": (0.0, 3600.0), "light[i].green": (1.0, 300.0), "light[i].red": (1.0, 300.0),
@@ -216,7 +217,7 @@ _INFO = WorldInfo(
     latents=GLOBAL_LATENTS + VEHICLE_LATENTS + PEDESTRIAN_LATENTS + LIGHT_LATENTS,
     optional_latents=(*DEFAULTS, "light[i].red"),
     ranges=RANGES,
-    discrete=DISCRETE,
+    discrete=(*DISCRETE, "vehicle[i].model"),
     states=STATES,
     state_units=STATE_UNITS,
     inputs=INPUTS,

@@ -172,9 +172,7 @@ def test_traffic_manager_settings_are_real_per_vehicle_calls():
 def test_blueprint_choices_come_from_carlas_catalogue():
     assert set(cm.CARS) <= CATALOGUE_VEHICLES and not set(cm.CARS) & NOT_PLAIN_CARS
     assert len(set(cm.CARS)) == len(cm.CARS)
-    picks = [cm.car_blueprint(m) for m in np.linspace(0.0, 1.0, 1001)]
-    assert set(picks) == set(cm.CARS) and picks[0] == cm.CARS[0] and picks[-1] == cm.CARS[-1]
-    assert cm.car_blueprint(0.5) == cm.car_blueprint(0.5)
+    assert [cm.car_blueprint(float(m)) for m in range(len(cm.CARS))] == list(cm.CARS)
     assert set(cm.SENSORS) == CATALOGUE_SENSORS
     assert [cm.walker_blueprint(j) for j in (0, 13, 14)] == ["walker.pedestrian.0001", "walker.pedestrian.0014",
                                                               "walker.pedestrian.0001"]
@@ -182,8 +180,9 @@ def test_blueprint_choices_come_from_carlas_catalogue():
     r, g, b = (int(c) for c in colour.split(","))
     assert r > g and r > b and all(0 <= c <= 255 for c in (r, g, b))
     assert cm.car_colour(0.0) != cm.car_colour(0.5) and cm.car_colour(1.0) == cm.car_colour(0.0)
-    with pytest.raises(ValueError):
-        cm.car_blueprint(1.5)
+    for bad in (1.5, -1.0, float(len(cm.CARS))):  # the index is what the store holds: never binned or clamped
+        with pytest.raises(ValueError, match="integer index"):
+            cm.car_blueprint(bad)
 
 
 def test_town_parameter_names_carla_maps():
@@ -302,6 +301,10 @@ def test_spec_problems_name_the_field(spec):
     assert any(p.startswith("video.substeps:") for p in check_world(fast))
     port = spec.replace(parameters={"town": 10, "carla_port": 70000})
     assert any(p.startswith("parameters.carla_port:") for p in check_world(port))
+    real_model = spec.replace(variables={**spec.to_dict()["variables"],
+                                         "vehicle[i].model": {"unit": "1", "range": [0, 1], "noise": "uniform(0, 1)"}})
+    assert any(p.startswith("variables.vehicle[i].model: world traffic/carla reads vehicle[i].model as an index")
+               for p in check_world(real_model))
 
 
 def test_server_address_from_environment_then_parameters(spec, monkeypatch):
