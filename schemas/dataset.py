@@ -417,6 +417,7 @@ _INDEXED = re.compile(r"^([A-Za-z][A-Za-z0-9_]*)\[(\d+)\]")
 
 def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
     reserved = {NOISE_NAME, *ALLOWED_FUNCTIONS}
+    beyond: dict[str, list[tuple[int, str]]] = {}  # object kind -> (index, variable) beyond its count
     for name in spec.variables:
         if not NAME.match(name):
             problems.append((f"variables.{name}", "expected a name like 'mass', 'ball[i].mass' or 'ball[0].mass'"))
@@ -428,9 +429,13 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
             indexed = _INDEXED.match(name)
             count = spec.object_count(indexed.group(1)) if indexed else None
             if count is not None and int(indexed.group(2)) >= count:
-                have = f"{indexed.group(1)}[0..{count - 1}]" if count else "none"
-                problems.append((f"variables.{name}", f"object index {indexed.group(2)} is outside objects.{indexed.group(1)} "
-                                 f"= {count} ({have}); raise the count or remove the variable"))
+                beyond.setdefault(indexed.group(1), []).append((int(indexed.group(2)), name))
+    for kind, named in beyond.items():  # one line per kind: a count one too low is one mistake, not one per variable
+        count = spec.object_count(kind)
+        have = f"{kind}[0..{count - 1}]" if count else "none"
+        problems.append((f"objects.{kind}", f"{count} objects ({have}), but variables name "
+                         f"{', '.join(n for _, n in named)}; raise the count to {max(k for k, _ in named) + 1} "
+                         f"or remove those variables"))
     for name in spec.parameters:
         if not NAME.match(name) or "[" in name or name in reserved:
             problems.append((f"parameters.{name}", "expected a plain identifier that is not 'eps' or a function name"))

@@ -248,9 +248,9 @@ CASES: list[Case] = [
     Case("objects-too-many", spec(objects={"ball": 300}), "objects", "ball: expected 0..256 objects, got 300"),
     Case("object-index-beyond-count", merge(var(**{"ball[i].r": {"noise": "uniform(1, 2)"}, "ball[3].r": {"noise": "uniform(2, 3)"}}),
                                             {"objects": {"ball": 2}}),
-         "variables.ball[3].r", "object index 3 is outside objects.ball = 2 (ball[0..1])"),
+         "objects.ball", "2 objects (ball[0..1]), but variables name ball[3].r; raise the count to 4 or remove those variables"),
     Case("object-index-of-an-absent-kind", merge(var(**{"walker[0].speed": {"noise": "uniform(1, 2)"}}), {"objects": {"walker": 0}}),
-         "variables.walker[0].speed", "object index 0 is outside objects.walker = 0 (none)"),
+         "objects.walker", "0 objects (none), but variables name walker[0].speed"),
     Case("bad-variable-name", var(**{"2fast": {"noise": "uniform(0, 1)"}}), "variables.2fast", "expected a name like"),
     # ----- variable types
     Case("categorical-wrong-probabilities", var(c={"type": "categorical", "levels": ["x", "y", "z"], "noise": "categorical(0.5, 0.5)"}),
