@@ -17,7 +17,7 @@ import numpy as np
 
 from ..schemas import DatasetSpec
 
-from ._scm import ROLE_COUNTERFACTUAL, ROLE_FACTUAL, CompiledSCM
+from ._scm import ROLE_FACTUAL, CompiledSCM
 
 #: Samples drawn to count unchanged pairs (the sampler is blockwise; a prefix is representative).
 DRAWN = 2000
