@@ -265,6 +265,9 @@ def _import_ray(embedded: bool):
 def start_ray(options: RunOptions) -> tuple[bool, int]:
     """Join a cluster or start an embedded one on loopback; returns (started here, worker slots).
 
+    A cluster is joined only when ``options.address`` or ``RAY_ADDRESS`` names it; otherwise the
+    run starts its own, even where ``ray start`` left a cluster running on this machine.
+
     The embedded cluster's addresses are 127.0.0.1 (see ``RAY_LOOPBACK_ENV``), it has
     no dashboard, keeps Ray's default token authentication (only its notice is
     silenced), and bounds out-of-memory retries by ``max_retries``.
@@ -280,7 +283,9 @@ def start_ray(options: RunOptions) -> tuple[bool, int]:
         return True, int(ray.cluster_resources().get("CPU", 1))
     cpus = options.workers or os.cpu_count() or 1
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
-    ray.init(num_cpus=cpus, resources=dict(options.resources) or None, include_dashboard=False, log_to_driver=False,
+    # address="local": without it Ray joins the cluster the machine's last `ray start` recorded
+    # (/tmp/ray/ray_current_cluster) and then refuses num_cpus; no address means embedded here
+    ray.init(address="local", num_cpus=cpus, resources=dict(options.resources) or None, include_dashboard=False, log_to_driver=False,
              logging_level="WARNING", _system_config={"task_oom_retries": max(0, options.max_retries)})
     return True, cpus
 

@@ -8,7 +8,10 @@ and stopped by its process group (never `ray stop`, which would kill other tests
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -172,3 +175,25 @@ def test_credentials_in_the_job_server_address_are_never_printed(capsys, spec_fi
                            "ops:S3CR3T@127.0.0.1:8265")
     assert code == 2 and err.startswith("error: --address: expected the job server's HTTP address"), err
     assert "S3CR3T" not in err and len(err.splitlines()) == 1 and not (tmp_path / "x.zarr").exists()
+
+
+@pytest.mark.slow
+def test_a_run_without_an_address_starts_its_own_ray_beside_a_ray_start_cluster(head, spec_file, tmp_path):
+    """`ray start` records its cluster in <temp dir>/ray/ray_current_cluster, and a bare ``ray.init()``
+    joins it (then refuses num_cpus: a traceback). ``crlgen run`` without --address or RAY_ADDRESS
+    starts its embedded cluster on loopback, as a user with the head's temp dir as theirs would run it."""
+    recorded = head.tmp / "ray" / "ray_current_cluster"  # written a few seconds after the job server answers
+    deadline = time.monotonic() + 60
+    while not recorded.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert recorded.read_text().strip().endswith(f":{head.gcs_port}")  # the record a bare ray.init() would follow
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_ADDRESS")}
+    env.update(TMPDIR=str(head.tmp), RAY_TMPDIR=str(head.tmp), RAY_USAGE_STATS_ENABLED="0")
+    out = tmp_path / "embedded.zarr"
+    r = subprocess.run([str(Path(sys.executable).parent / "crlgen"), "run", str(spec_file), "--out", str(out),
+                        "--workers", "1", "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    from crlgen.pipeline import validate_store
+
+    assert validate_store(str(out))["passed"]
