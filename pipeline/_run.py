@@ -285,8 +285,8 @@ def start_ray(options: RunOptions) -> tuple[bool, int]:
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(logging.ERROR)
     # address="local": without it Ray joins the cluster the machine's last `ray start` recorded
     # (/tmp/ray/ray_current_cluster) and then refuses num_cpus; no address means embedded here
-    ray.init(address="local", num_cpus=cpus, resources=dict(options.resources) or None, include_dashboard=False, log_to_driver=False,
-             logging_level="WARNING", _system_config={"task_oom_retries": max(0, options.max_retries)})
+    ray.init(address="local", num_cpus=cpus, resources=dict(options.resources) or None, include_dashboard=False,
+             log_to_driver=False, logging_level="WARNING", _system_config={"task_oom_retries": max(0, options.max_retries)})
     return True, cpus
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from crlgen.pipeline import validate_store
 from crlgen.pipeline._urls import resolve
 from support.cli import run_cli
 from support.stores import latent_spring
@@ -194,6 +195,4 @@ def test_a_run_without_an_address_starts_its_own_ray_beside_a_ray_start_cluster(
                         "--workers", "1", "--quiet"], capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "Traceback" not in r.stderr
-    from crlgen.pipeline import validate_store
-
     assert validate_store(str(out))["passed"]
