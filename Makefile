@@ -53,9 +53,13 @@ demo-video: $(VENV)/.stamp-test
 	$(BIN)/crlgen run physics/collision_simple --samples 24 --out out/collision_demo.zarr
 	$(BIN)/crlgen inspect out/collision_demo.zarr
 
-# pytest's own script (not `python -m pytest`), so the checkout itself is not on sys.path
+# pytest's own script (not `python -m pytest`), so the checkout itself is not on sys.path.
+# Two pytest-xdist workers, a module (or a contract class) each at a time: the suite waits on
+# servers, Ray and subprocesses much of the time, so two share two cores well; every test starts
+# its own servers on free loopback ports and private temp dirs. TEST_WORKERS=0 runs it serially.
+TEST_WORKERS ?= 2
 test: $(VENV)/.stamp-test $(VENV)/.stamp-tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope
 
 bench: $(VENV)/.stamp-test
 	$(BIN)/python benchmarks/bench_scm.py

@@ -5,7 +5,19 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 
-import pytest
+# Under pytest-xdist (`make test` runs two workers) each worker is one of several processes sharing
+# the cores: one BLAS/OpenMP thread each. With each worker's OpenBLAS pool as wide as the machine,
+# KCI's eigendecompositions (tests/pipeline/test_outside_discovery.py) ran past the 600 s timeout
+# on two cores; serially they take 1-2 min. A plugin has loaded numpy before this file, so its pool
+# is narrowed by threadpoolctl; the variables cover what loads later (torch, scipy, subprocesses).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    import threadpoolctl
+
+    for _name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, "1")
+    threadpoolctl.threadpool_limits(1)  # kept for the worker's life (not used as a context)
+
+import pytest  # noqa: E402
 
 pytest.register_assert_rewrite("crlgen.scenes.testing")  # the world contract ships in the package
 
