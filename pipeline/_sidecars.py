@@ -70,8 +70,15 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
                           "selection": "one uniformly random option per intervened sample" if isinstance(reg, SingleNode) else reg.regime,
                           "options": options},
         "counterfactuals": spec.counterfactuals.model_dump(mode="json", exclude_defaults=True) if spec.counterfactuals else None,
-        "temporal_edits": [e.model_dump(mode="json", exclude_defaults=True) for e in spec.temporal_edits],
+        "temporal_edits": [_edit_record(e) for e in spec.temporal_edits],
     }
+
+
+def _edit_record(edit) -> dict[str, Any]:
+    """A temporal edit as the graph lists it: the spec's fields, with ``op`` (set/add/scale) and
+    ``fraction`` always present, also where the spec left them at their defaults (``=``, 1.0)."""
+    record = edit.model_dump(mode="json", exclude_defaults=True)
+    return {"target": record.pop("target"), "op": edit.op, **record, "fraction": edit.fraction}
 
 
 #: The context node's name when no latent, state or parameter already uses it.

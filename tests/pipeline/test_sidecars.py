@@ -105,3 +105,16 @@ def test_the_graph_image_gives_the_context_node_a_column_of_its_own():
 
     with_context, without = size(_graph()), size(_graph(domains={}))
     assert with_context[0] > without[0] and with_context[1] >= without[1]
+
+
+def test_every_temporal_edit_record_names_its_op_and_fraction():
+    """Set-edits (``=``, the schema's default op) and edits of every sample (fraction 1) carry
+    ``op`` and ``fraction`` like the others, so a reader needs no schema defaults."""
+    from crlgen.pipeline import load_spec
+
+    spec = load_spec("physics/falling_simple").replace(video={"fps": 15, "frames": 12}, temporal_edits=[
+        {"at_frame": 6, "do": "gravity = 1.62"}, {"at_frame": 4, "do": "gravity += 1", "fraction": 0.5},
+        {"at_frame": 2, "do": "gravity *= 2"}])
+    edits = json.loads(json.dumps(causal_graph(make_plan(spec))))["temporal_edits"]
+    assert [(e["target"], e["op"], e["value"], e["at_frame"], e["fraction"]) for e in edits] == [
+        ("gravity", "set", 1.62, 6, 1.0), ("gravity", "add", 1.0, 4, 0.5), ("gravity", "scale", 2.0, 2, 1.0)]
