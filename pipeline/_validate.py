@@ -513,6 +513,28 @@ def _world_reads(world, model: CompiledSCM) -> set[str]:
     return {n.name for n in model.nodes if n.template in read or n.name in read}
 
 
+def _timed_outputs(plan: Plan) -> list[str]:
+    """The world outputs with a time axis (frames, depth, segmentation, camera poses, states)."""
+    return [a.name for a in plan.world_arrays if len(a.dims) > 1 and a.dims[1] == "time"]
+
+
+def _pixel_outputs(plan: Plan) -> list[str]:
+    """What "visible" means: the world's timed ``rgb`` outputs (every timed output when it has none)."""
+    timed = _timed_outputs(plan)
+    return [a.name for a in plan.world_arrays if a.name in timed and a.kind == "rgb"] or timed
+
+
+def _seen_from(plan: Plan, world, wb: WorldBatch, plain: WorldBatch, t: int, rendered: dict[str, np.ndarray]) -> int | None:
+    """The first frame from ``t`` on at which the pixels (:func:`_pixel_outputs`) of sample 0 of ``wb`` (its render:
+    ``rendered``) differ from those of ``plain`` (the same sample without one edit, rendered here); None: identical."""
+    pixels = _pixel_outputs(plan)
+    if not pixels or t >= len(rendered[pixels[0]]):
+        return None
+    without = world.render(plain).outputs
+    seen = _first_difference({n: rendered[n][t:] for n in pixels}, {n: np.asarray(without[n][0])[t:] for n in pixels})
+    return None if seen is None else t + seen
+
+
 def _first_difference(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> int | None:
     """The first frame at which any of the paired (time, ...) arrays differ; None when all are identical."""
     first = None
@@ -546,10 +568,16 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
     are also re-simulated (both samples): their stored states must equal the fresh simulation, and the
     frame at which their simulated states diverge is reported. An edit that cannot act (:func:`_no_op`, e.g. one
     that sets a light red while it is red anyway; for a pair, the factual's stored state already holds the edit's
-    value over the edit's frames) is listed in ``edits_no_op`` (a pair's finding says ``no_op``), not a problem; an
-    edit that should act (a set state differs from the set value at the edit's frame) and leaves every state
-    unchanged is one. Absent agents' NaN states compare equal to NaN. Also runs the world's
-    own checks on every re-simulated sample; returns (dynamics, [one check per world check]).
+    value over the edit's frames) is listed in ``edits_no_op`` (a pair's finding says ``no_op``), not a problem. Any
+    other edit has acted (counted in ``edits_acted``) when the states or the pixels change from its frame on: only
+    when the states are unchanged is the sample rendered with and without the edit, and an edit seen in the pixels
+    alone (a goal disc moved; the goal is no state) is listed in ``edits_acted_in_pixels_only``. An edit of a global
+    latent the world reads (``goal.y``, a mass, a desired speed) that leaves states and pixels unchanged to the clip's
+    end did not get a chance to act within the clip (the dynamics absorbed it, e.g. a heavier cube still resting
+    untouched or a braking car given a new desired speed, or the clip ended first): it is listed in
+    ``edits_without_effect``, not a problem. An edit of a time-varying state (a light's state, a velocity) that
+    should act and leaves states and pixels unchanged is one. Absent agents' NaN states compare equal to NaN. Also
+    runs the world's own checks on every re-simulated sample; returns (dynamics, [one check per world check]).
     """
     c = Check("dynamics")
     if world is None or not world.can_simulate():
@@ -561,8 +589,9 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
     picks = set(picks) | (set(rng.choice(edited, size=min(2, edited.size), replace=False).tolist()) if edited.size else set())
     resim_pairs = list(pairs[:CF_PAIRS_RESIMULATED])
     picks = sorted(picks | {i for p in resim_pairs for i in p})
-    checked_edits, no_op_edits = 0, []
+    checked_edits, no_op_edits, acted, pixels_only, without_effect = 0, [], 0, [], []
     sims: dict[int, tuple[WorldBatch, Any]] = {}
+    renders: dict[int, dict[str, np.ndarray]] = {}  # sample -> its pixels with every edit, rendered once when needed
     for i in picks:
         wb = world_batch(model, stored_sample(model, data, i, i + 1))
         sim = world.simulate(wb)
@@ -581,11 +610,26 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
             checked_edits += 1
             if not np.array_equal(sim.states[0, :t], plain[0, :t], equal_nan=True):
                 c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op}) changed states before its frame {t}")
+            label = f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g})"
             if _no_op(e, wb, plain[0], sim.state_names, sim.states[0]):
-                no_op_edits.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g})")
-            elif np.array_equal(sim.states[0, t:], plain[0, t:], equal_nan=True):
-                c.problems.append(f"sample {i}: edit {k} ({e.target} {e.op} {e.value[0]:g}) had no effect from frame {t}")
+                no_op_edits.append(label)
+                continue
+            if not np.array_equal(sim.states[0, t:], plain[0, t:], equal_nan=True):
+                acted += 1
+                continue
+            if i not in renders:
+                out = world.render(wb).outputs
+                renders[i] = {n: np.asarray(out[n][0]) for n in _pixel_outputs(plan)}
+            seen = _seen_from(plan, world, wb, WorldBatch(wb.index, wb.latents, wb.seeds, others), t, renders[i])
+            if seen is not None:
+                acted += 1
+                pixels_only.append(f"{label}: pixels differ from frame {seen}")
+            elif e.target in wb.latents:
+                without_effect.append(f"{label}: did not act within the clip (states and pixels unchanged to its end)")
+            else:
+                c.problems.append(f"{label} had no effect from frame {t} (states and pixels unchanged)")
     c.details = {"samples_resimulated": picks, "edits_checked": checked_edits, "edits_no_op": no_op_edits,
+                 "edits_acted": acted, "edits_acted_in_pixels_only": pixels_only, "edits_without_effect": without_effect,
                  **_compare_pairs(plan, model, g, data, world, pairs, sims, c.problems)}
     world_checks = []
     for wc in type(world).checks:
@@ -623,11 +667,11 @@ def _compare_pairs(plan: Plan, model: CompiledSCM, g, data: dict, world, pairs: 
     """Compare each counterfactual pair's clips (every output with a time axis); append problem lines and
     return the details (``counterfactual_pairs_checked`` and ``counterfactual_pairs``, per pair kind)."""
     kind = _pair_kind(model)
-    timed = [a.name for a in plan.world_arrays if len(a.dims) > 1 and a.dims[1] == "time"]
+    timed = _timed_outputs(plan)
     total = int((data["pair_role"] == ROLE_COUNTERFACTUAL).sum())
     if kind is None or not pairs or not timed:
         return {"counterfactual_pairs_checked": 0, "counterfactual_pairs": {"kind": kind, "pairs": total, "compared": 0}}
-    pixels = [a.name for a in plan.world_arrays if a.name in timed and a.kind == "rgb"] or timed  # what "visible" means
+    pixels = _pixel_outputs(plan)
     cf_col = next((k for k, e in enumerate(model.edits) if e.counterfactual), None)
     reads = _world_reads(world, model)
     lat, names = data["latents"], model.names

@@ -1,8 +1,9 @@
 """The dynamics check's rule for temporal edits: an edit that cannot act (it sets a state to the value the state
 holds anyway, e.g. a forced red on a light that is red for the whole clip, or a step-out of a pedestrian already
 crossing) is counted as a no-op, not a failure; an edit that should act and leaves every state unchanged is still
-a problem. Absent agents' NaN states re-simulate
-equal (NaN compares equal to NaN)."""
+a problem. An edit counts as having acted when the states or the pixels change: a moved goal disc shows in the pixels
+alone, and a global latent's edit that the clip gives no chance to act (a resting cube made heavier) is listed in
+``edits_without_effect``, not a failure. Absent agents' NaN states re-simulate equal (NaN compares equal to NaN)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,36 @@ def test_a_counterfactual_forced_red_on_a_red_light_is_a_no_op_pair(tmp_path):
     pairs = dyn["details"]["counterfactual_pairs"]
     assert pairs["compared"] >= 1 and pairs["identical_clips"] == []
     assert all("no_op" in f and f["frames_differ_from"] is None for f in pairs["findings"])
+
+
+@pytest.fixture(scope="module")
+def open_space_report(tmp_path_factory) -> dict:
+    """robotics open_space at test size (6 frames, the bird's eye view at 32 px, 2 samples), with a goal moved at frame 3
+    (the goal is no state: only the pixels show it) and the standing-by cube made 4 times heavier at frame 2 (it rests
+    untouched to the clip's end) in every sample; the dynamics check's report."""
+    spec = load_spec("robotics/open_space")
+    birdseye = next(v for v in spec.to_dict()["render"]["views"] if v["name"] == "birdseye")
+    spec = spec.replace(samples=2, interventions={"regime": "observational"}, video={"fps": 10, "frames": 6, "substeps": 24},
+                        render={"size": 32, "views": [birdseye], "engine": "tiny"},
+                        temporal_edits=({"at_frame": 3, "do": "goal.y = 0.2", "fraction": 1.0},
+                                        {"at_frame": 2, "do": "obj[1].mass *= 4", "fraction": 1.0}))
+    result = run(spec, resolve(str(tmp_path_factory.mktemp("os") / "os.zarr")), RunOptions(executor="inline"))
+    return {"valid": result.valid, "dynamics": check_by_name(result.report, "dynamics")}
+
+
+@pytest.mark.slow
+def test_an_edit_seen_only_in_the_pixels_has_acted(open_space_report):
+    dyn = open_space_report["dynamics"]
+    assert open_space_report["valid"] and dyn["passed"], dyn["problems"]
+    moved = [e for e in dyn["details"]["edits_acted_in_pixels_only"] if "(goal.y set 0.2)" in e]
+    assert len(moved) == 2 and all(e.endswith("pixels differ from frame 3") for e in moved), moved
+    assert dyn["details"]["edits_acted"] == 2
+
+
+@pytest.mark.slow
+def test_a_global_latent_edit_the_clip_gives_no_chance_to_act_is_listed_not_failed(open_space_report):
+    dyn = open_space_report["dynamics"]
+    assert open_space_report["valid"] and dyn["passed"], dyn["problems"]
+    heavier = dyn["details"]["edits_without_effect"]
+    assert len(heavier) == 2 and all("(obj[1].mass scale 4): did not act within the clip" in e for e in heavier), heavier
+    assert dyn["details"]["edits_checked"] == 4 and dyn["details"]["edits_no_op"] == []
