@@ -21,12 +21,19 @@ robotics/arm. Pairs: a video holds the frames before and after each press (the f
 ``button[j].state`` turns 1 is the first after it), and the spec's counterfactuals (the same noise,
 one more button pressed) give CausalCircuit's (x, x') pairs around an intervention.
 
+The clip must hold the press plan: ``crlgen check`` refuses a ``video.frames`` shorter than the frames the arm
+needs to press every button (what an intervention or a counterfactual partner may add) along the longest path the
+buttons' positions allow, at the lowest ``ctrl.speed`` and ``ctrl.kp`` and the highest ``ctrl.height`` the spec
+can sample, naming the least number of frames at its fps (:meth:`ButtonsWorld._clip_problems`); a shorter clip
+would end before presses land and store ``lamp[i].on`` the lamps never show.
+
 Segmentation ids: 0 background, 1 room, 2 table, then the arm's links (``arm.<link>``), then
 ``button[j]`` (housing and cap) and ``lamp[i]`` (bulb and post). No temporal edits.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import ClassVar, Mapping
 
@@ -34,7 +41,7 @@ import numpy as np
 
 from ..base import Simulation, WorldBatch, WorldCheck, WorldInfo
 from ..engines import bullet as pb
-from . import _arms, _buttons, _rooms
+from . import _arms, _buttons, _controllers, _ik, _rooms
 from ._skeleton import tiny_video_info
 from .world import EE_FIELDS, FIRST_OBJECT_ID, INPUTS, STATE_UNITS, ArmWorld
 
@@ -77,6 +84,85 @@ def _circuit(world: "ButtonsWorld", batch: WorldBatch, sim: Simulation) -> list[
     return out
 
 
+def _attainable(spec, name: str) -> tuple[float, float]:
+    """Smallest interval holding every value the sampler can give latent ``name``: a root's noise support (inside
+    its declared range) joined with the supports of the do() interventions on it; the declared range where a
+    mechanism, a domain or an intervention without a bounded support decides it."""
+    node = spec.graph.node(name)
+    var = node.variable
+    lo, hi = var.bounds()
+    if node.mechanism is not None or var.noise is None or any(
+            k in (name, node.template) for dom in spec.domains.values() for k in (*dom.overrides, *dom.noise)):
+        return lo, hi
+    a, b = var.noise.support()
+    a, b = max(a, lo), min(b, hi)
+    cf = spec.counterfactuals
+    for targets in (getattr(spec.interventions, "targets", None) or {},
+                    (getattr(cf, "intervention", None) or {}) if cf is not None else {}):
+        for target, how in targets.items():
+            if target not in (name, node.template):
+                continue
+            support = getattr(how, "support", None)
+            if support is None:
+                return lo, hi
+            c, d = support()
+            a, b = min(a, max(c, lo)), max(b, min(d, hi))
+    return a, b
+
+
+@functools.lru_cache(maxsize=None)
+def _home_tcp(arm: int) -> tuple[float, float, float]:
+    """Where the TCP of arm ``arm`` (``parameters.arm``) starts every episode: its home pose's TCP (m)."""
+    import pybullet_data  # noqa: PLC0415 - ships with pybullet
+
+    scene = pb.BulletScene()
+    try:
+        body = _arms.Arm(scene.bc, scene.p, _arms.arm_model(arm), _rooms.ARM_BASE, pybullet_data.getDataPath())
+        body.reset(_ik.home(body), 1.0)
+        return tuple(float(v) for v in body.tcp_pose()[0])
+    finally:
+        scene.close()
+
+
+def _farthest_path(start: np.ndarray, boxes: list[tuple[tuple[float, float], tuple[float, float]]],
+                   z: float) -> np.ndarray:
+    """Button centres (K, 2), one corner of each (x range, y range) box, whose approach path from ``start``
+    (over the buttons in order, ``z`` m high) is longest; the longest path over boxes runs through corners."""
+    corners = [np.array([[x, y] for x in bx for y in by]) for bx, by in boxes]
+    first = np.hypot(np.linalg.norm(corners[0] - start[:2], axis=1), z - start[2])
+    best, back = first, []
+    for prev, cur in zip(corners, corners[1:]):
+        d = best[:, None] + np.linalg.norm(prev[:, None] - cur[None], axis=2)
+        back.append(np.argmax(d, axis=0))
+        best = d.max(axis=0)
+    k = int(np.argmax(best))
+    path = [k]
+    for arg in reversed(back):
+        k = int(arg[k])
+        path.append(k)
+    return np.array([c[j] for c, j in zip(corners, reversed(path))])
+
+
+def press_frames(start: np.ndarray, centres: np.ndarray, speed: float, height: float, fps: float) -> int | None:
+    """The frame the last of the buttons at ``centres`` (K, 2) m latches in when :class:`._buttons.PressSequence`
+    drives an arm that follows its command exactly (the TCP one frame behind it), from ``start`` (m) at ``speed``
+    m/s with approach ``height`` m; None when a press phase times out before its button latches (the command never
+    gets low enough), as it does for the real arm."""
+    gains = _controllers.Gains(kp=1.0, max_qd=math.inf, speed=speed, height=height, grip_force=0.0)
+    seq = _buttons.PressSequence(centres, gains, fps, np.asarray(start, dtype=np.float64))
+    tcp, left, empty = np.asarray(start, dtype=np.float64), set(range(len(centres))), np.zeros((0, 3))
+    press = _controllers.PHASES.index("press")
+    t = 0
+    while left:  # every phase ends by its timeout at the latest, so this ends
+        t += 1
+        k, phase = seq._k, seq.phase
+        tcp = seq.step(tcp, empty, np.zeros(0), np.zeros(0), None, False).target
+        left -= {j for j in left if _buttons.pressed(tcp, centres[j])}
+        if phase == press and seq.phase != press and k in left:
+            return None
+    return t
+
+
 _INFO = tiny_video_info(
     "robotics/buttons",
     "An arm (KUKA iiwa, xArm6 or Franka Panda) presses latching buttons on a table; the buttons drive lamps "
@@ -104,6 +190,8 @@ class ButtonsWorld(ArmWorld):
                                                       "the end states", _circuit))
     REQUIRED = LATENTS
     DEFAULTS = _FIXED
+    #: Long enough for the catalogue's four presses at their slowest (``video.frames``: see :meth:`_clip_problems`).
+    VIDEO_EXAMPLE = "{fps: 10, frames: 120, substeps: 24}"
 
     @classmethod
     def check(cls, spec) -> list[str]:
@@ -129,7 +217,43 @@ class ButtonsWorld(ArmWorld):
             out += _buttons.circuit_problems(spec, counts["button"], counts["lamp"])
         if spec.object_count("obj"):
             out.append("objects.obj: robotics/buttons has no cubes; drop `obj`")
+        if not out and spec.video is not None:
+            out += cls._clip_problems(spec, counts["button"])
         return out + cls._common_problems(spec)
+
+    @classmethod
+    def _clip_problems(cls, spec, n_buttons: int) -> list[str]:
+        """Whether every press the plan may make lands in the clip: the press sequence over all ``n_buttons`` buttons
+        (an intervention or a counterfactual partner presses no button beyond them) along the longest path the
+        buttons' positions allow, at the lowest ``ctrl.speed`` and the highest ``ctrl.height`` the spec can sample
+        (:func:`press_frames`), plus settling: the frames the arm needs to cover ``REACHED`` at that speed, by which
+        it may trail its command when a phase counts as reached, and the lag of its joints under the lowest position
+        gain ``ctrl.kp`` (the error closes by ``kp`` of itself each physics step: about ``1 / kp`` steps behind)."""
+        names = set(spec.graph.names)
+        keys = ["ctrl.speed", "ctrl.height", "ctrl.kp", *(f"button[{j}].{a}" for j in range(n_buttons) for a in "xy")]
+        if not all(k in names for k in keys):
+            return []  # the registry names the missing latent
+        speed, height, kp = (_attainable(spec, "ctrl.speed")[0], _attainable(spec, "ctrl.height")[1],
+                             _attainable(spec, "ctrl.kp")[0])
+        boxes = [(_attainable(spec, f"button[{j}].x"), _attainable(spec, f"button[{j}].y")) for j in range(n_buttons)]
+        if not all(math.isfinite(v) for v in (speed, height, kp, *(c for box in boxes for r in box for c in r))) \
+                or min(speed, kp) <= 0:
+            return []  # the registry asks for ranges inside the world's
+        fps, frames = float(spec.video.fps), int(spec.video.n_frames)
+        start = np.array(_home_tcp(int(spec.parameters["arm"])))
+        top = _buttons.CAP_TOP - _controllers.PRESS_HEIGHT
+        centres = _farthest_path(start, boxes, top + height)
+        last = press_frames(start, centres, speed, height, fps)
+        if last is None:
+            return [f"ctrl.speed: at ctrl.speed = {speed:g} m/s and ctrl.height = {height:g} m the press phase "
+                    f"({3 * _controllers.HOLD:g} s at most) ends before the arm reaches the cap; raise ctrl.speed's "
+                    f"lowest value or lower ctrl.height's highest"]
+        need = last + 1 + math.ceil(_controllers.REACHED / (speed / fps)) + math.ceil(1.0 / (kp * spec.video.substeps))
+        if frames < need:
+            return [f"video.frames: robotics/buttons needs at least {need} frames at {fps:g} fps for the arm to press "
+                    f"all {n_buttons} buttons (ctrl.speed {speed:g} m/s, ctrl.height {height:g} m, the buttons' "
+                    f"farthest positions), got {frames}"]
+        return []
 
     @classmethod
     def _segmentation_ids(cls, spec, n_objects: int) -> dict[int, str]:

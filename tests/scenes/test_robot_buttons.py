@@ -15,6 +15,7 @@ from crlgen.pipeline import load_spec
 from crlgen.scenes import build_world, check_world
 from crlgen.scenes.base import WorldBatch
 from crlgen.scenes.testing import WorldContract, _batch
+from support.cli import run_cli
 
 VIEWS = [{"name": "front", "azimuth": 90, "elevation": 28, "distance": 0.85},
          {"kind": "mounted", "name": "wrist", "mount": "ee", "position": [-0.1, 0.0, -0.1], "look_at": [0.1, 0.0, 0.12],
@@ -205,10 +206,52 @@ def test_arm_world_explains_interpenetrating_cubes():
         assert reasons[0] == "" and reasons[1].startswith("obj[0] and obj[1] interpenetrate by ")
 
 
+def worst_case(frames: int) -> "DatasetSpec":
+    """The catalogue scene drawn near its slowest press plan: all four buttons pressed at ctrl.speed 0.3 m/s and
+    ctrl.height 0.1 m, the buttons within 1 cm of the corners that make the arm's path longest."""
+    spec = small(samples=2, frames=frames)
+    v = {**spec.variables, "button[i].press": {"type": "boolean", "noise": "bernoulli(1.0)"},
+         "ctrl.speed": {"range": [0.1, 0.6], "noise": "uniform(0.3, 0.31)"},
+         "ctrl.height": {"range": [0.04, 0.2], "noise": "uniform(0.095, 0.1)"}}
+    for j, (x, y) in enumerate([(0.0, -0.3), (0.2, -0.02), (0.0, 0.02), (0.2, 0.3)]):
+        v[f"button[{j}].x"] = {"range": [-0.05, 0.25], "noise": f"uniform({x}, {x + 0.01})"}
+        v[f"button[{j}].y"] = {"range": [-0.32, 0.32], "noise": f"uniform({y - 0.005}, {y + 0.005})"}
+    return spec.replace(variables=v)
+
+
+def test_a_clip_too_short_for_the_press_plan_is_refused_and_the_shortest_allowed_one_lands_every_press(tmp_path, capsys):
+    """The tester's 10- and 40-frame clips rendered and stored lamp[i].on the lamps never showed. A clip shorter than
+    the press plan's worst case (every button, the longest path, the slowest speed) is refused by `crlgen check`
+    with one line naming video.frames and the least number of frames; at that number every press lands and the
+    circuit check passes. The world's own video example passes."""
+    msg = check_world(worst_case(10))
+    assert len(msg) == 1 and msg[0].startswith("video.frames: robotics/buttons needs at least "), msg
+    need = int(msg[0].split("needs at least ")[1].split()[0])
+    assert 70 < need < 100 and msg[0].endswith(", got 10")
+    path = tmp_path / "short.yaml"
+    worst_case(need - 1).dump(path)
+    code, out, err = run_cli(capsys, "check", str(path))
+    assert code == 2 and not out
+    err = err.strip().splitlines()
+    assert err == [f"error: {check_world(worst_case(need - 1))[0]}"] and err[0].endswith(f", got {need - 1}")
+    spec = worst_case(need)
+    assert check_world(spec) == []
+    with build_world(spec) as w:
+        batch = _batch(spec, 0, 2, w)
+        assert all(np.all(batch.latents[f"button[{j}].press"] == 1) for j in range(4))
+        out = w.render(batch)
+        sim = out.simulation
+        np.testing.assert_array_equal(columns(sim, "button", "state")[:, -1], np.ones((2, 4)))
+        for check in w.checks:
+            assert check.run(w, batch, sim) == [], check.name
+    fps, frames = (float(x.split(":")[1]) for x in type(w).VIDEO_EXAMPLE.strip("{}").split(",")[:2])
+    assert check_world(load_spec("robotics/buttons_lights").replace(video={"fps": fps, "frames": int(frames)})) == []
+
+
 def test_bad_button_specs_are_refused():
     """Each problem names its field: more lamps than the panel holds, a lamp without its lamp[i].on, a noisy lamp law, an intervention on a
     lamp (they follow the buttons), a task other than press."""
-    spec = load_spec("robotics/buttons_lights")
+    spec = load_spec("robotics/buttons_lights").replace(video={"fps": 10, "frames": 120, "substeps": 24})
     assert check_world(spec) == []
 
     def problems(**changes) -> list[str]:
@@ -226,6 +269,6 @@ def test_bad_button_specs_are_refused():
 
 @pytest.mark.slow
 class TestButtonsContract(WorldContract):
-    spec = small(samples=6, frames=56, size=32, views=VIEWS)  # long enough for three presses: lamp[i].on are end states
+    spec = small(samples=6, frames=80, size=32, views=VIEWS)  # long enough for every press: lamp[i].on are end states
     memory_samples = 24
     topdown_extent = 1.2
