@@ -32,21 +32,51 @@ def _is_name(s: str) -> bool:
 
 
 def _path(loc: tuple) -> str:
+    """A pydantic error location as the spec's field path (``interventions.sets[0].weight``).
+
+    Discriminator tags and union branches are left out; a tag's name right after a tag is the
+    variant's field of that name (the ``sets`` of ``regime: sets``, a laplace noise's ``scale``).
+    """
     parts: list[str] = []
     prev = None
+    after_tag = False
     for item in loc:
         s = str(item)
         # after `noise` a tag is a dict key only in a domain's noise map (domains.d.noise.<variable>)
         keyed = prev in _KEYED and not (prev == "noise" and parts[-3:-2] != ["domains"])
-        if s in _TAGS and not keyed:
+        if s in _TAGS and not keyed and not after_tag:
             prev = s
+            after_tag = True
             continue
         if s.startswith(("function-", "tagged-union", "union[", "json-or-python")) or (
                 not keyed and (s in _BRANCHES or ("[" in s and not _is_name(s)))):
             continue
         parts.append(f"[{s}]" if isinstance(item, int) else s)
         prev = s
+        after_tag = False
     return ".".join(parts).replace(".[", "[")
+
+
+def _drop_derived(errors: list[dict]) -> list[dict]:
+    """Leave out a "too short after validation" error that only follows from failed items.
+
+    Pydantic counts a list's (or mapping's) items after dropping those that failed, so one bad
+    item of a one-item list is reported twice: at the item and as a list that is too short.
+    The items as written count; a list that is short even so is reported with their count.
+    """
+    out = []
+    for e in errors:
+        loc = tuple(e["loc"])
+        if e["type"] == "too_short" and "min_length" in e.get("ctx", {}):
+            failed = {tuple(f["loc"])[len(loc)] for f in errors
+                      if f is not e and len(f["loc"]) > len(loc) and tuple(f["loc"])[:len(loc)] == loc}
+            written = e["ctx"].get("actual_length", 0) + len(failed)
+            least = e["ctx"]["min_length"]
+            if written >= least:
+                continue
+            e = {**e, "msg": f"expected at least {least} item{'s' if least != 1 else ''}, got {written}"}
+        out.append(e)
+    return out
 
 
 def _collapse_unions(errors: list[dict]) -> list[dict]:
@@ -82,7 +112,7 @@ def _collapse_unions(errors: list[dict]) -> list[dict]:
 def from_validation_error(err: ValidationError, prefix: str = "") -> SpecError:
     """Flatten pydantic's nested errors into one line per problem."""
     lines: list[str] = []
-    for e in _collapse_unions(err.errors(include_url=False)):
+    for e in _collapse_unions(_drop_derived(err.errors(include_url=False))):
         path = _path(tuple(e["loc"]))
         if prefix:
             path = f"{prefix}.{path}" if path else prefix
