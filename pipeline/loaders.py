@@ -38,6 +38,13 @@ from ._urls import Location
 __all__ = ["ClipDataset", "PairDataset", "ShardShuffleSampler", "StoreDataset", "StoreReadError"]
 
 
+def _main_rgb(rgb: Sequence[Any]) -> Any:
+    """The default colour array of a store's ``rgb`` arrays: the main ``images``/``frames`` (the
+    cameras at ``render.size``) wherever it exists, else the first; a camera group of another size
+    (``frames_40x28``) is never the default while the main array is there."""
+    return next((a for a in rgb if a.name in ("images", "frames")), rgb[0])
+
+
 class _StoreReader:
     """What every dataset shares: the location, the small per-sample arrays, lazy big-array access."""
 
@@ -60,7 +67,7 @@ class _StoreReader:
         rgb = [a for a in plan.world_arrays if a.kind == "rgb"]
         self.output = None
         if rgb:
-            self.output = output or rgb[0].name
+            self.output = output or _main_rgb(rgb).name
             spec = next((a for a in plan.world_arrays if a.name == self.output), None)
             if spec is None or spec.kind != "rgb":
                 raise ValueError(f"output: expected one of {', '.join(a.name for a in rgb)}, got {output!r}")
@@ -121,7 +128,8 @@ class _StoreReader:
 class StoreDataset(_StoreReader, Dataset):
     """One item per sample of ``split`` (``"train"``, ``"val"``, ``"test"`` or None for all).
 
-    ``output`` picks the colour array (default: the first, ``images`` or ``frames``), ``views``
+    ``output`` picks the colour array (default: the main one, ``images`` or ``frames``, not a
+    camera group of another size such as ``frames_40x28``), ``views``
     the camera names (default: all of that array, in store order). Video stores give the whole
     clip (T, V, 3, H, W). Raises :class:`StoreReadError` for a store that is not complete and
     ValueError for an unknown split, output or view.

@@ -257,3 +257,27 @@ def test_clip_states_of_absent_agents_are_marked_unknown(tmp_path):
         k = names.index(f"vehicle[0].{field}")  # the ego car is always there
         assert item["state_known"][:, k].all() and torch.isfinite(item["states"][:, k]).all()
     assert torch.equal(item["state_known"], torch.isfinite(item["states"]))
+
+
+def test_the_default_colour_array_is_the_main_one_whatever_camera_comes_first(tmp_path):
+    """Cameras of two sizes, a smaller top-down listed first: ``frames`` (the ``render.size``
+    cameras) is the default, not ``frames_20x14`` (its own group), in every dataset."""
+    from crlgen.pipeline import RunOptions, load_spec, run
+    from crlgen.schemas import DatasetSpec
+
+    d = load_spec("traffic/grid_town").to_dict()
+    for key in ("interventions", "counterfactuals", "temporal_edits"):
+        d.pop(key, None)
+    d.update(samples=2, video={"fps": 10, "frames": 4, "substeps": 2})
+    d["render"].update(size=[32, 24], views=[
+        {"kind": "topdown", "name": "top", "extent": 118, "center": [0, 0], "altitude": 50, "size": [20, 14]},
+        {"kind": "fixed", "name": "junction", "position": [-10, -7, 7], "look_at": [-17.5, 0, 0]}])
+    out = tmp_path / "sizes.zarr"
+    run(DatasetSpec.from_dict(d), str(out), RunOptions(executor="inline", validate=False))
+    g = zarr.open_group(str(out), mode="r")
+    assert {"frames", "frames_20x14"} <= set(g.array_keys())
+    for ds in (StoreDataset(str(out), split=None), ClipDataset(str(out), frames=2, split=None)):
+        assert ds.output == "frames" and ds.views == ("junction",)
+        assert ds[0]["x"].shape[-2:] == (24, 32)
+    top = StoreDataset(str(out), split=None, output="frames_20x14")
+    assert top.views == ("top",) and top[0]["x"].shape[-2:] == (14, 20)
