@@ -159,6 +159,10 @@ class WorldInfo:
     """Per-frame inputs decided inside the simulation (controller actions, light phases), recorded by name."""
     edit_targets: tuple[str, ...] = ()
     """Names a temporal edit may target."""
+    edit_ranges: Mapping[str, tuple[float, float]] = field(default_factory=dict)
+    """Valid range of each *state* in ``edit_targets`` (template names; a latent's is in ``ranges``): a ``set`` must
+    leave the state inside it, an ``add`` may change the state by no more than it (a velocity kick), a ``scale``
+    must keep a state inside it there. ``crlgen check`` refuses an edit that can leave it."""
     annotations: tuple[str, ...] = ("depth", "segmentation")
     engines: tuple[str, ...] = ()
     """Render engines the world accepts in ``render.engine``; the first is the default."""

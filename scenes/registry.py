@@ -10,6 +10,7 @@ world's :class:`~crlgen.scenes.base.WorldInfo` and outputs without Blender or Py
 
 from __future__ import annotations
 
+import ast
 import importlib
 import math
 from dataclasses import dataclass
@@ -66,6 +67,10 @@ def build_world(spec, threads: int = 0) -> World:
     if missing:
         raise EngineMissing(missing[0], f"world {spec.world}")
     return world_class(spec.world)(spec, threads=threads)
+
+
+#: The ``video:`` a video world's spec is told to add when the world class gives no ``VIDEO_EXAMPLE`` of its own.
+_VIDEO_EXAMPLE = "{fps: 30, frames: 60}"
 
 
 def _fmt(lo: float, hi: float) -> str:
@@ -146,28 +151,87 @@ def _presence_problems(spec) -> list[str]:
             continue
         obj = flag.rsplit(".", 1)[0]
         kind = obj.split("[", 1)[0]
-        fix = (f"give {flag} the mechanism \"1\"" if what in ("a camera mount", "an edit target") else
-               f"give {flag} the mechanism \"1\" or use the template {kind}[i]{name[len(obj):]} (applied to present objects only)")
-        problems.append(f"{path}: {name} is {what} on {obj}, which is absent where {flag} is 0 (it is not constant 1); {fix}")
+        template = f"use the template {kind}[i]{name[len(obj):]} (applied to present objects only)"
+        cause = _absence_cause(spec, flag)
+        if cause is None:
+            fix = (f"give {flag} the mechanism \"1\"" if what in ("a camera mount", "an edit target") else
+                   f"give {flag} the mechanism \"1\" or {template}")
+            problems.append(f"{path}: {name} is {what} on {obj}, which is absent where {flag} is 0 (it is not constant 1); {fix}")
+        else:
+            fix = f"drop it or let it set {flag} only to 1"
+            if what not in ("a camera mount", "an edit target"):
+                fix += f", or {template}"
+            problems.append(f"{path}: {what} ({name}) needs {obj} present in every sample, but {cause} can make {flag} "
+                            f"other than 1 ({obj} absent); {fix}")
     return problems
+
+
+def _absence_cause(spec, flag: str) -> str | None:
+    """The field path of the domain override, intervention or counterfactual intervention that can make presence
+    flag ``flag`` other than 1 (``interventions.targets.vehicle[i].present``) while its mechanism is the constant 1;
+    None when the mechanism itself is not (the flag's equation is the cause)."""
+    from ..schemas.expression import parse_expression
+    from ..schemas.interventions import Do, Explicit, Sets, SingleNode
+
+    def one(src: str | None) -> bool:
+        body = parse_expression(src).tree.body if src else None
+        return isinstance(body, ast.Constant) and body.value == 1
+
+    if not one(spec.graph.node(flag).mechanism):
+        return None
+    causes: list[tuple[str, dict]] = [(f"the domain override domains.{d}.overrides", dict(spec.domains[d].overrides))
+                                      for d in spec.domains]
+    reg = spec.interventions
+    if isinstance(reg, SingleNode):
+        causes.append(("the intervention interventions.targets", dict(reg.targets)))
+    elif isinstance(reg, Sets):
+        causes += [(f"the intervention interventions.sets[{j}].targets", dict(s.targets)) for j, s in enumerate(reg.sets)]
+    elif isinstance(reg, Explicit):
+        causes += [(f"the intervention interventions.assignments[{j}].targets", dict(a.targets))
+                   for j, a in enumerate(reg.assignments)]
+    cf = spec.counterfactuals
+    if cf is not None and cf.intervention:
+        causes.append(("the counterfactual intervention counterfactuals.intervention", dict(cf.intervention)))
+    for where, targets in causes:
+        hit = spec.expand_keyed(targets.items()).get(flag)
+        if hit is None:
+            continue
+        key, _, value = hit
+        if where.startswith("the domain") and one(value) or isinstance(value, Do) and value.value == 1:
+            continue
+        return f"{where}.{key}"
+    return None
 
 
 def _edit_range_problems(spec, info: WorldInfo, edit, path: str) -> list[str]:
     """An edit of a latent whose result can leave the world's valid range for it (e.g. ``gravity = 100``,
-    ``obj[0].mass = -5``, ``gravity *= 10`` over a declared range of [1, 20])."""
-    from ..schemas.graph import template_prefix
+    ``obj[0].mass = -5``, ``gravity *= 10`` over a declared range of [1, 20]), or an edit of a state that can leave
+    the world's :attr:`~WorldInfo.edit_ranges` (``obj[0].vy += 100``: a kick the simulation steps cannot follow)."""
+    import re
 
-    template = edit.target
-    prefix = template_prefix(template) if "[" in template else None
-    if prefix is None and "[" in template:
-        import re
-
-        template = re.sub(r"\[\d+\]", "[i]", template, count=1)
+    template = re.sub(r"\[\d+\]", "[i]", edit.target, count=1)
+    a, b = (edit.value, edit.value) if isinstance(edit.value, float) else edit.value.support()
+    if template in info.edit_ranges:
+        lo, hi = info.edit_ranges[template]
+        if edit.op == "set":
+            res, verb = (a, b), "make"
+        elif edit.op == "add":
+            res, verb = (a, b), "change"
+        else:
+            corners = [lo * a, lo * b, hi * a, hi * b]
+            res, verb = (min(corners), max(corners)), "make"
+        if math.isnan(res[0]) or math.isnan(res[1]) or res[0] < lo or res[1] > hi:
+            reach = f"{res[0]:g}" if res[0] == res[1] else f"values in {_fmt(*res)}"
+            how = {"make": f"make {edit.target} {reach}", "change": f"change {edit.target} by {reach}"}[verb]
+            if edit.op == "scale":
+                how += f" (a value in {_fmt(lo, hi)} scaled)"
+            return [f"{path}.do: the edit can {how}, outside world {info.name}'s valid range {_fmt(lo, hi)} for an edit "
+                    f"of it"]
+        return []
     if template not in info.ranges or edit.target not in set(spec.graph.names):
-        return []  # a state (velocity...) or a name the world does not bound
+        return []  # a name the world does not bound
     lo, hi = info.ranges[template]
     vlo, vhi = spec.graph.node(edit.target).variable.bounds()
-    a, b = (edit.value, edit.value) if isinstance(edit.value, float) else edit.value.support()
     if edit.op == "set":
         res = (a, b)
     elif edit.op == "add":
@@ -177,8 +241,23 @@ def _edit_range_problems(spec, info: WorldInfo, edit, path: str) -> list[str]:
         res = (min(corners), max(corners))
     if math.isnan(res[0]) or math.isnan(res[1]) or res[0] < lo or res[1] > hi:
         reach = f"{res[0]:g}" if res[0] == res[1] else f"values in {_fmt(*res)}"
-        return [f"{path}: the edit can make {edit.target} {reach}, outside world {info.name}'s valid range {_fmt(lo, hi)} for it"]
+        return [f"{path}.do: the edit can make {edit.target} {reach}, outside world {info.name}'s valid range {_fmt(lo, hi)} for it"]
     return []
+
+
+def _edit_target_problem(spec, info: WorldInfo, target: str) -> str:
+    """Why ``target`` is no edit target of the world: a template (an edit acts on one object) or an unknown name."""
+    from ..schemas.graph import template_prefix
+
+    prefix = template_prefix(target)
+    if prefix is not None and target in info.edit_targets:
+        n = spec.object_count(prefix) or 0
+        which = f"{prefix}[0] .. {prefix}[{n - 1}]" if n else f"a {prefix} the spec has"
+        return (f"an edit acts on one object, not on the template {target}; name the object's index, e.g. "
+                f"{target.replace('[i]', '[0]', 1)} (one of {which})")
+    example = next((t for t in info.edit_targets if "[i]" in t), None)
+    fill = f", with i the index of one object the spec has ({example} -> {example.replace('[i]', '[0]', 1)})" if example else ""
+    return f"{info.name} cannot edit {target!r}; expected one of {', '.join(info.edit_targets) or 'none'}{fill}"
 
 
 def check_world(spec) -> list[str]:
@@ -217,7 +296,7 @@ def check_world(spec) -> list[str]:
     if info.kind == "image" and spec.video is not None:
         problems.append(f"video: world {info.name} renders still images; remove `video`")
     if info.kind == "video" and spec.video is None:
-        problems.append(f"video: world {info.name} renders videos; add `video: {{fps: 30, frames: 60}}`")
+        problems.append(f"video: world {info.name} renders videos; add `video: {getattr(cls, 'VIDEO_EXAMPLE', _VIDEO_EXAMPLE)}`")
     if spec.render.engine is not None and spec.render.engine not in info.engines:
         problems.append(f"render.engine: {spec.render.engine!r} is not an engine of {info.name}; expected one of {', '.join(info.engines)}")
     for a in spec.render.annotations:
@@ -235,8 +314,7 @@ def check_world(spec) -> list[str]:
     for i, e in enumerate(edits):
         path = f"temporal_edits[{i}]" if i < len(spec.temporal_edits) else "counterfactuals.edit"
         if e.target not in targets:
-            problems.append(f"{path}.target: {info.name} cannot edit {e.target!r}; expected one of "
-                            f"{', '.join(info.edit_targets) or 'none'} (with [i] an object the spec has)")
+            problems.append(f"{path}.target: {_edit_target_problem(spec, info, e.target)}")
         else:
             problems += _edit_range_problems(spec, info, e, path)
     if not problems:

@@ -100,6 +100,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "obj[i].yaw0": (-2 * math.pi, 2 * math.pi), "obj[i].vx0": (-30.0, 30.0), "obj[i].vy0": (-30.0, 30.0),
     "obj[i].vz0": (-30.0, 30.0), "obj[i].restitution": (0.0, 1.0), "obj[i].friction": (0.0, 2.0),
 }
+#: Valid range of a velocity edit (m/s; a kick's change, a set's value): the speeds the worlds accept for a start
+#: (``obj[i].vx0`` .. ``vz0``). Not derived from the step and the smallest object (0.01 m at 1 / 240 s would give
+#: 2.4 m/s) because the worlds already simulate starts at up to 30 m/s faithfully (``PENETRATION_TOLERANCE``).
+EDIT_RANGES: dict[str, tuple[float, float]] = {f"obj[i].{v}": RANGES[f"obj[i].{v}0"] for v in ("vx", "vy", "vz")}
 STATE_UNITS = {"x": "m", "y": "m", "z": "m", "qx": "1", "qy": "1", "qz": "1", "qw": "1", "vx": "m/s", "vy": "m/s",
                "vz": "m/s", "wx": "rad/s", "wy": "rad/s", "wz": "rad/s"}
 
@@ -171,6 +175,7 @@ def _info(name: str, description: str, *, optional: tuple[str, ...] = (), drop: 
         states=tuple(f"obj[i].{f}" for f in STATE_FIELDS),
         state_units={f"obj[i].{f}": u for f, u in STATE_UNITS.items()},
         edit_targets=EDIT_TARGETS,
+        edit_ranges=EDIT_RANGES,
         annotations=("depth", "segmentation"),
         camera_kinds=("orbit", "fixed", "mounted", "topdown"),
         mounts=("obj[i]",),

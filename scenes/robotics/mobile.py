@@ -55,6 +55,13 @@ RANGES = {"floor.hue": (0.0, 1.0), "ctrl.speed": (0.1, 1.2), "ctrl.kp": (0.3, 6.
           "obj[i].friction": (0.05, 1.5), "obj[i].hue": (0.0, 1.0), "obj[i].x0": (-AREA, AREA), "obj[i].y0": (-AREA, AREA),
           "obj[i].yaw0": (-math.pi, math.pi), "light.intensity": (0.2, 2.0), "light.azimuth": (-math.pi, math.pi)}
 EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].mass", "goal.x", "goal.y")
+#: Simulation step (s) of the catalogue's mobile scene (``fps: 10``, ``substeps: 24``).
+EDIT_STEP = 1.0 / 240.0
+#: Valid range of a velocity edit (m/s; a kick's change, a set's value): at most the smallest box's half side
+#: (``obj[i].size`` >= 0.08 m) per step, 0.08 * 240 = 19.2 m/s, so that a pushed box cannot tunnel through the robot,
+#: another box or a wall within one step (coarser steps than the catalogue's tunnel sooner).
+MAX_KICK = RANGES["obj[i].size"][0] / EDIT_STEP
+EDIT_RANGES: dict[str, tuple[float, float]] = {f"obj[i].v{a}": (-MAX_KICK, MAX_KICK) for a in "xy"}
 #: Robot links, base first (``husky/husky.urdf``; checked when loaded).
 LINKS = ("base_footprint", "base_link", "imu_link", "front_left_wheel_link", "front_right_wheel_link", "rear_left_wheel_link",
          "rear_right_wheel_link", "top_plate_link", "user_rail_link", "front_bumper_link", "rear_bumper_link")
@@ -95,6 +102,7 @@ _INFO = tiny_video_info(
     state_units=STATE_UNITS,
     inputs=INPUTS,
     edit_targets=EDIT_TARGETS,
+    edit_ranges=EDIT_RANGES,
     mounts=("robot",),
     max_objects={"obj": MAX_OBJECTS, "wheel": len(_mobile.WHEELS)},
 )

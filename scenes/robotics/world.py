@@ -89,6 +89,13 @@ RANGES: dict[str, tuple[float, float]] = {
     "light.intensity": (0.2, 2.0), "light.azimuth": (-math.pi, math.pi),
 }
 EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "goal.x", "goal.y", "goal.z")
+#: Simulation step (s) of the catalogue's arm scenes (``fps: 10``, ``substeps: 24``).
+EDIT_STEP = 1.0 / 240.0
+#: Valid range of a velocity edit (m/s; a kick's change, a set's value): at most the smallest cube's half side
+#: (``obj[i].size`` >= 0.012 m) per step, 0.012 * 240 = 2.88 m/s, so that a pushed cube cannot tunnel through a finger,
+#: another cube or the table top within one step (coarser steps than the catalogue's tunnel sooner).
+MAX_KICK = RANGES["obj[i].size"][0] / EDIT_STEP
+EDIT_RANGES: dict[str, tuple[float, float]] = {f"obj[i].v{a}": (-MAX_KICK, MAX_KICK) for a in "xyz"}
 
 #: Finger motor force (N or N m) while the gripper moves, and while it closes on a cube (it touches without squeezing).
 FINGER_FORCE = 40.0
@@ -150,6 +157,7 @@ _INFO = tiny_video_info(
     state_units=STATE_UNITS,
     inputs=INPUTS,
     edit_targets=EDIT_TARGETS,
+    edit_ranges=EDIT_RANGES,
     mounts=("ee",),
     max_objects={"obj": MAX_OBJECTS, "joint": 7},
 )

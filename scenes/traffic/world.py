@@ -75,6 +75,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "pedestrian[i].speed": (0.5, 3.0), "light[i].offset": (0.0, 60.0), "light[i].green": (2.0, 50.0),
     "weather.fog": (10.0, 10000.0), "weather.rain": (0.0, 1.0), "weather.sun": (0.0, 1.0),
 }
+#: Valid range of the state edits (a light's shown state 0 red .. 2 green, a pedestrian's walking flag); the world's
+#: own check further allows only ``set`` to one of the levels.
+EDIT_RANGES: dict[str, tuple[float, float]] = {"light[i].state": (0.0, 2.0), "pedestrian[i].walking": (0.0, 1.0)}
 MAX_VEHICLES, MAX_PEDESTRIANS = 32, 16
 LIGHT_RGB = {0: (0.95, 0.08, 0.06), 1: (1.0, 0.72, 0.0), 2: (0.1, 0.85, 0.2)}
 POLE_RGB = (0.35, 0.35, 0.37)
@@ -179,6 +182,7 @@ _INFO = WorldInfo(
     state_units=STATE_UNITS,
     inputs=INPUTS,
     edit_targets=EDIT_TARGETS,
+    edit_ranges=EDIT_RANGES,
     annotations=("depth", "segmentation"),
     camera_kinds=("topdown", "fixed", "mounted"),
     mounts=("vehicle[i]",),

@@ -302,11 +302,18 @@ CASES: list[Case] = [
          "render.views[0].mount", "has no mount 'obj[3]'; expected one of obj[0]", world=True),
     # temporal edits may not push a latent the world reads out of its valid range either
     Case("edit-sets-beyond-the-world", merge(falling(), {"temporal_edits": [{"at_frame": 20, "do": "gravity = 100"}]}),
-         "temporal_edits[0]", "the edit can make gravity 100, outside world physics/falling's valid range [0, 50]", world=True),
+         "temporal_edits[0].do", "the edit can make gravity 100, outside world physics/falling's valid range [0, 50]", world=True),
     Case("edit-sets-a-negative-mass", merge(falling(), {"temporal_edits": [{"at_frame": 20, "do": "obj[0].mass = -5"}]}),
-         "temporal_edits[0]", "the edit can make obj[0].mass -5", world=True),
+         "temporal_edits[0].do", "the edit can make obj[0].mass -5", world=True),
     Case("edit-scales-beyond-the-world", merge(falling(), {"temporal_edits": [{"at_frame": 20, "do": "gravity *= 10"}]}),
-         "temporal_edits[0]", "values in [10, 200], outside world physics/falling's valid range [0, 50]", world=True),
+         "temporal_edits[0].do", "values in [10, 200], outside world physics/falling's valid range [0, 50]", world=True),
+    # ... nor kick a velocity (a state) beyond what the world simulates faithfully
+    Case("edit-kicks-beyond-the-world", merge(falling(), {"temporal_edits": [{"at_frame": 20, "do": "obj[0].vx += 100"}]}),
+         "temporal_edits[0].do", "the edit can change obj[0].vx by 100, outside world physics/falling's valid range [-30, 30]",
+         world=True),
+    Case("edit-names-a-template", merge(falling(), {"temporal_edits": [{"at_frame": 20, "do": "obj[i].vx += 1"}]}),
+         "temporal_edits[0].target", "an edit acts on one object, not on the template obj[i].vx; name the object's index, "
+         "e.g. obj[0].vx", world=True),
 ]
 # fmt: on
 
