@@ -435,7 +435,7 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
         have = f"{kind}[0..{count - 1}]" if count else "none"
         problems.append((f"objects.{kind}", f"{count} objects ({have}), but variables name "
                          f"{', '.join(n for _, n in named)}; raise the count to {max(k for k, _ in named) + 1} "
-                         f"or remove those variables"))
+                         f"or remove those variables (a spec that extends another removes one with `NAME: null`)"))
     for name in spec.parameters:
         if not NAME.match(name) or "[" in name or name in reserved:
             problems.append((f"parameters.{name}", "expected a plain identifier that is not 'eps' or a function name"))

@@ -17,9 +17,15 @@ def dataset_json_schema() -> dict[str, Any]:
     schema["properties"]["extends"] = {
         "type": "string", "title": "Extends",
         "description": "a catalogue scene (static/spring) or a spec file this spec is deep-merged onto"}
-    # a spec that extends another may leave out what the base provides
+    # a spec that extends another may leave out what the base provides, and delete a base's
+    # variable, domain or parameter with a null (not null without extends)
+    nullable = ("variables", "domains", "parameters")
+    for k in nullable:
+        prop = schema["properties"][k]
+        prop["additionalProperties"] = {"anyOf": [prop["additionalProperties"], {"type": "null"}]}
     schema["if"] = {"required": ["extends"]}
-    schema["else"] = {"required": schema.pop("required")}
+    schema["else"] = {"required": schema.pop("required"),
+                      "properties": {k: {"additionalProperties": {"not": {"type": "null"}}} for k in nullable}}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "https://crlgen.dev/schemas/dataset.schema.json",
             "title": "crlgen dataset spec", **schema}
 

@@ -30,6 +30,9 @@ def resolve_extends(data: dict[str, Any], here: Path | None, catalog: CatalogLoo
                     depth: int = 0) -> dict[str, Any]:
     """Apply ``extends: <catalogue name or path>``: the base spec, deep-merged with this one.
 
+    A null value deletes the base's key (``variables: {x: null}`` drops variable ``x``), and a key
+    that is one of several alternatives replaces the base's others (an extending spec's
+    counterfactual ``intervention`` drops the base's ``edit``; see :data:`_ALTERNATIVES`).
     Relative paths are read from ``here`` (the extending file's folder). Raises
     :class:`SpecError` for a missing base or a chain longer than ``MAX_EXTENDS_DEPTH``.
     """
@@ -47,7 +50,54 @@ def resolve_extends(data: dict[str, Any], here: Path | None, catalog: CatalogLoo
         raise SpecError([f"extends: no catalogue scene or file named {ref!r} (see `crlgen scenes`)"])
     base = resolve_extends(parse_text(_read(path, "extends"), str(path)), path.parent, catalog, depth + 1)
     rest = {k: v for k, v in data.items() if k != "extends"}
-    return deep_merge(base, rest)
+    return _drop_nulls(deep_merge(_drop_alternatives(base, rest), rest), rest)
+
+
+#: Keys that are alternatives (a spec gives one of them), by where they sit (``*``: any name):
+#: an extending spec that gives one drops the base's others, so they are not merged into a
+#: spec that gives both.
+_ALTERNATIVES: tuple[tuple[tuple[str, ...], tuple[tuple[str, ...], ...]], ...] = (
+    (("counterfactuals",), (("intervention",), ("edit",))),
+    (("counterfactuals", "edit"), (("at_frame",), ("at_time",))),
+    (("counterfactuals", "edit"), (("do",), ("target", "op", "value"))),
+    (("counterfactuals", "intervention", "*"), (("value",), ("dist",), ("space",))),
+    (("interventions", "targets", "*"), (("value",), ("dist",), ("space",))),
+    (("domains", "*"), (("weight",), ("samples",))),
+    (("video",), (("frames",), ("duration",))),
+)
+
+
+def _matches(pattern: tuple[str, ...], path: tuple[str, ...]) -> bool:
+    return len(pattern) == len(path) and all(p in ("*", k) for p, k in zip(pattern, path))
+
+
+def _drop_alternatives(base: dict[str, Any], over: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``base`` without the keys ``over`` replaces by giving one of their alternatives (:data:`_ALTERNATIVES`)."""
+    out = dict(base)
+    for pattern, alternatives in _ALTERNATIVES:
+        if _matches(pattern, path):
+            for given in alternatives:
+                if any(k in over for k in given):
+                    for other in alternatives:
+                        if other != given:
+                            for k in other:
+                                if k not in over:
+                                    out.pop(k, None)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _drop_alternatives(out[k], v, (*path, str(k)))
+    return out
+
+
+def _drop_nulls(merged: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``merged`` without the keys ``over`` sets to null: in an extending spec a null deletes the base's key."""
+    out = dict(merged)
+    for k, v in over.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _drop_nulls(out[k], v)
+    return out
 
 
 def _is_file(p: Path) -> bool:
