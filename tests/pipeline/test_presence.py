@@ -161,8 +161,10 @@ def test_check_accepts_templates_and_always_present_objects():
     data["interventions"]["targets"]["vehicle[3].present"] = "do(0)"  # an intervention may remove it ...
     data["render"]["views"][1]["mount"] = "vehicle[3]"
     problems = check_world(DatasetSpec.from_dict(data))
-    assert problems == ["render.views[1].mount: vehicle[3] is a camera mount on vehicle[3], which is absent where "
-                        "vehicle[3].present is 0 (it is not constant 1); give vehicle[3].present the mechanism \"1\""]
+    # ... so the line names that intervention, not the mechanism (which is "1" already)
+    assert problems == ["render.views[1].mount: a camera mount (vehicle[3]) needs vehicle[3] present in every sample, "
+                        "but the intervention interventions.targets.vehicle[3].present can make vehicle[3].present "
+                        "other than 1 (vehicle[3] absent); drop it or let it set vehicle[3].present only to 1"]
 
 
 def test_a_redrawn_sample_is_gated_on_its_new_draw():
