@@ -31,5 +31,8 @@ INPUTS = ("light[i].phase",)
 WEATHER = ("weather.fog", "weather.rain", "weather.sun")
 #: Temporal-edit targets both backends support (the CARLA world adds the weather).
 EDIT_TARGETS = ("light[i].state", "pedestrian[i].walking", "vehicle[i].desired_speed", "vehicle[i].time_headway")
+#: Valid range of the state edits both backends take (a light's shown state 0 red .. 2 green, a pedestrian's
+#: walking flag); each world's own check further allows only ``set`` to one of the levels.
+EDIT_RANGES: dict[str, tuple[float, float]] = {"light[i].state": (0.0, 2.0), "pedestrian[i].walking": (0.0, 1.0)}
 #: Latents both backends read as an index or flag (``WorldInfo.discrete``): a spec declares them integer or boolean.
 DISCRETE = ("vehicle[i].present", "pedestrian[i].present", "pedestrian[i].crossing")

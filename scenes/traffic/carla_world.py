@@ -81,7 +81,7 @@ from ..cameras import CameraRig
 from ..engines.quiet import require
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _carla_map as cm
-from ._names import ABSENT_FLOAT, ABSENT_INDEX, DISCRETE, EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_LEVELS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
+from ._names import ABSENT_FLOAT, ABSENT_INDEX, DISCRETE, EDIT_RANGES, EDIT_TARGETS as _SHARED_EDITS, INPUTS, STATE_LEVELS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 ENV_HOST, ENV_PORT, ENV_TM_PORT = "CRLGEN_CARLA_HOST", "CRLGEN_CARLA_PORT", "CRLGEN_CARLA_TM_PORT"
 DEFAULT_HOST, DEFAULT_PORT, TM_PORT_OFFSET = "127.0.0.1", 2000, 6000
@@ -222,6 +222,7 @@ _INFO = WorldInfo(
     state_units=STATE_UNITS,
     inputs=INPUTS,
     edit_targets=EDIT_TARGETS,
+    edit_ranges=EDIT_RANGES,
     annotations=("depth", "segmentation"),
     camera_kinds=("fixed", "mounted"),
     mounts=("vehicle[0]",),

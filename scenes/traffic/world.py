@@ -61,7 +61,7 @@ from ..base import Output, Rendered, Simulation, World, WorldBatch, WorldCheck, 
 from ..cameras import CameraRig
 from ..outputs import allocate, camera_outputs, declared_states, input_output, state_output
 from . import _maps, _raster, _sim
-from ._names import DISCRETE, EDIT_TARGETS, INPUTS, STATE_LEVELS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
+from ._names import DISCRETE, EDIT_RANGES, EDIT_TARGETS, INPUTS, STATE_LEVELS, STATE_UNITS, STATES, VEHICLE_STATES, WEATHER
 
 VEHICLE_LATENTS = ("present", "desired_speed", "time_headway", "reaction_time", "aggressiveness", "route", "start", "hue")
 PED_LATENTS = ("present", "crossing", "start_time", "speed")
@@ -75,9 +75,6 @@ RANGES: dict[str, tuple[float, float]] = {
     "pedestrian[i].speed": (0.5, 3.0), "light[i].offset": (0.0, 60.0), "light[i].green": (2.0, 50.0),
     "weather.fog": (10.0, 10000.0), "weather.rain": (0.0, 1.0), "weather.sun": (0.0, 1.0),
 }
-#: Valid range of the state edits (a light's shown state 0 red .. 2 green, a pedestrian's walking flag); the world's
-#: own check further allows only ``set`` to one of the levels.
-EDIT_RANGES: dict[str, tuple[float, float]] = {"light[i].state": (0.0, 2.0), "pedestrian[i].walking": (0.0, 1.0)}
 MAX_VEHICLES, MAX_PEDESTRIANS = 32, 16
 LIGHT_RGB = {0: (0.95, 0.08, 0.06), 1: (1.0, 0.72, 0.0), 2: (0.1, 0.85, 0.2)}
 POLE_RGB = (0.35, 0.35, 0.37)
