@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+from datetime import timezone
 from typing import Any
 
 import click
@@ -392,7 +393,13 @@ def validate(url: str, json_out: bool, write: bool, full: bool) -> None:
 @click.argument("url")
 @click.option("--json", "json_out", is_flag=True, help="machine-readable summary")
 def inspect(url: str, json_out: bool) -> None:
-    """Summarise a store: status, arrays, variables, graph, validation."""
+    """Summarise a store: status, arrays, variables, graph, validation.
+
+    Cheap: of a finished store it checks every shard's objects against the sizes its commit
+    marker records (one listing, no data read) and exits 1 naming the first damaged array;
+    `crlgen validate` checks everything, `--full` re-hashes the data.
+    """
+    from ._reading import format_problem, load_plan, shard_problems
     from ._store import Store
 
     loc = _store_location(url)
@@ -400,17 +407,28 @@ def inspect(url: str, json_out: bool) -> None:
     attrs = store.attrs()
     if not attrs:
         raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
-    g = store.group("r")
+    arrays = store.arrays()
     graph = store.read_json("causal_graph.json")
     val = store.read_json("validation.json")
+    written = store.modified("validation.json") if isinstance(val, dict) else None
+    finished = attrs.get("status") in ("complete", "invalid")
+    problems: list[str] | None = None  # None: not checked (an unfinished run, another format)
+    if finished and format_problem(attrs) is None:
+        try:
+            problems = shard_problems(store, load_plan(store))
+        except SpecError as e:
+            problems = [" ".join(str(e).split())]
     edges = graph.get("edges") if isinstance(graph, dict) else None
-    info = {**attrs, "arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in g.arrays()},
+    info = {**attrs, "arrays": {k: {"shape": list(a.shape), "dtype": str(a.dtype)} for k, a in arrays.items()},
             "edges": [f"{e.get('source')} -> {e.get('target')}" for e in edges if isinstance(e, dict)] if isinstance(edges, list) else None,
-            "validation": val.get("passed") if isinstance(val, dict) else None}
+            "validation": val.get("passed") if isinstance(val, dict) else None,
+            "validation_written": written.isoformat(timespec="seconds") if written else None, "problems": problems}
     if json_out:
         _emit_json(info)
+        if problems:
+            raise SystemExit(1)
         return
-    t = Table(title=f"{attrs.get('name')} ({attrs.get('status')})")
+    t = Table(title=f"{attrs.get('name')} ({attrs.get('status')}{', damaged' if problems else ''})")
     t.add_column("array")
     t.add_column("shape")
     t.add_column("dtype")
@@ -419,8 +437,18 @@ def inspect(url: str, json_out: bool) -> None:
     out.print(t)
     out.print(f"world {attrs.get('world')}, {attrs.get('samples')} samples, spec hash {str(attrs.get('spec_hash'))[:16]}")
     out.print("graph: " + ("causal_graph.json is missing or unreadable" if info["edges"] is None else ", ".join(info["edges"]) or "no edges"))
-    out.print("last validation (validation.json): " + {True: "passed", False: "FAILED", None: "none stored"}[info["validation"]]
-              + "; `crlgen validate` checks the store as it is now")
+    when = f", written {written.astimezone(timezone.utc):%Y-%m-%d %H:%M} UTC" if written else ""
+    out.print(f"last validation (validation.json{when}): " + {True: "passed", False: "FAILED", None: "none stored"}[info["validation"]]
+              + "; `crlgen validate` checks the store as it is now", markup=False)
+    if not finished:
+        out.print("the run writing this store has not finished: `crlgen run` on the same spec finishes it", markup=False)
+    elif problems:
+        out.print(f"damaged: {len(problems)} problem(s) with its shards, first: {problems[0]}; "
+                  "`crlgen validate` reports them all", markup=False)
+        raise SystemExit(1)
+    elif problems is not None:
+        out.print("shards: every object at the size its commit marker records (no data read; "
+                  "`crlgen validate --full` re-hashes them)", markup=False)
 
 
 @app.command(epilog=_examples("crlgen preview out/spring.zarr", "crlgen preview s3://bucket/spring.zarr --out previews/"))

@@ -70,12 +70,19 @@ def open_readable(url: str | Location, storage_options: dict | None = None, arg:
                              "run `crlgen run` on the same spec again to finish it")
     plan = load_plan(store)
     if check_shards:
-        listing = store.listing()
-        broken = [p for k in range(len(plan.shards)) for p in store.verify_sizes(plan, k, listing)]
+        broken = shard_problems(store, plan)
         if broken:
             raise StoreReadError(f"{where}: {len(broken)} problem(s) with its shards, first: {broken[0]}; "
                                  "`crlgen validate` reports them all")
     return loc, store, plan
+
+
+def shard_problems(store: Store, plan: Plan) -> list[str]:
+    """Every shard's problems (no commit marker, an object missing or of another size than its
+    marker records; each line names the shard and array) from one listing of the store and the
+    markers: no data is read, so damage that keeps an object's size is not seen here."""
+    listing = store.listing()
+    return [p for k in range(len(plan.shards)) for p in store.verify_sizes(plan, k, listing)]
 
 
 def read(array, selection: Any = slice(None), *, orthogonal: bool = False) -> np.ndarray:

@@ -23,8 +23,10 @@ import enum
 import hashlib
 import json
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterable
+from datetime import datetime
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -47,6 +49,15 @@ def other_dataset(attrs: dict[str, Any], plan: Plan) -> str:
     if sampler != plan.sampler:
         return f"{attrs.get('name')}, drawn by sampler {sampler}; this crlgen draws with sampler {plan.sampler}"
     return f"{attrs.get('name')}, spec hash {str(attrs.get('spec_hash'))[:12]}"
+
+
+@contextmanager
+def _sidecars_unrecognised() -> Iterator[None]:
+    """Zarr warns about every file beside the arrays it meets while listing a group without
+    consolidated metadata (a half-written store): our sidecars and markers; silence just that."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Object at .* is not recognized")
+        yield
 
 
 class StoreError(Exception):
@@ -137,6 +148,20 @@ class Store:
         import zarr
 
         return zarr.open_group(self.location.zarr_store(read_only=mode == "r"), mode=mode)
+
+    def arrays(self) -> dict[str, Any]:
+        """Every array of the group by name (read only), without Zarr's warning for each file beside them."""
+        with _sidecars_unrecognised():
+            return dict(self.group("r").arrays())
+
+    def modified(self, rel: str) -> datetime | None:
+        """When a file beside the arrays was last written (UTC where the storage says), or None
+        when it is missing or the storage does not say."""
+        fs, _ = self._fs()
+        try:
+            return fs.modified(self._path(rel))
+        except (NotImplementedError, OSError, KeyError):
+            return None
 
     def attrs(self) -> dict[str, Any] | None:
         """The crlgen attributes of an existing store; None if there is no zarr.json, {} if it is not a crlgen store.
@@ -349,9 +374,8 @@ class Store:
         """Write consolidated metadata (one read opens the whole store)."""
         import zarr
 
-        with warnings.catch_warnings():
+        with _sidecars_unrecognised(), warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Consolidated metadata")
-            warnings.filterwarnings("ignore", message="Object at .* is not recognized")  # our sidecars and markers
             zarr.consolidate_metadata(self.location.zarr_store())
 
     def write_run_log(self, run_id: str, record: dict[str, Any]) -> None:

@@ -155,3 +155,43 @@ def test_a_format_1_store_still_opens_and_validate_says_what_to_do(capsys, tmp_p
     code, _, err = run_cli(capsys, "validate", str(old))
     assert code == 2 and err.strip() == (f"error: URL: {old}: store format 1 (written by crlgen 0.1); this crlgen "
                                          "validates format 2: regenerate it with `crlgen run` on its spec.yaml")
+
+
+def test_inspect_reports_a_truncated_chunk_and_when_validation_was_recorded(capsys, latent_spec_file, tmp_path):
+    """A chunk cut short after the run is found from one listing and the commit markers (no data
+    read): inspect names the array, exits 1, and says the stored validation is a past report."""
+    good = tmp_path / "good.zarr"
+    code, _, err = run_cli(capsys, "run", str(latent_spec_file), "--out", str(good), "--inline", "--quiet")
+    assert code == 0, err
+    code, out, _ = run_cli(capsys, "inspect", str(good))
+    assert code == 0 and "(complete)" in out and "damaged" not in out
+    assert "last validation (validation.json, written " in out and " UTC): passed;" in out
+    assert "`crlgen validate` checks the store as it is now" in out
+    cut = shutil.copytree(good, tmp_path / "cut.zarr")
+    chunk = cut / "latents" / "c" / "1" / "0"  # the second shard of 1000 samples
+    chunk.write_bytes(chunk.read_bytes()[:10])
+    code, out, _ = run_cli(capsys, "inspect", str(cut))
+    damaged = [line for line in out.splitlines() if line.startswith("damaged:")]
+    assert code == 1 and "(complete, damaged)" in out
+    assert len(damaged) == 1 and "shard 1: latents object latents/c/1/0 has 10 bytes" in damaged[0]
+    code, out, _ = run_cli(capsys, "inspect", str(cut), "--json")
+    assert code == 1 and json.loads(out)["problems"][0].startswith("shard 1: latents object")
+
+
+def test_inspect_of_a_half_written_store_prints_no_zarr_warnings(capsys, tmp_path):
+    """Without consolidated metadata Zarr lists the group and warns about each of our files
+    beside the arrays (markers, run logs); inspect silences that and says the run is unfinished."""
+    import warnings
+
+    from crlgen.pipeline import make_plan, resolve
+    from crlgen.pipeline._store import Store
+
+    store = Store(resolve(str(tmp_path / "half.zarr")))
+    store.create(make_plan(latent_spring(samples=20)))
+    store.write_run_log("r1", {"started": 0})
+    store.write_text("_crlgen/shards/000000.json", "{}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, out, err = run_cli(capsys, "inspect", str(tmp_path / "half.zarr"))
+    assert code == 0 and "(writing)" in out and "the run writing this store has not finished" in out
+    assert not [w for w in caught if "not recognized" in str(w.message)] and "Warning" not in err
