@@ -537,7 +537,7 @@ def evaluate(url: str, representations: str, split: str, json_out: bool) -> None
                    "temporal convolutions; states also see the frames beside them)")
 @click.option("--max-train", type=int, default=None, help="use at most this many training samples")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--output", default=None, help="colour array to read (default: the first, images or frames)")
+@click.option("--output", default=None, help="colour array to read (default: the main one, images or frames)")
 @click.option("--json", "json_out", is_flag=True, help="machine-readable result")
 def probe(url: str, epochs: int, size: int, frames: int, max_train: int | None, seed: int, output: str | None,
           json_out: bool) -> None:

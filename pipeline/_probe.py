@@ -53,7 +53,7 @@ class ProbeOptions:
     """``epochs`` over the training split, ``size`` pixels the images are resized to, ``batch`` size,
     ``frames`` taken from each clip for static latents (evenly spread; 16 of a 45-frame clip: every
     third), ``max_train`` samples used (None = all), ``seed``, ``output`` the colour array read
-    (None = the first, ``images`` or ``frames``)."""
+    (None = the main ``images``/``frames`` array)."""
 
     epochs: int = 30
     size: int = 64
