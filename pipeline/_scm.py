@@ -19,6 +19,7 @@ Mechanisms are elementwise, so they are evaluated on a whole shard at once.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -230,6 +231,7 @@ class CompiledSCM:
             self._domain_cumw = np.cumsum(w / w.sum())
             self._domain_cumw[-1] = 1.0
             self._domain_exact = False
+        self._domain_stride = self._domain_stride_for()
 
         # parameters: scalar, or per-domain values indexed by label
         self.param_table: dict[str, np.ndarray] = {}
@@ -344,17 +346,48 @@ class CompiledSCM:
         self._presence_nodes = np.array([n in need for n in self.names], bool)
 
     # ----- per-block assignments and noise -----------------------------------------
-    def _domain_counts(self, a: int, b: int) -> np.ndarray:
+    def _domain_prefix(self, x: np.ndarray) -> np.ndarray:
+        """How many of the first ``x`` samples (int64, shape (X,)) have a domain <= k, for every k: cumulative
+        rounding of the share (int64, shape (X, domains); the last column is ``x``)."""
+        x = np.asarray(x, np.int64)[:, None]
         if self._domain_exact:
             n = self.n_samples
-            cum = lambda x: (2 * x * self._domain_cum + n) // (2 * n)  # noqa: E731 - exact integer rounding
-            hi, lo = cum(b), cum(a)
-        else:
-            hi = np.floor(b * self._domain_cumw + 0.5).astype(np.int64)
-            lo = np.floor(a * self._domain_cumw + 0.5).astype(np.int64)
-            hi[-1], lo[-1] = b, a
-        c = hi - lo
-        return np.diff(np.concatenate([[0], c]))
+            return (2 * x * self._domain_cum[None, :] + n) // (2 * n)  # exact integer rounding
+        c = np.floor(x * self._domain_cumw[None, :] + 0.5).astype(np.int64)
+        c[:, -1] = x[:, 0]
+        return c
+
+    def _domain_stride_for(self) -> int | None:
+        """The stride of the low-discrepancy domain order, for a dataset whose blocks cumulative rounding cannot
+        share out (some block would get a negative count: three or more domains and a small block, e.g. the last
+        block of 1025 samples with weights 1:1:2:2); None when it can (every dataset sampler 2 could draw)."""
+        n, m = self.n_samples, len(self.domain_names)
+        if m < 3:
+            return None
+        per_level = np.diff(self._domain_prefix(np.unique(np.r_[np.arange(0, n, BLOCK), n])), axis=0)  # (blocks, m)
+        if (np.diff(per_level, axis=1, prepend=0) >= 0).all():
+            return None
+        g = max(1, round(n * 0.6180339887498949))  # n / golden ratio: consecutive samples' ranks spread evenly
+        while math.gcd(g, n) != 1:
+            g += 1
+        return g
+
+    def _domain_counts(self, a: int, b: int) -> np.ndarray:
+        """How many of samples ``[a, b)`` fall in each domain (int64, shape (domains,), non-negative, summing to
+        ``b - a``); over the whole dataset each domain gets its share rounded cumulatively (exact ``samples``).
+
+        By default each block's counts are the difference of the cumulative rounding at its two ends, so
+        every block holds its share within one sample. Where that would give some block a negative count
+        (:meth:`_domain_stride_for`), sample ``s`` instead takes the domain whose slice of the totals holds its
+        rank ``s * g mod n`` (``g`` coprime to ``n``, near ``n`` / golden ratio: a rank-1 lattice, whose
+        consecutive points spread evenly, Niederreiter 1992, *Random Number Generation and Quasi-Monte Carlo
+        Methods*, ch. 5): the same totals, each block close to its share."""
+        if self._domain_stride is None:
+            pref = self._domain_prefix(np.array([a, b]))
+            return np.diff(pref[1] - pref[0], prepend=0)
+        rank = np.arange(a, b, dtype=np.int64) * self._domain_stride % self.n_samples
+        totals = self._domain_prefix(np.array([self.n_samples]))[0]
+        return np.bincount(np.searchsorted(totals, rank, side="right"), minlength=len(self.domain_names))
 
     def _block(self, blk: int, out: _Blocks) -> None:
         a = blk * BLOCK

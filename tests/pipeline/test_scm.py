@@ -385,6 +385,34 @@ def test_domain_weights_give_proportions(n, seed, weights):
     assert np.all(np.abs(counts - expect) <= 1 + 1e-9), (counts, expect)  # in fact global rounding: within 1 overall
 
 
+def _domains(n: int, weights: list[float]) -> np.ndarray:
+    data = {"name": "dom", "samples": n, "seed": 0, "variables": {"a": {"noise": "normal(0, 1)"}},
+            "domains": {f"d{i}": {"weight": w} for i, w in enumerate(weights)}}
+    return CompiledSCM(DatasetSpec.from_dict(data)).sample(0, n).domain
+
+
+def test_a_small_last_block_with_three_or_more_domains_still_gets_its_share():
+    """Cumulative rounding at a 1-sample last block (1025 samples, weights 1:1:2:2) asked for counts [0, 1, -1, 1]
+    and the sampler raised; such a dataset takes a low-discrepancy order: exact totals, each block near its share."""
+    weights = np.array([1.0, 1.0, 2.0, 2.0])
+    domain = _domains(1025, weights.tolist())
+    assert np.bincount(domain, minlength=4).tolist() == [171, 171, 341, 342]  # 170.83, 170.83, 341.67, 341.67
+    first = np.bincount(domain[:BLOCK], minlength=4)
+    assert np.all(np.abs(first - BLOCK * weights / weights.sum()) <= 2), first
+
+
+def test_datasets_cumulative_rounding_can_share_out_keep_their_domains():
+    """Every block holds the difference of the cumulative rounding at its ends (what sampler 2 drew: unchanged)."""
+    n, weights = 3000, np.array([1.0, 2.0, 3.0])
+    domain = _domains(n, weights.tolist())
+    cum = np.cumsum(weights / weights.sum())
+    for a in range(0, n, BLOCK):
+        b = min(a + BLOCK, n)
+        hi, lo = np.floor(b * cum + 0.5), np.floor(a * cum + 0.5)
+        hi[-1], lo[-1] = b, a
+        assert np.bincount(domain[a:b], minlength=3).tolist() == np.diff(hi - lo, prepend=0).astype(int).tolist()
+
+
 def test_no_domains_is_one_default_domain():
     m = make(RICH, domains=None, counterfactuals=None)
     batch = m.sample(0, 3000)
