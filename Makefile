@@ -59,7 +59,7 @@ demo-video: $(VENV)/.stamp-test
 # its own servers on free loopback ports and private temp dirs. TEST_WORKERS=0 runs it serially.
 TEST_WORKERS ?= 2
 test: $(VENV)/.stamp-test $(VENV)/.stamp-tools
-	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadscope --durations=30
 
 bench: $(VENV)/.stamp-test
 	$(BIN)/python benchmarks/bench_scm.py

@@ -37,6 +37,7 @@ gets seven columns, uses the first ``POOLED`` observational samples (its claims 
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -48,7 +49,8 @@ from support.stores import latent_spring
 from crlgen.pipeline import RunOptions, open_store, resolve, run
 
 #: The spring's store size: about 0.63 of it is observational (30 % intervened, 10 % counterfactual pairs
-#: whose partners are left out), ~750 per domain. KCI's cost grows with it: the module takes ~1.5 CPU minutes.
+#: whose partners are left out), ~750 per domain. KCI's cost grows with it: the module took 7 min on one BLAS
+#: thread beside a render on 2 cores (about 11 min before the shared p-values below).
 SAMPLES = 2400
 #: How many of its observational samples (in sample order) the pooled test gives PC with the context.
 POOLED = 750
@@ -99,8 +101,37 @@ def spring(tmp_path_factory):
     return out
 
 
+#: KCI p-values by the bytes of the columns each test read, shared by every PC run of this module: PC on a
+#: view of the latents asks many of the tests PC on all six asked of the same rows (a third of the
+#: module's KCI time went to such repeats). KCI with its gamma approximation is deterministic given
+#: its columns, so a reused p-value is the one KCI would compute again.
+_KCI_PVALUES: dict[tuple, float] = {}
+
+
+def _shared_kci():
+    """causal-learn's KCI test, registered as ``"kci_shared"``: the same tests, with ``_KCI_PVALUES``
+    consulted by column content before causal-learn's own per-run cache and computation."""
+    from causallearn.utils import cit
+
+    class _SharedKCI(cit.KCI):
+        def __init__(self, data, **kwargs):
+            super().__init__(data, **kwargs)
+            self._column_keys = [hashlib.sha1(np.ascontiguousarray(data[:, j]).tobytes()).hexdigest()
+                                 for j in range(data.shape[1])]
+
+        def __call__(self, X, Y, condition_set=None):
+            xs, ys, zs, _ = self.get_formatted_XYZ_and_cachekey(X, Y, condition_set)  # KCI's column order
+            key = tuple(tuple(self._column_keys[j] for j in part) for part in (xs, ys, zs))
+            if key not in _KCI_PVALUES:
+                _KCI_PVALUES[key] = super().__call__(X, Y, condition_set)
+            return _KCI_PVALUES[key]
+
+    cit.register_ci_test("kci_shared", _SharedKCI)
+    return "kci_shared"
+
+
 def _pc(columns: dict[str, np.ndarray], context: str | None = None):
-    """causal-learn's PC (KCI, alpha 0.01) on the named columns; ``context`` names a column no other
+    """causal-learn's PC (KCI, level ``ALPHA``) on the named columns; ``context`` names a column no other
     column may cause (JCI's exogenous context). Returns (names, causal-learn CausalGraph)."""
     from causallearn.graph.GraphNode import GraphNode
     from causallearn.search.ConstraintBased.PC import pc
@@ -114,7 +145,7 @@ def _pc(columns: dict[str, np.ndarray], context: str | None = None):
             if n != context:
                 bk.add_forbidden_by_node(GraphNode(n), GraphNode(context))
     data = np.column_stack([columns[n] for n in names]).astype(np.float64)
-    return names, pc(data, ALPHA, "kci", node_names=names, background_knowledge=bk, show_progress=False)
+    return names, pc(data, ALPHA, _shared_kci(), node_names=names, background_knowledge=bk, show_progress=False)
 
 
 def _edges(names: list[str], graph) -> tuple[set[tuple[str, str]], set[frozenset[str]]]:
