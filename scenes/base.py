@@ -354,6 +354,14 @@ class World(abc.ABC):
         return []
 
     @classmethod
+    def edit_ranges(cls, spec) -> tuple[Mapping[str, tuple[float, float]], str]:
+        """The valid range of each edited *state* for ``spec`` (template name -> (low, high), in the state's unit),
+        and a short reason a refusal can name (``""`` for none). ``crlgen check`` holds each temporal edit and
+        counterfactual edit of a state to it. Default: ``info.edit_ranges``, whatever the spec; a world whose
+        bound follows from the spec (a velocity kick bounded per simulation step) overrides this."""
+        return cls.info.edit_ranges, ""
+
+    @classmethod
     def preflight(cls, spec) -> None:
         """Raise :class:`WorldUnavailable` (one line) when this world cannot run ``spec`` here at all, e.g. a simulator
         server that does not answer. A run asks it before anything is written, where a render task would run (a Ray

@@ -203,46 +203,47 @@ def _absence_cause(spec, flag: str) -> str | None:
     return None
 
 
-def _edit_range_problems(spec, info: WorldInfo, edit, path: str) -> list[str]:
+def _edit_reach(op: str, a: float, b: float, lo: float, hi: float) -> tuple[float, float]:
+    """The values an edit with a value in [a, b] can give a quantity in [lo, hi]: ``set`` -> [a, b], ``add`` ->
+    [lo + a, hi + b], ``scale`` -> the hull of the four products."""
+    if op == "set":
+        return a, b
+    if op == "add":
+        return lo + a, hi + b
+    corners = [lo * a, lo * b, hi * a, hi * b]
+    return min(corners), max(corners)
+
+
+def _edit_range_problems(spec, cls: type[World], edit, path: str) -> list[str]:
     """An edit of a latent whose result can leave the world's valid range for it (e.g. ``gravity = 100``,
     ``obj[0].mass = -5``, ``gravity *= 10`` over a declared range of [1, 20]), or an edit of a state that can leave
-    the world's :attr:`~WorldInfo.edit_ranges` (``obj[0].vy += 100``: a kick the simulation steps cannot follow)."""
+    the world's :meth:`~World.edit_ranges` for the spec (``obj[0].vy += 100``: a kick the simulation steps cannot
+    follow; an ``add`` of a state is bounded as a change, since the state's value before it is not known)."""
     import re
 
+    info = cls.info
     template = re.sub(r"\[\d+\]", "[i]", edit.target, count=1)
     a, b = (edit.value, edit.value) if isinstance(edit.value, float) else edit.value.support()
-    if template in info.edit_ranges:
-        lo, hi = info.edit_ranges[template]
-        if edit.op == "set":
-            res, verb = (a, b), "make"
-        elif edit.op == "add":
-            res, verb = (a, b), "change"
-        else:
-            corners = [lo * a, lo * b, hi * a, hi * b]
-            res, verb = (min(corners), max(corners)), "make"
-        if math.isnan(res[0]) or math.isnan(res[1]) or res[0] < lo or res[1] > hi:
-            reach = f"{res[0]:g}" if res[0] == res[1] else f"values in {_fmt(*res)}"
-            how = {"make": f"make {edit.target} {reach}", "change": f"change {edit.target} by {reach}"}[verb]
-            if edit.op == "scale":
-                how += f" (a value in {_fmt(lo, hi)} scaled)"
-            return [f"{path}.do: the edit can {how}, outside world {info.name}'s valid range {_fmt(lo, hi)} for an edit "
-                    f"of it"]
-        return []
-    if template not in info.ranges or edit.target not in set(spec.graph.names):
-        return []  # a name the world does not bound
-    lo, hi = info.ranges[template]
-    vlo, vhi = spec.graph.node(edit.target).variable.bounds()
-    if edit.op == "set":
-        res = (a, b)
-    elif edit.op == "add":
-        res = (vlo + a, vhi + b)
+    state_ranges, why = cls.edit_ranges(spec)
+    if template in state_ranges:
+        lo, hi = state_ranges[template]
+        res = _edit_reach(edit.op, a, b, *((0.0, 0.0) if edit.op == "add" else (lo, hi)))
+        whose = f"valid range {_fmt(lo, hi)} for an edit of it{f' ({why})' if why else ''}"
+    elif template in info.ranges and edit.target in set(spec.graph.names):
+        lo, hi = info.ranges[template]
+        res = _edit_reach(edit.op, a, b, *spec.graph.node(edit.target).variable.bounds())
+        whose = f"valid range {_fmt(lo, hi)} for it"
     else:
-        corners = [vlo * a, vlo * b, vhi * a, vhi * b]
-        res = (min(corners), max(corners))
-    if math.isnan(res[0]) or math.isnan(res[1]) or res[0] < lo or res[1] > hi:
-        reach = f"{res[0]:g}" if res[0] == res[1] else f"values in {_fmt(*res)}"
-        return [f"{path}.do: the edit can make {edit.target} {reach}, outside world {info.name}'s valid range {_fmt(lo, hi)} for it"]
-    return []
+        return []  # a name the world does not bound
+    if not (math.isnan(res[0]) or math.isnan(res[1]) or res[0] < lo or res[1] > hi):
+        return []
+    reach = f"{res[0]:g}" if res[0] == res[1] else f"values in {_fmt(*res)}"
+    how = f"make {edit.target} {reach}"
+    if template in state_ranges and edit.op == "add":
+        how = f"change {edit.target} by {reach}"
+    elif template in state_ranges and edit.op == "scale":
+        how += f" (a value in {_fmt(lo, hi)} scaled)"
+    return [f"{path}.do: the edit can {how}, outside world {info.name}'s {whose}"]
 
 
 def _edit_target_problem(spec, info: WorldInfo, target: str) -> str:
@@ -316,7 +317,7 @@ def check_world(spec) -> list[str]:
         if e.target not in targets:
             problems.append(f"{path}.target: {_edit_target_problem(spec, info, e.target)}")
         else:
-            problems += _edit_range_problems(spec, info, e, path)
+            problems += _edit_range_problems(spec, cls, e, path)
     if not problems:
         problems += cls.check(spec)
     return problems

@@ -107,6 +107,23 @@ class BulletVideoWorld(SimulatedVideoWorld):
     # ---------------------------------------------------------------- declared without an engine
 
     @classmethod
+    def edit_ranges(cls, spec) -> tuple[Mapping[str, tuple[float, float]], str]:
+        """Velocity edits (``obj[i].vx`` ...; a kick's change, a set's value, m/s) bounded by the spec's own simulation
+        step dt = 1 / (``video.fps`` x ``video.substeps``): at most the smallest half side ``obj[i].size`` can
+        have, per step, so that a kicked body cannot pass through a finger, another body or the table within one
+        step (the tunnelling of discrete collision detection; Ericson 2004, Real-Time Collision Detection, ch. 9).
+        ``info.edit_ranges`` holds the bound at the catalogue's dt = 1/240 s; a coarser step lowers it."""
+        video = getattr(spec, "video", None)
+        if video is None or not cls.info.edit_ranges:
+            return cls.info.edit_ranges, ""
+        rate = float(video.fps) * int(video.substeps)
+        size = cls.info.ranges["obj[i].size"][0]
+        kick = size * rate
+        ranges = {name: (-kick, kick) for name in cls.info.edit_ranges}
+        return ranges, (f"a kick may move a body at most {size:g} m, the smallest half side, per simulation step of "
+                        f"1/{rate:g} s (video.fps x video.substeps)")
+
+    @classmethod
     def rig(cls, spec) -> CameraRig:
         """The spec's cameras around this world's aim point."""
         return CameraRig.from_settings(spec.render, cls.TARGET, cls.BASE_DISTANCE, cls.SCENE_RADIUS)

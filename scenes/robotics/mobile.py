@@ -57,9 +57,10 @@ RANGES = {"floor.hue": (0.0, 1.0), "ctrl.speed": (0.1, 1.2), "ctrl.kp": (0.3, 6.
 EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].mass", "goal.x", "goal.y")
 #: Simulation step (s) of the catalogue's mobile scene (``fps: 10``, ``substeps: 24``).
 EDIT_STEP = 1.0 / 240.0
-#: Valid range of a velocity edit (m/s; a kick's change, a set's value): at most the smallest box's half side
-#: (``obj[i].size`` >= 0.08 m) per step, 0.08 * 240 = 19.2 m/s, so that a pushed box cannot tunnel through the robot,
-#: another box or a wall within one step (coarser steps than the catalogue's tunnel sooner).
+#: Valid range of a velocity edit (m/s; a kick's change, a set's value) at the catalogue's step: at most the smallest
+#: box's half side (``obj[i].size`` >= 0.08 m) per step, 0.08 * 240 = 19.2 m/s, so that a pushed box cannot tunnel
+#: through the robot, another box or a wall within one step. ``crlgen check`` holds an edit to the bound at the spec's
+#: own step (``BulletVideoWorld.edit_ranges``).
 MAX_KICK = RANGES["obj[i].size"][0] / EDIT_STEP
 EDIT_RANGES: dict[str, tuple[float, float]] = {f"obj[i].v{a}": (-MAX_KICK, MAX_KICK) for a in "xy"}
 #: Robot links, base first (``husky/husky.urdf``; checked when loaded).

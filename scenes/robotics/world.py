@@ -91,9 +91,10 @@ RANGES: dict[str, tuple[float, float]] = {
 EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "goal.x", "goal.y", "goal.z")
 #: Simulation step (s) of the catalogue's arm scenes (``fps: 10``, ``substeps: 24``).
 EDIT_STEP = 1.0 / 240.0
-#: Valid range of a velocity edit (m/s; a kick's change, a set's value): at most the smallest cube's half side
-#: (``obj[i].size`` >= 0.012 m) per step, 0.012 * 240 = 2.88 m/s, so that a pushed cube cannot tunnel through a finger,
-#: another cube or the table top within one step (coarser steps than the catalogue's tunnel sooner).
+#: Valid range of a velocity edit (m/s; a kick's change, a set's value) at the catalogue's step: at most the smallest
+#: cube's half side (``obj[i].size`` >= 0.012 m) per step, 0.012 * 240 = 2.88 m/s, so that a pushed cube cannot
+#: tunnel through a finger, another cube or the table top within one step. ``crlgen check`` holds an edit to the
+#: bound at the spec's own step (``BulletVideoWorld.edit_ranges``).
 MAX_KICK = RANGES["obj[i].size"][0] / EDIT_STEP
 EDIT_RANGES: dict[str, tuple[float, float]] = {f"obj[i].v{a}": (-MAX_KICK, MAX_KICK) for a in "xyz"}
 

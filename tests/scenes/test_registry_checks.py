@@ -1,6 +1,7 @@
 """``check_world``'s one-line problems for edits and presence flags (scenes/registry.py).
 
-An edit of a state (a velocity kick) is bounded by the world's ``edit_ranges``; an explicitly indexed edit,
+An edit of a state (a velocity kick) is bounded by the world's ``edit_ranges`` (for a robot's kick, at the spec's own
+simulation step); an explicitly indexed edit,
 mount or do-target on an object an intervention can remove names that intervention (the flag's mechanism is
 fine); a templated edit target is told to name one object; a video world's spec without ``video`` is shown the
 world's own example.
@@ -56,6 +57,27 @@ def test_check_refuses_a_state_edit_beyond_the_world_s_range(name, do, line):
 ])
 def test_check_accepts_a_state_edit_inside_the_world_s_range(name, do):
     assert _problems(_spec(name, temporal_edits=[{"at_frame": 3, "do": do}], counterfactuals=None)) == []
+
+
+@pytest.mark.parametrize("name,video,do,line", [
+    # 6 substeps at 10 fps: a 1/60 s step, in which 1 m/s carries a cube 17 mm, past the smallest half side (12 mm)
+    ("robotics/open_space", {"fps": 10, "frames": 70, "substeps": 6}, "obj[0].vy += 1",
+     "the edit can change obj[0].vy by 1, outside world robotics/arm's valid range [-0.72, 0.72] for an edit of it (a kick "
+     "may move a body at most 0.012 m, the smallest half side, per simulation step of 1/60 s (video.fps x video.substeps))"),
+    ("robotics/mobile", {"fps": 5, "frames": 45, "substeps": 24}, "obj[0].vx = 12",
+     "the edit can make obj[0].vx 12, outside world robotics/mobile's valid range [-9.6, 9.6] for an edit of it (a kick"),
+])
+def test_a_velocity_edit_is_bounded_at_the_spec_s_own_simulation_step(name, video, do, line):
+    data = _spec(name, temporal_edits=[{"at_frame": 3, "do": do}], counterfactuals=None)
+    assert _problems(data) == [], "the catalogue's 1/240 s step follows this kick"
+    problems = _problems({**data, "video": video})
+    assert len(problems) == 1 and problems[0].startswith(f"temporal_edits[0].do: {line}"), problems
+
+
+def test_a_finer_step_follows_a_larger_kick():
+    data = _spec("robotics/open_space", temporal_edits=[{"at_frame": 3, "do": "obj[0].vy += 4"}], counterfactuals=None)
+    assert _problems(data)[0].startswith("temporal_edits[0].do: the edit can change obj[0].vy by 4, outside")
+    assert _problems({**data, "video": {"fps": 10, "frames": 70, "substeps": 48}}) == []  # 1/480 s: up to 5.76 m/s
 
 
 @pytest.mark.parametrize("name", ["robotics/arm", "robotics/mobile", "physics/falling", "physics/collision",
