@@ -3,8 +3,11 @@ and the recorded state series. Rendering is not its business: a view (TinyRender
 observes each recorded frame through ``on_frame``.
 
 Time: frame 0 is the initial state; frame t is the state after t / fps seconds, reached with
-``substeps`` fixed steps of 1 / (fps * substeps) per frame. An edit at frame f acts on the steps
-that lead into frames ``max(f, 1) .. end - 1``, so ``states[:f]`` equal the unedited run bitwise.
+``substeps`` fixed steps of 1 / (fps * substeps) per frame. An edit at frame f is in force at frames
+``f .. end - 1``: at a frame t >= 1 it acts on the steps that lead into frame t, and at frame 0 it
+acts on the initial state before frame 0 is recorded (a velocity edit changes frame 0's velocity, the
+positions follow from frame 1; a parameter edit is in force from the first step). So ``states[f]`` is
+the first frame that can differ and ``states[:f]`` equal the unedited run bitwise, at every f >= 0.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from .scene import N_STATE, WALL_RGB, WALL_THICKNESS, WALL_WIDTH, Scene, Stage
 
 @dataclass(frozen=True)
 class Edit:
-    """One edit of one sample, in step terms: active for steps ``start <= t < end`` (end None = open).
+    """One edit of one sample, in frame terms: in force at frames ``start <= t < end`` (end None = open), i.e. for
+    the steps into those frames and, with ``start`` 0, on the initial state before frame 0 is recorded.
 
     ``key``: ``("v", k, axis)`` (an impulse on object k's velocity), ``("gravity",)``,
     ``("friction",)``, ``("wind",)`` or ``("mass", k)``.
@@ -55,7 +59,7 @@ def _fold(base: float, edits: Sequence[Edit], t: int) -> float:
 
 
 def sample_edits(batch: WorldBatch, key_of: Callable[[BatchEdit], tuple]) -> list[list[Edit]]:
-    """A batch's temporal edits per sample, in step terms (``start = max(frame, 1)``, ``end`` None = open).
+    """A batch's temporal edits per sample as :class:`Edit` (``start`` = the edit's frame, ``end`` None = open).
 
     ``key_of`` maps an edit to its :class:`Edit` key (and raises ValueError naming the target when the
     world cannot edit it). Raises ValueError for an unknown op, arrays not of shape (n,) or a
@@ -80,12 +84,16 @@ def sample_edits(batch: WorldBatch, key_of: Callable[[BatchEdit], tuple]) -> lis
             if not math.isfinite(float(value[i])):
                 raise ValueError(f"temporal edit on {e.target!r}: non-finite value for sample {i}")
             stop = int(end[i])
-            per_sample[i].append(Edit(key, e.op, max(f, 1), None if stop < 0 else stop, float(value[i])))
+            per_sample[i].append(Edit(key, e.op, f, None if stop < 0 else stop, float(value[i])))
     return per_sample
 
 
 class EditSchedule:
-    """One sample's edits, grouped for the step loop: parameter edits by key, one-shot impulses by frame."""
+    """One sample's edits, grouped for the step loop: parameter edits by key, one-shot impulses by frame.
+
+    A world puts frame t's edits into the simulator before the steps into frame t (t >= 1) and, for frame 0,
+    before recording the initial state, so that frame 0 shows an edit at frame 0 like any frame f shows one at f.
+    """
 
     def __init__(self, edits: Sequence[Edit]) -> None:
         self._by_key: dict[tuple, list[Edit]] = {}
@@ -103,11 +111,13 @@ class EditSchedule:
         return self._by_key.get(key, ())
 
     def value(self, base: float, key: tuple, t: int) -> float:
-        """``base`` with the edits of ``key`` active for the steps into frame ``t`` folded in, in batch order."""
+        """``base`` with the edits of ``key`` in force at frame ``t`` (for the steps into it; frame 0: the initial
+        state) folded in, in batch order."""
         return _fold(base, self._by_key.get(key, ()), t)
 
     def kick(self, client: pb.BulletScene, bodies: Sequence[int], t: int) -> None:
-        """Apply the velocity edits of frame ``t`` (set / add / scale one component of a body's linear velocity, m/s)."""
+        """Apply the velocity edits of frame ``t`` (set / add / scale one component of a body's linear velocity, m/s):
+        before the steps into frame ``t``, or for ``t`` 0 on the initial state before frame 0 is recorded."""
         for e in self._impulses.get(t, ()):
             _, k, axis = e.key
             lin, ang = client.bc.getBaseVelocity(bodies[k])
@@ -117,7 +127,7 @@ class EditSchedule:
 
     def masses(self, client: pb.BulletScene, bodies: Sequence[int], shapes: Sequence[int], sizes: Sequence[float],
                base: Sequence[float], current: list[float], t: int) -> None:
-        """Set each edited body's mass (kg, inertia of its solid shape rescaled) for the steps into frame ``t``; ``current``
+        """Set each edited body's mass (kg, inertia of its solid shape rescaled) in force at frame ``t``; ``current``
         holds the masses in force and is updated. Raises ValueError when an edit makes a mass <= 0 or not finite."""
         for k, body in enumerate(bodies):
             if ("mass", k) not in self._by_key:
@@ -202,26 +212,34 @@ class Simulator:
             if on_frame is not None:
                 on_frame(t, static, bodies, states[t])
 
-        c.bc.performCollisionDetection()
-        min_d = c.min_contact_distance()
-        record(0)
-        forces = scene.drag > 0 or scene.wind != 0 or ("wind",) in sched
         shapes, sizes, masses0 = [b.shape for b in scene.bodies], [b.size for b in scene.bodies], [b.mass for b in scene.bodies]
-        for t in range(1, T):
-            g = sched.value(scene.gravity, ("gravity",), t)  # parameter edits in force for the step into t
+
+        def put_edits(t: int) -> float:
+            """Put the edits in force at frame ``t`` into the simulator (before the step into t; frame 0: before
+            recording the initial state); returns the wind in force (m/s^2)."""
+            nonlocal cur_g, cur_fric
+            g = sched.value(scene.gravity, ("gravity",), t)
             if g != cur_g:
                 c.set_gravity(g)
                 cur_g = g
-            wind = sched.value(scene.wind, ("wind",), t)
             fe = sched.edits(("friction",))
             if fe:
                 fr = [_fold(f0, fe, t) for f0 in base_fric]
-                if fr != cur_fric:
+                if fr != cur_fric and (t > 0 or fr != base_fric):  # frame 0: only an edit in force sets them
                     for body, f in zip(fric_bodies, fr):
                         c.set_friction(body, f)
                     cur_fric = fr
             sched.masses(c, bodies, shapes, sizes, masses0, cur_mass, t)
-            sched.kick(c, bodies, t)  # one-shot velocity edits at the start of frame t's step
+            sched.kick(c, bodies, t)  # one-shot velocity edits at the start of frame t's step (frame 0: initial state)
+            return sched.value(scene.wind, ("wind",), t)
+
+        c.bc.performCollisionDetection()
+        min_d = c.min_contact_distance()
+        put_edits(0)
+        record(0)
+        forces = scene.drag > 0 or scene.wind != 0 or ("wind",) in sched
+        for t in range(1, T):
+            wind = put_edits(t)
             for _ in range(self.substeps):
                 if forces:
                     self._apply_forces(bodies, cur_mass, wind, scene.drag)

@@ -37,18 +37,21 @@ the initial state; frame t is the state after simulating t / fps seconds with
 ``substeps`` fixed steps of 1 / (fps * substeps) per frame.
 
 Temporal edits (``batch.edits``): frame ``f`` (per sample, -1 = not applied)
-acts on the steps that lead *into* frames ``max(f, 1) .. end - 1`` (``end``
-exclusive, -1 = to the end), so ``states[f]`` is the first frame that can
-differ and ``states[:f]`` equal the unedited run bitwise; an edit at frame 0
-acts from the first step on (``states[0]`` is always the initial state).
+is in force at frames ``f .. end - 1`` (``end`` exclusive, -1 = to the end):
+at a frame t >= 1 it acts on the steps that lead *into* frame t, and at frame
+0 on the initial state before frame 0 is recorded (and filmed). So
+``states[f]`` is the first frame that can differ and ``states[:f]`` equal the
+unedited run bitwise, frame 0 included: ``states[0]`` holds an edit at frame 0.
 
-- ``obj[i].vx|vy|vz``: instantaneous; at the start of frame f's step the
-  velocity component is set / increased (an impulse) / scaled once;
-  ``end_frame`` does not apply.
+- ``obj[i].vx|vy|vz``: instantaneous; at the start of frame f's step (at
+  frame 0: on the initial velocity, so ``states[0]`` shows the new velocity and
+  the positions follow from frame 1) the velocity component is set / increased
+  (an impulse) / scaled once; ``end_frame`` does not apply.
 - ``gravity``, ``friction`` (every body's lateral friction), ``wind``,
   ``obj[i].mass`` (changeDynamics, inertia rescaled): the value is set / added /
-  scaled while the edit is active and restored afterwards; several edits on one
-  target fold in batch order.
+  scaled while the edit is active and restored afterwards (an edit at frame 0
+  is in force from the first step, and frame 0's ``energy`` counts it); several
+  edits on one target fold in batch order.
 
 World checks (run by validation, reported by name): ``penetration`` (the deepest
 contact over all steps, and at the start, stays under ``PENETRATION_TOLERANCE``;

@@ -11,11 +11,14 @@ A world (``robotics/arm``, ``robotics/mobile``) sets its :class:`~crlgen.scenes.
 class constants and the hooks below; what it does not override is the same for all of them.
 
 Frame semantics (the physics worlds', :mod:`crlgen.scenes.physics.simulation`): frame 0 is the
-initial state; frame t the state after t / fps s of ``substeps`` fixed steps. An edit at frame f acts
-on the steps into frames max(f, 1) .. end - 1 (``states[:f]`` equal the unedited run bitwise): a
-velocity edit ``obj[i].vx|vy|vz`` once at the start of frame f's steps, ``obj[i].mass`` and the goal's
-coordinates while active. Each frame's states are read right after its last step and the frame is
-filmed from that same simulator state (ground truth never lags the physics).
+initial state; frame t the state after t / fps s of ``substeps`` fixed steps. An edit at frame f is in
+force at frames f .. end - 1: at a frame t >= 1 it acts on the steps into frame t, at frame 0 on the
+initial state before frame 0 is recorded (``states[:f]`` equal the unedited run bitwise, and frame f is
+the first that can differ, frame 0 included): a velocity edit ``obj[i].vx|vy|vz`` once at the start of
+frame f's steps (at frame 0 on the initial velocity, which ``states[0]`` then holds), ``obj[i].mass``
+and the goal's coordinates while in force (at frame 0 the goal marker is filmed at the edited goal and
+the controller steers to it from the first step). Each frame's states are read right after its last
+step and the frame is filmed from that same simulator state (ground truth never lags the physics).
 """
 
 from __future__ import annotations
@@ -397,21 +400,16 @@ class BulletVideoWorld(SimulatedVideoWorld):
                 self._film.frame(out, i, t, mounts, lut, cfg["light"], cfg["diffuse"])
 
         ctrl = self._controller(cfg)
-        goal0 = cfg["goal"]
-        cfg["goal_now"] = goal0.copy()
+        cfg["goal_now"] = cfg["goal"].copy()
         mass = list(cfg["masses"])
         shapes = [pb.BOX] * self.n_obj
         min_d = math.inf
         bc.performCollisionDetection()
+        self._put_edits(sched, cfg, mass, shapes, 0)
         record(0)
         inputs[0] = self._first_inputs(ctrl)
         for t in range(1, T):
-            goal = np.array([sched.value(goal0[a], ("goal", a), t) for a in range(len(goal0))])
-            if not np.array_equal(goal, cfg["goal_now"]):
-                cfg["goal_now"] = goal
-                self._place_goal(goal)
-            sched.masses(self.client, self._objects, shapes, cfg["sizes"], cfg["masses"], mass, t)
-            sched.kick(self.client, self._objects, t)
+            self._put_edits(sched, cfg, mass, shapes, t)
             inputs[t] = self._command(ctrl, states, t, cfg)
             for _ in range(self.substeps):
                 bc.stepSimulation()
@@ -423,6 +421,19 @@ class BulletVideoWorld(SimulatedVideoWorld):
         self._end_sample()
         pen = 0.0 if not math.isfinite(min_d) else max(0.0, -min_d)
         return states, inputs, pen
+
+    def _put_edits(self, sched: EditSchedule, cfg: dict[str, Any], mass: list[float], shapes: list[int],
+                   t: int) -> None:
+        """Put the edits in force at frame ``t`` into the simulator, before the steps into frame t (frame 0: before
+        the initial state is recorded): the goal (``cfg["goal_now"]`` and its marker), the boxes' masses (``mass``
+        holds those in force and is updated) and the one-shot velocity edits of frame t."""
+        goal0 = cfg["goal"]
+        goal = np.array([sched.value(goal0[a], ("goal", a), t) for a in range(len(goal0))])
+        if not np.array_equal(goal, cfg["goal_now"]):
+            cfg["goal_now"] = goal
+            self._place_goal(goal)
+        sched.masses(self.client, self._objects, shapes, cfg["sizes"], cfg["masses"], mass, t)
+        sched.kick(self.client, self._objects, t)
 
     def _controller(self, cfg: dict[str, Any]):
         """The scripted controller of one sample (``cfg`` from :meth:`_setup`)."""

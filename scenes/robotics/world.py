@@ -31,11 +31,13 @@ Inputs per frame (:data:`INPUTS`): the TCP target the controller commanded for t
 that frame (``cmd.x cmd.y cmd.z``, m, and ``cmd.yaw``, rad about z), its gripper opening ``cmd.gripper`` and its phase code
 ``phase`` (:data:`._controllers.PHASES`); frame 0 holds the command before any step.
 
-Temporal edits, with the physics worlds' frame semantics (an edit at frame f acts on the steps
-into frames max(f, 1) .. end - 1, so ``states[:f]`` equal the unedited run bitwise):
-``obj[i].vx|vy|vz`` (a one-shot velocity change at the start of frame f's steps: a push),
-``obj[i].mass`` (changeDynamics while active) and ``goal.x|y|z`` (the controller and the goal
-marker use the edited goal while active).
+Temporal edits, with the physics worlds' frame semantics (an edit at frame f is in force at frames
+f .. end - 1: at a frame t >= 1 on the steps into frame t, at frame 0 on the initial state before frame
+0 is recorded; so ``states[:f]`` equal the unedited run bitwise and frame f is the first that can
+differ, frame 0 included): ``obj[i].vx|vy|vz`` (a one-shot velocity change at the start of frame f's
+steps: a push; at frame 0 on the initial velocity, which ``states[0]`` holds), ``obj[i].mass``
+(changeDynamics while in force) and ``goal.x|y|z`` (the controller and the goal marker use the
+edited goal while in force; at frame 0 the marker is filmed there already).
 
 Ground truth never lags the physics: each frame's states are read right after its last step and
 the frame is filmed from that same simulator state (the wrist camera from that frame's TCP pose).

@@ -236,10 +236,56 @@ def test_velocity_impulse_edit_at_frame(falling):
     assert not np.array_equal(edited[0, 5], plain[0, 5])
     assert abs(edited[0, 5, 7] - (plain[0, 5, 7] + 1.5)) < 1e-9  # vx
     assert np.allclose(edited[0, 5:, 2], plain[0, 5:, 2])  # z unaffected while in the air
-    # frame -1 = not applied; frame 0 acts from the first step on
+    # frame -1 = not applied; frame 0 acts at frame 0 (test_edits_at_frame_0_show_in_frame_0)
     assert np.array_equal(sim(batch(rows, [edit("obj[0].vx", "add", -1, 1.5)])), plain)
-    first = sim(batch(rows, [edit("obj[0].vx", "add", 0, 1.5)]))
-    assert np.array_equal(first[0, 0], plain[0, 0]) and first[0, 1, 7] == pytest.approx(1.5)
+
+
+def test_edits_at_frame_0_show_in_frame_0(falling):
+    """An edit at frame 0 acts at frame 0 as one at frame f acts at f: a velocity edit changes the velocity stored for
+    frame 0 (the positions follow from frame 1), a gravity or mass edit is in force from the first step (frame 0's
+    energy counts it already); an edit at frame 3 still leaves states[:3] the unedited run's, bit for bit."""
+    rows = [drop(z0=1.5)]
+    plain = falling.simulate(batch(rows))
+    p, e0 = plain.states[0], plain.extras["energy"][0]
+    kicked = falling.simulate(batch(rows, [edit("obj[0].vx", "add", 0, 1.5)])).states[0]
+    assert kicked[0, 7] == p[0, 7] + 1.5 and np.array_equal(kicked[0, :7], p[0, :7])
+    assert kicked[1, 0] == pytest.approx(p[1, 0] + 1.5 / FPS)  # x moves from frame 1
+    weak = falling.simulate(batch(rows, [edit("gravity", "set", 0, 1.0)]))
+    assert weak.extras["energy"][0, 0] == pytest.approx(e0[0] - (9.81 - 1.0) * 1.5)  # m g z with g = 1 at frame 0
+    assert np.array_equal(weak.states[0, 0], p[0]) and weak.states[0, 1, 9] == pytest.approx(-1.0 / FPS)
+    heavy = falling.simulate(batch(rows, [edit("obj[0].mass", "scale", 0, 2.0)])).extras["energy"][0]
+    assert np.allclose(heavy, 2.0 * e0, rtol=1e-9)
+    late = falling.simulate(batch(rows, [edit("obj[0].vx", "add", 3, 1.5)])).states[0]
+    assert np.array_equal(late[:3], p[:3]) and late[3, 7] == p[3, 7] + 1.5
+
+
+def test_counterfactual_and_temporal_edits_at_frame_0_differ_from_frame_0():
+    """The tester's spec (collision_simple, a push and a counterfactual halving of obj[0].vx, both at frame 0): the
+    partner's stored frame 0 already holds the halved velocity, the pushed samples' frame 0 the push."""
+    from crlgen.pipeline import load_spec
+    from crlgen.scenes.testing import _batch
+
+    spec = load_spec("physics/collision_simple").replace(
+        samples=4, video={"fps": 30, "frames": 4}, render={"size": 16, "views": 1, "engine": "tiny"},
+        interventions={"regime": "observational"},
+        temporal_edits=[{"at_frame": 0, "do": "obj[1].vy += 0.8", "fraction": 0.5}],
+        counterfactuals={"fraction": 0.5, "edit": {"at_frame": 0, "do": "obj[0].vx *= 0.5"}})
+    with CollisionWorld(spec) as w:
+        b = _batch(spec, 0, 4, w)
+        push, half = b.edits
+        sim = w.simulate(b)
+        plain = w.simulate(WorldBatch(b.index, b.latents, b.seeds, ())).states
+    vx0, vy1 = sim.state_names.index("obj[0].vx"), sim.state_names.index("obj[1].vy")
+    partners = np.flatnonzero(half.frame == 0)
+    assert partners.size and np.all(half.frame[partners - 1] == -1)  # each partner follows its factual sample
+    for j in partners:
+        f = j - 1
+        assert all(np.array_equal(b.latents[k][f], b.latents[k][j]) for k in b.latents)
+        assert sim.states[j, 0, vx0] == pytest.approx(0.5 * sim.states[f, 0, vx0])
+        assert not np.array_equal(sim.states[f, 0], sim.states[j, 0])
+    pushed = np.flatnonzero(push.frame == 0)
+    assert pushed.size
+    assert np.allclose(sim.states[pushed, 0, vy1], plain[pushed, 0, vy1] + 0.8)
 
 
 def test_gravity_set_edit_window(falling):

@@ -259,6 +259,38 @@ def test_edits_act_at_their_frame(kuka, target, op, value):
         assert not np.array_equal(plain.states[:, f], edited.states[:, f])
 
 
+def test_edits_at_frame_0_act_at_frame_0():
+    """An edit at frame 0 acts at frame 0 (reach, 6 frames): a push changes the velocity stored for frame 0, a goal
+    change moves the marker filmed in frame 0 and the command from the first step; a counterfactual push at frame 0
+    makes the partner differ from its factual sample from frame 0; a push at frame 3 leaves states[:3] unchanged."""
+    spec = spec_for(0, frames=6, samples=4).replace(
+        render={"size": 32, "views": 1, "engine": "tiny"},
+        counterfactuals={"fraction": 0.5, "edit": {"at_frame": 0, "do": "obj[1].vy += 0.4"}})
+    with build_world(spec) as w:
+        batch = _batch(spec, 0, 4, w)
+        push = batch.edits[0]
+        one = WorldBatch(batch.index[:1], {k: v[:1] for k, v in batch.latents.items()}, batch.seeds[:1], ())
+        plain = w.render(one)
+
+        def edited(target, op, f, value):
+            e = BatchEdit(target, op, np.array([f]), np.array([-1]), np.array([value]))
+            return w.render(WorldBatch(one.index, one.latents, one.seeds, (e,)))
+
+        kicked, late = edited("obj[1].vy", "add", 0, 0.4), edited("obj[1].vy", "add", 3, 0.4)
+        moved = edited("goal.y", "set", 0, -0.2)
+        pairs = w.simulate(batch)
+    vy = plain.simulation.state_names.index("obj[1].vy")
+    assert kicked.simulation.states[0, 0, vy] == plain.simulation.states[0, 0, vy] + 0.4
+    assert not np.array_equal(moved.outputs["frames"][0, 0], plain.outputs["frames"][0, 0])  # the goal marker
+    assert not np.array_equal(moved.simulation.inputs[0, 1], plain.simulation.inputs[0, 1])  # steers to it at once
+    assert np.array_equal(late.simulation.states[:, :3], plain.simulation.states[:, :3])
+    assert late.simulation.states[0, 3, vy] != plain.simulation.states[0, 3, vy]
+    partners = np.flatnonzero(push.frame == 0)
+    assert partners.size and np.all(push.frame[partners - 1] == -1)  # each partner follows its factual sample
+    for j in partners:
+        assert pairs.states[j, 0, vy] == pairs.states[j - 1, 0, vy] + 0.4
+
+
 # ------------------------------------------------------------------------------------------ catalogue
 
 
