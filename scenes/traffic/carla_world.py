@@ -433,7 +433,7 @@ class CarlaWorld(World):
                 f = int(e.frame[i])
                 if f >= 0:
                     stop = int(e.end_frame[i])
-                    out[i].append((e.target, e.op, max(f, 1), None if stop < 0 else stop, float(e.value[i])))
+                    out[i].append((e.target, e.op, f, None if stop < 0 else stop, float(e.value[i])))
         return out
 
     # ------------------------------------------------------------------ one sample
@@ -491,7 +491,8 @@ class CarlaWorld(World):
         origin = self._spawn_xy[spawn[0]]
         for k, actor in vehicles.items():
             actor.set_autopilot(True, self.address.tm_port)
-            settings = cm.tm_settings(lat[f"vehicle[{k}].desired_speed"][i], lat[f"vehicle[{k}].time_headway"][i],
+            # an edit in force at frame 0 acts from the first tick, like one at frame t from tick t
+            settings = cm.tm_settings(value(f"vehicle[{k}].desired_speed", 0), value(f"vehicle[{k}].time_headway", 0),
                                       lat[f"vehicle[{k}].aggressiveness"][i], lat[f"vehicle[{k}].ignore_lights"][i])
             for method, arg in settings.items():
                 getattr(tm, method)(actor, arg)

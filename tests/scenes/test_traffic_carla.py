@@ -562,6 +562,34 @@ def test_render_call_sequence_against_a_fake_server(spec, monkeypatch):
     assert server.log.calls[-1][1] == "apply_settings" and ("tm", "set_synchronous_mode", (False,)) in server.log.calls
 
 
+def test_edits_at_frame_0_act_from_the_first_tick(spec, monkeypatch):
+    """An edit at frame 0 is in force before the first tick, like one at frame t before tick t: the ego's first
+    Traffic Manager speed is the edited one (no later call), light 0 is commanded red from frame 0 on (it waited for
+    frame 1 before), and the stored light state and inputs show it in frame 0."""
+    server = _FakeServer()
+    monkeypatch.setattr(cw, "connect", lambda carla_, address, timeout=cw.RPC_TIMEOUT: server)
+    small = spec.replace(samples=2, video={"fps": 10, "frames": 4, "substeps": 10},
+                         temporal_edits=[{"at_frame": 0, "do": "light[0].state = 0", "fraction": 1.0},
+                                         {"at_frame": 0, "do": "vehicle[0].desired_speed = 3", "fraction": 1.0}],
+                         interventions={"regime": "observational"})
+    from crlgen.scenes.testing import _batch
+
+    batch = _batch(small, 0, 1)
+    with build_world(small) as world:
+        out = world.render(batch).outputs
+        calls = server.log.calls
+        first_tick = next(k for k, c in enumerate(calls) if c[1] == "tick")
+        speed_calls = [(k, c) for k, c in enumerate(calls) if c[0] == "tm" and c[1] == "set_desired_speed"]
+        edited = [k for k, c in speed_calls if c[2][1] == pytest.approx(3.6 * 3.0)]
+        assert len(edited) == 1 and edited[0] < first_tick  # set once, with the car's settings, before frame 0's tick
+        assert all(k < first_tick for k, _ in speed_calls)  # and never changed after
+        commands = [c for c in calls if c[1] == "set_state"]
+        T = small.video.n_frames
+        per_frame = [commands[len(server.lights) + 4 * t:len(server.lights) + 4 * t + 4] for t in range(T)]
+        assert all(f[0][2] == (cm.RED,) for f in per_frame)
+        assert (out["inputs"][0, :, 0] == cm.RED).all()
+
+
 @pytest.mark.parametrize("executor", ["--inline", pytest.param("--resource=carla=1", marks=pytest.mark.slow)])
 def test_crlgen_run_without_a_server_says_so_in_one_line_and_writes_nothing(executor, tmp_path, monkeypatch, capsys):
     """``crlgen run`` on a port of 127.0.0.1 where nothing listens: exit 2, one ``error:`` line naming host:port and
