@@ -103,6 +103,8 @@ def _call_to_intervention(call: dict[str, Any]) -> dict[str, Any]:
                 raise ValueError("expected soft('mechanism') or soft(mechanism='...', noise=dist(...))")
             out["mechanism"] = args[0]
         for k, v in kwargs.items():
+            if k in out:
+                raise ValueError(f"soft() got {k!r} twice; give the mechanism either first or as mechanism='...'")
             out[k] = call_to_noise(v) if k == "noise" and isinstance(v, dict) else v
         return out
     raise ValueError(f"unknown intervention {name!r}; expected do(...), shift(...), scale(...) or soft(...)")

@@ -19,7 +19,7 @@ def _shorthand_schema(schema: dict[str, Any]) -> None:
     schema["properties"]["do"] = {"type": "string", "description": "shorthand: 'ball[0].vx += 1.5', 'gravity = 1.62', 'x *= 2'"}
     schema["required"] = [r for r in schema.get("required", []) if r not in ("target", "value")]
     schema["oneOf"] = [{"required": ["target", "value"], "not": {"required": ["do"]}},
-                       {"required": ["do"], "not": {"anyOf": [{"required": ["target"]}, {"required": ["value"]}]}}]
+                       {"required": ["do"], "not": {"anyOf": [{"required": [k]} for k in ("target", "op", "value")]}}]
 
 
 class TemporalEdit(SpecModel):
@@ -42,6 +42,9 @@ class TemporalEdit(SpecModel):
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         if isinstance(data, dict) and "do" in data:
+            both = [k for k in ("target", "op", "value") if k in data]
+            if both:
+                raise ValueError(f"give either do or target/op/value, not both (got do and {'/'.join(both)})")
             data = dict(data)
             src = data.pop("do")
             try:
