@@ -27,7 +27,7 @@ import numpy as np
 
 from ..scenes.registry import world_class
 from ..schemas import DatasetSpec, SpecError
-from ..schemas.interventions import Do, Scale, Shift, Soft
+from ..schemas.interventions import Do, Scale, Shift, SingleNode, Soft
 from ..schemas.noise import Uniform
 from ..schemas.variables import NOISE_NAME
 from ..schemas.compiler import compile_expression
@@ -294,6 +294,11 @@ class CompiledSCM:
                 self.by_target.setdefault(t, []).append((o, iv))
         for t, iv in self.cf_targets.items():
             self.by_target.setdefault(t, []).append(("cf", iv))
+
+        # the spec field that produced a latent's value, for problems: {(option index or "cf", latent): (path, what)}
+        # and {(domain index, latent): (path, what)}
+        self._iv_fields = _intervention_fields(spec)
+        self._domain_fields = _domain_fields(spec)
 
         self.edits: list[EditColumn] = edit_columns(spec)
         self._init_gates(spec)
@@ -715,7 +720,9 @@ class CompiledSCM:
                 env[node.name] = val
 
     def problems(self, batch: SampleBatch) -> list[str]:
-        """Non-finite values and values outside declared ranges, one line per variable."""
+        """Non-finite values and values outside declared ranges, one line per variable and per spec field that
+        produced them: ``variables.<name>`` where the variable's own mechanism and noise did, else the intervention
+        (``interventions...``, ``counterfactuals.intervention...``) or the domain override (``domains...``)."""
         out = []
         cols = batch.latents.T  # variable-major view
         for j, node in enumerate(self.nodes):
@@ -728,14 +735,84 @@ class CompiledSCM:
                 continue
             bad = ~np.isfinite(col)
             if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                out.append(f"variables.{node.template}: the mechanism gives non-finite values for {int(bad.sum())} samples (first: sample {batch.start + i}, {node.name} = {col[i]})")
+                for field, what, rows in self._sources(batch, j, np.flatnonzero(bad)):
+                    i = int(rows[0])
+                    if field is None:
+                        out.append(f"variables.{node.template}: the mechanism gives non-finite values for {rows.size} samples (first: sample {batch.start + i}, {node.name} = {col[i]})")
+                    else:
+                        out.append(f"{field}: {what} gives non-finite values of {node.name} for {rows.size} samples (first: sample {batch.start + i}, {node.name} = {col[i]})")
                 continue
             bad = (col < lo) | (col > hi)
-            if bad.any():
-                i = int(np.flatnonzero(bad)[0])
-                out.append(f"variables.{node.template}: {int(bad.sum())} samples fall outside the declared range [{lo:g}, {hi:g}] (first: sample {batch.start + i}, {node.name} = {col[i]:g})")
+            for field, what, rows in self._sources(batch, j, np.flatnonzero(bad)):
+                i = int(rows[0])
+                if field is None:
+                    out.append(f"variables.{node.template}: {rows.size} samples fall outside the declared range [{lo:g}, {hi:g}] (first: sample {batch.start + i}, {node.name} = {col[i]:g})")
+                else:
+                    out.append(f"{field}: {what} gives {node.name} values outside its declared range [{lo:g}, {hi:g}] for {rows.size} samples (first: sample {batch.start + i}, {node.name} = {col[i]:g})")
         return out
+
+    def _sources(self, batch: SampleBatch, j: int, rows: np.ndarray) -> list[tuple[str | None, str, np.ndarray]]:
+        """``rows`` of ``batch`` grouped by the spec field that produced latent ``j``'s value there, in order of
+        their first row: ``[(path or None for the variable's own mechanism and noise, what it is, rows)]``."""
+        if not rows.size:
+            return []
+        name = self.names[j]
+        hit = batch.intervention_mask[rows, j]
+        cf = hit & (batch.pair_role[rows] == ROLE_COUNTERFACTUAL) & (name in self.cf_targets)
+        # -2: the counterfactual intervention, >= 0: a regime option, -1: none (then the domain decides)
+        code = np.where(cf, -2, np.where(hit, batch.intervention[rows], -1)).astype(np.int64)
+        groups: dict[tuple[str | None, str], list[np.ndarray]] = {}
+        keys = np.stack([code, batch.domain[rows].astype(np.int64)])
+        uniq, inverse = np.unique(keys, axis=1, return_inverse=True)
+        inverse = inverse.ravel()
+        for u in range(uniq.shape[1]):
+            c, d = int(uniq[0, u]), int(uniq[1, u])
+            if c == -1:
+                field = self._domain_fields.get((d, name), (None, ""))
+            else:
+                field = self._iv_fields.get(("cf" if c == -2 else c, name), (None, ""))
+            groups.setdefault(field, []).append(rows[inverse == u])
+        found = [(f, w, np.sort(np.concatenate(r))) for (f, w), r in groups.items()]
+        return sorted(found, key=lambda t: int(t[2][0]))
+
+
+def _intervention_fields(spec: DatasetSpec) -> dict[tuple[Any, str], tuple[str, str]]:
+    """Where each intervention is written: ``{(option index or "cf", latent): (spec path, "the <kind> intervention")}``,
+    options numbered as :meth:`DatasetSpec.intervention_options` numbers them."""
+    out: dict[tuple[Any, str], tuple[str, str]] = {}
+    reg = spec.interventions
+    if isinstance(reg, SingleNode):
+        o = 0
+        for key, iv in reg.targets.items():
+            for e in spec.expand_names(key):
+                out[(o, e)] = (f"interventions.targets.{key}", f"the {iv.kind} intervention")
+                o += 1
+    elif reg.regime in ("sets", "explicit"):
+        where = "sets" if reg.regime == "sets" else "assignments"
+        for o, opt in enumerate(reg.options()):
+            for e, (key, _, iv) in spec.expand_keyed(opt.items()).items():
+                out[(o, e)] = (f"interventions.{where}[{o}].targets.{key}", f"the {iv.kind} intervention")
+    cf = spec.counterfactuals
+    if cf is not None and cf.intervention:
+        for e, (key, _, iv) in spec.expand_keyed(cf.intervention.items()).items():
+            out[("cf", e)] = (f"counterfactuals.intervention.{key}", f"the counterfactual {iv.kind} intervention")
+    return out
+
+
+def _domain_fields(spec: DatasetSpec) -> dict[tuple[int, str], tuple[str, str]]:
+    """What a domain replaces, per latent: ``{(domain index, latent): (spec path, what)}``: its mechanism
+    (``overrides``), else its noise (``noise``), else the uniform draw in its ``space``."""
+    out: dict[tuple[int, str], tuple[str, str]] = {}
+    for d, (dname, dom) in enumerate(spec.domains.items()):
+        if dom.space is not None:
+            for node in spec.graph.nodes:
+                if getattr(node.variable, "spaces", None) is not None and node.mechanism is None:
+                    out[(d, node.name)] = (f"domains.{dname}.space", f"domain {dname}'s space {dom.space}")
+        for e, (key, _, _) in spec.expand_keyed(dom.noise.items()).items():
+            out[(d, e)] = (f"domains.{dname}.noise.{key}", f"domain {dname}'s noise")
+        for e, (key, _, _) in spec.expand_keyed(dom.overrides.items()).items():
+            out[(d, e)] = (f"domains.{dname}.overrides.{key}", f"domain {dname}'s mechanism")
+    return out
 
 
 #: What a ``do(space)`` slot draws: the position within the space, mapped onto its range per domain.

@@ -572,6 +572,100 @@ def test_intervention_into_a_bad_region_is_caught():
     assert any(p.startswith("variables.b: ") for p in info.value.problems)
 
 
+#: A bounded child of ``a`` (uniform(-1, 1)) whose own mechanism stays inside its range [-2, 2].
+BOUNDED = {"a": {"range": [-1, 1], "noise": "uniform(-1, 1)"},
+           "b": {"range": [-2, 2], "mechanism": "a + eps", "noise": "uniform(-0.5, 0.5)"}}
+OUT = "soft('a * 10 + 5 + eps')"  # > 2 for a > -0.35
+
+
+def _bounded(**over: Any) -> dict:
+    data = copy.deepcopy(BAD)
+    data["variables"] = copy.deepcopy(BOUNDED)
+    data.update(copy.deepcopy(over))
+    return data
+
+
+@pytest.mark.parametrize(("over", "path", "what"), [
+    ({"interventions": {"regime": "single_node", "fraction": 0.5, "targets": {"b": OUT}}},
+     "interventions.targets.b", "the soft intervention"),
+    ({"interventions": {"regime": "single_node", "fraction": 0.5, "targets": {"a": "do(0.5)", "b": "shift(3)"}}},
+     "interventions.targets.b", "the shift intervention"),
+    ({"interventions": {"regime": "single_node", "fraction": 0.5, "targets": {"b": "scale(-5)"}}},
+     "interventions.targets.b", "the scale intervention"),
+    ({"interventions": {"regime": "sets", "fraction": 0.5, "sets": [{"targets": {"a": "do(0)"}}, {"targets": {"a": "do(0)", "b": OUT}}]}},
+     "interventions.sets[1].targets.b", "the soft intervention"),
+    ({"interventions": {"regime": "explicit", "assignments": [{"samples": [3], "targets": {"a": "do(0)"}},
+                                                              {"samples": {"start": 10, "stop": 20}, "targets": {"b": "shift(4)"}}]}},
+     "interventions.assignments[1].targets.b", "the shift intervention"),
+    ({"counterfactuals": {"fraction": 0.3, "intervention": {"b": OUT}}},
+     "counterfactuals.intervention.b", "the counterfactual soft intervention"),
+    ({"domains": {"d0": {"weight": 1}, "d1": {"weight": 1, "overrides": {"b": "a * 10 + 5 + eps"}}}},
+     "domains.d1.overrides.b", "domain d1's mechanism"),
+    ({"domains": {"d0": {"weight": 1}, "d1": {"weight": 1, "noise": {"b": "uniform(3, 4)"}}}},
+     "domains.d1.noise.b", "domain d1's noise"),
+], ids=["soft", "shift", "scale", "sets", "explicit", "counterfactual", "domain-mechanism", "domain-noise"])
+def test_values_an_intervention_or_a_domain_puts_outside_the_range_are_blamed_on_it(over, path, what):
+    """The tester's k06: a soft intervention's values beyond ``l``'s range were reported at ``variables.l``."""
+    with pytest.raises(SpecError) as info:
+        make(_bounded(**over)).sample(0, 500)
+    assert len(info.value.problems) == 1, info.value.problems
+    line = info.value.problems[0]
+    assert line.startswith(f"{path}: {what} gives b values outside its declared range [-2, 2] for "), line
+
+
+def test_a_soft_intervention_giving_non_finite_values_is_blamed_on_it():
+    over = {"interventions": {"regime": "single_node", "fraction": 0.5, "targets": {"b": "soft('log(a)')"}}}
+    with pytest.raises(SpecError) as info:
+        make(_bounded(**over)).sample(0, 500)
+    assert [p.split(" for ")[0] for p in info.value.problems] == ["interventions.targets.b: the soft intervention gives non-finite values of b"]
+
+
+def test_out_of_range_values_from_several_sources_give_a_line_each_in_order_of_their_first_sample():
+    over = {"variables": {**BOUNDED, "b": {"range": [-2, 2], "mechanism": "a * 3 + eps", "noise": "uniform(-0.5, 0.5)"}},
+            "interventions": {"regime": "single_node", "fraction": 0.5, "targets": {"b": OUT}},
+            "domains": {"d0": {"weight": 1}, "d1": {"weight": 1, "overrides": {"b": "a * 10 + 5 + eps"}}}}
+    m = make(_bounded(**over))
+    with pytest.raises(SpecError) as info:
+        m.sample(0, 500)
+    b = m.sample(0, 500, check=False)
+    col = b.column("b")
+    bad = (col < -2) | (col > 2)
+    hit = b.intervention_mask[:, b.names.index("b")]
+    expect = {"interventions.targets.b": bad & hit, "domains.d1.overrides.b": bad & ~hit & (b.domain == 1),
+              "variables.b": bad & ~hit & (b.domain == 0)}
+    assert all(rows.any() for rows in expect.values())
+    firsts = sorted(expect, key=lambda p: np.flatnonzero(expect[p])[0])
+    assert [p.split(": ")[0] for p in info.value.problems] == firsts
+    for p in info.value.problems:
+        path = p.split(": ")[0]
+        rows = expect[path]
+        assert f"for {int(rows.sum())} samples (first: sample {int(np.flatnonzero(rows)[0])}," in p or \
+            p.startswith(f"variables.b: {int(rows.sum())} samples fall outside the declared range [-2, 2] (first: sample {int(np.flatnonzero(rows)[0])},"), p
+
+
+def test_a_templated_target_is_blamed_at_the_key_the_spec_wrote():
+    data = copy.deepcopy(BAD)
+    data["objects"] = 2
+    data["variables"]["ball[i].m"] = {"range": [0, 2], "mechanism": "abs(a) + eps", "noise": "uniform(0, 0.5)"}
+    data["interventions"] = {"regime": "single_node", "fraction": 0.5, "targets": {"ball[i].m": "soft('a + 5')"}}
+    with pytest.raises(SpecError) as info:
+        make(data).sample(0, 500)
+    assert [p.split(": ")[0] for p in info.value.problems] == ["interventions.targets.ball[i].m"] * 2  # one line per object
+
+
+def test_crlgen_check_blames_the_testers_soft_intervention(capsys, tmp_path):
+    """The tester's k06 on the catalogue spring: ``soft('m * 10 + eps')`` takes ``l`` (range [0.01, 0.13]) to 5.8."""
+    from support.cli import run_cli
+
+    path = tmp_path / "k06.yaml"
+    path.write_text("name: k06\nextends: static/spring\nsamples: 10\ninterventions: {targets: {l: \"soft('m * 10 + eps')\"}}\n")
+    code, out, err = run_cli(capsys, "check", str(path))
+    assert (code, out) == (2, "")
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: interventions.targets.l: the soft intervention gives l values "
+                                                   "outside its declared range [0.01, 0.13] for "), lines
+
+
 # ----- splits decided at generation -------------------------------------------------------------
 
 def _split_spec(**splits):
