@@ -712,7 +712,8 @@ class CompiledSCM:
                         new, param = np.broadcast_to(self.soft_mech[(src, node.name)](sub), (rows.size,)), np.nan
                     new = np.asarray(new, dtype=np.float64)
                     if node.variable.type == "boolean":
-                        _truth_values(node, np.atleast_1d(new), f"{iv.kind} intervention")
+                        path = self._iv_fields.get((src, node.name), (f"variables.{node.template}", ""))[0]
+                        _truth_values(node, np.atleast_1d(new), f"{iv.kind} intervention", path)
                     val[rows] = _cast(node.variable, new)
                     imask[j, rows] = True
                     ivalue[j, rows] = param
@@ -838,13 +839,14 @@ def _group(labels: np.ndarray, k: int) -> list[np.ndarray]:
     return [order[bounds[i]:bounds[i + 1]] for i in range(k)]
 
 
-def _truth_values(node, val: np.ndarray, what: str) -> None:
+def _truth_values(node, val: np.ndarray, what: str, path: str | None = None) -> None:
     """Raise SpecError unless every value of boolean ``node`` is 0 or 1 (a boolean is never coerced: ``b + 0.5``
-    for ``b and x`` would otherwise read as always true)."""
+    for ``b and x`` would otherwise read as always true); the line names ``path``, the field that gave the values
+    (default ``variables.<template>``)."""
     bad = (val != 0) & (val != 1)  # NaN too
     if bad.any():
         v = val[np.flatnonzero(bad)[0]]
-        raise SpecError([f"variables.{node.template}: a boolean is 0 or 1, its {what} gives {v:g} ({int(bad.sum())} of "
+        raise SpecError([f"{path or f'variables.{node.template}'}: a boolean is 0 or 1, its {what} gives {v:g} ({int(bad.sum())} of "
                          f"{val.size} samples); write a truth value (a comparison, and, or, not, where(c, 1, 0))"])
 
 

@@ -67,7 +67,7 @@ def test_an_intervention_that_gives_a_boolean_another_value_is_refused():
     with pytest.raises(SpecError, match=r"interventions\.targets\.a: shift\(1\) of 'a' ranges over \[1, 2\]"):
         _spec("a", {"regime": "single_node", "fraction": 0.5, "targets": {"a": "shift(1)"}})
     model = CompiledSCM(_spec("a", {"regime": "single_node", "fraction": 0.5, "targets": {"a": "soft('b + 0.5')"}}))
-    with pytest.raises(SpecError, match=r"variables\.a: a boolean is 0 or 1, its soft intervention gives (0\.5|1\.5)"):
+    with pytest.raises(SpecError, match=r"interventions\.targets\.a: a boolean is 0 or 1, its soft intervention gives (0\.5|1\.5)"):
         model.sample(0, 200)
 
 
