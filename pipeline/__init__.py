@@ -34,10 +34,10 @@ def open_store(url: str | Location, storage_options: dict | None = None):
     :class:`UrlError` when the location cannot be read or holds no finished crlgen store, and
     :class:`StoreReadError` when a shard's storage objects are missing or of the wrong size
     (checked for this crlgen's store format; older formats open unchecked). A chunk damaged
-    in place fails its checksum when xarray decodes it.
+    in place (same size) fails its checksum when it is read: that read raises
+    :class:`StoreReadError` naming the array, the samples and the storage object.
     """
-    import xarray as xr
-
+    from ._reading import not_a_store, open_dataset, unfinished
     from ._urls import check_location
 
     loc = resolve(url, storage_options, arg="URL")
@@ -45,12 +45,13 @@ def open_store(url: str | Location, storage_options: dict | None = None):
     store = Store(loc)
     attrs = store.attrs()
     if not attrs:
-        raise loc.error("not a crlgen store (no zarr group with crlgen attributes)")
-    if store.read_text("spec.yaml") is None:
-        raise loc.error(f"the run writing this store has not finished (status {attrs.get('status')}); run it again to finish")
+        raise UrlError(not_a_store(store, f"{loc.arg}: {loc.redacted()}"))
+    problem = unfinished(store, attrs)
+    if problem:
+        raise loc.error(problem)
     if attrs.get("format") == FORMAT_VERSION:
         open_readable(loc)
-    return xr.open_zarr(loc.zarr_store(read_only=True), consolidated=True)
+    return open_dataset(loc)
 
 
 __all__ = [

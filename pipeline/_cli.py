@@ -67,21 +67,23 @@ def _store_location(url: str):
 
 def _finished_store(url: str):
     """(location, Store) of a store this crlgen validates: its format, and a finished run. Anything
-    else is a user error naming what to do. Damaged shards are validation's to report."""
-    from ._reading import format_problem
+    else is a user error naming what to do. Damage (shards, metadata, a finished run's missing
+    spec.yaml) is validation's to report."""
+    from ._reading import FINISHED, UNFINISHED, format_problem, not_a_store
     from ._store import Store
 
     loc = _store_location(url)
     store = Store(loc)
     attrs = store.attrs()
     if not attrs:
-        raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
+        if store.root_damage():
+            return loc, store
+        raise UserError(not_a_store(store, f"URL: {loc.redacted()}"))
     problem = format_problem(attrs, "validates")
     if problem:
         raise UserError(f"URL: {loc.redacted()}: {problem}")
-    if store.read_text("spec.yaml") is None:
-        raise UserError(f"URL: {loc.redacted()}: the run writing this store has not finished (status "
-                        f"{attrs.get('status')}); run `crlgen run` on the same spec again to finish it")
+    if attrs.get("status") not in FINISHED and store.read_text("spec.yaml") is None:
+        raise UserError(f"URL: {loc.redacted()}: {UNFINISHED.format(status=attrs.get('status'))}")
     return loc, store
 
 
@@ -276,6 +278,8 @@ def run(spec: str, out_url: str | None, samples: int | None, workers: int | None
     t.add_column(overflow="fold")
     t.add_row("store", loc.redacted())
     t.add_row("shards run / skipped (resumed)", f"{result.shards_run} / {result.shards_skipped}")
+    if result.restored:
+        t.add_row("restored", f"the metadata (zarr.json) of {', '.join(result.restored)}, which was missing")
     t.add_row("samples", str(total))
     t.add_row("seconds", f"{result.seconds:.1f}")
     if result.frames:
@@ -310,8 +314,12 @@ def _preflight(p, loc, overwrite: bool) -> None:
     from ._urls import check_location
 
     check_location(loc, write=True)
-    state, attrs = Store(loc).existing(p.spec_hash)
+    store = Store(loc)
+    state, attrs = store.existing(p.spec_hash)
     if state is Existing.FOREIGN:
+        damage = store.root_damage()
+        if damage:
+            raise UserError(f"{loc.arg}: {loc.redacted()}: {damage}, so it is not written: remove it or choose another location")
         raise UserError(f"{loc.arg}: {loc.redacted()} exists and is not a crlgen store; choose another location")
     if state is Existing.OTHER and not overwrite:
         raise UserError(f"{loc.arg}: {loc.redacted()} holds a different dataset ({other_dataset(attrs, p)}); "
@@ -395,27 +403,36 @@ def validate(url: str, json_out: bool, write: bool, full: bool) -> None:
 def inspect(url: str, json_out: bool) -> None:
     """Summarise a store: status, arrays, variables, graph, validation.
 
-    Cheap: of a finished store it checks every shard's objects against the sizes its commit
-    marker records (one listing, no data read) and exits 1 naming the first damaged array;
-    `crlgen validate` checks everything, `--full` re-hashes the data.
+    Cheap: of a finished store it checks its metadata (the group's and every array's zarr.json,
+    spec.yaml) and every shard's objects against the sizes its commit marker records (one
+    listing, no data read), and exits 1 naming the first problem; `crlgen validate` checks
+    everything, `--full` re-hashes the data.
     """
-    from ._reading import format_problem, load_plan, shard_problems
+    from ._reading import FINISHED, format_problem, load_plan, not_a_store, shard_problems, unfinished
     from ._store import Store
 
     loc = _store_location(url)
     store = Store(loc)
     attrs = store.attrs()
     if not attrs:
-        raise UserError(f"URL: {loc.redacted()} is not a crlgen store (no zarr group with crlgen attributes)")
+        line = not_a_store(store, f"URL: {loc.redacted()}")
+        if not store.root_damage():
+            raise UserError(line)
+        if json_out:
+            _emit_json({"problems": [line]})
+        else:
+            out.print(f"damaged: {line}", markup=False)
+        raise SystemExit(1)
     arrays = store.arrays()
     graph = store.read_json("causal_graph.json")
     val = store.read_json("validation.json")
     written = store.modified("validation.json") if isinstance(val, dict) else None
-    finished = attrs.get("status") in ("complete", "invalid")
+    finished = attrs.get("status") in FINISHED
     problems: list[str] | None = None  # None: not checked (an unfinished run, another format)
     if finished and format_problem(attrs) is None:
+        missing_spec = unfinished(store, attrs)
         try:
-            problems = shard_problems(store, load_plan(store))
+            problems = [missing_spec] if missing_spec else shard_problems(store, load_plan(store))
         except SpecError as e:
             problems = [" ".join(str(e).split())]
     edges = graph.get("edges") if isinstance(graph, dict) else None
@@ -443,7 +460,7 @@ def inspect(url: str, json_out: bool) -> None:
     if not finished:
         out.print("the run writing this store has not finished: `crlgen run` on the same spec finishes it", markup=False)
     elif problems:
-        out.print(f"damaged: {len(problems)} problem(s) with its shards, first: {problems[0]}; "
+        out.print(f"damaged: {len(problems)} problem(s) with its shards or metadata, first: {problems[0]}; "
                   "`crlgen validate` reports them all", markup=False)
         raise SystemExit(1)
     elif problems is not None:

@@ -76,7 +76,8 @@ class RunOptions:
 
 @dataclass
 class RunResult:
-    """What a run did: shards run and skipped (resumed), seconds, frames rendered, and the validation report."""
+    """What a run did: shards run and skipped (resumed), seconds, frames rendered, the validation report,
+    and the arrays whose missing metadata a resume restored."""
 
     url: str
     plan: Plan
@@ -88,27 +89,31 @@ class RunResult:
     valid: bool | None
     report: dict[str, Any] | None = None
     summaries: list[dict[str, Any]] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # arrays whose missing zarr.json a resume wrote again
 
 
-def prepare_store(plan: Plan, store: Store, overwrite: bool) -> tuple[set[int], bool]:
+def prepare_store(plan: Plan, store: Store, overwrite: bool) -> tuple[set[int], bool, list[str]]:
     """Create the store, or find the shards an earlier run of the same spec committed.
 
-    Returns (committed shard indices, whether this call created the store). Raises
+    Returns (committed shard indices, whether this call created the store, the arrays whose
+    missing ``zarr.json`` a resume wrote again: see :meth:`Store.restore_metadata`). Raises
     :class:`StoreError` for a foreign location or another spec's store without ``overwrite``.
     """
     state, _ = store.existing(plan.spec_hash)
     if state is Existing.SAME and not overwrite:
-        return store.committed_shards(plan), False
+        restored = store.restore_metadata(plan)
+        return store.committed_shards(plan), False, restored
     store.create(plan, overwrite=overwrite)
-    return set(), True
+    return set(), True, []
 
 
 def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None = None) -> RunResult:
     """Generate the dataset ``spec`` describes at ``location`` (a :class:`Location` or a URL):
     sample, render, write, commit, validate.
 
-    A store of the same spec is resumed (committed shards are skipped); the result
-    is byte-identical to an uninterrupted run whatever the worker count. Raises
+    A store of the same spec is resumed (committed shards are skipped; an array whose
+    ``zarr.json`` went missing gets it written again); the result is byte-identical to an
+    uninterrupted run whatever the worker count. Raises
     :class:`~crlgen.pipeline.UrlError` for an unusable location, :class:`StoreError`
     for a store it must not touch, :class:`RunError` when a shard fails, and
     :class:`~crlgen.scenes.base.WorldUnavailable` before anything is written when the world cannot run here
@@ -138,7 +143,7 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
                                   "--address" if (options.address or os.environ.get("RAY_ADDRESS")) else "--resource")
         _preflight_world(spec, resources, use_ray)  # still before anything is written
         root_existed = store.root_exists()
-        done, created = prepare_store(plan, store, options.overwrite)
+        done, created, restored = prepare_store(plan, store, options.overwrite)
         pending = [k for k in range(len(plan.shards)) if k not in done]
         if pending:
             store.set_status(plan, "writing")
@@ -158,7 +163,7 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
 
             ray.shutdown()
     run_id = time.strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
-    store.write_run_log(run_id, {"shards_run": pending, "shards_skipped": sorted(done), "summaries": summaries,
+    store.write_run_log(run_id, {"shards_run": pending, "shards_skipped": sorted(done), "restored": restored, "summaries": summaries,
                                  "seconds": time.perf_counter() - t0, "workers": options.workers, "address": bool(options.address)})
     write_sidecars(plan, store)
     store.consolidate()
@@ -171,7 +176,7 @@ def run(spec: DatasetSpec, location: Location | str, options: RunOptions | None 
     store.consolidate()
     frames = sum(s["frames"] for s in summaries)
     return RunResult(location.url, plan, len(pending), len(done), time.perf_counter() - t0, frames,
-                     sum(s["render_seconds"] for s in summaries), valid, report, summaries)
+                     sum(s["render_seconds"] for s in summaries), valid, report, summaries, restored)
 
 
 def _preflight_world(spec: DatasetSpec, resources: Resources, use_ray: bool) -> None:

@@ -14,7 +14,8 @@ Everything in the store is a function of the spec, except the run logs under
 
 Resuming checks committed shards against one listing of the store (object sizes
 from the markers); re-reading and re-hashing every shard is ``verify_checksums``'
-job (``crlgen validate --full``).
+job (``crlgen validate --full``). An array whose ``zarr.json`` went missing gets it
+written again on resume (step 1's metadata, a function of the plan: ``restore_metadata``).
 """
 
 from __future__ import annotations
@@ -178,6 +179,46 @@ class Store:
             return {}
         return ours
 
+    def root_damage(self) -> str | None:
+        """What is wrong with the root ``zarr.json`` of a store (one phrase, e.g. ``its zarr.json
+        is damaged (not valid JSON)``; a missing one where crlgen's commit markers are), or None:
+        a folder whose group metadata is damaged is not the same as one that is not a crlgen store."""
+        if not self.exists("zarr.json"):
+            return "its zarr.json is missing (crlgen's commit markers are there)" if self.exists(MARKERS) else None
+        text = self.read_text("zarr.json")
+        if text is None:  # a folder of that name is no store's metadata; a file that is not text is damaged
+            return None if self._fs()[0].isdir(self._path("zarr.json")) else "its zarr.json is damaged (not a text file)"
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:
+            return "its zarr.json is damaged (not valid JSON)"
+        return None
+
+    def missing_metadata(self, plan: Plan, listing: dict[str, int] | None = None) -> list[str]:
+        """Names of the plan's arrays whose own ``zarr.json`` is not in the store (one listing;
+        consolidated metadata may still describe them, readers that do not use it cannot)."""
+        listing = self.listing() if listing is None else listing
+        return [a.name for a in plan.arrays if f"{a.name}/zarr.json" not in listing]
+
+    def restore_metadata(self, plan: Plan) -> list[str]:
+        """Write again the ``zarr.json`` of every array of this plan's store that lacks one (and a
+        coordinate's values); returns their names. Safe by the commit protocol: an array's
+        metadata is step 1's, a function of the plan, so it is written byte for byte as ``create``
+        wrote it; shard data and markers are not touched (a shard's objects are still checked
+        against its marker before it counts as committed). The consolidated metadata is written
+        again too: a commit since the loss left it without those arrays."""
+        import zarr
+
+        missing = set(self.missing_metadata(plan))
+        for a in plan.arrays:
+            if a.name in missing:
+                arr = zarr.create_array(self.location.zarr_store(), name=a.name, **self._array_options(a))
+                if a.values is not None:
+                    arr[...] = a.values
+        if missing:
+            self.consolidate()
+        return [a.name for a in plan.arrays if a.name in missing]
+
     def exists(self, rel: str) -> bool:
         fs, _ = self._fs()
         return fs.exists(self._path(rel))
@@ -235,7 +276,8 @@ class Store:
 
         state, attrs = self.existing(plan.spec_hash)
         if state is Existing.FOREIGN:
-            raise StoreError(f"{self.location.arg}: {self.location.redacted()}: exists and is not a crlgen store; refusing to write there")
+            raise StoreError(f"{self.location.arg}: {self.location.redacted()}: "
+                             f"{self.root_damage() or 'exists and is not a crlgen store'}; refusing to write there")
         if state is Existing.OTHER and not overwrite:
             raise StoreError(f"{self.location.arg}: {self.location.redacted()}: holds another dataset "
                              f"({other_dataset(attrs, plan)}); replace it with --overwrite (RunOptions.overwrite=True)")
@@ -250,12 +292,15 @@ class Store:
                 raise
             raise StoreError(str(err)) from None
         for a in plan.arrays:
-            arr = root.create_array(
-                a.name, shape=a.shape, dtype=str if a.dtype == "str" else a.dtype, chunks=a.chunks, shards=a.shards,
-                dimension_names=a.dims, compressors=_compressors(a.dtype), attributes=a.attrs, fill_value=a.fill,
-            )
+            arr = root.create_array(a.name, **self._array_options(a))
             if a.values is not None:
                 arr[...] = a.values
+
+    @staticmethod
+    def _array_options(a) -> dict[str, Any]:
+        """How ``a`` (an ArraySpec) is created: its metadata, a function of the plan."""
+        return dict(shape=a.shape, dtype=str if a.dtype == "str" else a.dtype, chunks=a.chunks, shards=a.shards,
+                    dimension_names=a.dims, compressors=_compressors(a.dtype), attributes=a.attrs, fill_value=a.fill)
 
     def _group_attrs(self, plan: Plan, status: str) -> dict[str, Any]:
         return {"spec_hash": plan.spec_hash, "format": FORMAT_VERSION, "status": status, "name": plan.spec.name,

@@ -31,7 +31,7 @@ from ..schemas.interventions import Do, Shift, Soft
 from ..schemas.variables import NOISE_NAME
 from ._feasible import sample_feasible, world_batch
 from ._plan import FORMAT_VERSION, Plan
-from ._reading import load_plan
+from ._reading import load_plan, not_a_store, unfinished
 from ._scm import ROLE_COUNTERFACTUAL, SAMPLER_VERSION, CompiledSCM, _cast
 from ._store import Store
 from ._urls import Location, check_location, resolve
@@ -82,19 +82,26 @@ def validate_store(location: Location | str, plan: Plan | None = None, *, full: 
     store = Store(location)
     attrs = store.attrs()
     if not attrs:
-        return _report([Check("integrity", [f"{location.redacted()}: not a crlgen store (no zarr group with crlgen attributes)"])], None)
+        return _report([Check("integrity", [not_a_store(store, location.redacted())])], None)
     if attrs.get("format") != FORMAT_VERSION:
         return _report([Check("integrity", [f"store format {attrs.get('format')} (written by an older crlgen); this crlgen "
                                             f"validates format {FORMAT_VERSION}: regenerate it with `crlgen run` on its spec.yaml"])], None)
-    if store.read_text("spec.yaml") is None and plan is None:
-        return _report([Check("integrity", [f"the run writing this store has not finished (status {attrs.get('status')}): "
-                                            "run `crlgen run` on the same spec again to finish it"])], None)
+    problem = unfinished(store, attrs) if plan is None else None
+    if problem:
+        return _report([Check("integrity", [problem])], None)
     plan = plan or load_plan(store)
     rng = np.random.default_rng(np.random.SeedSequence(plan.spec.seed, spawn_key=(0xBA11D,)))
     picks = sorted(rng.choice(len(plan.shards), size=min(reproduce_shards, len(plan.shards)), replace=False).tolist())
-    integrity = check_integrity(plan, store, attrs, list(range(len(plan.shards))) if full else picks)
+    listing = store.listing()
+    markers = {k: store.marker(k) for k in range(len(plan.shards))}
+    integrity = check_integrity(plan, store, attrs, list(range(len(plan.shards))) if full else picks,
+                                listing=listing, markers=markers)
     if not _readable(plan, store):
         return _report([integrity], plan)
+    lost = _lost_shards(plan, listing, markers)
+    keep = np.ones(plan.spec.samples, bool)
+    for k in lost:
+        keep[slice(*plan.shards[k])] = False
     if plan.sampler != SAMPLER_VERSION:  # the samples cannot be re-derived: only integrity can be checked
         why = (f"the store was drawn by sampler {plan.sampler} and this crlgen draws with sampler {SAMPLER_VERSION}, so "
                "samples cannot be re-derived from the spec: regenerate it (`crlgen run --overwrite`) to run this check")
@@ -105,24 +112,37 @@ def validate_store(location: Location | str, plan: Plan | None = None, *, full: 
     world = build_world(plan.spec, threads=0) if plan.world_arrays or model.resamples else None
     try:
         checks = [
-            integrity,
-            check_reproducibility(plan, model, data, picks, world),
-            check_mechanisms(plan, model, data),
-            check_interventions(plan, model, data),
-            check_statistics(plan, model, data),
+            check_reproducibility(plan, model, data, [k for k in picks if k not in lost], world),
+            check_mechanisms(plan, model, data, keep),
+            check_interventions(plan, model, data, keep),
+            check_statistics(plan, model, data, keep),
         ]
         if model.resamples:
-            checks.append(check_feasibility(plan, model, data, world))
+            checks.append(check_feasibility(plan, model, data, world, keep))
         samples = sorted(rng.choice(plan.spec.samples, size=min(rerender_samples, plan.spec.samples), replace=False).tolist())
-        pairs = _pick_pairs(plan, data, None if full else CF_PAIRS_COMPARED)
+        samples = [i for i in samples if keep[i]]
+        pairs = [(a, b) for a, b in _pick_pairs(plan, data, None if full else CF_PAIRS_COMPARED) if keep[a] and keep[b]]
         rendered = sorted(set(samples) | {pairs[0][1]}) if pairs and rerender_samples > 0 else samples
         checks.append(check_rendering(plan, model, store, world, rendered, data))
-        dynamics, world_checks = check_dynamics(plan, model, store, data, world, samples, rng, pairs)
-        checks += [dynamics, *world_checks, *check_still_world(plan, model, data, world)]
+        dynamics, world_checks = check_dynamics(plan, model, store, data, world, samples, rng, pairs, keep)
+        checks += [dynamics, *world_checks, *check_still_world(plan, model, data, world, keep)]
     finally:
         if world is not None:
             world.close()
-    return _report(checks, plan)
+    if lost:
+        note = (f"{int((~keep).sum())} sample(s) left out (shards {lost}): objects of theirs are missing, so their stored "
+                "data read back as fill values, not data; the integrity check names them")
+        for c in checks:
+            c.details["left_out"] = note
+    return _report([integrity, *checks], plan)
+
+
+def _lost_shards(plan: Plan, listing: dict[str, int], markers: dict[int, dict[str, Any] | None]) -> list[int]:
+    """Shards an object of which is missing although their commit marker records one: their samples read
+    back as fill values (NaN, -1), so the checks that re-derive samples leave them out (integrity reports them)."""
+    return [k for k in range(len(plan.shards)) if markers.get(k) and any(
+        isinstance(o, dict) and o.get("bytes") is not None and o.get("key") not in listing
+        for o in markers[k]["objects"].values())]
 
 
 #: The checks that re-derive samples from the spec (skipped for a store another sampler version drew).
@@ -145,28 +165,30 @@ def _report(checks: list[Check], plan: Plan | None) -> dict[str, Any]:
 
 
 # ----- 1. integrity --------------------------------------------------------------------------
-def check_integrity(plan: Plan, store: Store, attrs: dict[str, Any], rehash: list[int]) -> Check:
+def check_integrity(plan: Plan, store: Store, attrs: dict[str, Any], rehash: list[int], *,
+                    listing: dict[str, int] | None = None, markers: dict[int, dict[str, Any] | None] | None = None) -> Check:
     """Spec hash, arrays, every shard's objects against its marker (one listing), checksums of
-    the shards in ``rehash``, latents finite and in range, depth sane in re-read shards, pairs symmetric."""
+    the shards in ``rehash``, latents finite and in range, depth sane in re-read shards, pairs symmetric.
+    ``listing`` and ``markers`` (shard -> marker): the store's, where the caller has read them already."""
     c = Check("integrity")
     if attrs.get("spec_hash") != plan.spec_hash:
         c.problems.append(f"store spec hash {str(attrs.get('spec_hash'))[:12]} differs from its spec.yaml ({plan.spec_hash[:12]})")
     g = store.group("r")
+    listing = store.listing() if listing is None else listing
+    no_metadata = store.missing_metadata(plan, listing)  # readers without consolidated metadata need every array's own
     for a in plan.arrays:
         try:
             arr = g[a.name]
         except KeyError:
-            c.problems.append(f"array {a.name} is missing")
+            if a.name not in no_metadata:  # else the line below says why
+                c.problems.append(f"array {a.name} is missing")
             continue
         want = np.dtype(a.dtype) if a.dtype != "str" else None
         if tuple(arr.shape) != a.shape or (want is not None and arr.dtype != want):
             c.problems.append(f"array {a.name} is {arr.dtype}{tuple(arr.shape)}, expected {a.dtype}{a.shape}")
-    listing = store.listing()
-    for a in plan.arrays:  # readers without consolidated metadata need every array's own
-        if f"{a.name}/zarr.json" not in listing:
-            c.problems.append(f"array {a.name} has no zarr.json (its metadata); readers that do not use the consolidated metadata lose it")
+    c.problems += [f"array {name} has no zarr.json (its metadata); `crlgen run` on the same spec writes it again" for name in no_metadata]
     c.problems += _sidecar_problems(plan, store)
-    markers = {k: store.marker(k) for k in range(len(plan.shards))}
+    markers = {k: store.marker(k) for k in range(len(plan.shards))} if markers is None else markers
     for k in range(len(plan.shards)):
         c.problems.extend(store.verify_sizes(plan, k, listing, markers[k]))
     for k in rehash:
@@ -260,19 +282,22 @@ def stored_sample(model: CompiledSCM, data: dict, a: int, b: int):
 
 
 # ----- 2b. feasibility (worlds that check it) ----------------------------------------------------
-def check_feasibility(plan: Plan, model: CompiledSCM, data: dict, world) -> Check:
+def check_feasibility(plan: Plan, model: CompiledSCM, data: dict, world, keep: np.ndarray | None = None) -> Check:
     """Every stored sample is one its world can start from (``World.feasible`` on the stored latents), the
     redraw counts lie in ``[0, max_resamples]`` and both samples of a counterfactual pair share theirs.
     Details: how many samples were redrawn, the most redraws one took, the budget, and a note that the data
-    follow the spec's distribution conditioned on feasibility."""
+    follow the spec's distribution conditioned on feasibility. ``keep``: the samples to check (default all;
+    see :func:`_lost_shards`)."""
     c = Check("feasibility")
     r = data["resampled"].astype(np.int64)
+    keep = np.ones(r.size, bool) if keep is None else keep
     limit = plan.spec.max_resamples
-    bad = (r < 0) | (r > limit)
+    bad = ((r < 0) | (r > limit)) & keep
     if bad.any():
         c.problems.append(f"{int(bad.sum())} samples record redraw counts outside [0, {limit}] (first: sample {int(np.flatnonzero(bad)[0])})")
     pair = data["pair"]
-    has = np.flatnonzero((pair >= 0) & (pair < r.size))
+    has = np.flatnonzero((pair >= 0) & (pair < r.size) & keep)
+    has = has[keep[pair[has]]]
     split_pairs = has[r[has] != r[pair[has]]]
     if split_pairs.size:
         c.problems.append(f"{split_pairs.size} counterfactual pair members record other redraw counts than their partner "
@@ -280,6 +305,8 @@ def check_feasibility(plan: Plan, model: CompiledSCM, data: dict, world) -> Chec
     lat = data["latents"]
     infeasible = []
     for a, b in plan.shards:
+        if not keep[a:b].all():
+            continue
         wb = world_batch(model, stored_sample(model, data, a, b))
         stored = WorldBatch(wb.index, {name: np.ascontiguousarray(lat[a:b, k]) for k, name in enumerate(model.names)},
                             wb.seeds, wb.edits)
@@ -288,6 +315,7 @@ def check_feasibility(plan: Plan, model: CompiledSCM, data: dict, world) -> Chec
     if infeasible:
         c.problems.append(f"{len(infeasible)} stored samples are ones world {plan.spec.world} cannot start from "
                           f"(first: sample {infeasible[0]})")
+    r = r[keep]
     c.details = {"samples_checked": int(r.size), "resampled_samples": int((r > 0).sum()), "max_redraws": int(r.max(initial=0)),
                  "redraws": int(r.sum()), "max_resamples": limit,
                  "note": "the data follow the spec's distribution conditioned on feasibility (a selection)"}
@@ -303,13 +331,16 @@ def _env(model: CompiledSCM, data: dict, rows: np.ndarray) -> dict[str, Any]:
     return env
 
 
-def check_mechanisms(plan: Plan, model: CompiledSCM, data: dict) -> Check:
+def check_mechanisms(plan: Plan, model: CompiledSCM, data: dict, keep: np.ndarray | None = None) -> Check:
+    """Every non-intervened latent equals its mechanism (its domain's; a root's is its noise) applied to
+    the stored parents and noise. ``keep``: the samples to check (default all; see :func:`_lost_shards`)."""
     c = Check("mechanisms")
     lat, noise, mask, dom = data["latents"], data["noise"], data["intervention_mask"], data["domain"]
+    keep = np.ones(lat.shape[0], bool) if keep is None else keep
     checked = 0
     with np.errstate(all="ignore"):
         for j, node in enumerate(model.nodes):
-            rows = np.flatnonzero(~mask[:, j])
+            rows = np.flatnonzero(~mask[:, j] & keep)
             if rows.size == 0:
                 continue
             env = _env(model, data, rows)
@@ -336,25 +367,27 @@ def check_mechanisms(plan: Plan, model: CompiledSCM, data: dict) -> Check:
 
 
 # ----- 4. interventions ------------------------------------------------------------------------
-def check_interventions(plan: Plan, model: CompiledSCM, data: dict) -> Check:
+def check_interventions(plan: Plan, model: CompiledSCM, data: dict, keep: np.ndarray | None = None) -> Check:
     """Intervention masks match each sample's regime option (and the counterfactual intervention), every
     intervened value holds its do / shift / scale / soft rule, and every counterfactual partner shares its
-    factual sample's exogenous inputs (``details["counterfactual_pairs"]``: pair kind, count, what was compared)."""
+    factual sample's exogenous inputs (``details["counterfactual_pairs"]``: pair kind, count, what was compared).
+    ``keep``: the samples to check (default all; see :func:`_lost_shards`)."""
     c = Check("interventions")
     lat, mask, ival, opt, role, noise = (data[k] for k in ("latents", "intervention_mask", "intervention_value",
                                                           "intervention", "pair_role", "noise"))
     n, L = lat.shape
+    keep = np.ones(n, bool) if keep is None else keep
     expected = np.zeros((n, L), bool)
     for o, targets in enumerate(model.options):
         rows = opt == o
         for t in targets:
             expected[rows, model.index[t]] = True
-    if (opt >= len(model.options)).any() or (opt < -1).any():
+    if ((opt >= len(model.options)) | (opt < -1))[keep].any():
         c.problems.append("intervention holds option indices the spec does not define")
     cf = role == ROLE_COUNTERFACTUAL
     for t in model.cf_targets:
         expected[cf, model.index[t]] = True
-    wrong = (expected != mask).any(axis=1)
+    wrong = (expected != mask).any(axis=1) & keep
     if wrong.any():
         c.problems.append(f"{int(wrong.sum())} samples have an intervention mask that does not match their regime option "
                           f"(first: sample {int(np.flatnonzero(wrong)[0])})")
@@ -364,7 +397,7 @@ def check_interventions(plan: Plan, model: CompiledSCM, data: dict) -> Check:
             node = model.nodes[j]
             for src, iv in entries:
                 rows = np.flatnonzero(cf) if src == "cf" else np.flatnonzero((opt == src) & ~(cf & (t in model.cf_targets)))
-                rows = rows[mask[rows, j]]
+                rows = rows[mask[rows, j] & keep[rows]]
                 if rows.size == 0:
                     continue
                 got = lat[rows, j]
@@ -394,8 +427,8 @@ def check_interventions(plan: Plan, model: CompiledSCM, data: dict) -> Check:
                     i = int(rows[np.flatnonzero(~ok)[0]])
                     c.problems.append(f"{t}: {int((~ok).sum())} samples do not hold their {iv.kind} intervention "
                                       f"({'counterfactual' if src == 'cf' else f'option {src}'}; first: sample {i}, value {lat[i, j]:.6g})")
-    c.details = {"intervened_samples": int(mask.any(axis=1).sum()), "options": len(model.options),
-                 "counterfactual_pairs": _pair_problems(plan, model, data, c.problems)}
+    c.details = {"intervened_samples": int((mask.any(axis=1) & keep).sum()), "options": len(model.options),
+                 "counterfactual_pairs": _pair_problems(plan, model, data, c.problems, keep)}
     return c
 
 
@@ -412,10 +445,11 @@ def _reach(plan: Plan, names: set[str]) -> set[str]:
     return set(names).union(*(g.descendants(n, extra=True) for n in names))
 
 
-def _pair_problems(plan: Plan, model: CompiledSCM, data: dict, problems: list[str]) -> dict[str, Any]:
+def _pair_problems(plan: Plan, model: CompiledSCM, data: dict, problems: list[str], keep: np.ndarray | None = None) -> dict[str, Any]:
     """Every counterfactual partner shares its factual sample's exogenous inputs (noise, domain, regime
     option, split, temporal edits) and, for an intervention pair, every latent that is not the target or a
-    descendant of it; an edit pair shares every latent. Appends problem lines; returns the details."""
+    descendant of it; an edit pair shares every latent. Pairs with a sample not in ``keep`` are left out.
+    Appends problem lines; returns the details."""
     kind = _pair_kind(model)
     role, pair = data["pair_role"], data["pair"]
     part = np.flatnonzero(role == ROLE_COUNTERFACTUAL)
@@ -425,6 +459,9 @@ def _pair_problems(plan: Plan, model: CompiledSCM, data: dict, problems: list[st
     if (fact < 0).any() or (fact >= role.size).any():
         problems.append("counterfactual partners point at samples outside the store")
         return {"kind": kind, "pairs": int(part.size)}
+    if keep is not None:
+        both = keep[part] & keep[fact]
+        part, fact = part[both], fact[both]
     moved = _reach(plan, set(model.cf_targets))
     shared = [j for j, n in enumerate(model.names) if n not in moved]
     lat, noise = data["latents"], data["noise"]
@@ -448,7 +485,7 @@ def _pair_problems(plan: Plan, model: CompiledSCM, data: dict, problems: list[st
 
 
 # ----- 5. statistics -----------------------------------------------------------------------------
-def check_statistics(plan: Plan, model: CompiledSCM, data: dict) -> Check:
+def check_statistics(plan: Plan, model: CompiledSCM, data: dict, keep: np.ndarray | None = None) -> Check:
     """Independencies the graph implies hold in each domain's observational samples (rank correlation,
     binned chi-square, and KCI for the local Markov property), and interventions move only descendants
     of their targets (KS), under one Benjamini-Hochberg control at ``_validate_stats.ALPHA``; tests without enough
@@ -457,8 +494,11 @@ def check_statistics(plan: Plan, model: CompiledSCM, data: dict) -> Check:
     In a store whose world redrew infeasible samples the stored data are conditioned on feasibility (a
     selection, which can make latents dependent that the graph keeps independent): the tests then run on
     the spec's first draws of every sample (re-derived with no redraws), and the dependencies only the
-    stored data show are listed in ``details["selection_dependencies"]``, not counted as problems."""
+    stored data show are listed in ``details["selection_dependencies"]``, not counted as problems.
+    ``keep``: the stored samples to test (default all; see :func:`_lost_shards`)."""
     c = Check("statistics")
+    if keep is not None and not keep.all():
+        data = {k: v[keep] for k, v in data.items()}
     if "resampled" in data and data["resampled"].any():
         # the stored samples are the feasible ones: a selection that can couple the latents the world's feasibility
         # reads (two objects' positions), so the graph's independencies are tested on the spec's first draws of every
@@ -556,7 +596,7 @@ def _by_how_much(name: str, a: np.ndarray, b: np.ndarray) -> str:
 
 
 def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, world, picks: list[int],
-                   rng, pairs: list[tuple[int, int]] = ()) -> tuple[Check, list[Check]]:
+                   rng, pairs: list[tuple[int, int]] = (), keep: np.ndarray | None = None) -> tuple[Check, list[Check]]:
     """Re-simulated state series equal the stored ones; edits act at their frame; counterfactual pairs
     (``pairs``: (factual, partner) sample indices) are compared in every output with a time axis.
 
@@ -578,6 +618,7 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
     ``edits_without_effect``, not a problem. An edit of a time-varying state (a light's state, a velocity) that
     should act and leaves states and pixels unchanged is one. Absent agents' NaN states compare equal to NaN. Also
     runs the world's own checks on every re-simulated sample; returns (dynamics, [one check per world check]).
+    Edited samples not in ``keep`` (see :func:`_lost_shards`) are not picked.
     """
     c = Check("dynamics")
     if world is None or not world.can_simulate():
@@ -585,7 +626,7 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
         return c, []
     g = store.group("r")
     ef = data.get("edit_frame", np.zeros((plan.spec.samples, 0), np.int32))
-    edited = np.flatnonzero((ef >= 0).any(axis=1)) if ef.size else np.zeros(0, int)
+    edited = np.flatnonzero((ef >= 0).any(axis=1) & (True if keep is None else keep)) if ef.size else np.zeros(0, int)
     picks = set(picks) | (set(rng.choice(edited, size=min(2, edited.size), replace=False).tolist()) if edited.size else set())
     resim_pairs = list(pairs[:CF_PAIRS_RESIMULATED])
     picks = sorted(picks | {i for p in resim_pairs for i in p})
@@ -641,23 +682,27 @@ def check_dynamics(plan: Plan, model: CompiledSCM, store: Store, data: dict, wor
     return c, world_checks
 
 
-def check_still_world(plan: Plan, model: CompiledSCM, data: dict, world) -> list[Check]:
+def check_still_world(plan: Plan, model: CompiledSCM, data: dict, world, keep: np.ndarray | None = None) -> list[Check]:
     """The checks of a world that does not simulate (still images), run on every sample's stored latents.
 
     Such a world's checks compare stored latents with what it renders (e.g. a latent the spec derives by a
     mechanism while the engine derives it by physics); they get ``simulation=None``. Returns one check per
-    world check ([] for a simulating world, whose checks :func:`check_dynamics` runs, or no world).
+    world check ([] for a simulating world, whose checks :func:`check_dynamics` runs, or no world). Shards
+    with a sample not in ``keep`` (see :func:`_lost_shards`) are left out.
     """
     if world is None or world.can_simulate() or not type(world).checks:
         return []
     n = plan.spec.samples
-    wb = world_batch(model, stored_sample(model, data, 0, n))
-    stored = WorldBatch(wb.index, {name: np.ascontiguousarray(data["latents"][:, k], dtype=np.float64)
-                                   for k, name in enumerate(model.names)}, wb.seeds, wb.edits)
+    spans = [(0, n)] if keep is None or keep.all() else [(a, b) for a, b in plan.shards if keep[a:b].all()]
+    stored = []
+    for a, b in spans:
+        wb = world_batch(model, stored_sample(model, data, a, b))
+        stored.append(WorldBatch(wb.index, {name: np.ascontiguousarray(data["latents"][a:b, k], dtype=np.float64)
+                                            for k, name in enumerate(model.names)}, wb.seeds, wb.edits))
     out = []
     for wc in type(world).checks:
-        c = Check(wc.name, list(wc.run(world, stored, None)))
-        c.details = {"owner": plan.spec.world, "rule": wc.description, "samples": n}
+        c = Check(wc.name, [p for batch in stored for p in wc.run(world, batch, None)])
+        c.details = {"owner": plan.spec.world, "rule": wc.description, "samples": sum(b - a for a, b in spans)}
         out.append(c)
     return out
 

@@ -195,3 +195,68 @@ def test_inspect_of_a_half_written_store_prints_no_zarr_warnings(capsys, tmp_pat
         code, out, err = run_cli(capsys, "inspect", str(tmp_path / "half.zarr"))
     assert code == 0 and "(writing)" in out and "the run writing this store has not finished" in out
     assert not [w for w in caught if "not recognized" in str(w.message)] and "Warning" not in err
+
+
+@pytest.fixture(scope="module")
+def latent_store_file(latent_spec_file, tmp_path_factory) -> Path:
+    """A finished latent-only store of ``latent_spec_file`` (2000 samples, 2 shards), read-only: copy it."""
+    root = tmp_path_factory.mktemp("cli_store") / "good.zarr"
+    from crlgen.pipeline._cli import main
+
+    assert main(["run", str(latent_spec_file), "--out", str(root), "--inline", "--quiet"]) == 0
+    return root
+
+
+def test_an_array_without_its_zarr_json_is_damage_and_a_rerun_restores_it(capsys, latent_spec_file, latent_store_file, tmp_path):
+    """Consolidated metadata still describes the array, so only a listing sees the loss: inspect names it
+    (exit 1) like validate; the same spec run into the store writes the metadata again (a function of the
+    spec: byte for byte as created), says so, and the store validates."""
+    from support.stores import tree_digest
+
+    root = shutil.copytree(latent_store_file, tmp_path / "m1.zarr")
+    (root / "latents" / "zarr.json").unlink()
+    line = "array latents has no zarr.json (its metadata); `crlgen run` on the same spec writes it again"
+    code, out, _ = run_cli(capsys, "inspect", str(root))
+    assert code == 1 and "(complete, damaged)" in out and "shards: every object" not in out
+    assert [x for x in out.splitlines() if x.startswith("damaged:")] == [
+        f"damaged: 1 problem(s) with its shards or metadata, first: {line}; `crlgen validate` reports them all"]
+    code, out, _ = run_cli(capsys, "validate", str(root))
+    assert code == 1 and f"     - {line}" in out.splitlines() and "array latents is missing" not in out
+    code, out, err = run_cli(capsys, "run", str(latent_spec_file), "--out", str(root), "--inline", "--quiet")
+    assert code == 0, err
+    assert "the metadata (zarr.json) of latents, which" in out and "passed" in out
+    assert tree_digest(root) == tree_digest(latent_store_file)
+    code, out, _ = run_cli(capsys, "inspect", str(root))
+    assert code == 0 and "damaged" not in out
+
+
+def test_a_finished_store_without_its_spec_is_damaged_in_inspect_and_validate_alike(capsys, latent_spec_file,
+                                                                                   latent_store_file, tmp_path):
+    root = shutil.copytree(latent_store_file, tmp_path / "m4.zarr")
+    (root / "spec.yaml").unlink()
+    line = "the store is damaged: its spec.yaml is missing (status complete); `crlgen run` on the same spec writes it again"
+    code, out, _ = run_cli(capsys, "inspect", str(root))
+    assert code == 1 and f"first: {line};" in out and "not a committed" not in out
+    code, out, _ = run_cli(capsys, "validate", str(root))
+    assert code == 1 and f"     - {line}" in out.splitlines() and "has not finished" not in out
+    code, out, err = run_cli(capsys, "run", str(latent_spec_file), "--out", str(root), "--inline", "--quiet")
+    assert code == 0 and (root / "spec.yaml").is_file(), err
+    assert run_cli(capsys, "validate", str(root))[0] == 0
+
+
+def test_a_garbled_root_zarr_json_is_damage_not_a_foreign_folder(capsys, latent_spec_file, latent_store_file, tmp_path):
+    """Every command says the store's zarr.json is damaged; run refuses to write into it (exit 2, nothing written)."""
+    root = shutil.copytree(latent_store_file, tmp_path / "m2.zarr")
+    (root / "zarr.json").write_text("{garbage\n")
+    line = f"URL: {root}: its zarr.json is damaged (not valid JSON): the store cannot be read; regenerate it into an empty location"
+    code, out, _ = run_cli(capsys, "inspect", str(root))
+    assert code == 1 and out == f"damaged: {line}\n"
+    code, out, _ = run_cli(capsys, "validate", str(root))
+    assert code == 1 and f"     - {line.removeprefix('URL: ')}" in out.splitlines()
+    code, _, err = run_cli(capsys, "preview", str(root))
+    assert code == 2 and err == f"error: {line}\n"
+    before = sorted(p.name for p in root.rglob("*"))
+    code, _, err = run_cli(capsys, "run", str(latent_spec_file), "--out", str(root), "--inline", "--quiet")
+    assert code == 2 and err == (f"error: --out: {root}: its zarr.json is damaged (not valid JSON), so it is not written: "
+                                 "remove it or choose another location\n")
+    assert sorted(p.name for p in root.rglob("*")) == before

@@ -133,10 +133,25 @@ def test_stores_that_are_not_crlgen_stores(capsys, store, tmp_path, how, command
     assert "not a crlgen store" in one_error(capsys, *args)
 
 
+def _unfinish(root: Path) -> None:
+    """The store as a run leaves it before its commit: status writing, no spec.yaml yet."""
+    meta = root / "zarr.json"
+    meta.write_text(meta.read_text().replace('"status": "complete"', '"status": "writing"'))
+    (root / "spec.yaml").unlink()
+
+
 def test_an_unfinished_store_says_so(capsys, store, tmp_path):
-    root = damaged(store, tmp_path, lambda r: (r / "spec.yaml").unlink())
+    root = damaged(store, tmp_path, _unfinish)
     line = one_error(capsys, "validate", str(root))
-    assert "the run writing this store has not finished" in line and "run `crlgen run`" in line
+    assert "the run writing this store has not finished (status writing)" in line and "run `crlgen run`" in line
+
+
+def test_a_finished_store_without_its_spec_yaml_is_damaged_not_unfinished(capsys, store, tmp_path):
+    """Its status says the run finished: a missing spec.yaml is damage, said so in one line, not an unfinished run."""
+    root = damaged(store, tmp_path, lambda r: (r / "spec.yaml").unlink())
+    code, out, _ = cli(capsys, "validate", str(root))
+    assert code == 1 and "the store is damaged: its spec.yaml is missing (status complete)" in out
+    assert "has not finished" not in out
 
 
 def test_damaged_stores_fail_validation_in_words(capsys, store, tmp_path):

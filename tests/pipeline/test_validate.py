@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -65,6 +66,27 @@ def test_truncated_shard_fails_integrity(latent_copy):
     chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
     report = validate_store(resolve(str(root)))
     assert not report["passed"] and "integrity" in _failed(report)
+
+
+@pytest.mark.parametrize("array", ["latents", "noise"])
+def test_a_missing_object_fails_integrity_alone(latent_copy, array):
+    """A shard's object deleted reads back as fill values (NaN): integrity names it, and the checks that
+    re-derive samples leave that shard's samples out, saying how many and why, instead of reporting the
+    NaNs as broken mechanisms (follow-on noise hiding the cause)."""
+    root, _ = latent_copy
+    (root / array / "c" / "1" / "0").unlink()
+    report = validate_store(resolve(str(root)), reproduce_shards=3)
+    assert _failed(report) == {"integrity"}
+    problems = check_by_name(report, "integrity")["problems"]
+    assert problems[0] == (f"shard 1: {array} object {array}/c/1/0 has no object, its marker says "
+                           f"{json.loads((root / '_crlgen/shards/000001.json').read_text())['objects'][array]['bytes']} bytes")
+    assert all(p.startswith("shard 1: ") for p in problems)  # re-hashed too: its checksum does not match either
+    note = ("1000 sample(s) left out (shards [1]): objects of theirs are missing, so their stored data read back as "
+            "fill values, not data; the integrity check names them")
+    for name in ("reproducibility", "mechanisms", "interventions", "statistics"):
+        assert check_by_name(report, name)["details"]["left_out"] == note, name
+    assert check_by_name(report, "reproducibility")["details"]["shards_resampled"] == [0, 2]
+    assert check_by_name(report, "mechanisms")["details"]["values_checked"] < 2000 * 6
 
 
 def test_edited_latents_fail_checksum_then_reproducibility_and_mechanisms(latent_copy):
