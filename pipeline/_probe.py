@@ -216,6 +216,16 @@ def _resize(torch, x: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
+def _state_reasons(spec) -> dict[str, str]:
+    """Per-frame states the spec declares ``unidentifiable`` (a ``time_varying`` variable with its reason),
+    by state name (``joint[2].q``): scored, but counted apart like such latents."""
+    out: dict[str, str] = {}
+    for key, var in spec.variables.items():
+        if getattr(var, "time_varying", False) and getattr(var, "unidentifiable", None):
+            out.update({name: var.unidentifiable for name in spec.expand_names(key)})
+    return out
+
+
 def _summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per target kind: how many declared-identifiable, varying rows reach TARGET_SCORE, and which do
     not (an undefined score counts as not reached); declared-unidentifiable and constant rows apart."""
@@ -242,8 +252,9 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
     Returns ``{"rows": [{"name", "target": "latent"|"state", "metric": "r2"|"accuracy"|"circular",
     "score" (None where undefined), "unidentifiable" (the spec's reason, or None), "constant" (one
     value in every sample read)}], "summary" ({"target_score", "latents"/"states": {"identifiable",
-    "reached", "below", "unidentifiable", "constant"}}: latents the spec declares unidentifiable
-    are scored but counted apart, constant ones not counted), "train", "test",
+    "reached", "below", "unidentifiable", "constant"}}: latents and states (``time_varying``
+    variables) the spec declares unidentifiable are scored but counted apart, constant ones not
+    counted), "train", "test",
     "notes", "options"}``. Raises
     :class:`ProbeDataError` for a store without images or without enough train/test samples,
     and ImportError without PyTorch.
@@ -311,6 +322,7 @@ def probe_store(url, opts: ProbeOptions | None = None, storage_options: dict | N
         rows += [{"name": n, "target": "state", "metric": k, "score": sc}
                  for n, (k, _), sc in zip(snames, skinds, sscores)]
     reasons = {n.name: n.variable.unidentifiable for n in spec.graph.nodes}
+    reasons.update(_state_reasons(spec))
     constant = {n for n, col in zip(names, ds.latents[used].T) if np.ptp(col) == 0}
     if ds.video and ds.plan.has("state"):
         constant |= {n for n, col in zip(snames, states.reshape(-1, len(snames)).T)

@@ -62,6 +62,27 @@ def test_declared_unidentifiable_latents_are_scored_apart(capsys, falling_store)
     assert f"of {lat['identifiable']} identifiable reach 0.95" in out
 
 
+def test_declared_unidentifiable_states_are_scored_apart(capsys, tmp_path):
+    """A per-frame state whose ``time_varying`` variable the spec declares unidentifiable (a robot joint that
+    turns about its own link's axis, say) is scored but counted apart, with its reason, like such a latent."""
+    from crlgen.pipeline import RunOptions, load_spec, resolve, run
+
+    spec = load_spec("physics/falling_simple")
+    why = "a test's reason: the vertical velocity is declared hidden"
+    variables = {**spec.to_dict()["variables"], "obj[i].vz": {"time_varying": True, "unit": "m/s", "unidentifiable": why}}
+    spec = spec.replace(samples=24, shard_size=8, video={"fps": 15, "frames": 12}, variables=variables, temporal_edits=[],
+                        render={"size": 16, "views": 1, "engine": "tiny"})
+    store = tmp_path / "hidden_vz.zarr"
+    run(spec, resolve(str(store)), RunOptions(executor="inline", validate=False))
+    code, out, err = _cli(capsys, "probe", str(store), "--epochs", "1", "--size", "16", "--frames", "3", "--json")
+    assert code == 0, err
+    res = json.loads(out)
+    states = {r["name"]: r for r in res["rows"] if r["target"] == "state"}
+    assert states["obj[0].vz"]["unidentifiable"] == why and states["obj[0].z"]["unidentifiable"] is None
+    assert states["obj[0].vz"]["score"] is not None  # scored all the same
+    assert res["summary"]["states"]["unidentifiable"] == 1 and res["summary"]["states"]["identifiable"] == 1
+
+
 def test_the_scores_mean_what_they_say():
     """On images that are a known function of the targets a trained probe scores near 1; on noise near 0."""
     torch = pytest.importorskip("torch")
