@@ -679,8 +679,14 @@ class CompiledSCM:
                         sub = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
                         sub[NOISE_NAME] = eps[rows]
                         val[rows] = np.broadcast_to(f(sub), (rows.size,))
-                if node.variable.type == "boolean":
-                    _truth_values(node, val, "mechanism" if self.mech[j] or self.domain_mech[j] else "noise")
+                if node.variable.type == "boolean":  # each domain's override blamed on its own field
+                    own = np.ones(n, bool)
+                    for d in self.domain_mech[j]:
+                        rows = np.flatnonzero(domain == d)
+                        own[rows] = False
+                        path = self._domain_fields.get((d, node.name), (None, ""))[0]
+                        _truth_values(node, val[rows], "mechanism", path)
+                    _truth_values(node, val[own], "mechanism" if self.mech[j] else "noise")
                 val = _cast(node.variable, val)
                 for src, iv in self.by_target.get(node.name, ()):
                     if src == "cf":

@@ -61,6 +61,16 @@ def test_a_mechanism_with_a_real_input_is_checked_on_the_values_drawn(mechanism,
         model.sample(0, 200, check=False)  # not skipped by check=False: there is no right value to store
 
 
+def test_a_domain_s_mechanism_that_gives_a_boolean_another_value_is_blamed_on_the_domain():
+    data = _spec("x > 0.5").to_dict()
+    data["domains"] = {"calm": {"weight": 1}, "storm": {"weight": 1, "overrides": {"on": "x + a"}}}
+    with pytest.raises(SpecError, match=r"^domains\.storm\.overrides\.on: a boolean is 0 or 1, its mechanism gives"):
+        CompiledSCM(DatasetSpec.from_dict(data)).sample(0, 200, check=False)
+    data["domains"]["storm"]["overrides"] = {"on": "x < 0.5"}  # a truth value in both: drawn as usual
+    batch = CompiledSCM(DatasetSpec.from_dict(data)).sample(0, 200)
+    assert set(np.unique(batch.column("on"))) == {0.0, 1.0}
+
+
 def test_an_intervention_that_gives_a_boolean_another_value_is_refused():
     with pytest.raises(SpecError, match=r"interventions\.targets\.a: do\(\) value 0\.5 must be a whole number"):
         _spec("a", {"regime": "single_node", "fraction": 0.5, "targets": {"a": "do(0.5)"}})  # the spec itself
