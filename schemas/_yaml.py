@@ -5,6 +5,7 @@ Knows nothing of the spec model: :mod:`.loading` and :mod:`.dataset` build on it
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -16,7 +17,16 @@ MAX_SPEC_BYTES = 4 * 1024 * 1024
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys (a silently dropped variable is a wrong dataset)."""
+    """Safe YAML that refuses duplicate keys (a silently dropped variable is a wrong dataset) and reads
+    booleans as YAML 1.2 does: only ``true``/``false``, so a variable named ``on``, ``off``, ``yes`` or ``no``
+    (or a category label ``no``) stays the text written, not YAML 1.1's True/False."""
+
+
+_BOOL = "tag:yaml.org,2002:bool"
+_StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_StrictLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 
 
 def _mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:

@@ -279,6 +279,24 @@ def test_temporal_edit_shorthand():
     assert DatasetSpec.from_dict(spec.to_dict()) == spec
 
 
+def test_yaml_reads_on_off_yes_no_as_the_text_written(tmp_path: Path):
+    """YAML 1.1 reads plain ``on``/``off``/``yes``/``no`` as True/False: a variable named ``on`` became the key
+    True ("variables[1]: Input should be a valid string"). Specs are read as YAML 1.2: only true/false are booleans."""
+    path = tmp_path / "switches.yaml"
+    path.write_text("name: switches\nsamples: 4\nvariables:\n"
+                    "  on: {type: boolean, noise: bernoulli(0.5)}\n"
+                    "  off: {type: boolean, mechanism: not on}\n"
+                    "  answer: {type: categorical, levels: [no, yes, On, OFF], noise: 'categorical(1, 1, 1, 1)'}\n"
+                    "  s: {time_varying: false, noise: 'uniform(0, 1)'}\n")
+    spec = load_spec(path)
+    assert list(spec.variables) == ["on", "off", "answer", "s"]
+    assert spec.variables["answer"].levels == ("no", "yes", "On", "OFF")
+    assert spec.variables["s"].time_varying is False  # true/false stay booleans
+    out = tmp_path / "again.yaml"
+    spec.dump(out)
+    assert load_spec(out) == spec
+
+
 def test_temporal_edits_without_a_world_pass_the_schema_but_not_check():
     spec = _video([{"at_frame": 3, "do": "ball[0].vx += 1.5"}])
     assert spec.world is None and spec.video.n_frames == 20
