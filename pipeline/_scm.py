@@ -679,13 +679,13 @@ class CompiledSCM:
                         sub = {k: (v[rows] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
                         sub[NOISE_NAME] = eps[rows]
                         val[rows] = np.broadcast_to(f(sub), (rows.size,))
-                if node.variable.type == "boolean":  # each domain's override blamed on its own field
+                if node.variable.type == "boolean":  # a domain's override, parameters or noise blamed on its own field
                     own = np.ones(n, bool)
-                    for d in self.domain_mech[j]:
-                        rows = np.flatnonzero(domain == d)
-                        own[rows] = False
-                        path = self._domain_fields.get((d, node.name), (None, ""))[0]
-                        _truth_values(node, val[rows], "mechanism", path)
+                    for (d, name), (path, _) in self._domain_fields.items():
+                        if name == node.name:
+                            rows = np.flatnonzero(domain == d)
+                            own[rows] = False
+                            _truth_values(node, val[rows], "mechanism" if self.mech[j] or d in self.domain_mech[j] else "noise", path)
                     _truth_values(node, val[own], "mechanism" if self.mech[j] else "noise")
                 val = _cast(node.variable, val)
                 for src, iv in self.by_target.get(node.name, ()):
@@ -808,9 +808,16 @@ def _intervention_fields(spec: DatasetSpec) -> dict[tuple[Any, str], tuple[str, 
 
 def _domain_fields(spec: DatasetSpec) -> dict[tuple[int, str], tuple[str, str]]:
     """What a domain replaces, per latent: ``{(domain index, latent): (spec path, what)}``: its mechanism
-    (``overrides``), else its noise (``noise``), else the uniform draw in its ``space``."""
+    (``overrides``), else its noise (``noise``), else the uniform draw in its ``space``, else a parameter the
+    latent's own mechanism reads and the domain gives another value (``parameters``; the first in the mechanism's
+    order when it changes several)."""
     out: dict[tuple[int, str], tuple[str, str]] = {}
     for d, (dname, dom) in enumerate(spec.domains.items()):
+        changed = {p: v for p, v in dom.parameters.items() if v != spec.parameters.get(p)}
+        for node in spec.graph.nodes if changed else ():
+            p = next((p for p in node.parameters if p in changed), None)
+            if p is not None:
+                out[(d, node.name)] = (f"domains.{dname}.parameters.{p}", f"domain {dname}'s parameter {p} = {changed[p]:g}")
         if dom.space is not None:
             for node in spec.graph.nodes:
                 if getattr(node.variable, "spaces", None) is not None and node.mechanism is None:
@@ -872,7 +879,12 @@ def _truth_problems(model: "CompiledSCM") -> list[str]:
             src = model.spec.domain_overrides(dname)[0].get(node.name)
             if src is not None:
                 sources.append((d, src, model.domain_mech[j][d]))
+            elif node.mechanism and (d, node.name) in model._domain_fields:  # its parameters or noise
+                sources.append((d, node.mechanism, model.mech[j]))
+        reported = False
         for d, src, f in sources:
+            if reported and d is not None and src is node.mechanism:
+                continue  # the spec's own mechanism already fails: not again per domain that changes an input
             supports = {}
             for name in sorted(parse_expression(src).names):
                 supports[name] = _support(model, j, name, d)
@@ -889,16 +901,18 @@ def _truth_problems(model: "CompiledSCM") -> list[str]:
                 bad = np.flatnonzero((vals != 0) & (vals != 1))
                 if bad.size:
                     at = ", ".join(f"{n} = {env[n][bad[0]]:g}" for n in supports)
+                    path = f"variables.{node.template}" if d is None else model._domain_fields[(d, node.name)][0]
                     where = "" if d is None else f" (domain {model.domain_names[d]})"
-                    out.append(f"variables.{node.template}: a boolean is 0 or 1, its mechanism {src!r}{where} gives "
+                    reported = reported or d is None
+                    out.append(f"{path}: a boolean is 0 or 1, its mechanism {src!r}{where} gives "
                                f"{vals[bad[0]]:g}{' at ' + at if at else ''}; write a truth value (a comparison, "
                                "and, or, not, where(c, 1, 0))")
     return list(dict.fromkeys(out))  # (a do() value on a boolean is checked by the spec itself: 0 or 1)
 
 
 def _support(model: "CompiledSCM", j: int, name: str, d: int | None) -> np.ndarray | None:
-    """Every value input ``name`` of node ``j``'s mechanism can take (in domain ``d``; None: any), or None when it
-    is not small and finite."""
+    """Every value input ``name`` of node ``j``'s mechanism can take (in domain ``d``; None: with the spec's own
+    parameters and noise), or None when it is not small and finite."""
     if name == NOISE_NAME:
         dist = model.domain_noise[j].get(d, model.nodes[j].variable.noise) if d is not None else model.nodes[j].variable.noise
         kind = getattr(dist, "dist", None)
@@ -907,7 +921,7 @@ def _support(model: "CompiledSCM", j: int, name: str, d: int | None) -> np.ndarr
         return np.arange(float(len(dist.probs))) if kind == "categorical" else None
     if name in model.param_table:
         vals = model.param_table[name]
-        return np.unique(vals if d is None else vals[d:d + 1])
+        return np.array([model.spec.parameters[name]]) if d is None else vals[d:d + 1]
     if name not in model.index:
         return None
     var = model.nodes[model.index[name]].variable

@@ -603,7 +603,10 @@ def _bounded(**over: Any) -> dict:
      "domains.d1.overrides.b", "domain d1's mechanism"),
     ({"domains": {"d0": {"weight": 1}, "d1": {"weight": 1, "noise": {"b": "uniform(3, 4)"}}}},
      "domains.d1.noise.b", "domain d1's noise"),
-], ids=["soft", "shift", "scale", "sets", "explicit", "counterfactual", "domain-mechanism", "domain-noise"])
+    ({"parameters": {"gain": 1.0}, "domains": {"d0": {"weight": 1}, "d1": {"weight": 1, "parameters": {"gain": 9.0}}},
+      "variables": {**BOUNDED, "b": {**BOUNDED["b"], "mechanism": "a * gain + eps"}}},
+     "domains.d1.parameters.gain", "domain d1's parameter gain = 9"),
+], ids=["soft", "shift", "scale", "sets", "explicit", "counterfactual", "domain-mechanism", "domain-noise", "domain-parameter"])
 def test_values_an_intervention_or_a_domain_puts_outside_the_range_are_blamed_on_it(over, path, what):
     """The tester's k06: a soft intervention's values beyond ``l``'s range were reported at ``variables.l``."""
     with pytest.raises(SpecError) as info:

@@ -95,3 +95,31 @@ def test_crlgen_check_refuses_the_lamp_that_is_always_on(capsys, tmp_path):
     assert err.strip().splitlines() == ["error: variables.lamp[2].on: a boolean is 0 or 1, its mechanism "
                                         "'button[0].press + 0.5' gives 0.5 at button[0].press = 0; write a truth "
                                         "value (a comparison, and, or, not, where(c, 1, 0))"]
+
+
+@pytest.mark.parametrize("mechanism,sampled", [("where(n > 1, k, 0)", False), ("where(x > 0.5, k, 0)", True)],
+                         ids=["discrete-inputs", "real-input"])
+def test_a_domain_s_parameter_that_gives_a_boolean_another_value_is_blamed_on_that_parameter(mechanism, sampled):
+    """A domain that sets parameter k = 2 read by a boolean's own mechanism: the line names the domain's
+    parameter, not the variable (whose mechanism is a truth value with the spec's k = 1)."""
+    data = _spec("a").to_dict()
+    data["parameters"] = {"k": 1.0}
+    data["variables"]["on"]["mechanism"] = mechanism
+    data["domains"] = {"calm": {"weight": 1}, "storm": {"weight": 1, "parameters": {"k": 2.0}}}
+    spec = DatasetSpec.from_dict(data)
+    with pytest.raises(SpecError) as e:
+        CompiledSCM(spec).sample(0, 200) if sampled else CompiledSCM(spec)
+    assert e.value.problems[0].startswith("domains.storm.parameters.k: a boolean is 0 or 1, its mechanism "), e.value.problems
+    assert len(e.value.problems) == 1
+    data["domains"]["storm"]["parameters"] = {"k": 1.0}  # the spec's own value: a truth value in both domains
+    batch = CompiledSCM(DatasetSpec.from_dict(data)).sample(0, 200)
+    assert set(np.unique(batch.column("on"))) == {0.0, 1.0}
+
+
+def test_the_spec_s_own_mechanism_failing_is_blamed_once_on_the_variable():
+    data = _spec("n").to_dict()
+    data["parameters"] = {"k": 1.0}
+    data["domains"] = {"calm": {"weight": 1}, "storm": {"weight": 1, "noise": {"n": "categorical(0.5, 0.5)"}}}
+    with pytest.raises(SpecError) as e:
+        CompiledSCM(DatasetSpec.from_dict(data))
+    assert [p.split(":")[0] for p in e.value.problems] == ["variables.on"]
