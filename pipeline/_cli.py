@@ -141,6 +141,9 @@ def check(spec: str, json_out: bool) -> None:
     else:
         out.print(f"OK {s.name}: {info['latents']} latents, {info['edges']} edges, world {s.world or 'none'}, "
                   f"{s.samples} samples, regime {info['regime']}", markup=False)
+        if s.world is None and s.render != type(s.render)():
+            out.print("note: no world, so no pixels: the `render` settings are unused (latents only); name a `world` "
+                      "to render (see `crlgen scenes`)", markup=False)
         if "max_resamples" in info:
             out.print(f"feasibility: world {s.world} refuses starts it cannot take; such samples are redrawn, at most "
                       f"{s.max_resamples} times (max_resamples), and counted in `resampled`", markup=False)

@@ -38,6 +38,18 @@ def test_check_json(capsys):
     assert code == 0 and info["ok"] and info["latents"] == 6 and info["edges"] == 5
 
 
+def test_check_says_a_latents_only_spec_s_render_settings_are_unused(capsys, tmp_path):
+    """``extends: static/spring`` + ``world: null`` is the way to a world's SCM without pixels, so its inherited
+    ``render`` block is accepted, and check says it is unused (a spec that forgot `world:` learns why no images)."""
+    path = tmp_path / "latent.yaml"
+    path.write_text("extends: static/spring\nworld: null\nsamples: 30\n")
+    code, out, _ = run_cli(capsys, "check", str(path))
+    assert code == 0 and out.splitlines()[1].startswith("note: no world, so no pixels: the `render` settings are unused")
+    path.write_text("extends: static/spring\nworld: null\nrender: null\nsamples: 30\n")
+    code, out, _ = run_cli(capsys, "check", str(path))
+    assert code == 0 and "note:" not in out
+
+
 def test_plan_json_reports_shards_shapes_and_bytes(capsys):
     code, out, _ = run_cli(capsys, "plan", "static/spring", "--samples", "300", "--no-calibrate", "--json")
     plan = json.loads(out)
