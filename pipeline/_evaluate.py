@@ -62,6 +62,9 @@ def evaluate_representation(store: Store, z_hat: np.ndarray, split: str = "test"
     if rows.size < MIN_ROWS:
         out["notes"].append(f"only {rows.size} {split} rows: correlations and R^2 this few rows give are noisy "
                             f"(a random representation can score high); use {MIN_ROWS} or more")
+    if 3 <= train.size < MIN_ROWS and split != "train":
+        out["notes"].append(f"only {train.size} train rows: the regressions behind R^2 are fitted on them, so R^2 "
+                            f"says little (the kernel one least); use {MIN_ROWS} or more")
     if split == "train":
         out["notes"].append("R^2 is held out (fitted on train, scored on the split): not reported for --split train")
     if varying:

@@ -98,3 +98,19 @@ def test_few_rows_and_train_rows_come_with_a_note(capsys, latents_store, tmp_pat
     assert res["r2_linear"] is None and any("not reported for --split train" in n for n in res["notes"])
     code, out, _ = _cli(capsys, "evaluate", str(latents_store), str(tmp_path / "z.npy"), "--split", "train")
     assert "note: R^2 is held out" in out
+
+
+def test_a_store_with_few_scored_and_train_rows_says_its_numbers_are_noisy(capsys, tmp_path):
+    from crlgen.pipeline import RunOptions, resolve, run
+
+    root = tmp_path / "tiny.zarr"
+    spec = latent_spring(samples=60, splits={"fractions": {"train": 0.5, "val": 0.25, "test": 0.25}})
+    assert run(spec, resolve(str(root)), RunOptions(executor="inline", validate=False)).shards_run
+    g = zarr.open_group(str(root), mode="r")
+    np.save(tmp_path / "z.npy", g["latents"][:])
+    n_train, n_test = int((g["split"][:] == 0).sum()), int((g["split"][:] == 2).sum())
+    assert 3 <= n_test < 50 and 3 <= n_train < 50
+    code, out, err = _cli(capsys, "evaluate", str(root), str(tmp_path / "z.npy"), "--json")
+    assert code == 0, err
+    notes = json.loads(out)["notes"]
+    assert [n.split(":")[0] for n in notes] == [f"only {n_test} test rows", f"only {n_train} train rows"], notes
