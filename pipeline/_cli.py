@@ -95,6 +95,29 @@ def _readable_store(url: str):
     return open_readable(url, arg="URL")
 
 
+def _refuse_inside_a_store(path: str, arg: str, source: str | None = None) -> None:
+    """Refuse (one ``arg: ...`` line) a local output folder that is, or lies inside, a crlgen store:
+    files written there would replace that store's own (its previews) or sit among its arrays.
+    ``source``: the local store being read (its line says how to redraw its own previews)."""
+    from ._store import Store
+    from ._urls import resolve
+
+    p = os.path.abspath(path)
+    while True:
+        if os.path.isfile(os.path.join(p, "zarr.json")) or os.path.isdir(os.path.join(p, "_crlgen")):
+            store = Store(resolve(p, arg=arg))
+            if store.attrs() or store.root_damage():
+                where = "is" if p == os.path.abspath(path) else "lies inside"
+                if source is not None and p == os.path.abspath(source).rstrip(os.sep):
+                    raise UserError(f"{arg}: {path} {where} the store being read; leave out {arg} to redraw its "
+                                    "own previews, or choose a folder outside it")
+                raise UserError(f"{arg}: {path} {where} the crlgen store {p}; choose a folder outside any store")
+        parent = os.path.dirname(p)
+        if parent == p:
+            return
+        p = parent
+
+
 def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -489,6 +512,8 @@ def preview(url: str, out_dir: str | None, samples: int, videos: int) -> None:
     from ._urls import check_local_folder
 
     loc, store, plan = _readable_store(url)
+    if out_dir is not None:  # before drawing: a refused folder costs nothing
+        _refuse_inside_a_store(out_dir, "--out", source=loc.url if loc.is_local else None)
     graph = causal_graph(plan)
     files = previews(plan, store, graph, samples=samples, videos=videos)
     if out_dir is not None:
@@ -626,6 +651,7 @@ def export(url: str, dest: str, fmt: str, split: str | None) -> None:
 
     loc, store, plan = _readable_store(url)
     check_local_folder(dest, "DEST", empty=True, not_inside=loc.url if loc.is_local else None)
+    _refuse_inside_a_store(dest, "DEST")
     try:
         if fmt == "parquet":
             import pyarrow  # noqa: F401

@@ -138,3 +138,26 @@ def test_an_edge_that_would_cross_a_node_bends_around_it():
     assert bends[("a", "c")] != 0.0
     assert _min_gap(pos["a"], pos["c"], bends[("a", "c")], pos["b"]) >= _NODE_CLEARANCE_IN
     assert _min_gap(pos["a"], pos["c"], bends[("a", "c")], pos["d"]) >= _NODE_CLEARANCE_IN  # bowed away from d too
+
+
+def test_preview_refuses_a_folder_in_the_store_it_reads_or_in_another_store(capsys, spring_store, falling_store, tmp_path):
+    """--out into another store would overwrite its previews, into the store read would nest `preview/preview/`:
+    both are one line, exit 2, and nothing is written (without --out, preview redraws the store's own)."""
+    other = tmp_path / "other.zarr"
+    shutil.copytree(falling_store, other)
+    before = {p: p.stat().st_mtime_ns for p in other.rglob("*")}
+    for out_dir, where in ((other, "is the crlgen store"), (other / "sub" / "pv", "lies inside the crlgen store"),
+                           (spring_store, "is the store being read"), (spring_store / "preview", "lies inside the store being read")):
+        code, out, err = _cli(capsys, "preview", str(spring_store), "--out", str(out_dir))
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1, err
+        assert err.startswith(f"error: --out: {out_dir} {where}"), err
+    assert {p: p.stat().st_mtime_ns for p in other.rglob("*")} == before
+    assert not (spring_store / "preview" / "preview").exists() and not (other / "sub").exists()
+
+
+def test_export_refuses_a_folder_inside_another_store(capsys, spring_store, falling_store, tmp_path):
+    other = tmp_path / "other.zarr"
+    shutil.copytree(falling_store, other)
+    code, _, err = _cli(capsys, "export", str(spring_store), "--format", "parquet", str(other / "hub"))
+    assert code == 2 and err.strip() == f"error: DEST: {other / 'hub'} lies inside the crlgen store {other}; choose a folder outside any store"
+    assert not (other / "hub").exists()
