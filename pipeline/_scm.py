@@ -27,7 +27,7 @@ import numpy as np
 
 from ..scenes.registry import world_class
 from ..schemas import DatasetSpec, SpecError
-from ..schemas.interventions import Do, Scale, Shift, SingleNode, Soft
+from ..schemas.interventions import Do, Scale, Shift, Soft
 from ..schemas.noise import Uniform
 from ..schemas.variables import NOISE_NAME
 from ..schemas.compiler import compile_expression
@@ -786,24 +786,8 @@ class CompiledSCM:
 def _intervention_fields(spec: DatasetSpec) -> dict[tuple[Any, str], tuple[str, str]]:
     """Where each intervention is written: ``{(option index or "cf", latent): (spec path, "the <kind> intervention")}``,
     options numbered as :meth:`DatasetSpec.intervention_options` numbers them."""
-    out: dict[tuple[Any, str], tuple[str, str]] = {}
-    reg = spec.interventions
-    if isinstance(reg, SingleNode):
-        o = 0
-        for key, iv in reg.targets.items():
-            for e in spec.expand_names(key):
-                out[(o, e)] = (f"interventions.targets.{key}", f"the {iv.kind} intervention")
-                o += 1
-    elif reg.regime in ("sets", "explicit"):
-        where = "sets" if reg.regime == "sets" else "assignments"
-        for o, opt in enumerate(reg.options()):
-            for e, (key, _, iv) in spec.expand_keyed(opt.items()).items():
-                out[(o, e)] = (f"interventions.{where}[{o}].targets.{key}", f"the {iv.kind} intervention")
-    cf = spec.counterfactuals
-    if cf is not None and cf.intervention:
-        for e, (key, _, iv) in spec.expand_keyed(cf.intervention.items()).items():
-            out[("cf", e)] = (f"counterfactuals.intervention.{key}", f"the counterfactual {iv.kind} intervention")
-    return out
+    return {(o, e): (path, f"the {'counterfactual ' if o == 'cf' else ''}{iv.kind} intervention")
+            for o, e, path, iv in spec.intervention_entries()}
 
 
 def _domain_fields(spec: DatasetSpec) -> dict[tuple[int, str], tuple[str, str]]:

@@ -158,9 +158,8 @@ class DatasetSpec(SpecModel):
                 spaces = getattr(node.variable, "spaces", None)
                 if spaces is not None and node.mechanism is None:
                     noises[node.name] = Uniform(low=spaces[dom.space][0], high=spaces[dom.space][1])
-        for e, (_, _, src) in self.expand_keyed(dom.overrides.items()).items():
-            k = self.graph.node(e).object_index
-            mechs[e] = expand(src, k) if k is not None else src
+        for e, (_, k, src) in self.expand_keyed(dom.overrides.items()).items():
+            mechs[e] = expand(src, k) if k is not None else src  # a template's [i]: the object it expanded to
         noises.update({e: nz for e, (_, _, nz) in self.expand_keyed(dom.noise.items()).items()})
         return mechs, noises
 
@@ -189,18 +188,41 @@ class DatasetSpec(SpecModel):
 
     def expand_targets(self, targets: Mapping[str, Any]) -> dict[str, Any]:
         """An intervention's ``{name: value}`` with templated names expanded per object (a specific name
-        wins over its template: :meth:`expand_keyed`)."""
-        return {e: v for e, (_, _, v) in self.expand_keyed(targets.items()).items()}
+        wins over its template: :meth:`expand_keyed`); a templated soft mechanism's ``[i]`` becomes
+        the object's index (``ball[i].w: soft('ball[i].m * 3')`` -> ``ball[1].w: soft('ball[1].m * 3')``)."""
+        return {e: _per_object(v, k) for e, (_, k, v) in self.expand_keyed(targets.items()).items()}
+
+    def intervention_entries(self) -> list[tuple[int | str, str, str, Any]]:
+        """Every intervention the spec gives a latent: ``(option index, or "cf" for the counterfactual
+        intervention; expanded latent; spec path of its key; intervention)``, options numbered as
+        :meth:`intervention_options` numbers them, ``[i]`` of a soft mechanism filled in per object."""
+        reg = self.interventions
+        out: list[tuple[int | str, str, str, Any]] = []
+        if isinstance(reg, SingleNode):
+            for key, iv in reg.targets.items():
+                templated = template_prefix(key) is not None
+                for k, e in enumerate(self.expand_names(key)):
+                    out.append((len(out), e, f"interventions.targets.{key}", _per_object(iv, k if templated else None)))
+        elif not isinstance(reg, Observational):
+            where = "sets" if reg.regime == "sets" else "assignments"
+            for o, opt in enumerate(reg.options()):
+                for e, (key, k, iv) in self.expand_keyed(opt.items()).items():
+                    out.append((o, e, f"interventions.{where}[{o}].targets.{key}", _per_object(iv, k)))
+        cf = self.counterfactuals
+        if cf is not None and cf.intervention:
+            for e, (key, k, iv) in self.expand_keyed(cf.intervention.items()).items():
+                out.append(("cf", e, f"counterfactuals.intervention.{key}", _per_object(iv, k)))
+        return out
 
     def intervention_options(self) -> tuple[dict[str, Any], ...]:
-        """The regime's options with templated targets expanded.
+        """The regime's options with templated targets expanded (soft mechanisms per object: :meth:`expand_targets`).
 
         Single-node regimes expand one templated target into one option per
         object (each sample still gets a single target).
         """
         reg = self.interventions
         if isinstance(reg, SingleNode):
-            return tuple({e: v} for k, v in reg.targets.items() for e in self.expand_names(k))
+            return tuple({e: iv} for o, e, _, iv in self.intervention_entries() if o != "cf")
         return tuple(self.expand_targets(o) for o in reg.options())
 
     # ----- authoring API -----------------------------------------------------
@@ -277,6 +299,13 @@ class DatasetSpec(SpecModel):
         return self.replace(interventions={"regime": "single_node", "fraction": frac, "targets": targets})
 
 
+def _per_object(iv: Any, k: int | None) -> Any:
+    """``iv`` for object ``k`` of a templated target: a soft mechanism's ``[i]`` filled in (None: as written)."""
+    if k is None or not isinstance(iv, Soft):
+        return iv
+    return iv.model_copy(update={"mechanism": expand(iv.mechanism, k)})
+
+
 def _plain(v: Any) -> Any:
     if isinstance(v, SpecModel):
         return v.model_dump(mode="json", exclude_defaults=True)
@@ -332,20 +361,18 @@ def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGr
 
     extra: list[tuple[str, str, str]] = []
     for dname, dom in spec.domains.items():
-        for target, src in dom.overrides.items():
-            for e in spec.expand_names(target):
-                if e in nodes:
-                    parents, _ = names_in(src, nodes[e].object_index, f"domains.{dname}.overrides.{target}")
-                    extra.extend((p, e, f"domain {dname}") for p in parents if p not in nodes[e].parents)
-    for i, opt in enumerate(spec.intervention_options() if not problems else ()):
-        for target, iv in opt.items():
-            if isinstance(iv, Soft) and target in nodes:
-                parents, _ = names_in(iv.mechanism, nodes[target].object_index, f"interventions.targets.{target}")
-                if target in parents:
-                    problems.append((f"interventions.targets.{target}", f"a soft mechanism for {target!r} cannot use "
-                                     f"{target!r} itself; write it in terms of its parents and 'eps'"))
-                    parents = [p for p in parents if p != target]
-                extra.extend((p, target, "soft intervention") for p in parents if p not in nodes[target].parents)
+        for e, (target, k, src) in spec.expand_keyed(dom.overrides.items()).items():
+            if e in nodes:
+                parents, _ = names_in(src, k, f"domains.{dname}.overrides.{target}")
+                extra.extend((p, e, f"domain {dname}") for p in parents if p not in nodes[e].parents)
+    for _, target, path, iv in spec.intervention_entries() if not problems else ():
+        if isinstance(iv, Soft) and target in nodes:  # (the mechanism's [i] is filled in already)
+            parents, _ = names_in(iv.mechanism, None, path)
+            if target in parents:
+                problems.append((path, f"a soft mechanism for {target!r} cannot use "
+                                 f"{target!r} itself; write it in terms of its parents and 'eps'"))
+                parents = [p for p in parents if p != target]
+            extra.extend((p, target, "soft intervention") for p in parents if p not in nodes[target].parents)
 
     edges = [(p, n.name) for n in nodes.values() for p in n.parents] + [(p, c) for p, c, _ in extra]
     cycle = find_cycle(edges, nodes)
