@@ -50,7 +50,29 @@ def resolve_extends(data: dict[str, Any], here: Path | None, catalog: CatalogLoo
         raise SpecError([f"extends: no catalogue scene or file named {ref!r} (see `crlgen scenes`)"])
     base = resolve_extends(parse_text(_read(path, "extends"), str(path)), path.parent, catalog, depth + 1)
     rest = {k: v for k, v in data.items() if k != "extends"}
+    problems = _nulls_without_base_key(base, rest, ref)
+    if problems:
+        raise SpecError(problems)
     return _drop_nulls(deep_merge(_drop_alternatives(base, rest), rest), rest)
+
+
+def _nulls_without_base_key(base: Any, over: dict[str, Any], ref: str, path: tuple[str, ...] = ()) -> list[str]:
+    """One line per null in ``over`` that deletes nothing because ``base`` has no such key (a typo
+    such as ``variables: {rhoo: null}``). A top-level spec field the base leaves out is at its
+    default already, so nulling it (``render: null``) is no mistake."""
+    base = base if isinstance(base, dict) else {}
+    problems = []
+    for k, v in over.items():
+        if v is None and k not in base and not (not path and k in DatasetSpec.model_fields):
+            where = ".".join((*path, str(k)))
+            if base:
+                known = f"expected one of {', '.join(map(str, base))}"
+            else:
+                known = f"it has no {'.'.join(path)} at all" if path else "it is empty"
+            problems.append(f"{where}: null deletes a key of the base spec, but the base ({ref}) has no {k!r}; {known}")
+        elif isinstance(v, dict):
+            problems += _nulls_without_base_key(base.get(k), v, ref, (*path, str(k)))
+    return problems
 
 
 #: Keys that are alternatives (a spec gives one of them), by where they sit (``*``: any name):

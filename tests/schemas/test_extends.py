@@ -71,6 +71,38 @@ def test_null_deletes_a_bases_key(tmp_path: Path):
     assert merged == {"variables": {"a": {"noise": "normal(0, 1)"}}}
 
 
+def test_a_null_of_a_key_the_base_lacks_is_refused(tmp_path: Path):
+    """A typo (`rhoo: null`) deleted nothing silently: each such null is a line naming its field path and the base's keys."""
+    (tmp_path / "n1.yaml").write_text("extends: static/spring\nname: n1\nworld: null\n"
+                                      "variables: {zzz: null, rhoo: null, h: null}\ndomains: {venus: null}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "n1.yaml")
+    keys = "expected one of h, r, rho, m, k, l"
+    assert info.value.problems == [
+        f"variables.zzz: null deletes a key of the base spec, but the base (static/spring) has no 'zzz'; {keys}",
+        f"variables.rhoo: null deletes a key of the base spec, but the base (static/spring) has no 'rhoo'; {keys}",
+        "domains.venus: null deletes a key of the base spec, but the base (static/spring) has no 'venus'; expected one of earth, moon"]
+    with pytest.raises(SpecError) as info:
+        _extend(tmp_path, {"seed": 3}, {"domains": {"d": {"parameters": {"g": None}}}})
+    assert info.value.problems == ["domains.d.parameters.g: null deletes a key of the base spec, but the base (base.yaml) "
+                                   "has no 'g'; it has no domains.d.parameters at all"]
+
+
+def test_a_null_of_a_top_level_field_resets_it_whether_or_not_the_base_gives_it(tmp_path: Path):
+    """`render: null` resets a block the base has to its default; a field the base leaves out is at its default already."""
+    assert _extend(tmp_path, {"seed": 3, "render": {"size": 8}}, {"render": None}) == {"seed": 3}
+    assert _extend(tmp_path, {"seed": 3}, {"render": None, "world": None, "counterfactuals": None}) == {"seed": 3}
+
+
+def test_a_spec_without_extends_gets_no_deletion_message_for_its_nulls(tmp_path: Path):
+    """Without `extends` a null is a value like any other: the field's own check answers."""
+    (tmp_path / "n3.yaml").write_text("name: n3\nsamples: 5\nvariables: {a: {noise: 'uniform(0,1)'}, b: null}\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(tmp_path / "n3.yaml")
+    assert len(info.value.problems) == 1 and info.value.problems[0].startswith("variables.b: ")
+    assert "deletes" not in info.value.problems[0]
+
+
 def test_a_road_without_pedestrians_extends_grid_town(tmp_path: Path):
     """`pedestrian: 0`: the templates expand to nothing; the base's pedestrian[0].* variables are removed with null."""
     ped0 = SHORT_TRAFFIC + "counterfactuals: null\nobjects: {vehicle: 8, pedestrian: 0, light: 4}\n"
