@@ -7,11 +7,10 @@ The spec language knows no catalogue: a caller that offers one (the pipeline off
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Callable
 
-from ._yaml import deep_merge, parse_text
+from ._yaml import deep_merge, parse_json, parse_text
 from .dataset import DatasetSpec
 from .errors import SpecError
 
@@ -159,12 +158,7 @@ def read_mapping(path: str | Path, catalog: CatalogLookup = _no_catalog) -> dict
     if not text.strip():
         raise SpecError([f"{p}: the file is empty; expected a spec (a YAML or JSON mapping)"])
     if p.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError([f"{p}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}"]) from None
-        if not isinstance(data, dict):
-            raise SpecError([f"{p}: expected a JSON object at the top level"])
+        data = parse_json(text, str(p))
     else:
         data = parse_text(text, str(p))
     return resolve_extends(data, p.parent, catalog)

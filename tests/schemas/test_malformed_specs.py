@@ -465,3 +465,22 @@ def test_a_bad_camera_is_one_line_at_its_field(views, path, fragment):
         DatasetSpec.from_dict(merge(BASE, {"render": {"views": views}}))
     assert len(info.value.problems) == 1, info.value.problems
     assert info.value.problems[0].startswith(f"{path}: ") and fragment in info.value.problems[0], info.value.problems
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"name": "dup",\n "samples": 5,\n "samples": 50,\n "variables": {"a": {"noise": "uniform(0,1)"}}}\n',
+     "line 3, column 2: duplicate key 'samples'"),
+    ('{"name": "dup", "samples": 5, "variables": {\n  "a": {"noise": "uniform(0,1)"},\n'
+     '  "b": {"mechanism": "a", "description": "a: a"},\n  "a": {"noise": "normal(0,1)"}}}\n', "line 4, column 3: duplicate key 'a'"),
+])
+def test_a_json_spec_with_a_duplicate_key_is_refused_like_yaml(tmp_path: Path, text: str, message: str):
+    """JSON's last-one-wins dropped the first `samples` (or variable) silently; YAML specs refuse duplicates, so do JSON ones."""
+    from crlgen.schemas.loading import load_spec
+
+    p = tmp_path / "dup.json"
+    p.write_text(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(p)
+    assert info.value.problems == [f"{p}: {message}"]
+    p.write_text(text.replace('"samples": 50', '"seed": 50').replace('"a": {"noise": "normal(0,1)"}', '"c": {"noise": "normal(0,1)"}'))
+    assert load_spec(p).name == "dup"
