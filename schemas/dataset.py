@@ -199,10 +199,8 @@ class DatasetSpec(SpecModel):
         reg = self.interventions
         out: list[tuple[int | str, str, str, Any]] = []
         if isinstance(reg, SingleNode):
-            for key, iv in reg.targets.items():
-                templated = template_prefix(key) is not None
-                for k, e in enumerate(self.expand_names(key)):
-                    out.append((len(out), e, f"interventions.targets.{key}", _per_object(iv, k if templated else None)))
+            for o, (e, (key, k, iv)) in enumerate(self.expand_keyed(reg.targets.items()).items()):
+                out.append((o, e, f"interventions.targets.{key}", _per_object(iv, k)))
         elif not isinstance(reg, Observational):
             where = "sets" if reg.regime == "sets" else "assignments"
             for o, opt in enumerate(reg.options()):
@@ -215,10 +213,13 @@ class DatasetSpec(SpecModel):
         return out
 
     def intervention_options(self) -> tuple[dict[str, Any], ...]:
-        """The regime's options with templated targets expanded (soft mechanisms per object: :meth:`expand_targets`).
+        """The regime's options with templated targets expanded (soft mechanisms per object: :meth:`expand_targets`);
+        a specific target (``ball[1].x``) wins over its template (``ball[i].x``) for its object, as in every
+        target map (:meth:`expand_keyed`). Option ``o`` is what the stored ``intervention`` code ``o`` means.
 
         Single-node regimes expand one templated target into one option per
-        object (each sample still gets a single target).
+        object (each sample still gets a single target), in the order the names are
+        first named: ``{ball[i].x: do(0.25), ball[1].x: do(0.75)}`` gives ``ball[0].x: do(0.25)``, ``ball[1].x: do(0.75)``.
         """
         reg = self.interventions
         if isinstance(reg, SingleNode):
@@ -405,6 +406,16 @@ def _check_support(var, support: tuple[float, float], path: str, problems, what:
             problems.append((path, f"{what} ranges over [{_fmt(support[0])}, {_fmt(support[1])}], outside the declared range [{_fmt(lo)}, {_fmt(hi)}]"))
 
 
+def _own_targets(spec: DatasetSpec, targets: Mapping[str, Any], key: str) -> list[str]:
+    """The latents target ``key`` of ``targets`` intervenes on: its expansion less the objects a specific key
+    names (:meth:`DatasetSpec.expand_keyed`); an unknown name or a template without objects stays itself."""
+    names = spec.expand_names(key)
+    if not names:
+        return [key]
+    keyed = spec.expand_keyed(targets.items())
+    return [e for e in names if keyed[e][0] == key]
+
+
 def _check_intervention(spec: DatasetSpec, nodes: dict[str, Node], states: set[str], target: str, iv, path: str, problems) -> None:
     if target in states:
         problems.append((path, f"{target!r} is a time-varying state; intervene on it with a temporal edit"))
@@ -517,11 +528,11 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
     # interventions
     reg = spec.interventions
     if not isinstance(reg, Observational):
-        for i, opt in enumerate(reg.options()):
+        for i, opt in enumerate([reg.targets] if isinstance(reg, SingleNode) else reg.options()):
             for target, iv in opt.items():
                 where = {"single_node": f"interventions.targets.{target}", "sets": f"interventions.sets[{i}].targets.{target}",
                          "explicit": f"interventions.assignments[{i}].targets.{target}"}[reg.regime]
-                for e in spec.expand_names(target) or [target]:
+                for e in _own_targets(spec, opt, target):
                     _check_intervention(spec, nodes, states, e, iv, where, problems)
         if reg.regime == "explicit":
             seen: dict[int, int] = {}
@@ -552,7 +563,7 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
     if cf is not None:
         if cf.intervention is not None:
             for target, iv in cf.intervention.items():
-                for e in spec.expand_names(target) or [target]:
+                for e in _own_targets(spec, cf.intervention, target):
                     _check_intervention(spec, nodes, states, e, iv, f"counterfactuals.intervention.{target}", problems)
         if cf.edit is not None:
             _check_edit(spec, cf.edit, "counterfactuals.edit", problems)

@@ -171,7 +171,8 @@ class Observational(TaggedModel):
 
 class SingleNode(TaggedModel):
     """A ``fraction`` of samples each get one target drawn uniformly from ``targets``
-    (a templated target counts once per object; on objects with a ``present`` flag only
+    (a templated target counts once per object, except an object a specific target names:
+    ``ball[1].x`` wins over ``ball[i].x`` for ball 1; on objects with a ``present`` flag only
     the objects present in the sample are drawn, and a sample with no target left stays
     observational).
 

@@ -98,3 +98,44 @@ def test_cli_check_of_templated_soft_intervention(tmp_path, capsys):
     code, out, err = run_cli(capsys, "check", str(p))
     assert (code, err) == (0, "")
     assert out.startswith("OK ov3:")
+
+
+TS: dict[str, Any] = {
+    "name": "ts", "samples": 400, "objects": 2,
+    "variables": {"ball[i].x": {"range": [0, 1], "noise": "uniform(0, 1)"},
+                  "ball[1].x": {"range": [0.5, 1], "noise": "uniform(0.5, 1)"}},  # do(0.25) would be out of its range
+}
+
+
+@pytest.mark.parametrize("targets", [{"ball[i].x": "do(0.25)", "ball[1].x": "do(0.75)"},
+                                     {"ball[1].x": "do(0.75)", "ball[i].x": "do(0.25)"}], ids=["after", "before"])
+def test_single_node_specific_target_wins_over_its_template(targets):
+    d = copy.deepcopy(TS)
+    d["interventions"] = {"regime": "single_node", "fraction": 0.5, "targets": targets}
+    s = check_spec(DatasetSpec.from_dict(d))
+    opts = s.intervention_options()
+    assert sorted((t, iv.value) for o in opts for t, iv in o.items()) == [("ball[0].x", 0.25), ("ball[1].x", 0.75)]
+    b = CompiledSCM(s).sample(0, s.samples)
+    for o, opt in enumerate(opts):  # the stored code o means option o
+        (t, iv), = opt.items()
+        rows = b.intervention == o
+        assert 60 < rows.sum() < 140  # each object drawn about as often: 200 intervened samples, 2 options
+        np.testing.assert_array_equal(b.column(t)[rows], iv.value)
+        np.testing.assert_array_equal(b.intervention_mask[:, b.names.index(t)], rows)  # and only there
+        assert CompiledSCM(s)._iv_fields[(o, t)][0] == f"interventions.targets.{'ball[1].x' if t == 'ball[1].x' else 'ball[i].x'}"
+
+
+@pytest.mark.parametrize("over", [
+    {"interventions": {"regime": "sets", "fraction": 0.5,
+                       "sets": [{"targets": {"ball[i].x": "do(0.25)", "ball[1].x": "do(0.75)"}}]}},
+    {"counterfactuals": {"fraction": 0.5, "intervention": {"ball[i].x": "do(0.25)", "ball[1].x": "do(0.75)"}}},
+], ids=["sets", "counterfactual"])
+def test_specific_target_wins_in_a_target_map(over):
+    d = copy.deepcopy(TS)
+    d.update(over)
+    s = check_spec(DatasetSpec.from_dict(d))
+    b = CompiledSCM(s).sample(0, s.samples)
+    for k, v in ((0, 0.25), (1, 0.75)):
+        hit = b.intervention_mask[:, b.names.index(f"ball[{k}].x")]
+        assert hit.any()
+        np.testing.assert_array_equal(b.column(f"ball[{k}].x")[hit], v)
