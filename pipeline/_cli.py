@@ -167,6 +167,8 @@ def check(spec: str, json_out: bool) -> None:
         if s.world is None and s.render != type(s.render)():
             out.print("note: no world, so no pixels: the `render` settings are unused (latents only); name a `world` "
                       "to render (see `crlgen scenes`)", markup=False)
+        if s.world is None and g.states:
+            out.print(_unsimulated_states_note(g.states), markup=False)
         if "max_resamples" in info:
             out.print(f"feasibility: world {s.world} refuses starts it cannot take; such samples are redrawn, at most "
                       f"{s.max_resamples} times (max_resamples), and counted in `resampled`", markup=False)
@@ -178,6 +180,13 @@ def check(spec: str, json_out: bool) -> None:
             out.print(f"spaces: {ranges}; domains: {doms}{held}", markup=False)
         if unchanged is not None and unchanged.note():
             out.print(unchanged.note(), markup=False)
+
+
+def _unsimulated_states_note(states: tuple[str, ...]) -> str:
+    """The note for a spec without a world that declares time-varying states: only a world simulates them."""
+    shown = ", ".join(states[:4]) + (f", ... ({len(states)} in all)" if len(states) > 4 else "")
+    return (f"note: no world, so the time-varying states ({shown}) are not simulated: the store holds the static "
+            "latents only; name a `world` that simulates them (see `crlgen scenes`)")
 
 
 @app.command(epilog=_examples("crlgen plan static/spring --samples 300 --json"))

@@ -31,7 +31,8 @@ def _shorthand(v: Any) -> Any:
 def causal_graph(plan: Plan) -> dict[str, Any]:
     """The causal graph as JSON-ready data: nodes (type, range, unit, equation, noise, parents, and
     ``unidentifiable``: the spec's reason the observations cannot determine it, or None),
-    edges, domain-only edges, states (with the units the store gives them), parameters, domains,
+    edges, domain-only edges, the states the store holds (with the units the store or else the spec
+    gives them; none without a world, which alone simulates them), parameters, domains,
     the intervention regime and its options, counterfactual pairing and temporal edits.
 
     With two or more domains the domain is also a *context node* (``context_nodes``), in the sense of
@@ -42,7 +43,9 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
     "B": [low, high]}``, or None); ``domains`` gives each domain's ``space``. Key by key: ``docs/causal-graph.md``."""
     spec, spec_hash = plan.spec, plan.spec_hash
     g = spec.graph
+    stored = [str(s) for s in plan.array("state").values] if plan.has("state") else []  # none without a world
     units = dict(zip(plan.array("state").values, plan.array("state_unit").values)) if plan.has("state_unit") else {}
+    declared = {name: var.unit for name, (_, _, var) in spec.expand_keyed(spec.variables.items()).items()}
     nodes = []
     for n in g.nodes:
         v = n.variable
@@ -59,7 +62,7 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
     return {
         "name": spec.name, "spec_hash": spec_hash, "generator": GENERATOR_VERSION, "world": spec.world,
         "nodes": nodes,
-        "states": [{"name": s, "unit": units.get(s) or None} for s in g.states],
+        "states": [{"name": s, "unit": units.get(s) or declared.get(s) or None} for s in stored],
         "edges": [{"source": p, "target": c} for p, c in g.edges()],
         "extra_edges": [{"source": p, "target": c, "where": w} for p, c, w in g.extra_edges],
         "context_nodes": context_nodes(spec),

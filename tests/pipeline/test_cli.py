@@ -272,3 +272,16 @@ def test_a_garbled_root_zarr_json_is_damage_not_a_foreign_folder(capsys, latent_
     assert code == 2 and err == (f"error: --out: {root}: its zarr.json is damaged (not valid JSON), so it is not written: "
                                  "remove it or choose another location\n")
     assert sorted(p.name for p in root.rglob("*")) == before
+
+
+def test_check_notes_that_time_varying_states_are_not_simulated_without_a_world(capsys, tmp_path):
+    """A time-varying variable in a spec without a world vanished without a word (`OK tv: 1 latents`)."""
+    path = tmp_path / "tv.yaml"
+    path.write_text("name: tv\nsamples: 5\nvariables: {a: {noise: 'uniform(0,1)'}, b: {time_varying: true}}\n")
+    code, out, _ = run_cli(capsys, "check", str(path))
+    assert code == 0 and out.splitlines()[1] == (
+        "note: no world, so the time-varying states (b) are not simulated: the store holds the static latents only; "
+        "name a `world` that simulates them (see `crlgen scenes`)")
+    path.write_text("extends: traffic/grid_town\nworld: null\nvideo: null\ntemporal_edits: null\ncounterfactuals: null\n")
+    code, out, _ = run_cli(capsys, "check", str(path))
+    assert code == 0 and "time-varying states (vehicle[0].x, vehicle[0].y, vehicle[0].heading, vehicle[0].speed, ... (64 in all))" in out

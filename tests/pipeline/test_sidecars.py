@@ -118,3 +118,19 @@ def test_every_temporal_edit_record_names_its_op_and_fraction():
     edits = json.loads(json.dumps(causal_graph(make_plan(spec))))["temporal_edits"]
     assert [(e["target"], e["op"], e["value"], e["at_frame"], e["fraction"]) for e in edits] == [
         ("gravity", "set", 1.62, 6, 1.0), ("gravity", "add", 1.0, 4, 0.5), ("gravity", "scale", 2.0, 2, 1.0)]
+
+
+def test_a_latents_only_spec_lists_no_states_the_store_does_not_hold():
+    """`extends: traffic/grid_town` + `world: null` keeps the world's SCM but simulates no states: the graph listed
+    64 of them (unit None) though the store has no `states` array. A world's states carry the spec's units."""
+    from crlgen.pipeline import load_spec
+
+    world = load_spec("traffic/grid_town")
+    g = causal_graph(make_plan(world))
+    units = {name: var.unit for name, (_, _, var) in world.expand_keyed(world.variables.items()).items()}
+    assert len(g["states"]) == len(world.graph.states) == 64
+    assert all(s["unit"] == units[s["name"]] and s["unit"] for s in g["states"])
+    latents_only = world.replace(world=None, video=None, temporal_edits=[], counterfactuals=None)
+    plan = make_plan(latents_only)
+    assert latents_only.graph.states and not plan.has("state")
+    assert causal_graph(plan)["states"] == []
