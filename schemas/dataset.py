@@ -361,11 +361,20 @@ def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGr
         nodes[name] = Node(name, tname, k, var, mech, tuple(parents), tuple(used))
 
     extra: list[tuple[str, str, str]] = []
+    added: dict[tuple[str, str], list[str]] = {}  # (parent, child) -> the spec fields whose equations add the edge
+
+    def add(parents: list[str], child: str, where: str, path: str) -> None:
+        for p in parents:
+            if p not in nodes[child].parents:
+                extra.append((p, child, where))
+                added.setdefault((p, child), []).append(path)
+
     for dname, dom in spec.domains.items():
         for e, (target, k, src) in spec.expand_keyed(dom.overrides.items()).items():
             if e in nodes:
-                parents, _ = names_in(src, k, f"domains.{dname}.overrides.{target}")
-                extra.extend((p, e, f"domain {dname}") for p in parents if p not in nodes[e].parents)
+                path = f"domains.{dname}.overrides.{target}"
+                parents, _ = names_in(src, k, path)
+                add(parents, e, f"domain {dname}", path)
     for _, target, path, iv in spec.intervention_entries() if not problems else ():
         if isinstance(iv, Soft) and target in nodes:  # (the mechanism's [i] is filled in already)
             parents, _ = names_in(iv.mechanism, None, path)
@@ -373,16 +382,39 @@ def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGr
                 problems.append((path, f"a soft mechanism for {target!r} cannot use "
                                  f"{target!r} itself; write it in terms of its parents and 'eps'"))
                 parents = [p for p in parents if p != target]
-            extra.extend((p, target, "soft intervention") for p in parents if p not in nodes[target].parents)
+            add(parents, target, "soft intervention", path)
 
-    edges = [(p, n.name) for n in nodes.values() for p in n.parents] + [(p, c) for p, c, _ in extra]
-    cycle = find_cycle(edges, nodes)
+    base = [(p, n.name) for n in nodes.values() for p in n.parents]
+    cycle = find_cycle(base, nodes)
     if cycle:
         problems.append(("variables", f"the equations form a cycle: {' -> '.join(cycle)}"))
+    if cycle or _blame_cycles(base, added, nodes, problems):
         order = list(nodes)
     else:
-        order = topological(list(nodes), edges)
+        order = topological(list(nodes), base + list(added))
     return CausalGraph(tuple(nodes[n] for n in order), states, tuple(extra))
+
+
+def _blame_cycles(base: list[tuple[str, str]], added: dict[tuple[str, str], list[str]], nodes: Iterable[str],
+                  problems: list[tuple[str, str]]) -> bool:
+    """Find the cycles that edges only a domain override or a soft intervention adds (``added``: edge -> the fields
+    adding it) close in the acyclic ``base`` graph, one problem line per field closing one (one order of evaluation
+    serves every domain and intervention, so the union of their equations must be acyclic); whether any exists."""
+    left = dict(added)
+    found = False
+    while left:
+        cycle = find_cycle(base + list(left), nodes)
+        if cycle is None:
+            break
+        found = True
+        steps = [s for s in zip(cycle, cycle[1:]) if s in left]
+        (p, c), others = steps[0], [left[s][0] for s in steps[1:]]
+        with_ = f" together with {', '.join(others)}" if others else ""
+        for path in left[(p, c)]:
+            problems.append((path, f"reads {p!r}, which depends on {c!r}{with_}: the equations form a cycle: {' -> '.join(cycle)}"))
+        for s in steps:
+            del left[s]
+    return found
 
 
 def _fmt(x: float) -> str:

@@ -123,7 +123,7 @@ CASES: list[Case] = [
          "variables", "the equations form a cycle: "),
     Case("self-loop", var(p={"mechanism": "p + 1"}), "variables", "cycle: p -> p"),
     Case("cycle-through-domain-override", spec(domains={"d": {"overrides": {"a": "b * 0 + eps"}}}),
-         "variables", "cycle: a -> b -> a"),
+         "domains.d.overrides.a", "reads 'b', which depends on 'a': the equations form a cycle: a -> b -> a"),
     Case("mechanism-uses-time-varying-state", var(x={"time_varying": True}, b={"mechanism": "x + eps", "noise": "normal(0, 1)"}),
          "variables.b.mechanism", "uses the time-varying state 'x'"),
     # ----- interventions
