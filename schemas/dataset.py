@@ -349,9 +349,11 @@ def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGr
                 parents.append(nm)
             elif nm in state_set:
                 problems.append((path, f"uses the time-varying state {nm!r}; mechanisms relate static latents only"))
+            elif "[i]" in nm:  # left over: the equation is not a per-object variable's (or its target's)
+                problems.append((path, f"{nm!r}: `[i]` only works in the equation of a per-object variable (name[i].field), "
+                                 f"where it is that object's index; a non-object variable must name an index, e.g. {expand(nm, 0)!r}"))
             else:
-                hint = " (per-object names need `[i]` or an index)" if "[" in nm else ""
-                problems.append((path, f"unknown variable {nm!r}{hint}; expected one of the declared variables or parameters"))
+                problems.append((path, f"unknown variable {nm!r}{_unknown_hint(spec, nm)}; expected one of the declared variables or parameters"))
         return parents, used_params
 
     nodes: dict[str, Node] = {}
@@ -393,6 +395,18 @@ def _build_graph(spec: DatasetSpec, problems: list[tuple[str, str]]) -> CausalGr
     else:
         order = topological(list(nodes), base + list(added))
     return CausalGraph(tuple(nodes[n] for n in order), states, tuple(extra))
+
+
+def _unknown_hint(spec: DatasetSpec, name: str) -> str:
+    """Why per-object name ``name`` is unknown, when it is: an index beyond the object count, or no index at all."""
+    indexed = _INDEXED.match(name)
+    count = spec.object_count(indexed.group(1)) if indexed else None
+    if count is not None and int(indexed.group(2)) >= count:
+        kind = indexed.group(1)
+        return f" ({count} {kind} objects: {kind}[0] to {kind}[{count - 1}])" if count else f" (no {kind} objects)"
+    if "[" not in name and any(re.sub(r"\[i\]", "", t) == name for t in spec.variables):
+        return " (per-object names need `[i]` or an index)"
+    return ""
 
 
 def _blame_cycles(base: list[tuple[str, str]], added: dict[tuple[str, str], list[str]], nodes: Iterable[str],
