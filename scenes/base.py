@@ -354,6 +354,14 @@ class World(abc.ABC):
         return []
 
     @classmethod
+    def optional_latents_for(cls, spec) -> tuple[str, ...]:
+        """The optional latents (templates) this world reads for ``spec``: a spec may declare them, and the
+        world uses its default where it does not. Default: ``info.optional_latents``, whatever the spec; a world
+        whose layout parameters rule one out (an arm without the joint a latent sets) overrides this, and its
+        ``check`` refuses a spec that declares such a latent."""
+        return cls.info.optional_latents
+
+    @classmethod
     def edit_ranges(cls, spec) -> tuple[Mapping[str, tuple[float, float]], str]:
         """The valid range of each edited *state* for ``spec`` (template name -> (low, high), in the state's unit),
         and a short reason a refusal can name (``""`` for none). ``crlgen check`` holds each temporal edit and

@@ -248,7 +248,7 @@ class WorldContract:
         graph = self.spec.graph
         one = self._one(batch)
         base = {k: v.copy() for k, v in one.latents.items()}
-        added = [n for n in self.spec.expand_all(info.optional_latents) if n not in base]
+        added = [n for n in self.spec.expand_all(type(world).optional_latents_for(self.spec)) if n not in base]
         for name in added:
             lo, hi = info.ranges[_template(name, info)]
             base[name] = np.array([lo + 0.7 * (hi - lo)])

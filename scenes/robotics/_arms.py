@@ -37,7 +37,9 @@ class ArmModel:
     the ee link's z axis); ``down``: the (x, y, z, w) orientation of that link when the gripper
     points down (-z) with the fingers closing along y; ``rest``: rest pose (rad) for IK and the
     home configuration; ``links``: every link name (segmentation ids, in link-index order, the
-    base first); ``reach``: horizontal reach (m) from the base.
+    base first); ``reach``: horizontal reach (m) from the base; ``twist_joint``: index of the upper
+    arm's roll joint whose rest angle the ``arm.twist`` latent sets (None: a 6-joint arm, whose IK
+    has no redundancy to resolve).
     """
 
     name: str
@@ -51,6 +53,7 @@ class ArmModel:
     links: tuple[str, ...]
     reach: float
     max_force: float
+    twist_joint: int | None = None
 
 
 _KUKA_LINKS = ("lbr_iiwa_link_0",) + tuple(f"lbr_iiwa_link_{k}" for k in range(1, 8)) + (
@@ -66,7 +69,7 @@ MODELS: dict[str, ArmModel] = {
         name="kuka_iiwa", urdf="kuka_iiwa/model.urdf", joints=tuple(f"lbr_iiwa_joint_{k}" for k in range(1, 8)),
         fingers=(("finger_left_joint", 0.056, 0.0), ("finger_right_joint", 0.056, 0.0)),
         ee_link="tcp", tcp_offset=0.0, down=(0.0, 1.0, 0.0, 0.0),
-        rest=(0.0, 0.4, 0.0, -1.6, 0.0, 1.1, 0.0), links=_KUKA_LINKS, reach=0.8, max_force=300.0),
+        rest=(0.0, 0.4, 0.0, -1.6, 0.0, 1.1, 0.0), links=_KUKA_LINKS, reach=0.8, max_force=300.0, twist_joint=2),
     "xarm6": ArmModel(
         name="xarm6", urdf="xarm/xarm6_with_gripper.urdf", joints=tuple(f"joint{k}" for k in range(1, 7)),
         fingers=tuple((j, 0.0, 0.85) for j in ("drive_joint", "left_finger_joint", "left_inner_knuckle_joint",
@@ -78,7 +81,8 @@ MODELS: dict[str, ArmModel] = {
         name="franka_panda", urdf="franka_panda/panda.urdf", joints=tuple(f"panda_joint{k}" for k in range(1, 8)),
         fingers=(("panda_finger_joint1", 0.04, 0.0), ("panda_finger_joint2", 0.04, 0.0)),
         ee_link="panda_grasptarget", tcp_offset=0.0, down=(1.0, 0.0, 0.0, 0.0),
-        rest=(0.0, -0.2, 0.0, -2.2, 0.0, 2.0, 0.785), links=_PANDA_LINKS, reach=0.75, max_force=87.0),
+        rest=(0.0, -0.2, 0.0, -2.2, 0.0, 2.0, 0.785), links=_PANDA_LINKS, reach=0.75, max_force=87.0,
+        twist_joint=2),
 }
 
 #: The gripper the kuka URDF lacks: palm box, two prismatic finger boxes, a TCP between the fingertips.

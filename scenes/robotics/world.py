@@ -14,6 +14,10 @@ Latents (``obj[i]`` for i = 0..N-1, N = ``objects.obj``):
   the table), ``table.friction`` (the table top's lateral friction); optional ``light.intensity``
   (diffuse coefficient multiplier, default 1) and ``light.azimuth`` (rad, direction the light
   comes from around z; default 0.6, elevation fixed at ~50 deg);
+- arm: optional ``arm.twist`` (rad, default 0), the rest angle of a 7-joint arm's upper-arm roll
+  joint (``joint[2]``), which the IK's null space follows (:func:`._ik.rest_pose`): how the arm's
+  redundancy is resolved, and so where its elbow and forearm swing, from the start pose (the TCP at
+  the home pose's TCP, pointing down, :func:`._ik.start_pose`) to the end; refused for the 6-joint xArm6;
 - controller (:mod:`._controllers`): ``ctrl.kp`` (position gain), ``ctrl.max_qd`` (rad/s),
   ``ctrl.speed`` (TCP m/s), ``ctrl.height`` (approach height, m), ``ctrl.grip_force`` (N);
 - goal: ``goal.x``, ``goal.y``, ``goal.z`` (m, world frame; the TCP target of ``reach``, the
@@ -75,8 +79,8 @@ STATE_UNITS = {"joint[i].q": "rad", "joint[i].qd": "rad/s", **{f"ee.{f}": ("m" i
 GLOBAL_LATENTS = ("floor.hue", "table.hue", "table.friction", "ctrl.kp", "ctrl.max_qd", "ctrl.speed", "ctrl.height",
                   "ctrl.grip_force", "goal.x", "goal.y", "goal.z")
 OBJECT_LATENTS = ("obj[i].size", "obj[i].mass", "obj[i].friction", "obj[i].hue", "obj[i].x0", "obj[i].y0")
-OPTIONAL = ("light.intensity", "light.azimuth", "obj[i].yaw0")
-DEFAULTS = {"light.intensity": 1.0, "light.azimuth": 0.6, "obj[i].yaw0": 0.0}
+OPTIONAL = ("light.intensity", "light.azimuth", "obj[i].yaw0", "arm.twist")
+DEFAULTS = {"light.intensity": 1.0, "light.azimuth": 0.6, "obj[i].yaw0": 0.0, "arm.twist": 0.0}
 
 #: Valid ranges: what the arms reach and the cameras frame (m, kg, N, rad, rad/s). A cube's half side goes up to 0.045 m:
 #: the KUKA gripper opens 11.2 cm (two fingers of 5.6 cm). The Panda's opens 8 cm (two of 4 cm), so a Panda spec keeps the
@@ -88,7 +92,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "goal.x": (-0.2, 0.35), "goal.y": (-0.35, 0.35), "goal.z": (_rooms.TABLE_TOP + 0.02, _rooms.TABLE_TOP + 0.5),
     "obj[i].size": (0.012, 0.045), "obj[i].mass": (0.01, 20.0), "obj[i].friction": (0.05, 2.0), "obj[i].hue": (0.0, 1.0),
     "obj[i].x0": (-0.2, 0.35), "obj[i].y0": (-0.35, 0.35), "obj[i].yaw0": (-math.pi, math.pi),
-    "light.intensity": (0.2, 2.0), "light.azimuth": (-math.pi, math.pi),
+    "light.intensity": (0.2, 2.0), "light.azimuth": (-math.pi, math.pi), "arm.twist": (-1.5, 1.5),
 }
 EDIT_TARGETS = ("obj[i].vx", "obj[i].vy", "obj[i].vz", "obj[i].mass", "goal.x", "goal.y", "goal.z")
 #: Simulation step (s) of the catalogue's arm scenes (``fps: 10``, ``substeps: 24``).
@@ -195,11 +199,24 @@ class ArmWorld(BulletVideoWorld):
         if out:
             return out
         out += cls._joint_problems(spec)
+        model = _arms.arm_model(spec.parameters["arm"])
+        if model.twist_joint is None and "arm.twist" in spec.graph.names:
+            out.append(f"variables.arm.twist: the {model.name} has {len(model.joints)} joints and no redundancy for "
+                       "arm.twist to resolve; it needs a 7-joint arm (parameters.arm 0 kuka_iiwa or 2 franka_panda)")
         n = spec.object_count("obj") or 0
         task = _controllers.task_code(spec.parameters["task"])
         if n < (2 if task == 3 else 1):
             out.append(f"objects.obj: the {_controllers.TASK_NAMES[task]} task needs at least {2 if task == 3 else 1} objects, got {n}")
         return out + cls._common_problems(spec)
+
+    @classmethod
+    def optional_latents_for(cls, spec) -> tuple[str, ...]:
+        """Without ``arm.twist`` for an arm that has no redundancy to resolve (the 6-joint xArm6)."""
+        try:
+            twist = _arms.arm_model(spec.parameters["arm"]).twist_joint is not None
+        except (KeyError, ValueError):  # no or a bad parameters.arm: check says so
+            twist = True
+        return tuple(n for n in cls.info.optional_latents if twist or n != "arm.twist")
 
     @classmethod
     def _joint_problems(cls, spec) -> list[str]:
@@ -244,7 +261,8 @@ class ArmWorld(BulletVideoWorld):
         disc = bc.createVisualShape(p.GEOM_CYLINDER, radius=0.045, length=0.002, rgbaColor=(*_GOAL_RGB, 1.0))
         self._goal = bc.createMultiBody(0.0, -1, sphere, basePosition=[0.0, 0.0, 1.0])
         self._goal_disc = bc.createMultiBody(0.0, -1, disc, basePosition=[0.0, 0.0, _rooms.TABLE_TOP + 0.001])
-        self._home = _ik.home(self._arm)
+        self._arm.reset(_ik.home(self._arm), 1.0)
+        self._home_tcp = self._arm.tcp_pose()[0].copy()  # every clip starts with the TCP here
         # TCP frame -> mount frame: undo the arm's own "down" orientation, apply the canonical one (pi about x)
         self._down_to_mount = pb.quaternion_matrix(self.model.down).T @ np.diag([1.0, -1.0, -1.0])
 
@@ -279,13 +297,15 @@ class ArmWorld(BulletVideoWorld):
         bc.changeDynamics(self._room.table_top, -1, lateralFriction=float(lat["table.friction"][i]), restitution=0.0)
 
     def _setup_agent(self, lat: Mapping[str, np.ndarray], i: int) -> dict:
-        self._arm.reset(self._home, 1.0)
+        twist = float(lat["arm.twist"][i]) if "arm.twist" in lat else 0.0  # a variant without the latent: 0
+        rest = _ik.rest_pose(self.model, twist)
+        self._arm.reset(_ik.start_pose(self._arm, self._home_tcp, rest), 1.0)
         goal = np.array([lat["goal.x"][i], lat["goal.y"][i], lat["goal.z"][i]])
         self._place_goal(goal)
         gains = _controllers.Gains(kp=float(lat["ctrl.kp"][i]), max_qd=float(lat["ctrl.max_qd"][i]),
                                    speed=float(lat["ctrl.speed"][i]), height=float(lat["ctrl.height"][i]),
                                    grip_force=float(lat["ctrl.grip_force"][i]))
-        return {"goal": goal, "gains": gains}
+        return {"goal": goal, "gains": gains, "rest": rest}
 
     def _place_goal(self, goal: np.ndarray) -> None:
         bc = self.client.bc
@@ -321,7 +341,7 @@ class ArmWorld(BulletVideoWorld):
         elif cmd.grasp < 0:
             self._release()
         touch = cmd.phase == _controllers.PHASES.index("grasp")
-        self._arm.command(_ik.solve(self._arm, cmd.target, cmd.yaw), cmd.opening, cfg["gains"].kp, cfg["gains"].max_qd,
+        self._arm.command(_ik.solve(self._arm, cmd.target, cmd.yaw, cfg.get("rest")), cmd.opening, cfg["gains"].kp, cfg["gains"].max_qd,
                           finger_force=TOUCH_FORCE if touch else FINGER_FORCE,
                           fingers=self._finger_hold if self._weld is not None else None)
         return [*cmd.target, cmd.yaw, cmd.opening, cmd.phase]

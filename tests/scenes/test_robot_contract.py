@@ -26,6 +26,8 @@ UNTOUCHED = {
 def small(arm: int = 0, frames: int = 36):
     spec = load_spec("robotics/open_space")
     joints = {0: 7, 1: 6, 2: 7}[arm]
+    if joints == 6:  # arm.twist resolves a 7-joint arm's redundancy: the xArm6 has none
+        spec = spec.replace(variables={k: v for k, v in spec.variables.items() if k != "arm.twist"})
     return spec.replace(samples=6, parameters={**spec.parameters, "arm": arm}, objects={"obj": 2, "joint": joints},
                         video={"fps": 10, "frames": frames, "substeps": 24},
                         render={"size": 32, "views": VIEWS, "engine": "tiny"})

@@ -74,3 +74,31 @@ def test_segmentation_names_each_arm_link_and_the_wrist_camera_rides_on_the_tcp(
     # horizontally (behind it, turned by the gripper's yaw) while the gripper points down
     d = wrist[:, :3, 3] - ee
     assert np.allclose(d[:, 2], 0.1, atol=0.005) and np.allclose(np.hypot(d[:, 0], d[:, 1]), 0.1, atol=0.005)
+
+
+@pytest.mark.parametrize("arm", [0, 2], ids=["kuka_iiwa", "franka_panda"])
+def test_the_twisted_arm_stays_in_the_catalogue_views(arm):
+    """arm.twist at the world's limits (+-1.5 rad) swings the elbow out sideways: in the catalogue's front, side
+    and agent views (framed on the whole arm) no arm pixel touches the border in any frame of a pick and place."""
+    from crlgen.scenes.robotics.world import RANGES
+
+    data = load_spec("robotics/open_space").to_dict()
+    data["render"]["views"] = data["render"]["views"][:4]
+    data["variables"]["obj[i].size"]["noise"] = "uniform(0.02, 0.03)"  # cubes the Panda's gripper closes around
+    spec = type(load_spec("robotics/open_space")).from_dict(data)
+    spec = spec.replace(samples=1, parameters={**spec.parameters, "arm": arm}, interventions={"regime": "observational"},
+                        temporal_edits=(), video={"fps": 10, "frames": 40, "substeps": 24})
+    batch = _batch(spec, 0, 1)
+    with build_world(spec) as w:
+        ids = {o.name: o for o in w.outputs(spec)}["segmentation"].attrs["ids"]
+        arm_ids = [int(k) for k, v in ids.items() if v.startswith("arm.")]
+        for twist in RANGES["arm.twist"]:
+            lat = {**batch.latents, "arm.twist": np.array([twist])}
+            seg = w.render(WorldBatch(batch.index, lat, batch.seeds, batch.edits)).outputs["segmentation"][0]
+            for v, name in enumerate(("front", "side", "birdseye", "agent")):
+                if name == "birdseye":  # framed on the table's working area, not on the arm
+                    continue
+                on = np.isin(seg[:, v], arm_ids)
+                assert on.any(), (twist, name)
+                border = on[:, 0, :].any() or on[:, -1, :].any() or on[:, :, 0].any() or on[:, :, -1].any()
+                assert not border, f"twist {twist}: the arm touches the border of the {name} view"
