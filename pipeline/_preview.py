@@ -99,27 +99,28 @@ def _value_text(graph_node: dict[str, Any], value: float) -> str:
     return f"{value:.3g}"
 
 
+def _target_text(t: Any) -> str:
+    """One target's intervention in the spec's shorthand: ``do(0.09)``, ``shift(2000.0)``, and a soft
+    one (a mapping in ``causal_graph.json``) as ``soft('g * 10 + eps', noise='normal(0.0, 1.0)')``."""
+    if isinstance(t, dict) and t.get("kind") == "soft":
+        noise = t.get("noise")
+        return f"soft({t['mechanism']!r}" + (f", noise={str(noise)!r}" if noise else "") + ")"
+    return str(t)
+
+
 def option_label(option: dict[str, Any]) -> str:
-    """A regime option (``causal_graph.json``'s ``interventions.options[i].targets``: name -> shorthand
-    such as ``do(0.09)``) as text: ``do(h=0.09)``, ``do(k~uniform(300.0, 400.0))``, ``shift(rho, 2000.0)``."""
-    parts = []
-    for name, t in option.items():
-        text = str(t)
-        kind, _, inner = text.partition("(")
-        inner = inner[:-1] if inner.endswith(")") else inner
-        if not inner:
-            parts.append(f"{kind}({name})")
-        elif kind == "do":
-            parts.append(f"do({name}{'~' if '(' in inner else '='}{inner})")
-        else:
-            parts.append(f"{kind}({name}, {inner})")
-    return ", ".join(parts)
+    """A regime option (an entry of ``causal_graph.json``'s ``interventions.options``) as text: its
+    ``name`` when the spec names it (a ``sets`` regime's ``name: s1``), else its targets in the spec's
+    shorthand: ``h: do(0.09)``, ``rho: shift(2000.0), h: do(0.05)``, ``g: soft('g * 10 + eps')``."""
+    if option.get("name"):
+        return str(option["name"])
+    return ", ".join(f"{name}: {_target_text(t)}" for name, t in option["targets"].items())
 
 
 def _regime_text(i: int, option: np.ndarray, pair: np.ndarray, role: np.ndarray, options: list) -> str:
     if role[i] == 2:
         return f"counterfactual of #{pair[i]}"
-    text = "observational" if option[i] < 0 else option_label(options[option[i]]["targets"])
+    text = "observational" if option[i] < 0 else option_label(options[option[i]])
     return text + (f", partner #{pair[i]}" if role[i] == 1 else "")
 
 
@@ -328,9 +329,36 @@ def graph_image(graph: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
+#: Legend text size (points) and the width (inches) a character of it takes at most, about.
+_LEGEND_PT = 7
+_LEGEND_CHAR_IN = 0.062
+#: Per legend column: its line sample, the gaps around it and the column spacing (inches).
+_LEGEND_COL_PAD_IN = 0.7
+
+
+def legend_layout(names: list[str], width_in: float) -> tuple[list[str], int]:
+    """Entries of a figure-wide legend and its column count such that it fits ``width_in`` inches:
+    the most columns (up to 4) whose entries fit unwrapped, else one column with every entry
+    wrapped (at its ``, `` or spaces) to the figure's width."""
+    import textwrap
+
+    widths = [len(n) * _LEGEND_CHAR_IN for n in names]
+    for ncol in range(min(4, max(1, len(names))), 0, -1):
+        rows = -(-len(names) // ncol)  # matplotlib fills columns top to bottom, each as wide as its widest entry
+        cols = [max(widths[c * rows:(c + 1) * rows], default=0.0) for c in range(ncol)]
+        if sum(cols) + ncol * _LEGEND_COL_PAD_IN <= width_in - 0.2:
+            return names, ncol
+    chars = max(10, int(((width_in - 0.2) - _LEGEND_COL_PAD_IN) / _LEGEND_CHAR_IN))
+    return ["\n".join(textwrap.wrap(n, chars, break_on_hyphens=False)) for n in names], 1
+
+
 def distributions(store: Store, graph: dict[str, Any], by: str) -> bytes:
     """Histograms of every latent, one panel per latent, one curve per domain (``by="domain"``) or per
     intervention regime option (``by="regime"``; observational first)."""
+    return _png(_distributions_figure(store, graph, by))
+
+
+def _distributions_figure(store: Store, graph: dict[str, Any], by: str):
     plt = _pyplot()
     g = store.group("r")
     latents = read(g["latents"])
@@ -339,7 +367,7 @@ def distributions(store: Store, graph: dict[str, Any], by: str) -> bytes:
         codes, labels = read(g["domain"]).astype(int), list(graph["domains"])
     elif by == "regime":
         codes = read(g["intervention"]).astype(int) + 1
-        labels = ["observational"] + [option_label(o["targets"]) for o in graph["interventions"]["options"]]
+        labels = ["observational"] + [option_label(o) for o in graph["interventions"]["options"]]
         partners = read(g["pair_role"]) == 2
         if partners.any():  # partners carry their factual's regime and their own intervention: a group of their own
             codes[partners] = len(labels)
@@ -349,7 +377,10 @@ def distributions(store: Store, graph: dict[str, Any], by: str) -> bytes:
     present = [c for c in range(len(labels)) if (codes == c).any()]
     cols = min(4, len(nodes))
     rows = int(np.ceil(len(nodes) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.8), squeeze=False, layout="constrained")
+    names, ncol = legend_layout([f"{labels[c]} (n={int((codes == c).sum())})" for c in present], 3.2 * cols)
+    legend_lines = sum(max(n.count("\n") + 1 for n in names[r * ncol:(r + 1) * ncol]) for r in range(-(-len(names) // ncol)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows + 0.66 + 0.14 * legend_lines), squeeze=False,
+                             layout="constrained")
     for ax in axes.flat[len(nodes):]:
         ax.axis("off")
     colors = plt.get_cmap("tab10" if len(present) <= 10 else "tab20")
@@ -369,10 +400,9 @@ def distributions(store: Store, graph: dict[str, Any], by: str) -> bytes:
         ax.tick_params(labelsize=7)
         ax.set_yticks([])
     handles = [plt.Line2D([], [], color=colors(k % colors.N)) for k in range(len(present))]
-    names = [f"{labels[c]} (n={int((codes == c).sum())})" for c in present]
-    fig.legend(handles, names, loc="outside lower center", ncol=min(4, max(1, len(names))), fontsize=7, frameon=False)
+    fig.legend(handles, names, loc="outside lower center", ncol=ncol, fontsize=_LEGEND_PT, frameon=False)
     fig.suptitle(f"{graph['name']}: latent distributions per {by} (density)", fontsize=9)
-    return _png(fig)
+    return fig
 
 
 def previews(plan: Plan, store: Store, graph: dict[str, Any], *, samples: int = 12, videos: int = 4) -> PreviewFiles:

@@ -12,7 +12,7 @@ import numpy as np
 from ..schemas import DatasetSpec
 from ..schemas._yaml import dump_yaml
 from ..schemas.graph import mechanism_names
-from ..schemas.interventions import SingleNode
+from ..schemas.interventions import Sets, SingleNode
 from ..schemas.variables import NOISE_NAME
 from ._plan import Plan
 from ._preview import BY_DOMAIN, BY_REGIME, CONTACT_SHEET, GRAPH_IMAGE, VIDEO_DIR, VIDEO_GRID, PreviewFiles, previews
@@ -33,7 +33,8 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
     ``unidentifiable``: the spec's reason the observations cannot determine it, or None),
     edges, domain-only edges, the states the store holds (with the units the store or else the spec
     gives them; none without a world, which alone simulates them), parameters, domains,
-    the intervention regime and its options, counterfactual pairing and temporal edits.
+    the intervention regime and its options (with the set's ``name`` and ``weight`` for a ``sets``
+    regime), counterfactual pairing and temporal edits.
 
     With two or more domains the domain is also a *context node* (``context_nodes``), in the sense of
     Joint Causal Inference (Mooij, Magliacane & Claassen 2020, "Joint Causal Inference from Multiple
@@ -58,7 +59,10 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
             "spaces": {k: list(r) for k, r in v.spaces.items()} if getattr(v, "spaces", None) else None,
         })
     reg = spec.interventions
-    options = [{"index": i, "targets": _shorthand(o)} for i, o in enumerate(spec.intervention_options())]
+    named = reg.sets if isinstance(reg, Sets) else ()  # sets carry a weight and may carry a name
+    options = [{"index": i, **({"name": named[i].name} if i < len(named) and named[i].name else {}),
+                **({"weight": named[i].weight} if i < len(named) else {}), "targets": _shorthand(o)}
+               for i, o in enumerate(spec.intervention_options())]
     return {
         "name": spec.name, "spec_hash": spec_hash, "generator": GENERATOR_VERSION, "world": spec.world,
         "nodes": nodes,

@@ -78,9 +78,36 @@ def test_preview_of_something_else_is_one_line(capsys, tmp_path):
 
 
 def test_option_labels():
-    assert option_label({"h": "do(0.09)"}) == "do(h=0.09)"
-    assert option_label({"k": "do(uniform(300.0, 400.0))"}) == "do(k~uniform(300.0, 400.0))"
-    assert option_label({"rho": "shift(2000.0)", "h": "do(0.05)"}) == "shift(rho, 2000.0), do(h=0.05)"
+    """Each target in the spec's shorthand; a soft one read `{'kind': 'soft', 'mechanism': ...` (split at its first
+    parenthesis); a named set is its name."""
+    assert option_label({"index": 0, "targets": {"h": "do(0.09)"}}) == "h: do(0.09)"
+    assert option_label({"targets": {"k": "do(uniform(300.0, 400.0))"}}) == "k: do(uniform(300.0, 400.0))"
+    assert option_label({"targets": {"rho": "shift(2000.0)", "h": "do(0.05)"}}) == "rho: shift(2000.0), h: do(0.05)"
+    soft = {"kind": "soft", "mechanism": "g * 10 + eps", "noise": "normal(0.0, 1.0)"}
+    assert option_label({"targets": {"g": soft}}) == "g: soft('g * 10 + eps', noise='normal(0.0, 1.0)')"
+    assert option_label({"targets": {"g": {"kind": "soft", "mechanism": "2 * h"}}}) == "g: soft('2 * h')"
+    assert option_label({"index": 2, "name": "s3", "weight": 1.0, "targets": {"g": soft}}) == "s3"
+
+
+def test_the_regime_legend_fits_the_figure_however_long_the_labels(spring_store):
+    """A long label was cut at the figure's right edge ("counterfactual partners (n="): the legend takes fewer
+    columns, and wraps an entry wider than the figure."""
+    from crlgen.pipeline._preview import _distributions_figure
+    from crlgen.pipeline._reading import open_readable
+    from crlgen.pipeline._sidecars import causal_graph
+
+    _, store, plan = open_readable(str(spring_store))
+    graph = causal_graph(plan)
+    soft = {"kind": "soft", "mechanism": " + ".join(["rho * 3.14159265 * r**2 * h"] * 4), "noise": "normal(0.0, 1.0)"}
+    for keep in (1, 2, 6):  # one panel (3.2 in wide), two, four columns
+        g = {**graph, "nodes": graph["nodes"][:keep],
+             "interventions": {**graph["interventions"], "options": [
+                 {"index": o["index"], "targets": {**o["targets"], "m": soft}} for o in graph["interventions"]["options"]]}}
+        fig = _distributions_figure(store, g, "regime")
+        fig.canvas.draw()
+        box = fig.legends[0].get_window_extent()
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.x1 and 0 <= box.y0, (keep, box, fig.bbox)
+        assert any("counterfactual partners (n=" in t.get_text() for t in fig.legends[0].get_texts())
 
 
 def test_a_damaged_or_unfinished_store_is_not_previewed(capsys, spring_store, tmp_path):

@@ -134,3 +134,16 @@ def test_a_latents_only_spec_lists_no_states_the_store_does_not_hold():
     plan = make_plan(latents_only)
     assert latents_only.graph.states and not plan.has("state")
     assert causal_graph(plan)["states"] == []
+
+
+def test_named_sets_carry_their_name_and_weight():
+    """`interventions.options` listed only index and targets: a `sets` regime's name and weight come along."""
+    sets = {"regime": "sets", "fraction": 0.5, "sets": [
+        {"name": "tall", "targets": {"h": "do(0.09)"}, "weight": 2},
+        {"targets": {"k": "do(uniform(300, 400))", "m": "soft('2 * h', noise='normal(0, 0.01)')"}}]}
+    options = _graph(interventions=sets)["interventions"]["options"]
+    assert options == [
+        {"index": 0, "name": "tall", "weight": 2.0, "targets": {"h": "do(0.09)"}},
+        {"index": 1, "weight": 1.0, "targets": {"k": "do(uniform(300.0, 400.0))",
+                                                 "m": {"kind": "soft", "mechanism": "2 * h", "noise": "normal(0.0, 0.01)"}}}]
+    assert "name" not in _graph()["interventions"]["options"][0] and "weight" not in _graph()["interventions"]["options"][0]
