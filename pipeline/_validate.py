@@ -35,7 +35,7 @@ from ._reading import load_plan, not_a_store, unfinished
 from ._scm import ROLE_COUNTERFACTUAL, SAMPLER_VERSION, CompiledSCM, _cast
 from ._store import Store
 from ._urls import Location, check_location, resolve
-from ._validate_stats import statistics
+from ._validate_stats import observational_flags, presence_gates, statistics
 
 #: Counterfactual pairs whose stored clips are compared by default (``full=True``: every pair).
 CF_PAIRS_COMPARED = 8
@@ -368,7 +368,10 @@ def check_mechanisms(plan: Plan, model: CompiledSCM, data: dict, keep: np.ndarra
 
 # ----- 4. interventions ------------------------------------------------------------------------
 def check_interventions(plan: Plan, model: CompiledSCM, data: dict, keep: np.ndarray | None = None) -> Check:
-    """Intervention masks match each sample's regime option (and the counterfactual intervention), every
+    """Intervention masks match each sample's regime option (and the counterfactual intervention) restricted,
+    for a target gated by a presence flag, to the samples where its object is present (the flag read in the
+    sample's observational world, :func:`._validate_stats.observational_flags`), no sample records an option none of
+    whose gated targets' objects is present, every
     intervened value holds its do / shift / scale / soft rule, and every counterfactual partner shares its
     factual sample's exogenous inputs (``details["counterfactual_pairs"]``: pair kind, count, what was compared).
     ``keep``: the samples to check (default all; see :func:`_lost_shards`)."""
@@ -377,16 +380,29 @@ def check_interventions(plan: Plan, model: CompiledSCM, data: dict, keep: np.nda
                                                           "intervention", "pair_role", "noise"))
     n, L = lat.shape
     keep = np.ones(n, bool) if keep is None else keep
+    gates = presence_gates(model)
+    present = observational_flags(model, data)
+    everywhere = np.ones(n, bool)
+
+    def on(t: str) -> np.ndarray:  # where target t can be intervened on: its object present (if gated)
+        return present[gates[t]] if t in gates else everywhere
+
     expected = np.zeros((n, L), bool)
     for o, targets in enumerate(model.options):
         rows = opt == o
         for t in targets:
-            expected[rows, model.index[t]] = True
+            expected[rows & on(t), model.index[t]] = True
+        if targets and all(t in gates for t in targets):  # none of its objects present: the sample stays observational
+            absent = rows & keep & ~np.logical_or.reduce([on(t) for t in targets])
+            if absent.any():
+                c.problems.append(f"{int(absent.sum())} samples record option {o} ({', '.join(targets)}) although none of "
+                                  f"its targets' objects is present (first: sample {int(np.flatnonzero(absent)[0])}); "
+                                  "such a sample stays observational (-1)")
     if ((opt >= len(model.options)) | (opt < -1))[keep].any():
         c.problems.append("intervention holds option indices the spec does not define")
     cf = role == ROLE_COUNTERFACTUAL
     for t in model.cf_targets:
-        expected[cf, model.index[t]] = True
+        expected[cf & on(t), model.index[t]] = True
     wrong = (expected != mask).any(axis=1) & keep
     if wrong.any():
         c.problems.append(f"{int(wrong.sum())} samples have an intervention mask that does not match their regime option "

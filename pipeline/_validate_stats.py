@@ -22,6 +22,12 @@ correlation sees). Both are O(n) per pair, so every pair is tested at any size; 
 and runs on a deterministic subsample of at most :data:`CI_MAX_ROWS` rows, for at most
 :data:`CI_MAX_STATEMENTS` statements per store.
 
+Presence-gated options (a target on an object with a ``present`` flag is intervened on only where the
+object is present) select samples on the flags: which option a sample gets, and whether it stays
+observational. The selection is a node the flags point to, so (a)-(c) leave out what it couples (both
+sides reached by the flags' ancestry), and (d) compares a latent that ancestry reaches within each
+configuration of the flags, and does not test the flags; ``details["presence_selection"]`` says what and why.
+
 A test that cannot run for lack of samples is listed in the check's ``details["not_tested"]``
 with its sample count and the minimum it needs: it never fails the check, and it is never silent.
 """
@@ -35,7 +41,7 @@ import numpy as np
 
 from ..schemas.graph import mechanism_names
 from ..schemas.variables import NOISE_NAME
-from ._scm import ROLE_COUNTERFACTUAL, CompiledSCM
+from ._scm import ROLE_COUNTERFACTUAL, CompiledSCM, _cast
 
 if TYPE_CHECKING:
     from ._plan import Plan
@@ -182,6 +188,59 @@ def kci_p(x: np.ndarray, y: np.ndarray, z: np.ndarray | None) -> float:
     return float(np.clip(p, 0.0, 1.0)) if np.isfinite(p) else 1.0  # degenerate kernels (no variation left) give NaN
 
 
+def presence_gates(model: CompiledSCM) -> dict[str, str]:
+    """Each regime option's or counterfactual target whose object has a presence flag that is not always 1
+    (``vehicle[0].rt`` -> ``vehicle[0].present``; see ``DatasetSpec.presence_flag``): the sampler intervenes on
+    it only in the samples where that flag, read in the sample's observational world, is set."""
+    spec = model.spec
+    targets = {t for opt in model.options for t in opt} | set(model.cf_targets)
+    flags = {t: spec.presence_flag(t) for t in sorted(targets)}
+    return {t: f for t, f in flags.items() if f is not None and not spec.always_present(f)}
+
+
+def observational_flags(model: CompiledSCM, data: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each gating flag of :func:`presence_gates` in every stored sample's observational world: its equations
+    (its domain's) evaluated on the stored noise, domain and parameters, with no intervention, as the sampler
+    reads it. {flag: (n,) bool}; only the flags and their ancestors are evaluated."""
+    flags = set(presence_gates(model).values())
+    if not flags:
+        return {}
+    g = model.spec.graph
+    need = flags.union(*(g.ancestors(f, extra=True) for f in flags))
+    dom, noise = data["domain"].astype(np.int64), data["noise"]
+    env: dict[str, Any] = {p: vals[dom] for p, vals in model.param_table.items()}
+    with np.errstate(all="ignore"):
+        for j, node in enumerate(model.nodes):  # topological order
+            if node.name not in need:
+                continue
+            env[NOISE_NAME] = noise[:, j]
+            val = (noise[:, j].copy() if model.mech[j] is None else
+                   np.broadcast_to(model.mech[j](env), dom.shape).astype(np.float64, copy=True))
+            for d, f in model.domain_mech[j].items():
+                sel = dom == d
+                if sel.any():
+                    sub = {k: (v[sel] if isinstance(v, np.ndarray) else v) for k, v in env.items()}
+                    val[sel] = np.broadcast_to(f(sub), (int(sel.sum()),))
+            env[node.name] = _cast(node.variable, val)
+    return {f: np.asarray(env[f]) != 0 for f in sorted(flags, key=model.index.get)}
+
+
+def _selection_flags(model: CompiledSCM) -> tuple[list[str], list[str]]:
+    """The presence flags on which the gated regime selects samples: (those deciding which samples stay
+    observational, those deciding which option a sample gets). A sets or explicit option all of whose targets
+    are gated becomes observational where none of them is present; a single-node draw picks among the options
+    whose object is present, and stays observational only when every option is gated and none is present."""
+    gates = presence_gates(model)
+    per_option = [[gates.get(t) for t in opt] for opt in model.options]
+    full = [fs for fs in per_option if fs and all(fs)]
+    order = lambda fs: sorted(set(fs), key=model.index.get)  # noqa: E731
+    if model.regime == "single_node":
+        every = order(f for fs in per_option for f in fs if f)
+        return (every if len(full) == len(per_option) else []), every
+    chosen = order(f for fs in full for f in fs)
+    return chosen, chosen
+
+
 def _statement(x: str, y: str, given: tuple[str, ...]) -> str:
     return f"{x} _||_ {y}" + (f" | {', '.join(given)}" if given else "")
 
@@ -213,7 +272,8 @@ def statistics(plan: Plan, model: CompiledSCM, data: dict[str, np.ndarray]) -> t
     Benjamini-Hochberg family at :data:`ALPHA`; a rejection of an implied independence is a problem.
     Which interventions visibly moved their targets is reported, not failed (a small shift need not be
     detectable; the interventions check proves every value). Tests without enough samples are listed in
-    ``details["not_tested"]`` (test, reason, n, min) and do not fail the check.
+    ``details["not_tested"]`` (test, reason, n, min) and do not fail the check. With presence-gated options,
+    what the gate's selection shifts is left out or compared within presence strata (module docstring).
     """
     from scipy.stats import ks_2samp
 
@@ -227,6 +287,8 @@ def statistics(plan: Plan, model: CompiledSCM, data: dict[str, np.ndarray]) -> t
     counts = {"spearman": 0, "chi_square": 0, "kci": 0, "ks": 0}
     ci_candidates: list[list[tuple[int, str, str, tuple[str, ...]]]] = []
     deterministic: set[str] = set()
+    obs_flags, option_flags = _selection_flags(model)
+    selection_left_out: list[str] = []
 
     def skip(test: str, n: int, need: int) -> None:
         not_tested.append({"test": test, "reason": TOO_FEW, "n": int(n), "min": int(need)})
@@ -238,18 +300,32 @@ def statistics(plan: Plan, model: CompiledSCM, data: dict[str, np.ndarray]) -> t
         where = f"domain {dname}"
         # constant columns (nothing to test) are known only with enough rows; below that, count every statement
         const = {name for j, name in enumerate(names) if np.ptp(lat[rows, j]) == 0} if n >= MIN_CI_SAMPLES else set()
+        # which samples stay observational depends on presence flags (a gated option with none of its objects
+        # present leaves its sample observational): a selection that couples the flags' ancestors and, through
+        # them, their descendants. ``upstream``: the flags and their ancestors (whose noise reaches the selection);
+        # ``coupled``: those and their descendants. A pair with both sides coupled is left out.
+        upstream = set(obs_flags).union(*(dg.ancestors[f] for f in obs_flags))
+        coupled = upstream.union(*(dg.descendants[a] for a in upstream))
         # (a) + (b): pairs the graph calls independent, as (label, (x array, x column), (y array, y column))
         pairs: list[tuple[str, tuple[str, int], tuple[str, int]]] = []
         for j, node in enumerate(model.nodes):
             x = node.name
             if node.mechanism is None or not dg.stochastic[x] or not np.isfinite(noise[rows, j]).all():
                 continue
-            pairs += [(f"{where}: noise of {x} vs {y}", ("noise", j), ("latents", k))
-                      for k, y in enumerate(names) if y != x and y not in dg.descendants[x]]
+            for k, y in enumerate(names):
+                if y == x or y in dg.descendants[x]:
+                    continue
+                if x in upstream and y in coupled:
+                    selection_left_out.append(f"{where}: noise of {x} vs {y}")
+                    continue
+                pairs.append((f"{where}: noise of {x} vs {y}", ("noise", j), ("latents", k)))
         for a in range(len(names)):
             for b in range(a + 1, len(names)):
                 x, y = names[a], names[b]
                 if x in dg.ancestors[y] or y in dg.ancestors[x] or (dg.ancestors[x] | {x}) & (dg.ancestors[y] | {y}):
+                    continue
+                if x in coupled and y in coupled:
+                    selection_left_out.append(f"{where}: {x} vs {y}")
                     continue
                 pairs.append((f"{where}: {x} vs {y}", ("latents", a), ("latents", b)))
         if pairs and n < MIN_INDEPENDENCE_SAMPLES:
@@ -286,6 +362,9 @@ def statistics(plan: Plan, model: CompiledSCM, data: dict[str, np.ndarray]) -> t
             given = tuple(p for p in pa if p not in const)
             det = _determined(dg, names, set(given) | const)
             ys = [y for y in names if y != x and y not in pa and y not in dg.descendants[x] and y not in det]
+            if x in upstream:
+                selection_left_out += [f"{where}: {_statement(x, y, given)}" for y in ys if y in coupled]
+                ys = [y for y in ys if y not in coupled]
             if ys:  # rotate, so that a cap that keeps one statement per variable still varies the partners
                 r = len(stmts) % len(ys)
                 stmts.append([(d, x, y, given) for y in ys[r:] + ys[:r]])
@@ -319,6 +398,25 @@ def statistics(plan: Plan, model: CompiledSCM, data: dict[str, np.ndarray]) -> t
     obs_rows = np.flatnonzero(obs)
     moved, small = [], []
     move_tests: list[tuple[str, float, int]] = []
+    # presence-gated options: which option a sample gets, or whether it stays observational, depends on presence
+    # flags, so the flags and what their ancestry reaches differ between an option's samples and the observational
+    # ones with no intervention at all. Such a latent is compared within the samples of one configuration of the
+    # flags (a stratum), where the selection is constant; the flags themselves are constant there, so untested.
+    sel_up = set(option_flags).union(*(g.ancestors(f, extra=True) for f in option_flags))
+    sel_coupled = sel_up.union(*(g.descendants(a, extra=True) for a in sel_up))
+    strata = np.zeros(lat.shape[0], np.int64)
+    configs = np.zeros((1, 0), bool)
+    if option_flags:
+        present = observational_flags(model, data)
+        configs, strata = np.unique(np.stack([present[f] for f in option_flags], axis=1), axis=0, return_inverse=True)
+        strata = strata.reshape(-1)
+    selected_on: list[str] = []
+
+    def ks(a: np.ndarray, b: np.ndarray, k: int) -> float:
+        counts["ks"] += 1
+        both = np.r_[lat[a, k], lat[b, k]]
+        return float(ks_2samp(lat[a, k], lat[b, k]).pvalue) if np.ptp(both) > 0 else 1.0
+
     for o, targets in enumerate(model.options):
         rows = np.flatnonzero(indep & (opt == o))
         label = f"option {o} ({', '.join(targets)}): KS tests of {len(names)} latents against observational samples"
@@ -330,14 +428,26 @@ def statistics(plan: Plan, model: CompiledSCM, data: dict[str, np.ndarray]) -> t
                 skip(label + " (the observational pool)", obs_rows.size, MIN_OPTION_SAMPLES)
             continue
         downstream = set().union(*(desc[t] for t in targets)) | set(targets)
+        within = [k for k, name in enumerate(names) if name not in downstream and name in sel_coupled - set(option_flags)]
+        selected_on += [f"option {o}: {name}" for name in option_flags if name not in downstream]
         for k, name in enumerate(names):
-            both = np.r_[lat[rows, k], lat[obs_rows, k]]
-            p = float(ks_2samp(lat[rows, k], lat[obs_rows, k]).pvalue) if np.ptp(both) > 0 else 1.0
-            counts["ks"] += 1
             if name in downstream:
-                move_tests.append((f"option {o}: {name}", p, o))
-            else:
-                tests.append((f"option {o} ({', '.join(targets)}): non-descendant {name} moved", "KS", p))
+                move_tests.append((f"option {o}: {name}", ks(rows, obs_rows, k), o))
+            elif name not in sel_coupled:
+                tests.append((f"option {o} ({', '.join(targets)}): non-descendant {name} moved", "KS", ks(rows, obs_rows, k)))
+        too_small = []
+        for code in np.unique(strata[rows]) if within else ():
+            a, b = rows[strata[rows] == code], obs_rows[strata[obs_rows] == code]
+            if min(a.size, b.size) < MIN_OPTION_SAMPLES:
+                too_small.append(min(a.size, b.size))
+                continue
+            among = ", ".join(f"{f}={int(v)}" for f, v in zip(option_flags, configs[code]))
+            tests += [(f"option {o} ({', '.join(targets)}): non-descendant {names[k]} moved among samples with {among}",
+                       "KS", ks(a, b, k)) for k in within]
+        if too_small:
+            skip(f"option {o}: KS tests of {', '.join(names[k] for k in within)} within {len(too_small)} presence "
+                 f"strata ({', '.join(option_flags)}), in the stratum's option and observational samples", max(too_small),
+                 MIN_OPTION_SAMPLES)
     rejected = _bh([p for *_, p in tests])
     for (label, test, p), r in zip(tests, rejected):
         if r:
@@ -358,6 +468,16 @@ def statistics(plan: Plan, model: CompiledSCM, data: dict[str, np.ndarray]) -> t
         "options_moved": moved, "options_effect_not_detected": undetected, "options_skipped_small": small,
         "not_tested": not_tested,
     }
+    if obs_flags or option_flags:
+        details["presence_selection"] = {
+            "flags": option_flags,
+            "reason": ("gated interventions act only on present objects, so presence flags decide which option a sample "
+                       "gets and whether it stays observational: a selection on the flags, which shifts them and "
+                       "whatever their ancestry reaches without any intervention moving it"),
+            "independence_tests_left_out": selection_left_out,
+            "option_tests_within_presence_strata": "latents downstream of the flags' ancestry, per configuration of the flags",
+            "option_tests_left_out": selected_on,
+        }
     skipped = None
     if not tests and not move_tests:
         skipped = "no statistical test had enough samples" if not_tested else "the graph implies no independence to test"
