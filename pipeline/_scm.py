@@ -544,7 +544,8 @@ class CompiledSCM:
             noise, idraws, seeds = noise.copy(), idraws.copy(), seeds.copy()
             self._redraw(start, attempts, domain, role, pair, noise, idraws, seeds)
 
-        present = self._presence(domain, noise, idraws) if self._gate else None
+        found: dict[str, str] = {}  # booleans given other values than 0 or 1: raised with the other problems
+        present = self._presence(domain, noise, idraws, found) if self._gate else None
         if present is not None and self._gated_options:
             option = self._gate_options(option, cat(blocks.pick, (0,)), present)
 
@@ -554,7 +555,8 @@ class CompiledSCM:
         for c0 in range(0, n, EVAL_CHUNK):  # cache-sized chunks: mechanisms are elementwise
             c = slice(c0, min(c0 + EVAL_CHUNK, n))
             pc = None if present is None else {g: v[c] for g, v in present.items()}
-            self._evaluate(domain[c], option[c], role[c], noise[:, c], idraws[:, c], latents[:, c], imask[:, c], ivalue[:, c], pc)
+            self._evaluate(domain[c], option[c], role[c], noise[:, c], idraws[:, c], latents[:, c], imask[:, c], ivalue[:, c], pc,
+                           found=found)
         e_frame, e_value = cat(blocks.edit_frame, (0, E)).astype(np.int32), cat(blocks.edit_value, (0, E))
         for col, e in enumerate(self.edits):  # an edit on an absent object is not applied
             g = self._gate.get(e.target)
@@ -569,22 +571,23 @@ class CompiledSCM:
             resampled = np.zeros(n, np.int16) if attempts is None else attempts.astype(np.int16)
         batch = SampleBatch(start, stop, self.names, latents.T, noise.T, domain, option, imask.T, ivalue.T, pair, role, split,
                             e_frame, e_value, seeds, resampled)
-        if check:
-            problems = self.problems(batch)
-            if problems:
-                raise SpecError(problems)
+        problems = [*found.values(), *(self.problems(batch) if check else ())]
+        if problems:
+            raise SpecError(problems)
         return batch
 
-    def _presence(self, domain: np.ndarray, noise: np.ndarray, idraws: np.ndarray) -> dict[int, np.ndarray]:
+    def _presence(self, domain: np.ndarray, noise: np.ndarray, idraws: np.ndarray,
+                  found: dict[str, str] | None = None) -> dict[int, np.ndarray]:
         """Each gating flag's value in the samples' observational world (same noise and domain, no intervention):
-        {flag node index: (n,) bool}. Only the flags and their ancestors are evaluated."""
+        {flag node index: (n,) bool}. Only the flags and their ancestors are evaluated; ``found``: as for
+        :meth:`_evaluate`."""
         n, L = domain.size, len(self.nodes)
         lat, mask, val = np.empty((L, n)), np.zeros((L, n), bool), np.empty((L, n))
         none, plain = np.full(n, -1, np.int32), np.zeros(n, np.int8)
         for c0 in range(0, n, EVAL_CHUNK):
             c = slice(c0, min(c0 + EVAL_CHUNK, n))
             self._evaluate(domain[c], none[c], plain[c], noise[:, c], idraws[:, c], lat[:, c], mask[:, c], val[:, c],
-                           only=self._presence_nodes)
+                           only=self._presence_nodes, found=found)
         return {g: lat[g] != 0 for g in set(self._gate.values())}
 
     def _gate_options(self, option: np.ndarray, pick: np.ndarray, present: dict[int, np.ndarray]) -> np.ndarray:
@@ -654,10 +657,13 @@ class CompiledSCM:
         split[out] = 2
         return split
 
-    def _evaluate(self, domain, option, role, noise, idraws, latents, imask, ivalue, present=None, only=None) -> None:
+    def _evaluate(self, domain, option, role, noise, idraws, latents, imask, ivalue, present=None, only=None,
+                  found: dict[str, str] | None = None) -> None:
         """Mechanisms and interventions in topological order, written into the given views. ``present``:
         {flag node: (n,) bool}, a gated target is intervened on only where its flag is set; ``only``: a mask
-        of the nodes to evaluate (closed under ancestors)."""
+        of the nodes to evaluate (closed under ancestors); ``found``: where a boolean given another value than
+        0 or 1 is noted ({spec path: problem line}, the first per path; it then reads as true where not 0)
+        instead of raised."""
         n = domain.size
         env: dict[str, Any] = {p: vals[domain] if vals.size > 1 and np.ptp(vals) > 0 else float(vals[0])
                                for p, vals in self.param_table.items()}
@@ -685,8 +691,8 @@ class CompiledSCM:
                         if name == node.name:
                             rows = np.flatnonzero(domain == d)
                             own[rows] = False
-                            _truth_values(node, val[rows], "mechanism" if self.mech[j] or d in self.domain_mech[j] else "noise", path)
-                    _truth_values(node, val[own], "mechanism" if self.mech[j] else "noise")
+                            _truth_values(node, val[rows], "mechanism" if self.mech[j] or d in self.domain_mech[j] else "noise", path, found)
+                    _truth_values(node, val[own], "mechanism" if self.mech[j] else "noise", found=found)
                 val = _cast(node.variable, val)
                 for src, iv in self.by_target.get(node.name, ()):
                     if src == "cf":
@@ -719,7 +725,7 @@ class CompiledSCM:
                     new = np.asarray(new, dtype=np.float64)
                     if node.variable.type == "boolean":
                         path = self._iv_fields.get((src, node.name), (f"variables.{node.template}", ""))[0]
-                        _truth_values(node, np.atleast_1d(new), f"{iv.kind} intervention", path)
+                        _truth_values(node, np.atleast_1d(new), f"{iv.kind} intervention", path, found)
                     val[rows] = _cast(node.variable, new)
                     imask[j, rows] = True
                     ivalue[j, rows] = param
@@ -836,15 +842,19 @@ def _group(labels: np.ndarray, k: int) -> list[np.ndarray]:
     return [order[bounds[i]:bounds[i + 1]] for i in range(k)]
 
 
-def _truth_values(node, val: np.ndarray, what: str, path: str | None = None) -> None:
+def _truth_values(node, val: np.ndarray, what: str, path: str | None = None, found: dict[str, str] | None = None) -> None:
     """Raise SpecError unless every value of boolean ``node`` is 0 or 1 (a boolean is never coerced: ``b + 0.5``
     for ``b and x`` would otherwise read as always true); the line names ``path``, the field that gave the values
-    (default ``variables.<template>``)."""
+    (default ``variables.<template>``). With ``found`` the line is noted there (the first per path) instead."""
     bad = (val != 0) & (val != 1)  # NaN too
     if bad.any():
         v = val[np.flatnonzero(bad)[0]]
-        raise SpecError([f"{path or f'variables.{node.template}'}: a boolean is 0 or 1, its {what} gives {v:g} ({int(bad.sum())} of "
-                         f"{val.size} samples); write a truth value (a comparison, and, or, not, where(c, 1, 0))"])
+        path = path or f"variables.{node.template}"
+        line = (f"{path}: a boolean is 0 or 1, its {what} gives {v:g} ({int(bad.sum())} of "
+                f"{val.size} samples); write a truth value (a comparison, and, or, not, where(c, 1, 0))")
+        if found is None:
+            raise SpecError([line])
+        found.setdefault(path, line)
 
 
 def _truth_problems(model: "CompiledSCM") -> list[str]:

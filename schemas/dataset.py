@@ -80,6 +80,25 @@ class DatasetSpec(SpecModel):
                 raise ValueError(f"parameter {k!r} must be finite")
         return v
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _rest_checked_too(cls, data: Any, handler):
+        """Equations that do not parse leave the rest of the spec checked as well: the problems of the spec
+        without them (:func:`_without_bad_equations`) come in the same error, so one run shows them all."""
+        try:
+            return handler(data)
+        except ValidationError as e:
+            rest = _without_bad_equations(data, e.errors(include_url=False))
+            if rest is None:
+                raise
+            try:
+                cls.model_validate(rest[0])
+            except ValidationError as more:
+                lines = [*from_validation_error(e).problems,
+                         *(p for p in from_validation_error(more).problems if not p.startswith(rest[1]))]
+                raise ValueError("\n".join(f"@{p}" for p in lines)) from None
+            raise
+
     @model_validator(mode="after")
     def _semantics(self):
         problems: list[tuple[str, str]] = []
@@ -298,6 +317,41 @@ class DatasetSpec(SpecModel):
             raise SpecError([f"interventions: intervene() adds to a single_node regime, this spec uses {reg.regime!r}"])
         targets[target] = iv
         return self.replace(interventions={"regime": "single_node", "fraction": frac, "targets": targets})
+
+
+def _without_bad_equations(data: Any, errors: list[dict]) -> tuple[dict[str, Any], tuple[str, ...]] | None:
+    """``data`` with every variable's equation that does not parse replaced by ``0`` and every domain override
+    that does not parse left out, and the path prefixes of the fields left out; None when anything else failed
+    (its problems could make the rest fail too: they are shown first, the rest after they are fixed)."""
+    if not isinstance(data, Mapping):
+        return None
+    out = dict(data)
+    skipped: list[str] = []
+    for e in errors:
+        loc = tuple(e["loc"])
+        group = out.get(loc[0]) if loc and loc[0] in ("variables", "domains") else None
+        item = group.get(loc[1]) if isinstance(group, Mapping) and len(loc) > 2 else None
+        if e["type"] != "value_error" or not isinstance(item, Mapping):
+            return None
+        if loc[0] == "variables" and loc[-1] == "mechanism" and len(loc) <= 4:  # (variables, name[, type tag], mechanism)
+            out["variables"] = {**group, loc[1]: {**item, "mechanism": "0"}}
+            skipped.append(f"variables.{loc[1]}")
+        elif loc[0] == "domains" and loc[2:] == ("overrides",) and isinstance(item.get("overrides"), Mapping):
+            bad = [k for k, src in item["overrides"].items() if not _parses(src)]
+            out["domains"] = {**group, loc[1]: {**item, "overrides": {k: v for k, v in item["overrides"].items() if k not in bad}}}
+            skipped.extend(f"domains.{loc[1]}.overrides.{k}" for k in bad)
+        else:
+            return None
+    return out, tuple(p + end for p in skipped for end in (".", ":"))
+
+
+def _parses(src: Any) -> bool:
+    """Whether ``src`` is an equation the grammar accepts."""
+    try:
+        parse_expression(src)
+    except (ValueError, TypeError):  # ExpressionError is a ValueError; the field's own validation says what it is
+        return False
+    return True
 
 
 def _per_object(iv: Any, k: int | None) -> Any:

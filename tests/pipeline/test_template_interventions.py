@@ -139,3 +139,19 @@ def test_specific_target_wins_in_a_target_map(over):
         hit = b.intervention_mask[:, b.names.index(f"ball[{k}].x")]
         assert hit.any()
         np.testing.assert_array_equal(b.column(f"ball[{k}].x")[hit], v)
+
+
+def test_sampling_problems_come_together():
+    """A boolean given 2 by an intervention, a boolean mechanism giving 1.5, a non-finite and an out-of-range
+    variable: one SpecError, one line each, in the order the variables are evaluated."""
+    s = DatasetSpec.from_dict({
+        "name": "sb", "samples": 50,
+        "variables": {"a": {"range": [0, 1], "noise": "uniform(0, 1)"}, "f": {"type": "boolean", "noise": "bernoulli(0.5)"},
+                      "g": {"type": "boolean", "mechanism": "f"}, "h": {"type": "boolean", "mechanism": "a + 0.5"},
+                      "k": {"mechanism": "log(a - 2)"}, "m": {"range": [0, 1], "mechanism": "a + 1"}},
+        "interventions": {"regime": "single_node", "fraction": 0.5, "targets": {"g": "shift(1)"}}})
+    with pytest.raises(SpecError) as e:
+        check_spec(s)
+    assert [p.split(": ")[0] for p in e.value.problems] == ["interventions.targets.g", "variables.h", "variables.k", "variables.m"]
+    assert "a boolean is 0 or 1, its shift intervention gives 2" in e.value.problems[0]
+    assert "a boolean is 0 or 1, its mechanism gives" in e.value.problems[1]
