@@ -43,7 +43,18 @@ def _load(spec: str, samples: int | None = None):
 
     if samples is not None and samples < 1:
         raise UserError(f"--samples: expected a positive count, got {samples}")
-    return check_spec(load_spec(spec, overrides={"samples": samples} if samples is not None else None))
+    if samples is None:
+        return check_spec(load_spec(spec))
+    try:
+        loaded = load_spec(spec, overrides={"samples": samples})
+    except SpecError as e:
+        try:
+            load_spec(spec)
+        except SpecError:
+            raise e from None
+        # the spec is fine with its own count: the problems are those of the count --samples gave
+        raise SpecError([f"{line} (samples = {samples} came from --samples)" for line in e.problems]) from None
+    return check_spec(loaded)
 
 
 def _location(url: str | None, spec):
@@ -159,16 +170,20 @@ def check(spec: str, json_out: bool) -> None:
     unchanged = unchanged_pairs(s)
     if unchanged is not None:
         info["counterfactual_pairs"] = {"drawn": unchanged.pairs, "unchanged": unchanged.unchanged}
+    notes = []
+    if s.world is None and s.render != type(s.render)():
+        notes.append("no world, so no pixels: the `render` settings are unused (latents only); name a `world` "
+                     "to render (see `crlgen scenes`)")
+    if s.world is None and g.states:
+        notes.append(_unsimulated_states_note(g.states))
+    info["notes"] = notes
     if json_out:
         _emit_json(info)
     else:
         out.print(f"OK {s.name}: {info['latents']} latents, {info['edges']} edges, world {s.world or 'none'}, "
                   f"{s.samples} samples, regime {info['regime']}", markup=False)
-        if s.world is None and s.render != type(s.render)():
-            out.print("note: no world, so no pixels: the `render` settings are unused (latents only); name a `world` "
-                      "to render (see `crlgen scenes`)", markup=False)
-        if s.world is None and g.states:
-            out.print(_unsimulated_states_note(g.states), markup=False)
+        for note in notes:
+            out.print(f"note: {note}", markup=False)
         if "max_resamples" in info:
             out.print(f"feasibility: world {s.world} refuses starts it cannot take; such samples are redrawn, at most "
                       f"{s.max_resamples} times (max_resamples), and counted in `resampled`", markup=False)
@@ -185,8 +200,22 @@ def check(spec: str, json_out: bool) -> None:
 def _unsimulated_states_note(states: tuple[str, ...]) -> str:
     """The note for a spec without a world that declares time-varying states: only a world simulates them."""
     shown = ", ".join(states[:4]) + (f", ... ({len(states)} in all)" if len(states) > 4 else "")
-    return (f"note: no world, so the time-varying states ({shown}) are not simulated: the store holds the static "
+    return (f"no world, so the time-varying states ({shown}) are not simulated: the store holds the static "
             "latents only; name a `world` that simulates them (see `crlgen scenes`)")
+
+
+def _not_an_array(path: str, e: Exception) -> str:
+    """Why ``np.load`` could not read ``path`` as a numeric array, in words (numpy speaks of pickles)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as oe:
+        return f"cannot read {path}: {oe.strerror or oe}"
+    if head != b"\x93NUMPY":
+        return f"cannot read {path}: it is not a .npy array (no .npy header)"
+    if "pickle" in str(e).lower() or "object arrays" in str(e).lower():
+        return f"cannot read {path}: it holds Python objects, not numbers"
+    return f"cannot read {path} as a .npy array ({' '.join(str(e).split())})"
 
 
 @app.command(epilog=_examples("crlgen plan static/spring --samples 300 --json"))
@@ -507,7 +536,7 @@ def inspect(url: str, json_out: bool) -> None:
 @click.argument("url")
 @click.option("--out", "out_dir", default=None, help="write into this local folder instead of the store")
 @click.option("--samples", type=int, default=12, show_default=True, help="samples on the contact sheet")
-@click.option("--videos", type=int, default=4, show_default=True, help="video samples animated one by one")
+@click.option("--videos", type=int, default=4, show_default=True, help="video samples animated one by one (0: none)")
 def preview(url: str, out_dir: str | None, samples: int, videos: int) -> None:
     """Draw a store: contact sheet, videos, causal graph, latent distributions per domain and regime."""
     from pathlib import Path
@@ -515,9 +544,10 @@ def preview(url: str, out_dir: str | None, samples: int, videos: int) -> None:
     from ._preview import previews
     from ._sidecars import causal_graph, write_previews
 
-    for flag, v in (("--samples", samples), ("--videos", videos)):
-        if v < 1:
-            raise UserError(f"{flag}: expected a positive count, got {v}")
+    if samples < 1:
+        raise UserError(f"--samples: expected a positive count, got {samples}")
+    if videos < 0:
+        raise UserError(f"--videos: expected a count >= 0 (0: no per-sample animations), got {videos}")
     from ._urls import check_local_folder
 
     loc, store, plan = _readable_store(url)
@@ -559,7 +589,8 @@ def evaluate(url: str, representations: str, split: str, json_out: bool) -> None
     try:
         z_hat = np.load(representations, allow_pickle=False)
     except (OSError, ValueError) as e:
-        raise UserError(f"REPRESENTATIONS: cannot read {representations} as a .npy array ({' '.join(str(e).split())})") from None
+        raise UserError(f"REPRESENTATIONS: {_not_an_array(representations, e)}; expected a .npy file of numbers "
+                        "(samples, K), as np.save writes") from None
     if not isinstance(z_hat, np.ndarray):
         raise UserError(f"REPRESENTATIONS: {representations} is an .npz archive; expected one .npy array (samples, K)")
     result = evaluate_representation(store, z_hat, split=split)

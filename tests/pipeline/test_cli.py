@@ -285,3 +285,41 @@ def test_check_notes_that_time_varying_states_are_not_simulated_without_a_world(
     path.write_text("extends: traffic/grid_town\nworld: null\nvideo: null\ntemporal_edits: null\ncounterfactuals: null\n")
     code, out, _ = run_cli(capsys, "check", str(path))
     assert code == 0 and "time-varying states (vehicle[0].x, vehicle[0].y, vehicle[0].heading, vehicle[0].speed, ... (64 in all))" in out
+
+
+def test_check_json_carries_the_notes(capsys, tmp_path):
+    """`check --json` left out the note lines the text output prints."""
+    path = tmp_path / "latent.yaml"
+    path.write_text("extends: static/spring\nworld: null\nsamples: 30\n")
+    code, out, _ = run_cli(capsys, "check", str(path), "--json")
+    notes = json.loads(out)["notes"]
+    assert code == 0 and len(notes) == 1 and notes[0].startswith("no world, so no pixels: the `render` settings are unused")
+    code, out, _ = run_cli(capsys, "check", "static/spring", "--json")
+    assert json.loads(out)["notes"] == []
+
+
+def test_a_sample_count_from_samples_is_blamed_on_the_flag(capsys, tmp_path):
+    """`--samples 10` against domains whose counts add up to 30 blamed `domains` alone; the line says where 10 came from."""
+    path = tmp_path / "h1.yaml"
+    path.write_text("name: h1\nsamples: 30\nvariables: {x: {noise: 'uniform(0, 1)'}}\n"
+                    "domains: {A: {samples: 10}, B: {samples: 20}}\n")
+    code, _, err = run_cli(capsys, "plan", str(path), "--samples", "10", "--no-calibrate")
+    assert code == 2 and err.strip() == ("error: domains: domain sample counts add up to 30, expected samples = 10 "
+                                         "(samples = 10 came from --samples)")
+    path.write_text("name: h1\nsamples: 10\nvariables: {x: {noise: 'uniform(0, 1)'}}\ndomains: {A: {samples: 10}, B: {samples: 20}}\n")
+    code, _, err = run_cli(capsys, "plan", str(path), "--samples", "10", "--no-calibrate")
+    assert code == 2 and "--samples" not in err  # the spec's own count is wrong: no flag to blame
+
+
+@pytest.mark.parametrize("write, message", [
+    (lambda p: p.write_text("name: a1\nsamples: 40\n"), "it is not a .npy array (no .npy header)"),
+    (lambda p: __import__("numpy").save(p, __import__("numpy").array([{"a": 1}] * 3, dtype=object), allow_pickle=True),
+     "it holds Python objects, not numbers"),
+])
+def test_evaluate_says_what_a_file_that_is_no_array_is(capsys, spring_store, tmp_path, write, message):
+    """A spec passed as REPRESENTATIONS gave numpy's "Cannot load file containing pickled data when allow_pickle=False"."""
+    path = tmp_path / "z.npy"
+    write(path)
+    code, _, err = run_cli(capsys, "evaluate", str(spring_store), str(path))
+    assert code == 2 and err.strip() == (f"error: REPRESENTATIONS: cannot read {path}: {message}; expected a .npy file of "
+                                         "numbers (samples, K), as np.save writes")

@@ -65,11 +65,19 @@ def test_preview_rewrites_the_stores_pictures_and_card(capsys, spring_store, tmp
 
 @pytest.mark.parametrize("args, message", [
     (["--samples", "0"], "--samples: expected a positive count"),
-    (["--videos", "-1"], "--videos: expected a positive count"),
+    (["--videos", "-1"], "--videos: expected a count >= 0 (0: no per-sample animations)"),
 ])
 def test_preview_refuses_bad_flags(capsys, spring_store, args, message):
     code, _, err = _cli(capsys, "preview", str(spring_store), *args)
     assert code == 2 and err.strip() == f"error: {message}, got {args[1]}"
+
+
+def test_preview_videos_0_animates_no_sample_one_by_one(capsys, falling_store, tmp_path):
+    """`--videos 0` was refused ("expected a positive count"); it means no per-sample GIFs (the grid stays)."""
+    code, out, err = _cli(capsys, "preview", str(falling_store), "--out", str(tmp_path / "pv"), "--samples", "2", "--videos", "0")
+    assert code == 0, err
+    assert (tmp_path / "pv" / "preview.gif").is_file() and not (tmp_path / "pv" / "preview" / "videos").exists()
+    assert "videos/" not in out
 
 
 def test_preview_of_something_else_is_one_line(capsys, tmp_path):
