@@ -20,8 +20,9 @@ from crlgen.pipeline._validate import validate_store
 from crlgen.schemas import DatasetSpec
 from support.stores import check_by_name, rewrite_marker
 
-#: The tester's v1/v2/v3 vehicles, plus ``lane``, a descendant of the presence flag (0 while absent).
+#: The tester's v1/v2/v3 vehicles, plus ``lane``, a descendant of the presence flag (0 while absent), and ``rain``.
 _VARIABLES = {
+    "rain": {"range": [0, 1], "noise": "uniform(0, 1)"},
     "vehicle[i].present": {"type": "boolean", "noise": "bernoulli(0.5)"},
     "vehicle[i].rt": {"range": [0.2, 1.5], "noise": "uniform(0.4, 1.2)"},
     "vehicle[i].speed": {"mechanism": "10 * vehicle[i].rt + eps", "noise": "normal(0, 0.1)"},
@@ -32,6 +33,9 @@ _REGIMES = {
                                                         {"name": "v2", "targets": {"vehicle[i].speed": "do(3)"}}]},
              {"fraction": 0.1, "intervention": {"vehicle[i].rt": "do(0.2)"}}),
     "single_node": ({"regime": "single_node", "fraction": 0.5, "targets": {"vehicle[i].rt": "do(1.5)"}}, None),
+    # as grid_town: an ungated option (rain) is drawn more often where fewer vehicles are present
+    "single_node_mixed": ({"regime": "single_node", "fraction": 0.5, "targets": {"rain": "do(1)", "vehicle[i].rt": "do(1.5)"}},
+                          None),
     "explicit": ({"regime": "explicit", "assignments": [{"samples": {"start": 0, "stop": 1800},
                                                           "targets": {"vehicle[i].rt": "do(1.5)"}}]}, None),
 }
@@ -83,6 +87,7 @@ def test_a_gated_store_passes_interventions_and_statistics(stores, regime):
     stats = check_by_name(report, "statistics")
     assert stats["problems"] == [] and not stats["skipped"]
     assert stats["details"]["presence_selection"]["flags"] == [f"vehicle[{k}].present" for k in range(3)]
+    assert stats["details"]["tests_by_kind"]["ks"] > 0
     assert report["passed"]
 
 
