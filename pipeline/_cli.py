@@ -106,14 +106,17 @@ def _readable_store(url: str):
     return open_readable(url, arg="URL")
 
 
-def _refuse_inside_a_store(path: str, arg: str, source: str | None = None) -> None:
+def _refuse_inside_a_store(path: str, arg: str, source: str | None = None, inside_only: bool = False) -> None:
     """Refuse (one ``arg: ...`` line) a local output folder that is, or lies inside, a crlgen store:
     files written there would replace that store's own (its previews) or sit among its arrays.
-    ``source``: the local store being read (its line says how to redraw its own previews)."""
+    ``source``: the local store being read (its line says how to redraw its own previews);
+    ``inside_only``: ``path`` itself may be a store (a run's own), only its parents may not."""
     from ._store import Store
     from ._urls import resolve
 
     p = os.path.abspath(path)
+    if inside_only:
+        p = os.path.dirname(p.rstrip(os.sep))
     while True:
         if os.path.isfile(os.path.join(p, "zarr.json")) or os.path.isdir(os.path.join(p, "_crlgen")):
             store = Store(resolve(p, arg=arg))
@@ -330,6 +333,9 @@ def run(spec: str, out_url: str | None, samples: int | None, workers: int | None
         progress.update(task, advance=summary["samples"], fps=f"{rate:.1f} frames/s" if done["frames"] else "")
 
     out.print(f"run {s.name}: {total} samples, {len(p.shards)} shards -> {loc.redacted()}")
+    if loc.protocol == "memory":
+        err.print("note: a memory:// store lives in this process only: it is gone when crlgen exits (use it from "
+                  "Python, crlgen.pipeline.run; here it is written, validated and dropped)", markup=False)
     if s.world and s.render.engine in world_info(s.world).preview_engines:
         err.print(f"note: render.engine {s.render.engine!r} is a preview engine, lower fidelity than the world's default "
                   "(the dataset card says so)", markup=False)
@@ -378,6 +384,8 @@ def _preflight(p, loc, overwrite: bool) -> None:
     from ._urls import check_location
 
     check_location(loc, write=True)
+    if loc.is_local:  # a store among another store's arrays would be read as part of it
+        _refuse_inside_a_store(loc.fs()[1], loc.arg, inside_only=True)
     store = Store(loc)
     state, attrs = store.existing(p.spec_hash)
     if state is Existing.FOREIGN:

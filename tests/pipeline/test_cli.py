@@ -323,3 +323,21 @@ def test_evaluate_says_what_a_file_that_is_no_array_is(capsys, spring_store, tmp
     code, _, err = run_cli(capsys, "evaluate", str(spring_store), str(path))
     assert code == 2 and err.strip() == (f"error: REPRESENTATIONS: cannot read {path}: {message}; expected a .npy file of "
                                          "numbers (samples, K), as np.save writes")
+
+
+def test_run_refuses_a_store_inside_another_store_and_notes_a_memory_store(capsys, latent_spec_file, latent_store_file, tmp_path):
+    """The tester's `--out a2.zarr/sub.zarr` wrote a store among another store's arrays; `--out memory://x.zarr`
+    reported success for a store that is gone when the process ends."""
+    from support.stores import tree_digest
+
+    root = shutil.copytree(latent_store_file, tmp_path / "outer.zarr")
+    before = tree_digest(root)
+    code, out, err = run_cli(capsys, "run", str(latent_spec_file), "--out", str(root / "sub.zarr"), "--inline", "--quiet")
+    assert (code, out) == (2, "") and err.strip() == (f"error: --out: {root / 'sub.zarr'} lies inside the crlgen store "
+                                                      f"{root}; choose a folder outside any store")
+    assert tree_digest(root) == before and not (root / "sub.zarr").exists()
+    code, out, _ = run_cli(capsys, "run", str(latent_spec_file), "--out", str(root), "--inline", "--quiet")
+    assert code == 0 and "shards run / skipped (resumed)" in out  # its own store: resumed, not refused
+    code, _, err = run_cli(capsys, "run", str(latent_spec_file), "--out", "memory://cli-note.zarr", "--inline", "--quiet",
+                           "--samples", "50")
+    assert code == 0 and "note: a memory:// store lives in this process only" in err
