@@ -708,7 +708,9 @@ def _check(spec: DatasetSpec, problems: list[tuple[str, str]]) -> None:
 
 def _check_edit(spec: DatasetSpec, e: TemporalEdit, path: str, problems) -> None:
     if spec.video is None:
-        problems.append((path, "temporal edits need a video scene (add `video: {fps, frames}`)"))
+        problems.append((path, "temporal edits need a video scene (add `video: {fps, frames}`)" if spec.world else
+                         "temporal edits need a world that simulates video: name a video `world` (see `crlgen scenes`) "
+                         "and add `video: {fps, frames}`"))
         return
     n = spec.video.n_frames
     start = e.start_frame(spec.video.fps)

@@ -192,7 +192,10 @@ CASES: list[Case] = [
          "at_frame 30 is beyond the video length (20 frames, last frame 19)"),
     Case("edit-at-time-beyond-video", spec(video=VIDEO, temporal_edits=[edit(at_frame=1), edit(at_time=2.5)]), "temporal_edits[1]",
          "at_time 2.5s (frame 25) is beyond the video length"),
-    Case("edit-without-video", spec(temporal_edits=[edit(at_frame=3)]), "temporal_edits[0]", "temporal edits need a video scene"),
+    Case("edit-without-video", spec(temporal_edits=[edit(at_frame=3)]), "temporal_edits[0]",
+         "temporal edits need a world that simulates video: name a video `world`"),  # (it said: add `video`)
+    Case("edit-without-video-in-a-world", spec(world="physics/falling_simple", temporal_edits=[edit(at_frame=3)]),
+         "temporal_edits[0]", "temporal edits need a video scene (add `video: {fps, frames}`)"),
     Case("edit-until-not-after-at", spec(video=VIDEO, temporal_edits=[edit(at_frame=5, until_frame=5)]), "temporal_edits[0]",
          "until_frame 5 must be in (5, 20]"),
     Case("edit-until-beyond-video", spec(video=VIDEO, temporal_edits=[edit(at_frame=5, until_frame=21)]), "temporal_edits[0]",
