@@ -37,7 +37,11 @@ from ._noise import draw
 BLOCK = 1024
 #: Rows per mechanism-evaluation chunk (a speed knob only: evaluation is elementwise).
 EVAL_CHUNK = 32768
-SAMPLER_VERSION = 2  # 2: intervention and edit fractions count counterfactual partners (they were inflated by pairs);
+SAMPLER_VERSION = 3  # 3: edit_value NaN where an edit is not applied (was 0.0); a specific single_node target wins over
+#                      its template; an integer or categorical target of do(space), or root drawn in a domain's space,
+#                      takes each whole number of the space equally often (the ends had half weight); a do() on one
+#                      stores the whole number it set in intervention_value
+#                      2: intervention and edit fractions count counterfactual partners (they were inflated by pairs);
 #                      presence flags gate do-targets and edits (a `kind[k].present` latent: no intervention on an absent object)
 
 # stream purposes (spawn_key = (block, purpose, ...))
@@ -249,7 +253,7 @@ class CompiledSCM:
             for e, src in mechs.items():
                 self.domain_mech[self.index[e]][d] = compile_expression(src)
             for e, nz in noises.items():
-                self.domain_noise[self.index[e]][d] = nz
+                self.domain_noise[self.index[e]][d] = _space_draw(spec, dname, self.nodes[self.index[e]], nz)
 
         # interventions: regime options, plus the counterfactual intervention
         self.options = spec.intervention_options()
@@ -279,7 +283,8 @@ class CompiledSCM:
             var = g.node(t).variable
             if getattr(var, "spaces", None) and t not in self.space_bounds:
                 picked = [var.spaces[d.space] if d.space else (np.nan, np.nan) for d in doms] or [(np.nan, np.nan)]
-                self.space_bounds[t] = (np.array([p[0] for p in picked]), np.array([p[1] for p in picked]))
+                half = 0.5 if var.type in _DISCRETE else 0.0  # each whole number in the space equally often
+                self.space_bounds[t] = (np.array([p[0] - half for p in picked]), np.array([p[1] + half for p in picked]))
         self.soft_mech = {}
         for o, opt in enumerate(self.options):
             for t, iv in opt.items():
@@ -439,7 +444,7 @@ class CompiledSCM:
 
         # temporal edits
         e_frame = np.full((n, len(self.edits)), -1, np.int32)
-        e_value = np.zeros((n, len(self.edits)), np.float64)
+        e_value = np.full((n, len(self.edits)), np.nan)  # NaN where an edit is not applied, as intervention_value
         if self.edits:
             erng = _rng(self.seed, blk, _EDIT)
             for c, e in enumerate(self.edits):
@@ -450,7 +455,7 @@ class CompiledSCM:
                     rows = np.sort(erng.choice(free, size=k, replace=False))
                 e_frame[rows, c] = e.start
                 vals = draw(e.value, erng, n) if not isinstance(e.value, float) else np.full(n, e.value)
-                e_value[:, c] = np.where(e_frame[:, c] >= 0, vals, 0.0)
+                e_value[:, c] = np.where(e_frame[:, c] >= 0, vals, np.nan)
                 if not e.counterfactual:
                     e_frame[partners, c] = e_frame[partners - 1, c]
                     e_value[partners, c] = e_value[partners - 1, c]
@@ -562,7 +567,7 @@ class CompiledSCM:
             g = self._gate.get(e.target)
             if g is not None:
                 absent = latents[g] == 0
-                e_frame[absent, col], e_value[absent, col] = -1, 0.0
+                e_frame[absent, col], e_value[absent, col] = -1, np.nan
         split = cat(blocks.split, (0,)).astype(np.int8)
         if self._test_range is not None:
             split = self._range_to_test(split, latents, pair, start, _pairs, attempts)
@@ -710,10 +715,12 @@ class CompiledSCM:
                         lo, hi = self.space_bounds[node.name]
                         d = domain[rows]
                         new = lo[d] + idraws[slot[(src, node.name)], rows] * (hi[d] - lo[d])
+                        if node.variable.type in _DISCRETE:  # [low - 1/2, high + 1/2] onto whole numbers in [low, high]
+                            new = np.clip(np.rint(new), lo[d] + 0.5, hi[d] - 0.5)
                         param = new
                     elif isinstance(iv, Do):
                         new = np.full(rows.size, iv.value) if iv.value is not None else idraws[slot[(src, node.name)], rows]
-                        param = new
+                        param = _cast(node.variable, new) if node.variable.type in _DISCRETE else new  # the value set
                     elif isinstance(iv, Shift):
                         new, param = val[rows] + iv.by, iv.by
                     elif isinstance(iv, Scale):
@@ -925,6 +932,23 @@ def _support(model: "CompiledSCM", j: int, name: str, d: int | None) -> np.ndarr
     if var.type in ("integer", "categorical") and np.isfinite(lo) and np.isfinite(hi) and hi - lo < 256:
         return np.arange(np.ceil(lo), np.floor(hi) + 1)
     return None
+
+
+_DISCRETE = ("integer", "categorical")
+
+
+def _space_draw(spec: DatasetSpec, domain: str, node, noise):
+    """The noise a domain replaces ``node``'s with, as the sampler draws it: a root drawn in the domain's
+    ``space`` of an integer or categorical variable is drawn over [low - 1/2, high + 1/2], so that rounding
+    gives each whole number of the space the same weight (a uniform draw over [low, high] gives the ends half)."""
+    space = spec.domains[domain].space
+    spaces = getattr(node.variable, "spaces", None)
+    if space is None or not spaces or node.mechanism is not None or node.variable.type not in _DISCRETE:
+        return noise
+    if node.name in spec.expand_keyed(spec.domains[domain].noise.items()):  # the domain's own noise wins
+        return noise
+    lo, hi = spaces[space]
+    return Uniform(low=lo - 0.5, high=hi + 0.5)
 
 
 def _cast(var, val: np.ndarray) -> np.ndarray:

@@ -490,7 +490,7 @@ def _pair_problems(plan: Plan, model: CompiledSCM, data: dict, problems: list[st
     plain = [k for k, e in enumerate(model.edits) if not e.counterfactual]
     if plain:
         same["temporal edits"] = ((data["edit_frame"][part][:, plain] == data["edit_frame"][fact][:, plain])
-                                  & (data["edit_value"][part][:, plain] == data["edit_value"][fact][:, plain])).all(axis=1)
+                                  & _same_or_both_nan(data["edit_value"][part][:, plain], data["edit_value"][fact][:, plain])).all(axis=1)
     for what, ok in same.items():
         if not ok.all():
             i = int(np.flatnonzero(~ok)[0])
@@ -853,3 +853,8 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         out.extend(f"     not tested: {t['reason']}: {t['test']} (n = {t['n']}, needs {t['min']})"
                    for t in ch["details"].get("not_tested", ()))
     return out
+
+
+def _same_or_both_nan(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Elementwise: equal, or both NaN (``edit_value`` is NaN where an edit is not applied)."""
+    return (a == b) | (np.isnan(a) & np.isnan(b))

@@ -299,7 +299,7 @@ class WorldContract:
         t = max(1, self.spec.video.n_frames // 2)
         one = self._one(batch)
         edited = world.render(WorldBatch(one.index, one.latents, one.seeds, (
-            BatchEdit(e.target, e.op, np.array([t]), np.array([-1]), np.array([e.value[0] or 1.0])),))).outputs
+            BatchEdit(e.target, e.op, np.array([t]), np.array([-1]), np.array([float(e.value[0]) if np.isfinite(e.value[0]) and e.value[0] != 0 else 1.0])),))).outputs
         plain = world.render(one).outputs
         timed = [o.name for o in world.outputs(self.spec) if o.per_sample and o.dims[:1] == ("time",)]
         assert timed

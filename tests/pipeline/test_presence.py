@@ -92,6 +92,7 @@ def test_an_edit_on_an_absent_object_is_not_applied():
     absent = b.column("pedestrian[1].present") == 0
     assert absent.sum() > 50
     assert (b.edit_frame[absent, 0] == -1).all() and (b.edit_frame[~absent, 0] == 5).all()
+    assert np.isnan(b.edit_value[absent, 0]).all() and (b.edit_value[~absent, 0] == 1).all()
 
 
 def test_gated_sampling_is_the_same_in_any_shards():

@@ -309,6 +309,15 @@ def test_fractions_count_counterfactual_partners(cf_fraction):
     assert abs(float(np.mean(batch.edit_frame[:, 1] >= 0)) - 0.5) < tol
 
 
+def test_edit_value_is_nan_where_the_edit_is_not_applied():
+    """``edit_value`` held 0.0 where an edit was not applied: for ``obj[0].vx *= 0.5`` or ``friction = 0.2`` a 0
+    reads as "scaled by 0" or "set to 0"; now NaN, as ``intervention_value`` where there is no intervention."""
+    batch = make(_sets_edits(2000, 7)).sample(0, 2000)
+    applied = batch.edit_frame >= 0
+    assert applied.any() and (~applied).any()
+    assert np.isnan(batch.edit_value[~applied]).all() and np.isfinite(batch.edit_value[applied]).all()
+
+
 def test_mechanisms_hold_on_non_intervened_samples(rich):
     m, batch = rich
     mech = _mechanisms(batch)

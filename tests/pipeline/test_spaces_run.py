@@ -160,3 +160,23 @@ def test_spaces_and_feasibility_together_in_a_world(toyworld, tmp_path):
         assert ((lat[dom == d, 2:4] >= lo) & (lat[dom == d, 2:4] <= hi)).all()
     assert res[dom == 1].mean() > res[dom == 0].mean()
     assert (split[dom == 1] == 2).all()
+
+
+def test_an_integer_space_gives_each_whole_number_equally_often():
+    """The tester's sp1: `count` drawn in space A [0, 4] came out [15 54 56 62 14] (uniform(0, 4) rounded gives
+    the ends half weight); a do(space) on an integer did the same, and stored the unrounded draw."""
+    from scipy.stats import chisquare
+
+    data = {**SPEC, "samples": 6000, "counterfactuals": None,
+            "interventions": {"regime": "single_node", "fraction": 0.5,
+                              "targets": {"count": "do(space)", "friction": "do(space)"}}}
+    b = CompiledSCM(DatasetSpec.from_dict(data)).sample(0, 6000)
+    j = b.names.index("count")
+    hit = b.intervention_mask[:, j]
+    for rows, what in ((~hit, "drawn in the domain's space"), (hit, "do(space)")):
+        for d, values in ((0, range(0, 5)), (1, range(6, 11))):
+            got = b.latents[rows & (b.domain == d), j]
+            counts = np.array([(got == v).sum() for v in values])
+            assert counts.sum() == got.size and counts.min() > 0, (what, d, counts)
+            assert chisquare(counts).pvalue > 1e-3, (what, d, counts)  # the ends too (they had half as many)
+    assert np.array_equal(b.intervention_value[hit, j], b.latents[hit, j])  # the whole number set
