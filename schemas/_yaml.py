@@ -81,45 +81,24 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _duplicate_at(text: str, start: int, scan_once) -> tuple[str, int]:
-    """The first repeated key of the (valid) JSON object whose text starts at ``start`` (after its ``{``), and where it is."""
-    from json.decoder import WHITESPACE, scanstring
-
-    seen, i = set(), start
-    while True:
-        i = WHITESPACE.match(text, i).end()
-        key, after = scanstring(text, i + 1)
-        if key in seen:
-            return key, i
-        seen.add(key)
-        i = WHITESPACE.match(text, after).end() + 1  # past the colon
-        _, i = scan_once(text, WHITESPACE.match(text, i).end())
-        i = WHITESPACE.match(text, i).end() + 1  # past the comma
-
-
 def parse_json(text: str, source: str = "<spec>") -> dict[str, Any]:
     """JSON text -> mapping, refusing duplicate keys as YAML specs do (JSON's last-one-wins would
     silently drop a variable). Raises :class:`~crlgen.schemas.SpecError`, one line naming
-    ``source`` and the line/column, for syntax errors, duplicate keys and a non-object document."""
+    ``source`` (and the line, where the YAML reader, which reads JSON's structure too, finds it)
+    for syntax errors, duplicate keys and a non-object document."""
     import json
-    from json.decoder import JSONObject
-    from json.scanner import py_make_scanner
-
-    def parse_object(s_and_end, *args):
-        try:
-            return JSONObject(s_and_end, *args)
-        except _DuplicateKey:
-            key, at = _duplicate_at(s_and_end[0], s_and_end[1], scan_once)
-            line = text.count("\n", 0, at) + 1
-            raise SpecError([f"{source}: line {line}, column {at - text.rfind(chr(10), 0, at)}: duplicate key {key!r}"]) from None
 
     if len(text.encode("utf-8", "replace")) > MAX_SPEC_BYTES:
         raise SpecError([f"{source}: spec is larger than {MAX_SPEC_BYTES // 1024 // 1024} MiB"])
-    decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates)
-    decoder.parse_object = parse_object
-    scan_once = decoder.scan_once = py_make_scanner(decoder)  # the C scanner would not call parse_object
     try:
-        data = decoder.decode(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as e:
+        try:
+            parse_text(text, source)
+        except SpecError as y:
+            if y.problems and "duplicate key" in y.problems[0]:  # the first in reading order, with its line
+                raise SpecError([f"{source}: {y.problems[0]}"]) from None
+        raise SpecError([f"{source}: duplicate key {e.args[0]!r}"]) from None
     except json.JSONDecodeError as e:
         raise SpecError([f"{source}: not valid JSON at line {e.lineno}, column {e.colno}: {e.msg}"]) from None
     except RecursionError:
