@@ -10,6 +10,7 @@ plan's colour arrays (``kind == "rgb"``) and the per-sample arrays.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,6 +260,15 @@ def edge_bends(edges: list[tuple[str, str]], pos_in: dict[str, tuple[float, floa
     return out
 
 
+def _outlined(graph: dict[str, Any]) -> set[str]:
+    """The latents the graph image outlines: every regime option's targets and the counterfactual
+    intervention's (a templated key, ``obj[i].mass``, stands for each object's latent)."""
+    targets = {t for o in graph["interventions"]["options"] for t in o["targets"]}
+    cf = (graph.get("counterfactuals") or {}).get("intervention") or {}
+    keys = [re.compile(re.escape(k).replace(r"\[i\]", r"\[\d+\]")) for k in cf]
+    return targets | {n["name"] for n in graph["nodes"] if any(k.fullmatch(n["name"]) for k in keys)}
+
+
 def graph_image(graph: dict[str, Any]) -> bytes:
     """The causal graph as a PNG: latents in layers by causal order (roots on top), mechanism edges
     solid, domain-only edges dashed, intervention targets outlined in red. A context node (the domain,
@@ -290,7 +300,7 @@ def graph_image(graph: dict[str, Any]) -> bytes:
         pos[c] = ((width - 1) / 2 + 1.1, -(len(rows) - 1) / 2 - i + (len(contexts) - 1) / 2)
     G.add_nodes_from(contexts)
     G.add_edges_from(context)
-    targets = {t for o in graph["interventions"]["options"] for t in o["targets"]}
+    targets = _outlined(graph)
     fig, ax = plt.subplots(figsize=(max(4.0, 1.7 * (width + bool(contexts))), max(3.0, 1.2 * (len(rows) + bool(contexts)) + 0.8)))
     roots = [n["name"] for n in graph["nodes"] if n["root"]]
     latents = [n for n in G.nodes if n not in contexts]
@@ -302,7 +312,7 @@ def graph_image(graph: dict[str, Any]) -> bytes:
         nx.draw_networkx_nodes(G, pos, ax=ax, nodelist=contexts, node_size=2600, node_shape="s", node_color="#d8efd9",
                                edgecolors="#2e7d32", linewidths=1.5)
     nx.draw_networkx_labels(G, pos, ax=ax, font_size=7)
-    ax.set_title(f"{graph['name']}: causal graph (blue = root, red outline = intervention target"
+    ax.set_title(f"{graph['name']}: causal graph (blue = root, red outline = intervention target, counterfactual ones too"
                  + (", dashed = only in some domains" if dashed else "")
                  + (", green box = domain (context), its edges = mechanisms it changes" if contexts else "") + ")",
                  fontsize=8, wrap=True)

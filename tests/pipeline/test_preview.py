@@ -196,3 +196,21 @@ def test_export_refuses_a_folder_inside_another_store(capsys, spring_store, fall
     code, _, err = _cli(capsys, "export", str(spring_store), "--format", "parquet", str(other / "hub"))
     assert code == 2 and err.strip() == f"error: DEST: {other / 'hub'} lies inside the crlgen store {other}; choose a folder outside any store"
     assert not (other / "hub").exists()
+
+
+def test_the_graph_image_outlines_counterfactual_targets_too():
+    """The tester's a1: causal_graph.png outlined the regime's targets but not the counterfactual one (`mat`)."""
+    from crlgen.pipeline._preview import _outlined, graph_image
+    from crlgen.pipeline._sidecars import causal_graph
+    from crlgen.pipeline._plan import make_plan
+    from crlgen.schemas import DatasetSpec
+
+    spec = DatasetSpec.from_dict({
+        "name": "cfo", "samples": 10, "objects": 2,
+        "variables": {"a": {"noise": "uniform(0, 1)"}, "ball[i].m": {"mechanism": "a + eps", "noise": "uniform(0, 1)"},
+                      "c": {"mechanism": "ball[0].m + ball[1].m"}},
+        "interventions": {"regime": "single_node", "fraction": 0.5, "targets": {"a": "do(0.5)"}},
+        "counterfactuals": {"fraction": 0.2, "intervention": {"ball[i].m": "do(2)"}}})
+    graph = causal_graph(make_plan(spec))
+    assert _outlined(graph) == {"a", "ball[0].m", "ball[1].m"}
+    assert graph_image(graph)[:4] == b"\x89PNG"
