@@ -393,6 +393,9 @@ def _preflight(p, loc, overwrite: bool) -> None:
         if damage:
             raise UserError(f"{loc.arg}: {loc.redacted()}: {damage}, so it is not written: remove it or choose another location")
         raise UserError(f"{loc.arg}: {loc.redacted()} exists and is not a crlgen store; choose another location")
+    if state is Existing.DAMAGED and not overwrite:
+        raise UserError(f"{loc.arg}: {loc.redacted()}: {store.root_damage()}, so it cannot be resumed; "
+                        "pass --overwrite to replace it or choose another --out")
     if state is Existing.OTHER and not overwrite:
         raise UserError(f"{loc.arg}: {loc.redacted()} holds a different dataset ({other_dataset(attrs, p)}); "
                         "pass --overwrite to replace it or choose another --out")

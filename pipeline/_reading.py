@@ -88,6 +88,8 @@ def not_a_store(store: Store, where: str) -> str:
     ``zarr.json`` that is not valid JSON (or missing beside crlgen's commit markers) is a damaged
     store (:meth:`Store.root_damage`), anything else is not a crlgen store."""
     damage = store.root_damage()
+    if damage and store.is_damaged_crlgen():
+        return f"{where}: {damage}: the store cannot be read; regenerate it (`crlgen run SPEC --out URL --overwrite`)"
     if damage:
         return f"{where}: {damage}: the store cannot be read; regenerate it into an empty location"
     return f"{where} is not a crlgen store (no zarr group with crlgen attributes)"

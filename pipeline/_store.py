@@ -72,6 +72,7 @@ class Existing(enum.Enum):
     SAME = "same"  # a crlgen store of this very spec: resume it
     OTHER = "other"  # a crlgen store of another spec: replace only with --overwrite
     FOREIGN = "foreign"  # something that is not a crlgen store: never written
+    DAMAGED = "damaged"  # crlgen's commit markers beside a root zarr.json that is missing or not JSON: replace only with --overwrite
 
 
 def checksum(arr: np.ndarray) -> str:
@@ -194,6 +195,11 @@ class Store:
             return "its zarr.json is damaged (not valid JSON)"
         return None
 
+    def is_damaged_crlgen(self) -> bool:
+        """True for a crlgen store whose root metadata is damaged (:meth:`root_damage`) while
+        crlgen's commit markers are there: its spec is unknown, but it is crlgen's to replace."""
+        return bool(self.root_damage()) and self.exists(MARKERS)
+
     def missing_metadata(self, plan: Plan, listing: dict[str, int] | None = None) -> list[str]:
         """Names of the plan's arrays whose own ``zarr.json`` is not in the store (one listing;
         consolidated metadata may still describe them, readers that do not use it cannot)."""
@@ -263,7 +269,7 @@ class Store:
             return Existing.EMPTY, None
         attrs = self.attrs()
         if not attrs:
-            return Existing.FOREIGN, None
+            return (Existing.DAMAGED if self.is_damaged_crlgen() else Existing.FOREIGN), None
         return (Existing.SAME if attrs.get("spec_hash") == spec_hash else Existing.OTHER), attrs
 
     def create(self, plan: Plan, overwrite: bool = False) -> None:
@@ -278,6 +284,9 @@ class Store:
         if state is Existing.FOREIGN:
             raise StoreError(f"{self.location.arg}: {self.location.redacted()}: "
                              f"{self.root_damage() or 'exists and is not a crlgen store'}; refusing to write there")
+        if state is Existing.DAMAGED and not overwrite:
+            raise StoreError(f"{self.location.arg}: {self.location.redacted()}: {self.root_damage()}; "
+                             "replace it with --overwrite (RunOptions.overwrite=True)")
         if state is Existing.OTHER and not overwrite:
             raise StoreError(f"{self.location.arg}: {self.location.redacted()}: holds another dataset "
                              f"({other_dataset(attrs, plan)}); replace it with --overwrite (RunOptions.overwrite=True)")

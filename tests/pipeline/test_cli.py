@@ -257,10 +257,13 @@ def test_a_finished_store_without_its_spec_is_damaged_in_inspect_and_validate_al
 
 
 def test_a_garbled_root_zarr_json_is_damage_not_a_foreign_folder(capsys, latent_spec_file, latent_store_file, tmp_path):
-    """Every command says the store's zarr.json is damaged; run refuses to write into it (exit 2, nothing written)."""
+    """Every command says the store's zarr.json is damaged; run refuses to write into it without
+    --overwrite (exit 2, nothing written) and replaces it with --overwrite: crlgen's commit markers
+    say it is crlgen's (it was refused even with --overwrite)."""
     root = shutil.copytree(latent_store_file, tmp_path / "m2.zarr")
     (root / "zarr.json").write_text("{garbage\n")
-    line = f"URL: {root}: its zarr.json is damaged (not valid JSON): the store cannot be read; regenerate it into an empty location"
+    line = (f"URL: {root}: its zarr.json is damaged (not valid JSON): the store cannot be read; "
+            "regenerate it (`crlgen run SPEC --out URL --overwrite`)")
     code, out, _ = run_cli(capsys, "inspect", str(root))
     assert code == 1 and out == f"damaged: {line}\n"
     code, out, _ = run_cli(capsys, "validate", str(root))
@@ -269,9 +272,27 @@ def test_a_garbled_root_zarr_json_is_damage_not_a_foreign_folder(capsys, latent_
     assert code == 2 and err == f"error: {line}\n"
     before = sorted(p.name for p in root.rglob("*"))
     code, _, err = run_cli(capsys, "run", str(latent_spec_file), "--out", str(root), "--inline", "--quiet")
-    assert code == 2 and err == (f"error: --out: {root}: its zarr.json is damaged (not valid JSON), so it is not written: "
-                                 "remove it or choose another location\n")
+    assert code == 2 and err == (f"error: --out: {root}: its zarr.json is damaged (not valid JSON), so it cannot be resumed; "
+                                 "pass --overwrite to replace it or choose another --out\n")
     assert sorted(p.name for p in root.rglob("*")) == before
+    code, _, err = run_cli(capsys, "run", str(latent_spec_file), "--out", str(root), "--inline", "--quiet", "--overwrite")
+    assert code == 0, err
+    assert run_cli(capsys, "validate", str(root))[0] == 0
+
+
+def test_a_garbled_zarr_json_without_crlgen_markers_is_never_written(capsys, latent_spec_file, tmp_path):
+    """Without crlgen's commit markers a garbled zarr.json may be anyone's: refused, --overwrite or not."""
+    root = tmp_path / "theirs.zarr"
+    root.mkdir()
+    (root / "zarr.json").write_text("{garbage\n")
+    (root / "data.bin").write_bytes(b"theirs")
+    for extra in ((), ("--overwrite",)):
+        code, _, err = run_cli(capsys, "run", str(latent_spec_file), "--out", str(root), "--inline", "--quiet", *extra)
+        assert code == 2 and err == (f"error: --out: {root}: its zarr.json is damaged (not valid JSON), so it is not written: "
+                                     "remove it or choose another location\n")
+        assert sorted(p.name for p in root.iterdir()) == ["data.bin", "zarr.json"]
+    code, out, _ = run_cli(capsys, "inspect", str(root))
+    assert code == 1 and out.endswith("the store cannot be read; regenerate it into an empty location\n")
 
 
 def test_check_notes_that_time_varying_states_are_not_simulated_without_a_world(capsys, tmp_path):
