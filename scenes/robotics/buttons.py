@@ -11,7 +11,8 @@ Latents: ``floor.hue``, ``table.hue``, ``ctrl.kp``, ``ctrl.max_qd``, ``ctrl.spee
 ``button[j].press`` (0/1: the arm presses it in this episode; buttons are pressed in index order),
 per lamp ``lamp[i].hue`` (its glass colour) and ``lamp[i].on`` (boolean, its mechanism is the lamp's
 law: a function of ``button[j].press`` and other ``lamp[k].on``, without noise); optional
-``light.intensity``, ``light.azimuth``.
+``light.intensity``, ``light.azimuth`` and ``arm.twist`` (as in robotics/arm: the rest angle of a
+7-joint arm's upper-arm roll joint that the IK's null space follows; refused for the xArm6).
 
 States per frame: the arm's (``joint[k].q``, ``joint[k].qd``, ``ee.*``, ``gripper.opening``), then
 ``button[j].state`` (0 released, 1 latched on) and ``lamp[i].state`` (0 off, 1 lit): in every frame
@@ -47,14 +48,14 @@ from .world import EE_FIELDS, FIRST_OBJECT_ID, INPUTS, STATE_UNITS, ArmWorld
 
 LATENTS = ("floor.hue", "table.hue", "ctrl.kp", "ctrl.max_qd", "ctrl.speed", "ctrl.height",
            "button[i].x", "button[i].y", "button[i].press", "lamp[i].hue")
-OPTIONAL = ("light.intensity", "light.azimuth")
+OPTIONAL = ("light.intensity", "light.azimuth", "arm.twist")
 #: Latents robotics/arm's set-up reads that do not act here (no cubes, no goal marker): fixed values.
 _FIXED = {"table.friction": 0.8, "ctrl.grip_force": 10.0, "goal.x": 0.0, "goal.y": 0.0, "goal.z": _rooms.TABLE_TOP + 0.2,
           "light.intensity": 1.0, "light.azimuth": 0.6}
 RANGES = {"floor.hue": (0.0, 1.0), "table.hue": (0.0, 1.0), "ctrl.kp": (0.01, 1.0), "ctrl.max_qd": (0.2, 3.0),
           "ctrl.speed": (0.05, 1.0), "ctrl.height": (0.03, 0.3), "button[i].x": (-0.1, 0.3), "button[i].y": (-0.32, 0.32),
           "button[i].press": (0.0, 1.0), "lamp[i].hue": (0.0, 1.0), "light.intensity": (0.2, 2.0),
-          "light.azimuth": (-math.pi, math.pi)}
+          "light.azimuth": (-math.pi, math.pi), "arm.twist": (-1.5, 1.5)}
 UNITS = {**{k: v for k, v in STATE_UNITS.items() if not k.startswith("obj")}, "button[i].state": "1", "lamp[i].state": "1"}
 
 
@@ -208,7 +209,7 @@ class ButtonsWorld(ArmWorld):
             out.append(f"parameters.task: robotics/buttons presses buttons (task 4, press), got {spec.parameters['task']!r}")
         if out:
             return out
-        out += cls._joint_problems(spec)
+        out += cls._joint_problems(spec) + cls._twist_problems(spec)
         counts = {prefix: spec.object_count(prefix) or 0 for prefix in ("button", "lamp")}
         for prefix, n in counts.items():
             if n < 1:

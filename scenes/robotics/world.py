@@ -198,11 +198,7 @@ class ArmWorld(BulletVideoWorld):
                 out.append(f"parameters.{name}: {e}")
         if out:
             return out
-        out += cls._joint_problems(spec)
-        model = _arms.arm_model(spec.parameters["arm"])
-        if model.twist_joint is None and "arm.twist" in spec.graph.names:
-            out.append(f"variables.arm.twist: the {model.name} has {len(model.joints)} joints and no redundancy for "
-                       "arm.twist to resolve; it needs a 7-joint arm (parameters.arm 0 kuka_iiwa or 2 franka_panda)")
+        out += cls._joint_problems(spec) + cls._twist_problems(spec)
         n = spec.object_count("obj") or 0
         task = _controllers.task_code(spec.parameters["task"])
         if n < (2 if task == 3 else 1):
@@ -217,6 +213,15 @@ class ArmWorld(BulletVideoWorld):
         except (KeyError, ValueError):  # no or a bad parameters.arm: check says so
             twist = True
         return tuple(n for n in cls.info.optional_latents if twist or n != "arm.twist")
+
+    @classmethod
+    def _twist_problems(cls, spec) -> list[str]:
+        """``arm.twist`` on an arm without redundancy (``parameters.arm`` already checked)."""
+        model = _arms.arm_model(spec.parameters["arm"])
+        if model.twist_joint is None and "arm.twist" in spec.graph.names:
+            return [f"variables.arm.twist: the {model.name} has {len(model.joints)} joints and no redundancy for "
+                    "arm.twist to resolve; it needs a 7-joint arm (parameters.arm 0 kuka_iiwa or 2 franka_panda)"]
+        return []
 
     @classmethod
     def _joint_problems(cls, spec) -> list[str]:

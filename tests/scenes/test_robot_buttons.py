@@ -1,6 +1,6 @@
 """robotics/buttons: the circuit law is the spec's (the catalogue's CausalCircuit law, and another circuit
 written in YAML with other counts and logic), planned presses landing, lamps following the circuit in every
-frame, do(button[2].press) lighting lamp 3 through the graph, feasibility with reasons, specs the world
+frame, do(button[2].press) lighting lamp 3 through the graph, arm.twist moving the hidden joints, feasibility with reasons, specs the world
 refuses, the contract; and ArmWorld.explain_infeasible (the cubes' overlap reason)."""
 
 from __future__ import annotations
@@ -178,6 +178,41 @@ def test_do_button_2_lights_lamp_3_through_the_graph(world):
     assert t > 0 and lamp[1, t - 1, 3] == 0.0 and np.all(lamp[1, t:, 3] == 1.0)
     # the arm moved differently: the intervention acts on the pixels' cause (the TCP path), not only on the labels
     assert not np.array_equal(sim.inputs[0], sim.inputs[1])
+
+
+def test_arm_twist_moves_the_hidden_joints_and_every_press_still_lands(world):
+    """arm.twist at the world's limits (+-1.5 rad): the upper arm's and the forearm's roll joints (joint[2],
+    joint[4]) take other angles all clip long, the TCP follows the same path, every planned press lands, the lamps
+    follow the circuit and the world's checks pass. Without the latent the KUKA's joint[2] and joint[4] spread
+    0.014 and 0.018 rad over 24 clips, invisible at 64 px (docs/probe.md, thirteenth round)."""
+    from crlgen.scenes.robotics.buttons import RANGES
+
+    batch = _batch(world.spec, 0, 4, world)
+    plan = np.stack([batch.latents[f"button[{j}].press"] for j in range(4)], axis=1)
+    assert plan.sum() >= 3, "the sample draws too few presses to test anything"
+    runs = {}
+    for twist in (*RANGES["arm.twist"], 0.0):
+        lat = {**batch.latents, "arm.twist": np.full(4, twist)}
+        twisted = WorldBatch(batch.index, lat, batch.seeds, ())
+        sim = runs[twist] = world.simulate(twisted)
+        b = columns(sim, "button", "state")
+        np.testing.assert_array_equal(b[:, -1], plan)
+        np.testing.assert_array_equal(columns(sim, "lamp", "state"), causal_circuit(b))
+        for check in world.checks:
+            assert check.run(world, twisted, sim) == [], (twist, check.name)
+    lo, hi = runs[RANGES["arm.twist"][0]], runs[RANGES["arm.twist"][1]]
+    for k in (2, 4):
+        gap = np.abs(columns(hi, "joint", "q", 7)[..., k] - columns(lo, "joint", "q", 7)[..., k]).mean()
+        assert gap > 0.2, (k, gap)
+    ee = [np.stack([sim.states[:, :, sim.state_names.index(f"ee.{a}")] for a in "xyz"], axis=-1) for sim in (lo, hi)]
+    assert np.abs(ee[0] - ee[1]).max() < 0.03
+
+
+def test_arm_twist_on_the_xarm_is_refused_for_buttons_too():
+    spec = load_spec("robotics/buttons_lights").replace(parameters={"arm": 1, "room": 0},
+                                                        objects={"button": 4, "lamp": 4, "joint": 6})
+    assert check_world(spec) == ["variables.arm.twist: the xarm6 has 6 joints and no redundancy for arm.twist to "
+                                 "resolve; it needs a 7-joint arm (parameters.arm 0 kuka_iiwa or 2 franka_panda)"]
 
 
 def test_overlapping_buttons_are_infeasible_with_a_reason(world):
