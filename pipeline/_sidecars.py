@@ -28,6 +28,16 @@ def _shorthand(v: Any) -> Any:
     return v
 
 
+def _probabilities(noise: Any) -> list[float] | None:
+    """A categorical noise's level probabilities as drawn: its ``probs`` divided by their sum
+    (the spec may write weights, e.g. ``categorical(1, 1, 2)``); None for any other noise."""
+    probs = getattr(noise, "probs", None) if getattr(noise, "dist", None) == "categorical" else None
+    if probs is None:
+        return None
+    total = float(sum(probs))
+    return [float(p) / total for p in probs]
+
+
 def causal_graph(plan: Plan) -> dict[str, Any]:
     """The causal graph as JSON-ready data: nodes (type, range, unit, equation, noise, parents, and
     ``unidentifiable``: the spec's reason the observations cannot determine it, or None),
@@ -54,7 +64,8 @@ def causal_graph(plan: Plan) -> dict[str, Any]:
             "name": n.name, "template": n.template, "object": n.object_index, "type": v.type,
             "range": list(v.bounds()) if v.type != "continuous" or getattr(v, "range", None) else None,
             "levels": list(getattr(v, "levels", ()) or ()) or None, "unit": v.unit, "description": v.description,
-            "mechanism": n.mechanism, "noise": _shorthand(v.noise), "parents": list(n.parents),
+            "mechanism": n.mechanism, "noise": _shorthand(v.noise), "probabilities": _probabilities(v.noise),
+            "parents": list(n.parents),
             "parameters": list(n.parameters), "root": n.mechanism is None, "unidentifiable": v.unidentifiable,
             "spaces": {k: list(r) for k, r in v.spaces.items()} if getattr(v, "spaces", None) else None,
         })
@@ -239,8 +250,10 @@ def dataset_card(plan: Plan, graph: dict[str, Any], files: list[str] = ()) -> st
     """The store's README: what it is, its pictures (``files``: the preview files written), its graph,
     every array (dims, shape, dtype, units, meaning), how to load it."""
     spec = plan.spec
+    noise = {n.name: n.variable.noise for n in spec.graph.nodes}
     rows = "\n".join(
-        f"| `{n['name']}` | {n['type']} | {n['unit'] or ''} | {', '.join(n['parents']) or '(root)'} | `{n['mechanism'] or n['noise']}` |"
+        f"| `{n['name']}` | {n['type']} | {n['unit'] or ''} | {', '.join(n['parents']) or '(root)'} | "
+        f"`{n['mechanism'] or n['noise']}`{'' if n['mechanism'] else _drawn_text(noise.get(n['name']))} |"
         for n in graph["nodes"])
     edges = ", ".join(f"{e['source']} → {e['target']}" for e in graph["edges"]) or "none"
     arrays = "\n".join(f"| `{a.name}` | {', '.join(a.dims)} | {'×'.join(map(str, a.shape))} | {a.dtype} | "
@@ -311,6 +324,15 @@ train = StoreDataset("<this store's URL>", split="train")   # items: x, z, domai
 ```
 Check it: `crlgen validate <URL>` (the last report is in `validation.json`).
 """
+
+
+def _drawn_text(noise: Any) -> str:
+    """The card's note on a categorical noise whose ``probs`` are weights (their sum is not 1): the
+    probabilities it is drawn with; empty for any other noise."""
+    probs = _probabilities(noise)
+    if probs is None or abs(sum(noise.probs) - 1.0) < 1e-9:
+        return ""
+    return " (drawn with probabilities " + ", ".join(f"{p:.6g}" for p in probs) + ")"
 
 
 def _spaces_text(spec: DatasetSpec) -> str:

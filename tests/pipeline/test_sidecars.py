@@ -1,6 +1,6 @@
 """The graph sidecar's context node: the domain as a JCI context variable (Mooij, Magliacane & Claassen
 2020) with edges to the latents whose mechanism the domains change, in JSON, GraphML, the card and the
-graph image. Built from plans only (no store), so these run in a blink."""
+graph image; a categorical noise's probabilities as drawn. Built from plans only (no store), so these run in a blink."""
 
 from __future__ import annotations
 
@@ -147,3 +147,27 @@ def test_named_sets_carry_their_name_and_weight():
         {"index": 1, "weight": 1.0, "targets": {"k": "do(uniform(300.0, 400.0))",
                                                  "m": {"kind": "soft", "mechanism": "2 * h", "noise": "normal(0.0, 0.01)"}}}]
     assert "name" not in _graph()["interventions"]["options"][0] and "weight" not in _graph()["interventions"]["options"][0]
+
+
+def test_categorical_weights_show_the_probabilities_they_are_drawn_with():
+    """`categorical(1, 1, 2)` is drawn with probabilities 0.25, 0.25, 0.5 (its probs normalised), while the
+    graph and the card showed only the weights as written: the node carries `probabilities`, and the card
+    adds them where the written probs do not sum to 1 (and says nothing where they do)."""
+    import numpy as np
+
+    from crlgen.pipeline import CompiledSCM
+
+    variables = {"c": {"type": "categorical", "levels": ["a", "b", "z"], "noise": "categorical(1, 1, 2)"},
+                 "d": {"type": "categorical", "levels": ["a", "b"], "noise": "categorical(0.3, 0.7)"},
+                 "x": {"noise": "uniform(0, 1)"}}
+    spec = latent_spring(samples=4000).replace(variables=variables, domains={}, interventions={"regime": "observational"},
+                                               counterfactuals=None)
+    plan = make_plan(spec)
+    nodes = {n["name"]: n for n in json.loads(json.dumps(causal_graph(plan)))["nodes"]}
+    assert nodes["c"]["noise"] == "categorical([1.0, 1.0, 2.0])" and nodes["c"]["probabilities"] == [0.25, 0.25, 0.5]
+    assert nodes["d"]["probabilities"] == [0.3, 0.7] and nodes["x"]["probabilities"] is None
+    card = dataset_card(plan, causal_graph(plan))
+    assert "| `categorical([1.0, 1.0, 2.0])` (drawn with probabilities 0.25, 0.25, 0.5) |" in card
+    assert "| `categorical([0.3, 0.7])` |" in card
+    drawn = np.asarray(CompiledSCM(spec).sample(0, 4000).column("c"))  # what the sampler does: the shares agree
+    assert np.allclose(np.bincount(drawn.astype(int), minlength=3) / 4000, [0.25, 0.25, 0.5], atol=0.03)
